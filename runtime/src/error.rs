@@ -1,0 +1,107 @@
+//! Errors, as enums with the context a user needs to act on them.
+
+use std::time::Duration;
+
+use crate::{Kind, Point, PointError};
+
+/// Encoding or decoding a wave or body failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// No bytes at all.
+    #[error("empty input: no version byte")]
+    Empty,
+    /// A version byte this build does not speak.
+    #[error("wave format version {found} is not supported (expected {expected})")]
+    Version { found: u8, expected: u8 },
+    /// Longer than [`crate::wave::MAX_WAVE_BYTES`].
+    #[error("encoded wave is {len} bytes, over the limit")]
+    TooLarge { len: usize },
+    /// The bytes are not a valid encoding (truncated, bad UTF-8, bad Point, …).
+    #[error("malformed bytes: {0}")]
+    Decode(String),
+    /// A complete value was followed by more bytes.
+    #[error("{extra} trailing bytes after a complete value")]
+    TrailingBytes { extra: usize },
+    /// The value could not be encoded.
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+/// Why a wave was not delivered or a request got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaveError {
+    /// Nothing lives at that Point.
+    #[error("no particle at {point}")]
+    NoSuchParticle { point: Point },
+    /// The particle at that Point has stopped (or stopped before answering).
+    #[error("particle {point} has stopped")]
+    Stopped { point: Point },
+    /// The particle crashed while handling this request.
+    #[error("particle {point} crashed while handling the request: {reason}")]
+    Crashed { point: Point, reason: String },
+    /// No reply came in time.
+    #[error("request to {point} timed out after {after:?}")]
+    Timeout { point: Point, after: Duration },
+    /// The Machine is shutting down or gone.
+    #[error("the machine is shut down")]
+    MachineDown,
+}
+
+impl WaveError {
+    /// The Point the error is about, if any.
+    pub fn point(&self) -> Option<&Point> {
+        match self {
+            WaveError::NoSuchParticle { point }
+            | WaveError::Stopped { point }
+            | WaveError::Crashed { point, .. }
+            | WaveError::Timeout { point, .. } => Some(point),
+            WaveError::MachineDown => None,
+        }
+    }
+}
+
+/// Why a particle could not be spawned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    /// No Driver is installed for that Kind.
+    #[error("unknown kind `{kind}` (no driver installed) for {point}")]
+    UnknownKind { point: Point, kind: Kind },
+    /// A particle already lives there.
+    #[error("a particle already lives at {point}")]
+    AlreadyExists { point: Point },
+    /// The root cannot hold a particle: it is the Machine's own.
+    #[error("the root point cannot hold a particle")]
+    Root,
+    /// A bad Point in a tree spec or spawn call.
+    #[error("bad point: {0}")]
+    Point(#[from] PointError),
+    /// The requested Star does not exist.
+    #[error("no star {star} on this machine ({stars} stars)")]
+    NoSuchStar { star: usize, stars: usize },
+    /// The particle's `start` failed and its supervisor gave up.
+    #[error("particle {point} failed to start: {reason}")]
+    StartFailed { point: Point, reason: String },
+    /// The Machine is shutting down or gone.
+    #[error("the machine is shut down")]
+    MachineDown,
+}
+
+/// Errors building or running a Machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MachineError {
+    /// Two Drivers for one Kind.
+    #[error("kind `{kind}` already has a driver")]
+    DuplicateKind { kind: Kind },
+    /// A Machine needs at least one Star.
+    #[error("a machine needs at least one star")]
+    NoStars,
+    /// A restart limit that cannot work.
+    #[error("bad restart limit: {0}")]
+    Intensity(#[from] hyperverse_supervisors::IntensityError),
+    /// A Star (a ractor actor) could not be started.
+    #[error("star {star} failed to start: {reason}")]
+    StarStart { star: usize, reason: String },
+    /// Must be called inside a tokio runtime.
+    #[error("no tokio runtime: build the machine inside one")]
+    NoRuntime,
+}

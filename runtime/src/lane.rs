@@ -1,0 +1,276 @@
+//! Lanes: a particle's mailbox, and the path a wave takes to it.
+//!
+//! A lane is Hyperverse's own queue rather than a channel per particle:
+//! it costs nothing until the first wave (an empty `VecDeque` does not
+//! allocate), it outlives a crash (waves queued for a particle are kept for
+//! its next incarnation), and it can be asked to stop, or closed with what is
+//! left in it handed back so that waiting requests get an answer.
+//!
+//! Order: every push takes the lane's lock, so waves from one sender are
+//! queued in the order that sender pushed them, whichever Star either side
+//! lives on. The receiver takes the whole queue at once (one lock per batch,
+//! not per wave) and hands it out front to back.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::cell::ParticleCell;
+use crate::{Body, CrashNotice, Point, Wave, WaveError};
+
+/// Where a request's answer goes: a reply wave or a typed error.
+pub(crate) type ReplyTx = oneshot::Sender<Result<Wave, WaveError>>;
+
+/// One item in a lane.
+pub(crate) enum Letter {
+    /// A signal (or a reply routed as a signal).
+    Wave(Wave),
+    /// A request and where to send its answer.
+    Request(Wave, ReplyTx),
+    /// A child of this particle crashed.
+    Notice(CrashNotice),
+}
+
+impl Letter {
+    /// Answers a letter that will never be handled: a waiting request gets
+    /// `Stopped` instead of hanging.
+    pub(crate) fn refuse(self, point: &Point) {
+        if let Letter::Request(_, tx) = self {
+            let _ = tx.send(Err(WaveError::Stopped {
+                point: point.clone(),
+            }));
+        }
+    }
+}
+
+#[derive(Default)]
+struct LaneState {
+    queue: VecDeque<Letter>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// The shared half of a lane, kept in the particle's cell.
+#[derive(Default)]
+pub(crate) struct LaneQueue {
+    state: Mutex<LaneState>,
+    /// Outside the lock: the receiver checks it before every letter.
+    stop: AtomicBool,
+}
+
+/// What the receiver gets next.
+pub(crate) enum Next {
+    Letter(Letter),
+    /// Stop was requested: finish now, before anything still queued.
+    Stop,
+}
+
+impl LaneQueue {
+    /// Queues a letter; hands it back if the lane is closed.
+    pub(crate) fn push(&self, letter: Letter) -> Result<(), Letter> {
+        let waker = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Err(letter);
+            }
+            st.queue.push_back(letter);
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Asks the receiver to stop before its next letter.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let waker = self.state.lock().waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Closes the lane for good and returns what was still queued.
+    pub(crate) fn close(&self) -> VecDeque<Letter> {
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.waker = None;
+        std::mem::take(&mut st.queue)
+    }
+
+    /// Letters waiting (not counting a batch the receiver already took).
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+}
+
+/// The receiving half: owned by the particle's task for all its incarnations.
+pub(crate) struct LaneReceiver {
+    cell: Arc<ParticleCell>,
+    batch: VecDeque<Letter>,
+}
+
+impl LaneReceiver {
+    pub(crate) fn new(cell: Arc<ParticleCell>) -> Self {
+        LaneReceiver {
+            cell,
+            batch: VecDeque::new(),
+        }
+    }
+
+    /// The next letter, in order; `Stop` once a stop is requested.
+    pub(crate) async fn recv(&mut self) -> Next {
+        let lane = &self.cell.lane;
+        if lane.stop.load(Ordering::Acquire) {
+            return Next::Stop;
+        }
+        if let Some(letter) = self.batch.pop_front() {
+            return Next::Letter(letter);
+        }
+        poll_fn(|cx| {
+            let mut st = lane.state.lock();
+            if lane.stop.load(Ordering::Acquire) {
+                return Poll::Ready(Next::Stop);
+            }
+            if st.queue.is_empty() {
+                match &st.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => st.waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+            std::mem::swap(&mut st.queue, &mut self.batch);
+            drop(st);
+            let letter = self.batch.pop_front().expect("batch is not empty");
+            Poll::Ready(Next::Letter(letter))
+        })
+        .await
+    }
+
+    /// Closes the lane and returns every letter never handled, batch first.
+    pub(crate) fn close(&mut self) -> VecDeque<Letter> {
+        let mut rest = std::mem::take(&mut self.batch);
+        rest.extend(self.cell.lane.close());
+        rest
+    }
+}
+
+/// A handle to one particle's lane: send to it without a Registry lookup.
+///
+/// Resolve it once with [`crate::Machine::lane`] (or keep the one
+/// [`crate::Machine::spawn`] returns) and send as often as you like; it
+/// stays valid across the particle's restarts, because the lane does.
+///
+/// ```
+/// # use hyperverse_runtime::*;
+/// # struct Echo;
+/// # impl Particle for Echo {
+/// #     type State = ();
+/// #     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> { Ok(()) }
+/// #     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> { Ok(w.body) }
+/// # }
+/// # #[tokio::main] async fn main() {
+/// let machine = Machine::standalone().kind("echo", Echo).build().await.unwrap();
+/// let echo = machine.spawn("app:echo".parse().unwrap(), "echo".into(), Body::empty()).await.unwrap();
+/// let reply = echo.request(Point::root(), "ping", "hello", std::time::Duration::from_secs(1)).await.unwrap();
+/// assert_eq!(reply.body.as_bytes(), b"hello");
+/// machine.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Lane {
+    pub(crate) cell: Arc<ParticleCell>,
+}
+
+impl Lane {
+    /// The Point this lane leads to.
+    pub fn point(&self) -> &Point {
+        self.cell.point()
+    }
+
+    /// The particle's cell (status, restarts, kind).
+    pub fn cell(&self) -> &ParticleCell {
+        &self.cell
+    }
+
+    /// Sends a signal from `from`.
+    pub fn signal(
+        &self,
+        from: Point,
+        method: impl Into<std::borrow::Cow<'static, str>>,
+        body: impl Into<Body>,
+    ) -> Result<(), WaveError> {
+        self.send(Wave::signal(from, self.point().clone(), method, body))
+    }
+
+    /// Delivers a ready-made wave (its `to` should be this lane's Point).
+    pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
+        let _span =
+            tracing::trace_span!("route", to = %self.cell.point(), method = %wave.method).entered();
+        self.cell
+            .lane
+            .push(Letter::Wave(wave))
+            .map_err(|_| WaveError::Stopped {
+                point: self.point().clone(),
+            })
+    }
+
+    /// Sends a request from `from` and waits up to `timeout` for the reply.
+    pub async fn request(
+        &self,
+        from: Point,
+        method: impl Into<std::borrow::Cow<'static, str>>,
+        body: impl Into<Body>,
+        timeout: Duration,
+    ) -> Result<Wave, WaveError> {
+        self.ask(
+            Wave::request(from, self.point().clone(), method, body),
+            timeout,
+        )
+        .await
+    }
+
+    /// Sends a ready-made request wave and waits up to `timeout` for the reply.
+    pub async fn ask(&self, wave: Wave, timeout: Duration) -> Result<Wave, WaveError> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(letter) = self.cell.lane.push(Letter::Request(wave, tx)) {
+            letter.refuse(self.point());
+        }
+        await_reply(self.point(), rx, timeout).await
+    }
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").field("point", self.point()).finish()
+    }
+}
+
+pub(crate) async fn await_reply(
+    point: &Point,
+    rx: oneshot::Receiver<Result<Wave, WaveError>>,
+    timeout: Duration,
+) -> Result<Wave, WaveError> {
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(answer)) => answer,
+        // The particle dropped the request unanswered: it has stopped.
+        Ok(Err(_)) => Err(WaveError::Stopped {
+            point: point.clone(),
+        }),
+        Err(_) => Err(WaveError::Timeout {
+            point: point.clone(),
+            after: timeout,
+        }),
+    }
+}

@@ -1,0 +1,47 @@
+//! Hyperverse's runtime core.
+//!
+//! - [`Point`]: hierarchical addresses (`space:app:worker-7`).
+//! - [`Wave`]: messages, signals or requests, serialisable with a version byte.
+//! - [`Particle`]: the trait a user implements; [`Ctx`] is its view of the world.
+//! - [`Kind`] and [`Driver`]: what a particle is, and what runs it.
+//! - [`Lane`]: a particle's mailbox; per-sender order, kept across restarts.
+//! - Stars: supervisors (ractor actors) that restart crashed particles and
+//!   send [`CrashNotice`]s to their parents.
+//! - [`Registry`]: where each particle lives and how it is doing.
+//! - [`Machine`]: hosts the Stars, places particles, routes waves, shuts down
+//!   children before parents.
+//!
+//! Most users depend on the `hyperverse` facade crate, which re-exports this one.
+
+mod body;
+mod cell;
+mod driver;
+mod error;
+mod event;
+mod kind;
+pub mod lane;
+mod machine;
+mod notice;
+mod particle;
+pub mod point;
+mod registry;
+mod run;
+mod star;
+mod tree;
+pub mod wave;
+
+pub use body::Body;
+pub use cell::{ParticleCell, RestartLimit};
+pub use driver::{Driver, Launch, ParticleDriver};
+pub use error::{CodecError, MachineError, SpawnError, WaveError};
+pub use event::Event;
+pub use kind::Kind;
+pub use lane::Lane;
+pub use machine::{Machine, MachineBuilder, SpawnOptions, DEFAULT_REQUEST_TIMEOUT};
+pub use notice::{CrashNotice, InFlight};
+pub use particle::{Ctx, Particle, ParticleError};
+pub use point::{Point, PointError};
+pub use registry::{MemRegistry, Record, Registry, RegistryError, Status};
+pub use star::{StarCounters, StarStats};
+pub use tree::TreeSpec;
+pub use wave::{Wave, WaveKind};

@@ -1,0 +1,36 @@
+//! Crash notices: what a parent is told when a child dies abnormally.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Kind, Point};
+
+/// The wave a particle was handling when it crashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// Its method.
+    pub method: Cow<'static, str>,
+    /// Its sender.
+    pub from: Point,
+}
+
+/// A child died abnormally (a panic, or an error returned from a handler).
+///
+/// Delivered to the parent particle's [`crate::Particle::crash_notice`], in
+/// its lane, in order with its waves; also published as an [`crate::Event`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashNotice {
+    /// Who crashed.
+    pub child: Point,
+    /// What it is.
+    pub kind: Kind,
+    /// Why: the panic message or the error's text.
+    pub reason: String,
+    /// Restarts of the child so far, this one included.
+    pub restarts: u32,
+    /// True if the supervisor gave up: the child was not restarted.
+    pub gave_up: bool,
+    /// The wave in hand at the crash, if any (it is not redelivered).
+    pub in_flight: Option<InFlight>,
+}

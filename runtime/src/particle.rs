@@ -1,0 +1,174 @@
+//! The Particle trait: what a user writes to make a kind of actor.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cell::ParticleCell;
+use crate::{Body, CrashNotice, Kind, Lane, Machine, Point, SpawnError, Wave, WaveError};
+
+/// What a handler returns on failure. Any error converts into it with `?`;
+/// its text becomes the crash reason. Returning one is a crash, like a panic.
+pub type ParticleError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A kind of supervised actor, in the spirit of ractor's `Actor`: the
+/// particle value is shared by every particle of its Kind and holds no
+/// per-particle data; each particle's data is its explicit `State`.
+///
+/// Each particle handles one wave at a time, in its own task. A panic or an
+/// `Err` from `start`, `handle` or `crash_notice` is a crash: the Star
+/// restarts the particle (a fresh `start` with the same spawn arguments,
+/// same lane, queued waves kept) and its parent gets a [`CrashNotice`].
+///
+/// ```
+/// use hyperverse_runtime::*;
+///
+/// /// Counts "add" signals; answers "get" requests with the count.
+/// struct Counter;
+///
+/// impl Particle for Counter {
+///     type State = u64;
+///
+///     async fn start(&self, _ctx: &Ctx, args: &Body) -> Result<u64, ParticleError> {
+///         Ok(args.as_u64().unwrap_or(0))
+///     }
+///
+///     async fn handle(&self, _ctx: &Ctx, count: &mut u64, wave: Wave) -> Result<Body, ParticleError> {
+///         match &*wave.method {
+///             "add" => *count += 1,
+///             "get" => return Ok(Body::from_u64(*count)),
+///             "crash" => return Err("asked to crash".into()),
+///             other => return Err(format!("unknown method {other}").into()),
+///         }
+///         Ok(Body::empty())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let machine = Machine::standalone().kind("counter", Counter).build().await.unwrap();
+/// let at: Point = "app:counter".parse().unwrap();
+/// machine.spawn(at.clone(), Kind::new("counter"), Body::from_u64(10)).await.unwrap();
+/// machine.signal(Wave::signal(Point::root(), at.clone(), "add", Body::empty())).unwrap();
+/// let reply = machine.ask(&at, "get", Body::empty()).await.unwrap();
+/// assert_eq!(reply.body.as_u64(), Some(11));
+/// machine.shutdown().await;
+/// # }
+/// ```
+pub trait Particle: Send + Sync + 'static {
+    /// The particle's own data, made by `start` and handed to every handler.
+    type State: Send + 'static;
+
+    /// Makes a fresh state from the spawn arguments; runs at spawn and at every restart.
+    fn start(
+        &self,
+        ctx: &Ctx,
+        args: &Body,
+    ) -> impl Future<Output = Result<Self::State, ParticleError>> + Send;
+
+    /// Handles one wave. For a request, the returned body is the reply;
+    /// for a signal it is dropped.
+    fn handle(
+        &self,
+        ctx: &Ctx,
+        state: &mut Self::State,
+        wave: Wave,
+    ) -> impl Future<Output = Result<Body, ParticleError>> + Send;
+
+    /// A child crashed. The default only records nothing; a supervisor-like
+    /// particle reacts here.
+    fn crash_notice(
+        &self,
+        ctx: &Ctx,
+        state: &mut Self::State,
+        notice: CrashNotice,
+    ) -> impl Future<Output = Result<(), ParticleError>> + Send {
+        let _ = (ctx, state, notice);
+        async { Ok(()) }
+    }
+
+    /// The particle is stopping normally (not after a crash).
+    fn stop(&self, ctx: &Ctx, state: Self::State) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, state);
+        async {}
+    }
+}
+
+/// A particle's view of the Machine: who it is, and how to send, spawn and stop.
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) machine: Machine,
+    pub(crate) cell: Arc<ParticleCell>,
+}
+
+impl Ctx {
+    /// This particle's Point.
+    pub fn me(&self) -> &Point {
+        self.cell.point()
+    }
+
+    /// This particle's Kind.
+    pub fn kind(&self) -> &Kind {
+        self.cell.kind()
+    }
+
+    /// How many times this particle has been restarted.
+    pub fn restarts(&self) -> u32 {
+        self.cell.restarts()
+    }
+
+    /// The Machine it lives on.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// Sends a signal from this particle.
+    pub fn signal(
+        &self,
+        to: &Point,
+        method: impl Into<Cow<'static, str>>,
+        body: impl Into<Body>,
+    ) -> Result<(), WaveError> {
+        self.machine
+            .signal(Wave::signal(self.me().clone(), to.clone(), method, body))
+    }
+
+    /// Sends a request from this particle and waits up to `timeout`.
+    pub async fn request(
+        &self,
+        to: &Point,
+        method: impl Into<Cow<'static, str>>,
+        body: impl Into<Body>,
+        timeout: Duration,
+    ) -> Result<Wave, WaveError> {
+        self.machine
+            .request(
+                Wave::request(self.me().clone(), to.clone(), method, body),
+                timeout,
+            )
+            .await
+    }
+
+    /// A lane to `to`, for repeated sends without lookups.
+    pub fn lane(&self, to: &Point) -> Result<Lane, WaveError> {
+        self.machine.lane(to)
+    }
+
+    /// Spawns a child named `name` under this particle without waiting for
+    /// its `start` (waves sent to it meanwhile wait in its lane).
+    pub fn spawn_child(&self, name: &str, kind: &Kind, args: Body) -> Result<Lane, SpawnError> {
+        let point = self.me().child(name)?;
+        self.machine.spawn_nowait(point, kind.clone(), args)
+    }
+
+    /// Stops this particle normally once the current wave is handled.
+    pub fn stop(&self) {
+        self.cell.lane.request_stop();
+    }
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("me", self.me()).finish()
+    }
+}

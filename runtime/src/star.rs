@@ -1,0 +1,226 @@
+//! Stars: virtual nodes, each a supervisor (a ractor actor) for the particles it hosts.
+//!
+//! Particles are light tasks with Hyperverse's own lanes, not ractor actors:
+//! a ractor actor per particle costs several microseconds and kilobytes to
+//! spawn. The Star is the ractor actor: it is told of every crash of its
+//! particles, keeps each one's restart intensity, decides restart or give-up,
+//! and tells the parent. The Machine's root actor supervises the Stars.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hyperverse_supervisors::{Intensity, RestartVerdict};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::cell::ParticleCell;
+use crate::lane::Letter;
+use crate::{CrashNotice, Event, InFlight, Point, Registry, Status};
+
+/// What the Star decided about a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Restart,
+    GiveUp,
+}
+
+/// Messages to a Star.
+pub(crate) enum StarMsg {
+    /// A particle crashed; the reply says what to do.
+    Crashed {
+        cell: Arc<ParticleCell>,
+        reason: String,
+        in_flight: Option<InFlight>,
+        reply: oneshot::Sender<Decision>,
+    },
+    /// A particle has stopped for good: drop its restart history.
+    Forget(Point),
+}
+
+/// Counters a Star keeps, readable without a message round trip.
+#[derive(Debug, Default)]
+pub struct StarCounters {
+    pub(crate) spawned: AtomicU64,
+    pub(crate) crashes: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) gave_up: AtomicU64,
+}
+
+/// A snapshot of one Star's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StarStats {
+    /// The Star's index on its Machine.
+    pub star: usize,
+    /// Particles spawned on it.
+    pub spawned: u64,
+    /// Crashes of its particles.
+    pub crashes: u64,
+    /// Restarts it performed.
+    pub restarts: u64,
+    /// Particles it gave up on.
+    pub gave_up: u64,
+}
+
+impl StarCounters {
+    pub(crate) fn snapshot(&self, star: usize) -> StarStats {
+        StarStats {
+            star,
+            spawned: self.spawned.load(Ordering::Relaxed),
+            crashes: self.crashes.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            gave_up: self.gave_up.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) struct Star;
+
+pub(crate) struct StarArgs {
+    pub id: usize,
+    pub registry: Arc<dyn Registry>,
+    pub events: broadcast::Sender<Event>,
+    pub counters: Arc<StarCounters>,
+}
+
+pub(crate) struct StarState {
+    args: StarArgs,
+    histories: HashMap<Point, Intensity>,
+}
+
+impl Actor for Star {
+    type Msg = StarMsg;
+    type State = StarState;
+    type Arguments = StarArgs;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<StarMsg>,
+        args: StarArgs,
+    ) -> Result<StarState, ActorProcessingErr> {
+        tracing::debug!(star = args.id, "star started");
+        Ok(StarState {
+            args,
+            histories: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<StarMsg>,
+        msg: StarMsg,
+        st: &mut StarState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            StarMsg::Crashed {
+                cell,
+                reason,
+                in_flight,
+                reply,
+            } => {
+                let decision = st.crashed(&cell, reason, in_flight);
+                let _ = reply.send(decision);
+            }
+            StarMsg::Forget(point) => {
+                st.histories.remove(&point);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StarState {
+    fn crashed(
+        &mut self,
+        cell: &Arc<ParticleCell>,
+        reason: String,
+        in_flight: Option<InFlight>,
+    ) -> Decision {
+        let point = cell.point();
+        let span =
+            tracing::warn_span!("crash", star = self.args.id, point = %point, kind = %cell.kind());
+        let _enter = span.enter();
+        self.args.counters.crashes.fetch_add(1, Ordering::Relaxed);
+        let limit = cell.restart_limit();
+        let history = self.histories.entry(point.clone()).or_insert_with(|| {
+            Intensity::new(limit.max_restarts, limit.period).unwrap_or_default()
+        });
+        let (decision, restarts) = match history.record() {
+            RestartVerdict::Restart { .. } => {
+                self.args.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                (Decision::Restart, cell.add_restart())
+            }
+            RestartVerdict::GiveUp { in_period } => {
+                self.histories.remove(point);
+                self.args.counters.gave_up.fetch_add(1, Ordering::Relaxed);
+                cell.set_status(Status::Stopped);
+                tracing::error!(
+                    in_period,
+                    max = limit.max_restarts,
+                    "restart limit exceeded: giving up"
+                );
+                (Decision::GiveUp, cell.restarts())
+            }
+        };
+        tracing::warn!(%reason, restarts, "particle crashed");
+        let notice = CrashNotice {
+            child: point.clone(),
+            kind: cell.kind().clone(),
+            reason,
+            restarts,
+            gave_up: decision == Decision::GiveUp,
+            in_flight,
+        };
+        if self.args.events.receiver_count() > 0 {
+            let _ = self.args.events.send(Event::Crashed(notice.clone()));
+            if decision == Decision::Restart {
+                let _ = self.args.events.send(Event::Restarted {
+                    point: point.clone(),
+                    restarts,
+                });
+            }
+        }
+        if decision == Decision::Restart {
+            tracing::info_span!("restart", point = %point, restarts).in_scope(|| {
+                tracing::info!("restarting particle");
+            });
+        }
+        if let Some(parent) = cell.parent().and_then(|p| self.args.registry.cell(p)) {
+            if let Err(letter) = parent.lane.push(Letter::Notice(notice)) {
+                letter.refuse(parent.point());
+            }
+        }
+        decision
+    }
+}
+
+/// The Machine's root actor: it supervises the Stars.
+pub(crate) struct MachineRoot;
+
+impl Actor for MachineRoot {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<()>,
+        evt: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(who, why) => {
+                tracing::error!(actor = %who.get_id(), reason = %why, "star failed");
+            }
+            SupervisionEvent::ActorTerminated(who, _, reason) => {
+                tracing::debug!(actor = %who.get_id(), ?reason, "star stopped");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

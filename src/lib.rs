@@ -33,3 +33,8 @@ pub use hyperverse_modules as modules;
 pub use hyperverse_runtime as runtime;
 pub use hyperverse_runtime::*;
 pub use hyperverse_supervisors as supervisors;
+
+/// The README's Rust examples run as doc tests, so the README cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -62,7 +62,10 @@ async fn machine(parent: Parent, max_restarts: u32) -> Machine {
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -73,18 +76,31 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     let m = machine(parent.clone(), 10).await;
     let app: Point = "app".parse().unwrap();
     let child: Point = "app:worker".parse().unwrap();
-    m.spawn(app.clone(), "parent".into(), Body::empty()).await.unwrap();
-    m.spawn(child.clone(), "worker".into(), Body::empty()).await.unwrap();
+    m.spawn(app.clone(), "parent".into(), Body::empty())
+        .await
+        .unwrap();
+    m.spawn(child.clone(), "worker".into(), Body::empty())
+        .await
+        .unwrap();
     assert_eq!(m.record(&child).unwrap().parent, Some(app.clone()));
     assert_eq!(m.record(&app).unwrap().children, vec![child.clone()]);
 
     // A crash by error return, with a signal in flight.
-    m.signal(Wave::signal(app.clone(), child.clone(), "fail", Body::empty()))
-        .unwrap();
+    m.signal(Wave::signal(
+        app.clone(),
+        child.clone(),
+        "fail",
+        Body::empty(),
+    ))
+    .unwrap();
     wait_for("the first notice", || parent.notices.lock().len() == 1).await;
     // The child serves again: a fresh incarnation (its count restarted).
     let seen = m.ask(&child, "seen", Body::empty()).await.unwrap();
-    assert_eq!(seen.body.as_u64(), Some(1), "a fresh state after the restart");
+    assert_eq!(
+        seen.body.as_u64(),
+        Some(1),
+        "a fresh state after the restart"
+    );
     {
         let notices = parent.notices.lock();
         let n = &notices[0];
@@ -109,7 +125,9 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     let restarts = m.ask(&child, "restarts", Body::empty()).await.unwrap();
     assert_eq!(restarts.body.as_u64(), Some(2));
     assert_eq!(m.record(&child).unwrap().restarts, 2);
-    assert!(parent.notices.lock()[1].reason.contains("worker was told to panic"));
+    assert!(parent.notices.lock()[1]
+        .reason
+        .contains("worker was told to panic"));
 
     // Exactly one notice per crash: nothing more arrives.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -124,7 +142,10 @@ async fn waves_queued_behind_a_crash_reach_the_next_incarnation() {
     let parent = Parent::default();
     let m = machine(parent.clone(), 10).await;
     let child: Point = "w".parse().unwrap();
-    let lane = m.spawn(child.clone(), "worker".into(), Body::empty()).await.unwrap();
+    let lane = m
+        .spawn(child.clone(), "worker".into(), Body::empty())
+        .await
+        .unwrap();
     lane.signal(Point::root(), "fail", Body::empty()).unwrap();
     for _ in 0..100 {
         lane.signal(Point::root(), "tick", Body::empty()).unwrap();
@@ -133,7 +154,11 @@ async fn waves_queued_behind_a_crash_reach_the_next_incarnation() {
         .request(Point::root(), "seen", Body::empty(), Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(seen.body.as_u64(), Some(101), "100 ticks + this request, none lost");
+    assert_eq!(
+        seen.body.as_u64(),
+        Some(101),
+        "100 ticks + this request, none lost"
+    );
     assert_eq!(m.record(&child).unwrap().restarts, 1);
     m.shutdown().await;
 }
@@ -144,26 +169,51 @@ async fn past_the_restart_limit_the_child_is_given_up() {
     let m = machine(parent.clone(), 2).await;
     let app: Point = "app".parse().unwrap();
     let child: Point = "app:fragile".parse().unwrap();
-    m.spawn(app.clone(), "parent".into(), Body::empty()).await.unwrap();
-    let lane = m.spawn(child.clone(), "worker".into(), Body::empty()).await.unwrap();
+    m.spawn(app.clone(), "parent".into(), Body::empty())
+        .await
+        .unwrap();
+    let lane = m
+        .spawn(child.clone(), "worker".into(), Body::empty())
+        .await
+        .unwrap();
     for _ in 0..3 {
         lane.signal(app.clone(), "fail", Body::empty()).unwrap();
     }
     wait_for("three notices", || parent.notices.lock().len() == 3).await;
     let notices = parent.notices.lock().clone();
     assert_eq!(
-        notices.iter().map(|n| (n.restarts, n.gave_up)).collect::<Vec<_>>(),
+        notices
+            .iter()
+            .map(|n| (n.restarts, n.gave_up))
+            .collect::<Vec<_>>(),
         vec![(1, false), (2, false), (2, true)]
     );
-    wait_for("status stopped", || m.record(&child).unwrap().status == Status::Stopped).await;
+    wait_for("status stopped", || {
+        m.record(&child).unwrap().status == Status::Stopped
+    })
+    .await;
     // Requests to a given-up particle fail at once, typed.
     let started = std::time::Instant::now();
     let err = m.ask(&child, "seen", Body::empty()).await.unwrap_err();
-    assert_eq!(err, WaveError::Stopped { point: child.clone() });
+    assert_eq!(
+        err,
+        WaveError::Stopped {
+            point: child.clone()
+        }
+    );
     assert!(started.elapsed() < Duration::from_secs(1));
     // The Point can be taken again.
-    m.spawn(child.clone(), "worker".into(), Body::empty()).await.unwrap();
-    assert_eq!(m.ask(&child, "seen", Body::empty()).await.unwrap().body.as_u64(), Some(1));
+    m.spawn(child.clone(), "worker".into(), Body::empty())
+        .await
+        .unwrap();
+    assert_eq!(
+        m.ask(&child, "seen", Body::empty())
+            .await
+            .unwrap()
+            .body
+            .as_u64(),
+        Some(1)
+    );
     m.shutdown().await;
 }
 
@@ -191,21 +241,47 @@ impl Particle for FlakyStart {
 async fn failing_start_is_restarted_then_reported() {
     let m = Machine::standalone()
         .stars(1)
-        .kind("flaky", FlakyStart { failures_left: Arc::new(Mutex::new(2)) })
-        .kind("hopeless", FlakyStart { failures_left: Arc::new(Mutex::new(u32::MAX)) })
+        .kind(
+            "flaky",
+            FlakyStart {
+                failures_left: Arc::new(Mutex::new(2)),
+            },
+        )
+        .kind(
+            "hopeless",
+            FlakyStart {
+                failures_left: Arc::new(Mutex::new(u32::MAX)),
+            },
+        )
         .restart_limit(3, Duration::from_secs(60))
         .build()
         .await
         .unwrap();
     let flaky: Point = "flaky".parse().unwrap();
-    m.spawn(flaky.clone(), "flaky".into(), Body::empty()).await.unwrap();
+    m.spawn(flaky.clone(), "flaky".into(), Body::empty())
+        .await
+        .unwrap();
     assert_eq!(m.record(&flaky).unwrap().restarts, 2);
-    assert_eq!(m.ask(&flaky, "x", Body::empty()).await.unwrap().body.as_bytes(), b"up");
+    assert_eq!(
+        m.ask(&flaky, "x", Body::empty())
+            .await
+            .unwrap()
+            .body
+            .as_bytes(),
+        b"up"
+    );
 
     let err = m
-        .spawn("hopeless".parse().unwrap(), "hopeless".into(), Body::empty())
+        .spawn(
+            "hopeless".parse().unwrap(),
+            "hopeless".into(),
+            Body::empty(),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, SpawnError::StartFailed { reason, .. } if reason == "not yet"), "{err:?}");
+    assert!(
+        matches!(&err, SpawnError::StartFailed { reason, .. } if reason == "not yet"),
+        "{err:?}"
+    );
     m.shutdown().await;
 }

@@ -42,13 +42,28 @@ async fn request_to_a_missing_point_fails_at_once() {
     let nobody: Point = "app:nobody".parse().unwrap();
     let t = Instant::now();
     let err = m.ask(&nobody, "hello", Body::empty()).await.unwrap_err();
-    assert_eq!(err, WaveError::NoSuchParticle { point: nobody.clone() });
+    assert_eq!(
+        err,
+        WaveError::NoSuchParticle {
+            point: nobody.clone()
+        }
+    );
     assert!(t.elapsed() < Duration::from_millis(100), "no hang");
     assert_eq!(
-        m.signal(Wave::signal(Point::root(), nobody.clone(), "x", Body::empty())),
-        Err(WaveError::NoSuchParticle { point: nobody.clone() })
+        m.signal(Wave::signal(
+            Point::root(),
+            nobody.clone(),
+            "x",
+            Body::empty()
+        )),
+        Err(WaveError::NoSuchParticle {
+            point: nobody.clone()
+        })
     );
-    assert!(matches!(m.lane(&nobody), Err(WaveError::NoSuchParticle { .. })));
+    assert!(matches!(
+        m.lane(&nobody),
+        Err(WaveError::NoSuchParticle { .. })
+    ));
     m.shutdown().await;
 }
 
@@ -56,7 +71,10 @@ async fn request_to_a_missing_point_fails_at_once() {
 async fn request_to_a_stopped_particle_fails_at_once() {
     let m = machine(Arc::new(Notify::new())).await;
     let p: Point = "app:quitter".parse().unwrap();
-    let lane = m.spawn(p.clone(), "sleepy".into(), Body::empty()).await.unwrap();
+    let lane = m
+        .spawn(p.clone(), "sleepy".into(), Body::empty())
+        .await
+        .unwrap();
     // It stops itself after this request; one queued behind it gets `Stopped`.
     let quit = lane.request(Point::root(), "quit", "bye", Duration::from_secs(1));
     let behind = lane.request(Point::root(), "echo", "late", Duration::from_secs(5));
@@ -70,8 +88,14 @@ async fn request_to_a_stopped_particle_fails_at_once() {
         .await
         .unwrap_err();
     assert_eq!(err, WaveError::Stopped { point: p.clone() });
-    assert_eq!(lane.signal(Point::root(), "x", Body::empty()), Err(WaveError::Stopped { point: p.clone() }));
-    assert!(matches!(m.ask(&p, "echo", "x").await, Err(WaveError::NoSuchParticle { .. })));
+    assert_eq!(
+        lane.signal(Point::root(), "x", Body::empty()),
+        Err(WaveError::Stopped { point: p.clone() })
+    );
+    assert!(matches!(
+        m.ask(&p, "echo", "x").await,
+        Err(WaveError::NoSuchParticle { .. })
+    ));
     assert!(t.elapsed() < Duration::from_millis(100), "no hang");
     m.shutdown().await;
 }
@@ -81,12 +105,23 @@ async fn a_slow_reply_times_out_with_a_typed_error() {
     let release = Arc::new(Notify::new());
     let m = machine(release.clone()).await;
     let p: Point = "slow".parse().unwrap();
-    m.spawn(p.clone(), "sleepy".into(), Body::empty()).await.unwrap();
+    m.spawn(p.clone(), "sleepy".into(), Body::empty())
+        .await
+        .unwrap();
     let err = m.ask(&p, "slow", Body::empty()).await.unwrap_err();
-    assert_eq!(err, WaveError::Timeout { point: p.clone(), after: Duration::from_millis(200) });
+    assert_eq!(
+        err,
+        WaveError::Timeout {
+            point: p.clone(),
+            after: Duration::from_millis(200)
+        }
+    );
     release.notify_one();
     // The particle is still serving afterwards.
-    assert_eq!(m.ask(&p, "echo", "ok").await.unwrap().body.as_bytes(), b"ok");
+    assert_eq!(
+        m.ask(&p, "echo", "ok").await.unwrap().body.as_bytes(),
+        b"ok"
+    );
     m.shutdown().await;
 }
 
@@ -94,11 +129,18 @@ async fn a_slow_reply_times_out_with_a_typed_error() {
 async fn requests_after_shutdown_say_so() {
     let m = machine(Arc::new(Notify::new())).await;
     let p: Point = "a".parse().unwrap();
-    m.spawn(p.clone(), "sleepy".into(), Body::empty()).await.unwrap();
+    m.spawn(p.clone(), "sleepy".into(), Body::empty())
+        .await
+        .unwrap();
     m.shutdown().await;
-    assert_eq!(m.ask(&p, "x", Body::empty()).await.unwrap_err(), WaveError::MachineDown);
     assert_eq!(
-        m.spawn(p, "sleepy".into(), Body::empty()).await.unwrap_err(),
+        m.ask(&p, "x", Body::empty()).await.unwrap_err(),
+        WaveError::MachineDown
+    );
+    assert_eq!(
+        m.spawn(p, "sleepy".into(), Body::empty())
+            .await
+            .unwrap_err(),
         SpawnError::MachineDown
     );
 }
@@ -108,27 +150,49 @@ async fn spawn_errors_are_typed() {
     let m = machine(Arc::new(Notify::new())).await;
     let p: Point = "app".parse().unwrap();
     assert_eq!(
-        m.spawn(p.clone(), "nope".into(), Body::empty()).await.unwrap_err(),
-        SpawnError::UnknownKind { point: p.clone(), kind: "nope".into() }
+        m.spawn(p.clone(), "nope".into(), Body::empty())
+            .await
+            .unwrap_err(),
+        SpawnError::UnknownKind {
+            point: p.clone(),
+            kind: "nope".into()
+        }
     );
-    m.spawn(p.clone(), "sleepy".into(), Body::empty()).await.unwrap();
+    m.spawn(p.clone(), "sleepy".into(), Body::empty())
+        .await
+        .unwrap();
     assert_eq!(
-        m.spawn(p.clone(), "sleepy".into(), Body::empty()).await.unwrap_err(),
+        m.spawn(p.clone(), "sleepy".into(), Body::empty())
+            .await
+            .unwrap_err(),
         SpawnError::AlreadyExists { point: p.clone() }
     );
     assert_eq!(
-        m.spawn(Point::root(), "sleepy".into(), Body::empty()).await.unwrap_err(),
+        m.spawn(Point::root(), "sleepy".into(), Body::empty())
+            .await
+            .unwrap_err(),
         SpawnError::Root
     );
-    let pinned = SpawnOptions { star: Some(7), ..Default::default() };
+    let pinned = SpawnOptions {
+        star: Some(7),
+        ..Default::default()
+    };
     assert_eq!(
-        m.spawn_with("b".parse().unwrap(), "sleepy".into(), Body::empty(), pinned).await.unwrap_err(),
+        m.spawn_with("b".parse().unwrap(), "sleepy".into(), Body::empty(), pinned)
+            .await
+            .unwrap_err(),
         SpawnError::NoSuchStar { star: 7, stars: 2 }
     );
     // A tree with a bad segment is refused before anything is spawned.
     let bad = TreeSpec::new("tree", "sleepy").child(TreeSpec::new("bad name", "sleepy"));
     let err = m.spawn_tree(&Point::root(), &bad).await.unwrap_err();
-    assert!(matches!(err, SpawnError::Point(PointError::IllegalChar { ch: ' ', .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            SpawnError::Point(PointError::IllegalChar { ch: ' ', .. })
+        ),
+        "{err:?}"
+    );
     assert!(m.record(&"tree".parse().unwrap()).is_none());
     m.shutdown().await;
 }
@@ -137,33 +201,69 @@ async fn spawn_errors_are_typed() {
 async fn duplicate_kinds_and_zero_stars_are_build_errors() {
     let notify = Arc::new(Notify::new());
     let err = Machine::standalone()
-        .kind("k", Sleepy { release: notify.clone() })
+        .kind(
+            "k",
+            Sleepy {
+                release: notify.clone(),
+            },
+        )
         .kind("k", Sleepy { release: notify })
         .build()
         .await
         .unwrap_err();
     assert_eq!(err, MachineError::DuplicateKind { kind: "k".into() });
-    assert_eq!(Machine::standalone().stars(0).build().await.unwrap_err(), MachineError::NoStars);
+    assert_eq!(
+        Machine::standalone().stars(0).build().await.unwrap_err(),
+        MachineError::NoStars
+    );
     assert!(matches!(
-        Machine::standalone().restart_limit(1, Duration::ZERO).build().await,
+        Machine::standalone()
+            .restart_limit(1, Duration::ZERO)
+            .build()
+            .await,
         Err(MachineError::Intensity(_))
     ));
 }
 
 #[test]
 fn malformed_points_and_wave_bytes_are_typed_errors() {
-    assert!(matches!(Point::parse("a::b"), Err(PointError::EmptySegment { position: 2, .. })));
-    assert!(matches!("a:b/c".parse::<Point>(), Err(PointError::IllegalChar { ch: '/', position: 3, .. })));
+    assert!(matches!(
+        Point::parse("a::b"),
+        Err(PointError::EmptySegment { position: 2, .. })
+    ));
+    assert!(matches!(
+        "a:b/c".parse::<Point>(),
+        Err(PointError::IllegalChar {
+            ch: '/',
+            position: 3,
+            ..
+        })
+    ));
     let wave = Wave::signal("a".parse().unwrap(), "b".parse().unwrap(), "m", "body");
     let bytes = wave.to_bytes().unwrap();
     assert_eq!(Wave::from_bytes(&bytes).unwrap(), wave);
     assert!(matches!(Wave::from_bytes(&[]), Err(CodecError::Empty)));
-    assert!(matches!(Wave::from_bytes(&[2]), Err(CodecError::Version { found: 2, expected: 1 })));
+    assert!(matches!(
+        Wave::from_bytes(&[2]),
+        Err(CodecError::Version {
+            found: 2,
+            expected: 1
+        })
+    ));
     for cut in 1..bytes.len() {
-        assert!(Wave::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
+        assert!(
+            Wave::from_bytes(&bytes[..cut]).is_err(),
+            "truncated at {cut}"
+        );
     }
     // A body that does not decode as the type asked for.
     let truncated = Body::from(&b"\xfd\x01"[..]); // a u64 marker, then too few bytes
-    assert!(matches!(truncated.decode::<u64>(), Err(CodecError::Decode(_))));
-    assert!(matches!(Body::from("xyz").decode::<(u8, u8)>(), Err(CodecError::TrailingBytes { extra: 1 })));
+    assert!(matches!(
+        truncated.decode::<u64>(),
+        Err(CodecError::Decode(_))
+    ));
+    assert!(matches!(
+        Body::from("xyz").decode::<(u8, u8)>(),
+        Err(CodecError::TrailingBytes { extra: 1 })
+    ));
 }

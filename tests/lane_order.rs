@@ -64,7 +64,10 @@ impl Particle for Sender {
     async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
         let (sinks, count): (Vec<String>, u64) = w.body.decode()?;
         let sinks: Vec<Point> = sinks.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-        let lanes: Vec<Lane> = sinks.iter().map(|s| ctx.lane(s)).collect::<Result<_, _>>()?;
+        let lanes: Vec<Lane> = sinks
+            .iter()
+            .map(|s| ctx.lane(s))
+            .collect::<Result<_, _>>()?;
         for n in 0..count {
             for (sink, lane) in sinks.iter().zip(&lanes) {
                 if n % 2 == 0 {
@@ -116,7 +119,10 @@ async fn per_sender_order_across_stars_with_no_loss() {
         assert_eq!(lane.cell().star(), star);
         senders.push(lane);
     }
-    assert_ne!(senders[0].cell().star(), machine.lane(&sinks[0]).unwrap().cell().star());
+    assert_ne!(
+        senders[0].cell().star(),
+        machine.lane(&sinks[0]).unwrap().cell().star()
+    );
 
     // Each sender sends PER_SENDER / 2 waves to each of the two sinks: TOTAL in all.
     let names: Vec<String> = sinks.iter().map(|s| s.to_string()).collect();

@@ -42,7 +42,12 @@ fn tree() -> TreeSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
     let node = Node::default();
-    let m = Machine::standalone().stars(3).kind("node", node).build().await.unwrap();
+    let m = Machine::standalone()
+        .stars(3)
+        .kind("node", node)
+        .build()
+        .await
+        .unwrap();
     let points = m.spawn_tree(&Point::root(), &tree()).await.unwrap();
     assert_eq!(points.len(), 16);
     assert_eq!(points[0].to_string(), "app");
@@ -62,7 +67,14 @@ async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
     // Top-level particles go round-robin across the Stars.
     let mut stars = Vec::new();
     for i in 0..3 {
-        let lane = m.spawn(format!("top-{i}").parse().unwrap(), "node".into(), Body::empty()).await.unwrap();
+        let lane = m
+            .spawn(
+                format!("top-{i}").parse().unwrap(),
+                "node".into(),
+                Body::empty(),
+            )
+            .await
+            .unwrap();
         stars.push(lane.cell().star());
     }
     stars.sort();
@@ -73,7 +85,14 @@ async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
     let reply = m.ask(&region, "spawn", "extra").await.unwrap();
     assert_eq!(reply.body.as_bytes(), b"app:region-1");
     let extra: Point = "app:region-1:extra".parse().unwrap();
-    assert_eq!(m.ask(&extra, "who", Body::empty()).await.unwrap().body.as_bytes(), b"app:region-1:extra");
+    assert_eq!(
+        m.ask(&extra, "who", Body::empty())
+            .await
+            .unwrap()
+            .body
+            .as_bytes(),
+        b"app:region-1:extra"
+    );
     assert!(m.record(&region).unwrap().children.contains(&extra));
     assert_eq!(m.registry().len(), 20);
     m.shutdown().await;
@@ -83,14 +102,22 @@ async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_children_before_parents() {
     let node = Node::default();
-    let m = Machine::standalone().stars(2).kind("node", node.clone()).build().await.unwrap();
+    let m = Machine::standalone()
+        .stars(2)
+        .kind("node", node.clone())
+        .build()
+        .await
+        .unwrap();
     m.spawn_tree(&Point::root(), &tree()).await.unwrap();
     m.shutdown().await;
     let order = node.stopped.lock().clone();
     assert_eq!(order.len(), 16);
     for (i, p) in order.iter().enumerate() {
         for later in &order[i + 1..] {
-            assert!(!p.is_ancestor_of(later), "{p} stopped before its descendant {later}");
+            assert!(
+                !p.is_ancestor_of(later),
+                "{p} stopped before its descendant {later}"
+            );
         }
     }
     assert_eq!(order.last().unwrap().to_string(), "app");
@@ -99,7 +126,12 @@ async fn shutdown_stops_children_before_parents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_subtree_leaves_the_rest_serving() {
     let node = Node::default();
-    let m = Machine::standalone().stars(2).kind("node", node.clone()).build().await.unwrap();
+    let m = Machine::standalone()
+        .stars(2)
+        .kind("node", node.clone())
+        .build()
+        .await
+        .unwrap();
     m.spawn_tree(&Point::root(), &tree()).await.unwrap();
     let region: Point = "app:region-0".parse().unwrap();
     m.stop(&region).await.unwrap();
@@ -107,19 +139,67 @@ async fn stopping_a_subtree_leaves_the_rest_serving() {
     assert_eq!(node.stopped.lock().last(), Some(&region));
     assert!(m.record(&region).is_none());
     assert_eq!(m.record(&"app".parse().unwrap()).unwrap().children.len(), 2);
-    assert!(m.ask(&"app:region-2:worker-3".parse().unwrap(), "x", Body::empty()).await.is_ok());
-    assert!(matches!(m.stop(&region).await, Err(WaveError::NoSuchParticle { .. })));
+    assert!(m
+        .ask(
+            &"app:region-2:worker-3".parse().unwrap(),
+            "x",
+            Body::empty()
+        )
+        .await
+        .is_ok());
+    assert!(matches!(
+        m.stop(&region).await,
+        Err(WaveError::NoSuchParticle { .. })
+    ));
     m.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_that_collides_is_rolled_back() {
     let node = Node::default();
-    let m = Machine::standalone().stars(2).kind("node", node.clone()).build().await.unwrap();
-    m.spawn("app:region-2:worker-1".parse().unwrap(), "node".into(), Body::empty()).await.unwrap();
+    let m = Machine::standalone()
+        .stars(2)
+        .kind("node", node.clone())
+        .build()
+        .await
+        .unwrap();
+    m.spawn(
+        "app:region-2:worker-1".parse().unwrap(),
+        "node".into(),
+        Body::empty(),
+    )
+    .await
+    .unwrap();
     let err = m.spawn_tree(&Point::root(), &tree()).await.unwrap_err();
-    assert!(matches!(&err, SpawnError::AlreadyExists { point } if point.as_str() == "app:region-2:worker-1"), "{err:?}");
+    assert!(
+        matches!(&err, SpawnError::AlreadyExists { point } if point.as_str() == "app:region-2:worker-1"),
+        "{err:?}"
+    );
     // Only the pre-existing particle is left.
     assert_eq!(m.registry().len(), 1);
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_node_can_choose_its_star_and_its_children_follow() {
+    let m = Machine::standalone()
+        .stars(3)
+        .kind("node", Node::default())
+        .build()
+        .await
+        .unwrap();
+    let spec = TreeSpec::new("spread", "node")
+        .star(0)
+        .children((0..3).map(|s| {
+            TreeSpec::new(format!("branch-{s}"), "node")
+                .star(s)
+                .child(TreeSpec::new("leaf", "node"))
+        }));
+    m.spawn_tree(&Point::root(), &spec).await.unwrap();
+    for s in 0..3 {
+        let leaf: Point = format!("spread:branch-{s}:leaf").parse().unwrap();
+        assert_eq!(m.record(&leaf).unwrap().star, s);
+        assert_eq!(m.record(&leaf.parent().unwrap()).unwrap().star, s);
+    }
     m.shutdown().await;
 }

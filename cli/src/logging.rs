@@ -1,15 +1,18 @@
 //! Logging: `tracing` output on stderr, filtered by `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// The filter used when `RUST_LOG` is unset.
 ///
-/// Warnings and errors only, except that the Stars' per-crash warnings are
+/// Warnings and errors only, except that the per-crash warnings (target
+/// `hyperverse::crash`, stable whatever the runtime's module layout) are
 /// hidden: the CLI's own output already reports every crash, and the demo
 /// crashes workers on purpose, so those lines would only be noise. Errors
 /// from the Stars (a give-up, a failed Star) still show: they are never
 /// planned. `RUST_LOG=warn` brings the crash lines back.
-const DEFAULT_FILTER: &str = "warn,hyperverse_runtime::star=error";
+const DEFAULT_FILTER: &str = "warn,hyperverse::crash=error";
 
 /// Installs the global subscriber. A `RUST_LOG` that does not parse is
 /// reported and replaced by the default, rather than silently ignored or
@@ -25,5 +28,8 @@ pub fn init() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only help a human at a terminal; in a file or a pipe
+        // they are garbage.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -14,10 +14,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 /// Hyperverse: an Erlang/OTP-style actor runtime.
 ///
-/// Logging follows `RUST_LOG` (default: warnings only, crash warnings hidden
-/// because the demo reports crashes itself).
+/// Logging goes to stderr and follows `RUST_LOG` (default: warnings only,
+/// with the runtime's per-crash warnings hidden because the demo reports
+/// crashes itself; `RUST_LOG=warn` shows them).
 #[derive(Debug, Parser)]
-#[command(name = "hyperverse", version, about, long_about)]
+#[command(name = "hyperverse", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,9 +26,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a tour of the runtime: a ~1,000-particle tree across the Stars,
-    /// waves from several senders, planned crashes and restarts, then a
-    /// report. Exits non-zero if any invariant fails.
+    /// Run a tour of the runtime on an embedded Machine.
+    ///
+    /// Spawns a tree of ~1,000 particles across the Stars, sends waves from
+    /// several senders while a few workers crash on purpose, then reports
+    /// what the particles, the Registry and the Stars saw. Exits with 1 if
+    /// any invariant fails (a lost wave, a missing crash notice, ...).
     Demo(demo::DemoArgs),
 }
 
@@ -40,9 +44,7 @@ async fn main() -> ExitCode {
             // Cross-option checks clap cannot express; reported like any
             // other usage error (exit code 2, with the usage line).
             if let Err(msg) = args.validate() {
-                Cli::command()
-                    .error(clap::error::ErrorKind::ValueValidation, msg)
-                    .exit();
+                usage_error("demo", msg);
             }
             match demo::run(args).await {
                 Ok(true) => ExitCode::SUCCESS,
@@ -54,4 +56,17 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Exits with a usage error about subcommand `name`, formatted by clap like
+/// its own errors (so with that subcommand's usage line).
+fn usage_error(name: &str, msg: String) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    let mut cmd = match cli.find_subcommand_mut(name) {
+        Some(sub) => sub.clone(),
+        None => cli,
+    };
+    cmd.error(clap::error::ErrorKind::ValueValidation, msg)
+        .exit()
 }

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::cell::ParticleCell;
+use crate::targets;
 use crate::{Body, CrashNotice, Point, Wave, WaveError};
 
 /// Where a request's answer goes: a reply wave or a typed error.
@@ -217,7 +218,7 @@ impl Lane {
     /// Delivers a ready-made wave (its `to` should be this lane's Point).
     pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
         let _span =
-            tracing::trace_span!("route", to = %self.cell.point(), method = %wave.method).entered();
+            tracing::trace_span!(target: targets::ROUTE, "route", to = %self.cell.point(), method = %wave.method).entered();
         self.cell
             .lane
             .push(Letter::Wave(wave))

@@ -27,6 +27,7 @@ pub mod point;
 mod registry;
 mod run;
 mod star;
+pub mod targets;
 mod tree;
 pub mod wave;
 

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::cell::ParticleCell;
 use crate::lane::Letter;
 use crate::star::{Decision, MachineRoot, Star, StarArgs, StarCounters, StarMsg, StarStats};
+use crate::targets;
 use crate::{
     Body, Ctx, Driver, Event, InFlight, Kind, Lane, Launch, MachineError, MemRegistry, Particle,
     ParticleDriver, Point, Record, Registry, RestartLimit, SpawnError, Status, TreeSpec, Wave,
@@ -177,7 +178,7 @@ impl MachineBuilder {
                 })?;
             stars.push(StarSlot { actor, counters });
         }
-        tracing::info!(stars = self.stars, "machine started");
+        tracing::info!(target: targets::MACHINE, stars = self.stars, "machine started");
         Ok(Machine {
             shared: Arc::new(Shared {
                 stars,
@@ -312,7 +313,7 @@ impl Machine {
             (None, Some(p)) => p.star(),
             (None, None) => sh.next_star.fetch_add(1, Ordering::Relaxed) % sh.stars.len(),
         };
-        let _span = tracing::debug_span!("spawn", point = %point, kind = %kind, star).entered();
+        let _span = tracing::debug_span!(target: targets::SPAWN, "spawn", point = %point, kind = %kind, star).entered();
         let cell = Arc::new(ParticleCell::new(
             point.clone(),
             kind.clone(),
@@ -352,19 +353,19 @@ impl Machine {
     ) -> Result<Vec<Point>, SpawnError> {
         let mut plan = Vec::new();
         spec.flatten(under, &mut plan)?;
-        for (point, kind, _) in &plan {
-            if !self.shared.drivers.contains_key(kind) {
+        for p in &plan {
+            if !self.shared.drivers.contains_key(&p.kind) {
                 return Err(SpawnError::UnknownKind {
-                    point: point.clone(),
-                    kind: kind.clone(),
+                    point: p.point.clone(),
+                    kind: p.kind.clone(),
                 });
             }
         }
         let mut waiting = Vec::with_capacity(plan.len());
-        for (point, kind, args) in plan {
+        for p in plan {
             let (tx, rx) = oneshot::channel();
-            match self.launch(point.clone(), kind, args, SpawnOptions::default(), Some(tx)) {
-                Ok(_) => waiting.push((point, rx)),
+            match self.launch(p.point.clone(), p.kind, p.args, p.options, Some(tx)) {
+                Ok(_) => waiting.push((p.point, rx)),
                 Err(e) => {
                     self.stop_spawned(&waiting).await;
                     return Err(e);
@@ -483,13 +484,13 @@ impl Machine {
         if self.shared.down.swap(true, Ordering::AcqRel) {
             return;
         }
-        let _span = tracing::info_span!("shutdown").entered();
+        let _span = tracing::info_span!(target: targets::MACHINE, "shutdown").entered();
         let _ = self.stop(&Point::root()).await;
         for star in &self.shared.stars {
             star.actor.stop(None);
         }
         self.shared.root.stop(None);
-        tracing::info!("machine stopped");
+        tracing::info!(target: targets::MACHINE, "machine stopped");
     }
 
     fn unregister_if_current(&self, cell: &Arc<ParticleCell>) {
@@ -539,7 +540,7 @@ impl Machine {
         }
         if !gave_up {
             self.unregister_if_current(cell);
-            tracing::debug!(point = %cell.point(), "particle stopped");
+            tracing::debug!(target: targets::SPAWN, point = %cell.point(), "particle stopped");
             self.emit(|| Event::Stopped {
                 point: cell.point().clone(),
             });

@@ -379,7 +379,7 @@ mod tests {
             let text = segs.join(":");
             let p = Point::parse(&text).unwrap();
             prop_assert_eq!(p.to_string(), text.clone());
-            prop_assert_eq!(Point::parse(&p.to_string()).unwrap(), p.clone());
+            prop_assert_eq!(Point::parse(p.as_str()).unwrap(), p.clone());
             prop_assert_eq!(p.depth(), segs.len());
             // child/parent are inverses
             let c = p.child("leaf").unwrap();

@@ -83,8 +83,9 @@ pub trait Registry: Send + Sync + 'static {
     fn cell(&self, point: &Point) -> Option<Arc<ParticleCell>>;
     /// A snapshot of one particle.
     fn record(&self, point: &Point) -> Option<Record>;
-    /// The particle at `point` and everything below it, parents before
-    /// children (the root lists every particle).
+    /// The particle at `point` and everything below it, breadth-first:
+    /// parents before children, siblings in start order (the root lists
+    /// every particle, by depth).
     fn subtree(&self, point: &Point) -> Vec<Record>;
     /// How many particles are registered.
     fn len(&self) -> usize;

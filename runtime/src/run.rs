@@ -14,9 +14,10 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::lane::{LaneReceiver, Letter, Next};
+use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
 use crate::star::Decision;
-use crate::{Body, Ctx, InFlight, Particle, ParticleError, Status, WaveError};
+use crate::targets;
+use crate::{Body, Ctx, InFlight, Particle, ParticleError, Status, Wave, WaveError, WaveKind};
 
 /// Runs a handler future, turning a panic or an `Err` into a crash reason.
 async fn guarded<T>(fut: impl Future<Output = Result<T, ParticleError>>) -> Result<T, String> {
@@ -40,8 +41,10 @@ fn panic_text(panic: Box<dyn Any + Send>) -> String {
 enum End {
     /// Stop requested (by itself, its supervisor or the Machine).
     Stop,
-    /// A crash with its reason and the wave in hand.
-    Crash(String, Option<InFlight>),
+    /// A crash with its reason, the wave in hand and, if that wave was a
+    /// request, where its answer goes: the requester is told only after the
+    /// Star has decided, so by then the parent has its crash notice.
+    Crash(String, Option<InFlight>, Option<ReplyTx>),
 }
 
 pub(crate) async fn run<P: Particle>(
@@ -54,10 +57,12 @@ pub(crate) async fn run<P: Particle>(
     let mut lane = LaneReceiver::new(cell.clone());
     loop {
         let started = guarded(particle.start(&ctx, &args))
-            .instrument(tracing::debug_span!("start", point = %cell.point()))
+            .instrument(
+                tracing::debug_span!(target: targets::SPAWN, "start", point = %cell.point()),
+            )
             .await;
         let end = match started {
-            Err(reason) => End::Crash(reason, None),
+            Err(reason) => End::Crash(reason, None, None),
             Ok(mut state) => {
                 cell.set_status(Status::Ready);
                 if let Some(r) = ready.take() {
@@ -66,35 +71,41 @@ pub(crate) async fn run<P: Particle>(
                 let end = serve(&*particle, &ctx, &mut state, &mut lane).await;
                 match end {
                     End::Stop => {
-                        let _ = guarded(async { Ok(particle.stop(&ctx, state).await) }).await;
+                        let _ = guarded(async {
+                            particle.stop(&ctx, state).await;
+                            Ok(())
+                        })
+                        .await;
                     }
                     End::Crash(..) => drop(state),
                 }
                 end
             }
         };
-        match end {
+        let (reason, in_flight, requester) = match end {
             End::Stop => {
                 ctx.machine.finish(&cell, lane.close(), false);
                 return;
             }
-            End::Crash(reason, in_flight) => {
-                cell.set_status(Status::Restarting);
-                match ctx
-                    .machine
-                    .report_crash(&cell, reason.clone(), in_flight)
-                    .await
-                {
-                    Decision::Restart => continue,
-                    Decision::GiveUp => {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(Err(reason));
-                        }
-                        ctx.machine.finish(&cell, lane.close(), true);
-                        return;
-                    }
-                }
+            End::Crash(reason, in_flight, requester) => (reason, in_flight, requester),
+        };
+        cell.set_status(Status::Restarting);
+        let decision = ctx
+            .machine
+            .report_crash(&cell, reason.clone(), in_flight)
+            .await;
+        if let Some(requester) = requester {
+            let _ = requester.send(Err(WaveError::Crashed {
+                point: cell.point().clone(),
+                reason: reason.clone(),
+            }));
+        }
+        if decision == Decision::GiveUp {
+            if let Some(r) = ready.take() {
+                let _ = r.send(Err(reason));
             }
+            ctx.machine.finish(&cell, lane.close(), true);
+            return;
         }
     }
 }
@@ -115,7 +126,7 @@ async fn serve<P: Particle>(
                     from: wave.from.clone(),
                 };
                 if let Err(reason) = guarded(particle.handle(ctx, state, wave)).await {
-                    return End::Crash(reason, Some(in_flight));
+                    return End::Crash(reason, Some(in_flight), None);
                 }
             }
             Next::Letter(Letter::Request(wave, reply)) => {
@@ -126,33 +137,24 @@ async fn serve<P: Particle>(
                 let to = wave.to.clone();
                 match guarded(particle.handle(ctx, state, wave)).await {
                     Ok(body) => {
-                        let _ = reply.send(Ok(crate::Wave {
-                            kind: crate::WaveKind::Reply,
+                        let _ = reply.send(Ok(Wave {
+                            kind: WaveKind::Reply,
                             from: to,
                             to: in_flight.from,
                             method: in_flight.method,
                             body,
                         }));
                     }
-                    Err(reason) => {
-                        let _ = reply.send(Err(WaveError::Crashed {
-                            point: ctx.me().clone(),
-                            reason: reason.clone(),
-                        }));
-                        return End::Crash(reason, Some(in_flight));
-                    }
+                    Err(reason) => return End::Crash(reason, Some(in_flight), Some(reply)),
                 }
             }
             Next::Letter(Letter::Notice(notice)) => {
-                let child = notice.child.clone();
+                let in_flight = InFlight {
+                    method: "crash_notice".into(),
+                    from: notice.child.clone(),
+                };
                 if let Err(reason) = guarded(particle.crash_notice(ctx, state, notice)).await {
-                    return End::Crash(
-                        reason,
-                        Some(InFlight {
-                            method: "crash_notice".into(),
-                            from: child,
-                        }),
-                    );
+                    return End::Crash(reason, Some(in_flight), None);
                 }
             }
         }

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::cell::ParticleCell;
 use crate::lane::Letter;
+use crate::targets;
 use crate::{CrashNotice, Event, InFlight, Point, Registry, Status};
 
 /// What the Star decided about a crash.
@@ -98,7 +99,7 @@ impl Actor for Star {
         _me: ActorRef<StarMsg>,
         args: StarArgs,
     ) -> Result<StarState, ActorProcessingErr> {
-        tracing::debug!(star = args.id, "star started");
+        tracing::debug!(target: targets::MACHINE, star = args.id, "star started");
         Ok(StarState {
             args,
             histories: HashMap::new(),
@@ -137,8 +138,7 @@ impl StarState {
         in_flight: Option<InFlight>,
     ) -> Decision {
         let point = cell.point();
-        let span =
-            tracing::warn_span!("crash", star = self.args.id, point = %point, kind = %cell.kind());
+        let span = tracing::warn_span!(target: targets::CRASH, "crash", star = self.args.id, point = %point, kind = %cell.kind());
         let _enter = span.enter();
         self.args.counters.crashes.fetch_add(1, Ordering::Relaxed);
         let limit = cell.restart_limit();
@@ -155,6 +155,7 @@ impl StarState {
                 self.args.counters.gave_up.fetch_add(1, Ordering::Relaxed);
                 cell.set_status(Status::Stopped);
                 tracing::error!(
+                    target: targets::CRASH,
                     in_period,
                     max = limit.max_restarts,
                     "restart limit exceeded: giving up"
@@ -162,7 +163,7 @@ impl StarState {
                 (Decision::GiveUp, cell.restarts())
             }
         };
-        tracing::warn!(%reason, restarts, "particle crashed");
+        tracing::warn!(target: targets::CRASH, %reason, restarts, "particle crashed");
         let notice = CrashNotice {
             child: point.clone(),
             kind: cell.kind().clone(),
@@ -181,9 +182,10 @@ impl StarState {
             }
         }
         if decision == Decision::Restart {
-            tracing::info_span!("restart", point = %point, restarts).in_scope(|| {
-                tracing::info!("restarting particle");
-            });
+            tracing::info_span!(target: targets::RESTART, "restart", point = %point, restarts)
+                .in_scope(|| {
+                    tracing::info!(target: targets::RESTART, "restarting particle");
+                });
         }
         if let Some(parent) = cell.parent().and_then(|p| self.args.registry.cell(p)) {
             if let Err(letter) = parent.lane.push(Letter::Notice(notice)) {
@@ -214,10 +216,10 @@ impl Actor for MachineRoot {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(who, why) => {
-                tracing::error!(actor = %who.get_id(), reason = %why, "star failed");
+                tracing::error!(target: targets::MACHINE, actor = %who.get_id(), reason = %why, "star failed");
             }
             SupervisionEvent::ActorTerminated(who, _, reason) => {
-                tracing::debug!(actor = %who.get_id(), ?reason, "star stopped");
+                tracing::debug!(target: targets::MACHINE, actor = %who.get_id(), ?reason, "star stopped");
             }
             _ => {}
         }

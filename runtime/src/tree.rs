@@ -1,6 +1,6 @@
 //! Tree specs: a whole particle tree, declared and spawned in one call.
 
-use crate::{Body, Kind, Point, SpawnError};
+use crate::{Body, Kind, Point, RestartLimit, SpawnError, SpawnOptions};
 
 /// A declarative particle tree: a node names one particle (by its last
 /// segment), its Kind and spawn arguments, and its children.
@@ -17,7 +17,7 @@ use crate::{Body, Kind, Point, SpawnError};
 ///
 /// # #[tokio::main] async fn main() {
 /// let tree = TreeSpec::new("app", "worker")
-///     .child(TreeSpec::new("db", "worker"))
+///     .child(TreeSpec::new("db", "worker").star(0))
 ///     .children((0..3).map(|i| TreeSpec::new(format!("web-{i}"), "worker")));
 /// assert_eq!(tree.len(), 5);
 ///
@@ -34,7 +34,16 @@ pub struct TreeSpec {
     name: String,
     kind: Kind,
     args: Body,
+    options: SpawnOptions,
     children: Vec<TreeSpec>,
+}
+
+/// One particle of a flattened tree, parents first.
+pub(crate) struct Planned {
+    pub point: Point,
+    pub kind: Kind,
+    pub args: Body,
+    pub options: SpawnOptions,
 }
 
 impl TreeSpec {
@@ -44,6 +53,7 @@ impl TreeSpec {
             name: name.into(),
             kind: kind.into(),
             args: Body::empty(),
+            options: SpawnOptions::default(),
             children: Vec::new(),
         }
     }
@@ -51,6 +61,19 @@ impl TreeSpec {
     /// Sets the spawn arguments.
     pub fn args(mut self, args: impl Into<Body>) -> Self {
         self.args = args.into();
+        self
+    }
+
+    /// Places this node on Star `star` (its children follow it unless they
+    /// say otherwise), e.g. to spread a tree's branches over the Stars.
+    pub fn star(mut self, star: usize) -> Self {
+        self.options.star = Some(star);
+        self
+    }
+
+    /// Gives this node its own restart limit.
+    pub fn restart_limit(mut self, limit: RestartLimit) -> Self {
+        self.options.restart_limit = Some(limit);
         self
     }
 
@@ -76,14 +99,15 @@ impl TreeSpec {
         false
     }
 
-    /// Lists `(point, kind, args)` parents first, checking every Point.
-    pub(crate) fn flatten(
-        &self,
-        under: &Point,
-        out: &mut Vec<(Point, Kind, Body)>,
-    ) -> Result<(), SpawnError> {
+    /// Lists the tree's particles parents first, checking every Point.
+    pub(crate) fn flatten(&self, under: &Point, out: &mut Vec<Planned>) -> Result<(), SpawnError> {
         let point = under.child(&self.name)?;
-        out.push((point.clone(), self.kind.clone(), self.args.clone()));
+        out.push(Planned {
+            point: point.clone(),
+            kind: self.kind.clone(),
+            args: self.args.clone(),
+            options: self.options,
+        });
         for child in &self.children {
             child.flatten(&point, out)?;
         }

@@ -126,7 +126,7 @@ struct RowSpec {
     baseline: (&'static str, &'static str),
 }
 
-const ROWS: [RowSpec; 8] = [
+const ROWS: [RowSpec; 9] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -168,6 +168,11 @@ const ROWS: [RowSpec; 8] = [
         bench: "pingpong",
         hyperverse: ("pingpong", "pingpong"),
         baseline: ("pingpong", "pingpong"),
+    },
+    RowSpec {
+        bench: "pingpong_timeout",
+        hyperverse: ("pingpong", "pingpong_timeout"),
+        baseline: ("pingpong", "pingpong_timeout"),
     },
 ];
 

@@ -6,13 +6,16 @@
 //! The driver holds the [`hyperverse::Lane`] that `Machine::spawn` returned,
 //! so no Registry lookup is on the path.
 //!
-//! Baseline: raw ractor `call!` to an actor that replies with a counter.
+//! Two figures: `pingpong` without a timeout (`Lane::call` beside ractor's
+//! `call!`) and `pingpong_timeout` with one (`Lane::request` beside ractor's
+//! `call_t!`, which uses a tokio timer per call).
 
 use std::error::Error;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hyperverse::{Body, Ctx, Kind, Machine, Particle, ParticleError, Point, Wave};
-use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{call, call_t, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::measure::{ns_per, Measured};
 use crate::Sizes;
@@ -48,13 +51,13 @@ fn check(got: u64, want: u64) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// Hyperverse: `Lane::request` from a driver task to an echo particle.
-pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
-    let machine = Machine::standalone().kind("echo", Echo).build().await?;
-    let echo = machine
-        .spawn(Point::parse("echo")?, Kind::new("echo"), Body::empty())
-        .await?;
-    let ping = || echo.request(Point::root(), "ping", Body::empty(), TIMEOUT);
+/// Warms up, then times `s.reps` reps of `s.pingpong_n` sequential round
+/// trips; `ping` returns the echo's count, checked after every rep.
+async fn timed<F, Fut>(s: &Sizes, mut ping: F) -> Result<Vec<f64>, Box<dyn Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, Box<dyn Error>>>,
+{
     for _ in 0..WARM_UP {
         ping().await?;
     }
@@ -64,15 +67,48 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
         let t = Instant::now();
         let mut last = 0;
         for _ in 0..s.pingpong_n {
-            last = ping().await?.body.as_u64().ok_or("echo replies a u64")?;
+            last = ping().await?;
         }
         reps.push(ns_per(t.elapsed(), s.pingpong_n));
         sent += s.pingpong_n;
         check(last, sent)?;
     }
-    Ok(vec![Measured::reps("pingpong", "ns/rt", reps)
-        .with("requests", s.pingpong_n)
-        .with("call", "Lane::request")])
+    Ok(reps)
+}
+
+fn count(reply: Wave) -> Result<u64, Box<dyn Error>> {
+    Ok(reply.body.as_u64().ok_or("echo replies a u64")?)
+}
+
+/// Hyperverse: `Lane::call` (no timeout, like `call!`) and `Lane::request`
+/// (with a timeout, like `call_t!`) from a driver task to an echo particle.
+pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let machine = Machine::standalone().kind("echo", Echo).build().await?;
+    let echo = machine
+        .spawn(Point::parse("echo")?, Kind::new("echo"), Body::empty())
+        .await?;
+    let untimed = timed(s, || async {
+        count(echo.call(Point::root(), "ping", Body::empty()).await?)
+    })
+    .await?;
+    let echo = machine
+        .spawn(Point::parse("echo-t")?, Kind::new("echo"), Body::empty())
+        .await?;
+    let with_timeout = timed(s, || async {
+        count(
+            echo.request(Point::root(), "ping", Body::empty(), TIMEOUT)
+                .await?,
+        )
+    })
+    .await?;
+    Ok(vec![
+        Measured::reps("pingpong", "ns/rt", untimed)
+            .with("requests", s.pingpong_n)
+            .with("call", "Lane::call"),
+        Measured::reps("pingpong_timeout", "ns/rt", with_timeout)
+            .with("requests", s.pingpong_n)
+            .with("call", "Lane::request (10 s timeout)"),
+    ])
 }
 
 // ------------------------------------------------------------ ractor baseline
@@ -104,26 +140,22 @@ impl Actor for RactorEcho {
     }
 }
 
-/// Raw ractor: `call!` (no timeout) from a driver task, same sizes and reps.
+/// Raw ractor: `call!` (no timeout) and `call_t!` (a tokio timeout) from a
+/// driver task, same sizes and reps.
 pub async fn ractor(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
     let (echo, _) = Actor::spawn(None, RactorEcho, ()).await?;
-    for _ in 0..WARM_UP {
-        call!(echo, EchoMsg::Ping)?;
-    }
-    let mut reps = Vec::with_capacity(s.reps);
-    let mut sent = WARM_UP;
-    for _ in 0..s.reps {
-        let t = Instant::now();
-        let mut last = 0;
-        for _ in 0..s.pingpong_n {
-            last = call!(echo, EchoMsg::Ping)?;
-        }
-        reps.push(ns_per(t.elapsed(), s.pingpong_n));
-        sent += s.pingpong_n;
-        check(last, sent)?;
-    }
+    let untimed = timed(s, || async { Ok(call!(echo, EchoMsg::Ping)?) }).await?;
     echo.stop(None);
-    Ok(vec![Measured::reps("pingpong", "ns/rt", reps)
-        .with("requests", s.pingpong_n)
-        .with("call", "ractor::call!")])
+    let (echo, _) = Actor::spawn(None, RactorEcho, ()).await?;
+    let ms = TIMEOUT.as_millis() as u64;
+    let with_timeout = timed(s, || async { Ok(call_t!(echo, EchoMsg::Ping, ms)?) }).await?;
+    echo.stop(None);
+    Ok(vec![
+        Measured::reps("pingpong", "ns/rt", untimed)
+            .with("requests", s.pingpong_n)
+            .with("call", "ractor::call!"),
+        Measured::reps("pingpong_timeout", "ns/rt", with_timeout)
+            .with("requests", s.pingpong_n)
+            .with("call", "ractor::call_t! (10 s timeout)"),
+    ])
 }

@@ -39,6 +39,7 @@ pub struct ParticleCell {
     star: usize,
     parent: Option<Point>,
     limit: RestartLimit,
+    seq: u64,
     status: AtomicU8,
     restarts: AtomicU32,
     pub(crate) lane: LaneQueue,
@@ -52,6 +53,7 @@ impl ParticleCell {
         star: usize,
         parent: Option<Point>,
         limit: RestartLimit,
+        seq: u64,
     ) -> Self {
         ParticleCell {
             point,
@@ -59,6 +61,7 @@ impl ParticleCell {
             star,
             parent,
             limit,
+            seq,
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
             lane: LaneQueue::default(),
@@ -84,6 +87,12 @@ impl ParticleCell {
     /// Its parent particle, if one lived at the parent Point when it was spawned.
     pub fn parent(&self) -> Option<&Point> {
         self.parent.as_ref()
+    }
+
+    /// Its place in the Machine's spawn order: children are listed, and
+    /// will be stopped, by it.
+    pub fn spawn_seq(&self) -> u64 {
+        self.seq
     }
 
     /// Its restart limit.

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::cell::ParticleCell;
+use crate::deadline::Deadlines;
 use crate::targets;
 use crate::{Body, CrashNotice, Point, Wave, WaveError};
 
@@ -192,6 +193,7 @@ impl LaneReceiver {
 #[derive(Clone)]
 pub struct Lane {
     pub(crate) cell: Arc<ParticleCell>,
+    pub(crate) deadlines: Arc<Deadlines>,
 }
 
 impl Lane {
@@ -217,14 +219,7 @@ impl Lane {
 
     /// Delivers a ready-made wave (its `to` should be this lane's Point).
     pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
-        let _span =
-            tracing::trace_span!(target: targets::ROUTE, "route", to = %self.cell.point(), method = %wave.method).entered();
-        self.cell
-            .lane
-            .push(Letter::Wave(wave))
-            .map_err(|_| WaveError::Stopped {
-                point: self.point().clone(),
-            })
+        deliver(&self.cell, wave)
     }
 
     /// Sends a request from `from` and waits up to `timeout` for the reply.
@@ -244,11 +239,53 @@ impl Lane {
 
     /// Sends a ready-made request wave and waits up to `timeout` for the reply.
     pub async fn ask(&self, wave: Wave, timeout: Duration) -> Result<Wave, WaveError> {
+        let rx = self.enqueue(wave);
+        match self.deadlines.within(timeout, rx).await {
+            Some(answer) => self.answer(answer),
+            None => Err(WaveError::Timeout {
+                point: self.point().clone(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Sends a request and waits for its reply with no timeout, like
+    /// `gen_server:call(…, infinity)` or ractor's `call!`.
+    ///
+    /// It cannot hang on a particle that stops or is given up: the lane
+    /// then answers every waiting request with [`WaveError::Stopped`]. It
+    /// waits as long as a live particle takes. Skipping the deadline makes
+    /// it the cheapest request; prefer [`Lane::request`] unless the target
+    /// is trusted to answer.
+    pub async fn call(
+        &self,
+        from: Point,
+        method: impl Into<std::borrow::Cow<'static, str>>,
+        body: impl Into<Body>,
+    ) -> Result<Wave, WaveError> {
+        let rx = self.enqueue(Wave::request(from, self.point().clone(), method, body));
+        self.answer(rx.await)
+    }
+
+    /// Queues a request; a closed lane answers it at once.
+    fn enqueue(&self, wave: Wave) -> oneshot::Receiver<Result<Wave, WaveError>> {
         let (tx, rx) = oneshot::channel();
         if let Err(letter) = self.cell.lane.push(Letter::Request(wave, tx)) {
             letter.refuse(self.point());
         }
-        await_reply(self.point(), rx, timeout).await
+        rx
+    }
+
+    fn answer(
+        &self,
+        answer: Result<Result<Wave, WaveError>, oneshot::error::RecvError>,
+    ) -> Result<Wave, WaveError> {
+        // A dropped reply channel means the particle stopped without answering.
+        answer.unwrap_or_else(|_| {
+            Err(WaveError::Stopped {
+                point: self.point().clone(),
+            })
+        })
     }
 }
 
@@ -258,20 +295,13 @@ impl std::fmt::Debug for Lane {
     }
 }
 
-pub(crate) async fn await_reply(
-    point: &Point,
-    rx: oneshot::Receiver<Result<Wave, WaveError>>,
-    timeout: Duration,
-) -> Result<Wave, WaveError> {
-    match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(answer)) => answer,
-        // The particle dropped the request unanswered: it has stopped.
-        Ok(Err(_)) => Err(WaveError::Stopped {
-            point: point.clone(),
-        }),
-        Err(_) => Err(WaveError::Timeout {
-            point: point.clone(),
-            after: timeout,
-        }),
-    }
+/// Queues a signal in `cell`'s lane: the one place every signal passes.
+pub(crate) fn deliver(cell: &ParticleCell, wave: Wave) -> Result<(), WaveError> {
+    let _span = tracing::trace_span!(target: targets::ROUTE, "route", to = %cell.point(), method = %wave.method)
+        .entered();
+    cell.lane
+        .push(Letter::Wave(wave))
+        .map_err(|_| WaveError::Stopped {
+            point: cell.point().clone(),
+        })
 }

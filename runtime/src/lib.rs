@@ -15,6 +15,7 @@
 
 mod body;
 mod cell;
+mod deadline;
 mod driver;
 mod error;
 mod event;

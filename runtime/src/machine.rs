@@ -1,15 +1,17 @@
 //! Machines: a process hosting Stars, routing waves between their particles.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use tokio::sync::{broadcast, oneshot};
+use tracing::Instrument;
 
 use crate::cell::ParticleCell;
-use crate::lane::Letter;
+use crate::deadline::Deadlines;
+use crate::lane::{deliver, Letter};
 use crate::star::{Decision, MachineRoot, Star, StarArgs, StarCounters, StarMsg, StarStats};
 use crate::targets;
 use crate::{
@@ -35,6 +37,8 @@ struct Shared {
     next_star: AtomicUsize,
     limit: RestartLimit,
     request_timeout: Duration,
+    deadlines: Arc<Deadlines>,
+    next_seq: AtomicU64,
     down: AtomicBool,
 }
 
@@ -189,6 +193,8 @@ impl MachineBuilder {
                 next_star: AtomicUsize::new(0),
                 limit: self.limit,
                 request_timeout: self.request_timeout,
+                deadlines: Deadlines::new(),
+                next_seq: AtomicU64::new(0),
                 down: AtomicBool::new(false),
             }),
         })
@@ -272,7 +278,7 @@ impl Machine {
         opts: SpawnOptions,
     ) -> Result<Lane, SpawnError> {
         let (tx, rx) = oneshot::channel();
-        let lane = self.launch(point, kind, args, opts, Some(tx))?;
+        let lane = self.launch(point, None, kind, args, opts, Some(tx))?;
         wait_ready(lane.point(), &mut { rx }).await?;
         Ok(lane)
     }
@@ -280,12 +286,23 @@ impl Machine {
     /// Spawns a particle without waiting for its `start` (Erlang's `spawn`):
     /// waves sent to it meanwhile wait in its lane.
     pub fn spawn_nowait(&self, point: Point, kind: Kind, args: Body) -> Result<Lane, SpawnError> {
-        self.launch(point, kind, args, SpawnOptions::default(), None)
+        self.launch(point, None, kind, args, SpawnOptions::default(), None)
     }
 
-    fn launch(
+    /// Wraps a cell in a Lane handle.
+    fn lane_to(&self, cell: Arc<ParticleCell>) -> Lane {
+        Lane {
+            cell,
+            deadlines: self.shared.deadlines.clone(),
+        }
+    }
+
+    /// Registers and launches one particle. `parent` is its parent's cell
+    /// when the caller has it (a particle spawning a child), saving a lookup.
+    pub(crate) fn launch(
         &self,
         point: Point,
+        parent: Option<Arc<ParticleCell>>,
         kind: Kind,
         args: Body,
         opts: SpawnOptions,
@@ -301,7 +318,12 @@ impl Machine {
         let Some(driver) = sh.drivers.get(&kind) else {
             return Err(SpawnError::UnknownKind { point, kind });
         };
-        let parent = point.parent().and_then(|p| sh.registry.cell(&p));
+        let parent = match parent {
+            Some(p) => Some(p),
+            // A top-level particle's parent is the root, which holds none.
+            None if point.depth() > 1 => point.parent().and_then(|p| sh.registry.cell(&p)),
+            None => None,
+        };
         let star = match (opts.star, &parent) {
             (Some(s), _) if s >= sh.stars.len() => {
                 return Err(SpawnError::NoSuchStar {
@@ -320,6 +342,7 @@ impl Machine {
             star,
             parent.map(|p| p.point().clone()),
             opts.restart_limit.unwrap_or(sh.limit),
+            sh.next_seq.fetch_add(1, Ordering::Relaxed),
         ));
         sh.registry
             .register(cell.clone())
@@ -339,7 +362,7 @@ impl Machine {
             args,
             ready,
         });
-        Ok(Lane { cell })
+        Ok(self.lane_to(cell))
     }
 
     /// Spawns a whole tree under `under` (use [`Point::root`] for a top-level
@@ -364,7 +387,7 @@ impl Machine {
         let mut waiting = Vec::with_capacity(plan.len());
         for p in plan {
             let (tx, rx) = oneshot::channel();
-            match self.launch(p.point.clone(), p.kind, p.args, p.options, Some(tx)) {
+            match self.launch(p.point.clone(), None, p.kind, p.args, p.options, Some(tx)) {
                 Ok(_) => waiting.push((p.point, rx)),
                 Err(e) => {
                     self.stop_spawned(&waiting).await;
@@ -395,27 +418,18 @@ impl Machine {
 
     /// A lane to the particle at `point`, for repeated sends without lookups.
     pub fn lane(&self, point: &Point) -> Result<Lane, WaveError> {
-        let cell = self.shared.registry.cell(point).ok_or_else(|| {
-            if self.shared.down.load(Ordering::Acquire) {
-                WaveError::MachineDown
-            } else {
-                WaveError::NoSuchParticle {
-                    point: point.clone(),
-                }
-            }
-        })?;
+        let cell = self.resolve(point)?;
         if cell.lane.is_closed() {
             return Err(WaveError::Stopped {
                 point: point.clone(),
             });
         }
-        Ok(Lane { cell })
+        Ok(self.lane_to(cell))
     }
 
     /// Routes a signal to `wave.to`.
     pub fn signal(&self, wave: Wave) -> Result<(), WaveError> {
-        let cell = self.resolve(&wave.to)?;
-        Lane { cell }.send(wave)
+        deliver(&*self.resolve(&wave.to)?, wave)
     }
 
     fn resolve(&self, point: &Point) -> Result<Arc<ParticleCell>, WaveError> {
@@ -433,7 +447,7 @@ impl Machine {
     /// Routes a request to `wave.to` and waits up to `timeout` for its reply.
     pub async fn request(&self, wave: Wave, timeout: Duration) -> Result<Wave, WaveError> {
         let cell = self.resolve(&wave.to)?;
-        Lane { cell }.ask(wave, timeout).await
+        self.lane_to(cell).ask(wave, timeout).await
     }
 
     /// A request from the Machine itself (sender `ROOT`) with the default timeout.
@@ -484,13 +498,17 @@ impl Machine {
         if self.shared.down.swap(true, Ordering::AcqRel) {
             return;
         }
-        let _span = tracing::info_span!(target: targets::MACHINE, "shutdown").entered();
-        let _ = self.stop(&Point::root()).await;
-        for star in &self.shared.stars {
-            star.actor.stop(None);
+        let span = tracing::info_span!(target: targets::MACHINE, "shutdown");
+        async {
+            let _ = self.stop(&Point::root()).await;
+            for star in &self.shared.stars {
+                star.actor.stop(None);
+            }
+            self.shared.root.stop(None);
+            tracing::info!(target: targets::MACHINE, "machine stopped");
         }
-        self.shared.root.stop(None);
-        tracing::info!(target: targets::MACHINE, "machine stopped");
+        .instrument(span)
+        .await
     }
 
     fn unregister_if_current(&self, cell: &Arc<ParticleCell>) {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cell::ParticleCell;
-use crate::{Body, CrashNotice, Kind, Lane, Machine, Point, SpawnError, Wave, WaveError};
+use crate::{
+    Body, CrashNotice, Kind, Lane, Machine, Point, SpawnError, SpawnOptions, Wave, WaveError,
+};
 
 /// What a handler returns on failure. Any error converts into it with `?`;
 /// its text becomes the crash reason. Returning one is a crash, like a panic.
@@ -107,6 +109,11 @@ impl Ctx {
         self.cell.point()
     }
 
+    /// This particle's parent, if it has one (no lookup, no allocation).
+    pub fn parent(&self) -> Option<&Point> {
+        self.cell.parent()
+    }
+
     /// This particle's Kind.
     pub fn kind(&self) -> &Kind {
         self.cell.kind()
@@ -158,7 +165,14 @@ impl Ctx {
     /// its `start` (waves sent to it meanwhile wait in its lane).
     pub fn spawn_child(&self, name: &str, kind: &Kind, args: Body) -> Result<Lane, SpawnError> {
         let point = self.me().child(name)?;
-        self.machine.spawn_nowait(point, kind.clone(), args)
+        self.machine.launch(
+            point,
+            Some(self.cell.clone()),
+            kind.clone(),
+            args,
+            SpawnOptions::default(),
+            None,
+        )
     }
 
     /// Stops this particle normally once the current wave is handled.

@@ -4,6 +4,7 @@
 //! it (one particle per Point). The trait is what a clustered Registry will
 //! implement later; [`MemRegistry`] is the standalone one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -97,7 +98,9 @@ pub trait Registry: Send + Sync + 'static {
 
 struct Entry {
     cell: Arc<ParticleCell>,
-    children: Vec<Point>,
+    /// By spawn sequence: start order, with O(log n) insert and removal
+    /// however many children a parent has.
+    children: BTreeMap<u64, Point>,
 }
 
 /// The in-memory Registry: a sharded concurrent map, so spawns and lookups
@@ -120,7 +123,7 @@ impl MemRegistry {
             star: e.cell.star(),
             status: e.cell.status(),
             parent: e.cell.parent().cloned(),
-            children: e.children.clone(),
+            children: e.children.values().cloned().collect(),
             restarts: e.cell.restarts(),
         }
     }
@@ -134,12 +137,20 @@ impl Registry for MemRegistry {
                 if o.get().cell.status() != crate::Status::Stopped {
                     return Err(RegistryError::Occupied { point });
                 }
-                o.get_mut().cell = cell.clone();
+                // A given-up particle is replaced: it leaves its parent's
+                // children, where the new one enters in its own start order.
+                let old = std::mem::replace(&mut o.get_mut().cell, cell.clone());
+                drop(o);
+                if let Some(parent) = old.parent() {
+                    if let Some(mut p) = self.map.get_mut(parent) {
+                        p.children.remove(&old.spawn_seq());
+                    }
+                }
             }
             MapEntry::Vacant(v) => {
                 v.insert(Entry {
                     cell: cell.clone(),
-                    children: Vec::new(),
+                    children: BTreeMap::new(),
                 });
             }
         }
@@ -147,9 +158,7 @@ impl Registry for MemRegistry {
         // cannot deadlock even if it is the same shard.
         if let Some(parent) = cell.parent() {
             if let Some(mut p) = self.map.get_mut(parent) {
-                if !p.children.contains(&point) {
-                    p.children.push(point);
-                }
+                p.children.insert(cell.spawn_seq(), point);
             }
         }
         Ok(())
@@ -159,9 +168,7 @@ impl Registry for MemRegistry {
         let (_, entry) = self.map.remove(point)?;
         if let Some(parent) = entry.cell.parent() {
             if let Some(mut p) = self.map.get_mut(parent) {
-                if let Some(i) = p.children.iter().position(|c| c == point) {
-                    p.children.remove(i);
-                }
+                p.children.remove(&entry.cell.spawn_seq());
             }
         }
         Some(entry.cell)
@@ -203,5 +210,52 @@ impl Registry for MemRegistry {
 
     fn len(&self) -> usize {
         self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Kind, RestartLimit};
+
+    fn cell(point: &str, parent: Option<&str>, seq: u64) -> Arc<ParticleCell> {
+        Arc::new(ParticleCell::new(
+            point.parse().unwrap(),
+            Kind::new("k"),
+            0,
+            parent.map(|p| p.parse().unwrap()),
+            RestartLimit::default(),
+            seq,
+        ))
+    }
+
+    fn children(reg: &MemRegistry, p: &str) -> Vec<String> {
+        let rec = reg.record(&p.parse().unwrap()).unwrap();
+        rec.children.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn children_stay_in_start_order_through_removals_and_replacement() {
+        let reg = MemRegistry::new();
+        reg.register(cell("a", None, 0)).unwrap();
+        for (i, name) in ["a:x", "a:y", "a:z"].iter().enumerate() {
+            reg.register(cell(name, Some("a"), i as u64 + 1)).unwrap();
+        }
+        assert_eq!(children(&reg, "a"), ["a:x", "a:y", "a:z"]);
+        assert!(matches!(
+            reg.register(cell("a:y", Some("a"), 9)),
+            Err(RegistryError::Occupied { .. })
+        ));
+        reg.unregister(&"a:x".parse().unwrap()).unwrap();
+        assert_eq!(children(&reg, "a"), ["a:y", "a:z"]);
+        // A given-up particle's Point is taken again; it moves to the end.
+        reg.cell(&"a:y".parse().unwrap())
+            .unwrap()
+            .set_status(Status::Stopped);
+        reg.register(cell("a:y", Some("a"), 10)).unwrap();
+        assert_eq!(children(&reg, "a"), ["a:z", "a:y"]);
+        assert_eq!(reg.subtree(&"a".parse().unwrap()).len(), 3);
+        assert_eq!(reg.subtree(&Point::root()).len(), 3);
+        assert_eq!(reg.len(), 3);
     }
 }

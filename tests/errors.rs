@@ -75,6 +75,8 @@ async fn request_to_a_stopped_particle_fails_at_once() {
         .spawn(p.clone(), "sleepy".into(), Body::empty())
         .await
         .unwrap();
+    let hi = lane.call(Point::root(), "echo", "hi").await.unwrap();
+    assert_eq!(hi.body.as_bytes(), b"hi");
     // It stops itself after this request; one queued behind it gets `Stopped`.
     let quit = lane.request(Point::root(), "quit", "bye", Duration::from_secs(1));
     let behind = lane.request(Point::root(), "echo", "late", Duration::from_secs(5));
@@ -87,6 +89,9 @@ async fn request_to_a_stopped_particle_fails_at_once() {
         .request(Point::root(), "echo", "x", Duration::from_secs(5))
         .await
         .unwrap_err();
+    assert_eq!(err, WaveError::Stopped { point: p.clone() });
+    // A call has no timeout, and still cannot hang on a stopped particle.
+    let err = lane.call(Point::root(), "echo", "x").await.unwrap_err();
     assert_eq!(err, WaveError::Stopped { point: p.clone() });
     assert_eq!(
         lane.signal(Point::root(), "x", Body::empty()),

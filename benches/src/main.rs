@@ -19,6 +19,17 @@
 //!   --only   shapes to run: ring, skynet, spawn, pingpong
 //! ```
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The global allocator every shape and baseline of this build runs on.
+pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system"
+};
+
 mod measure;
 mod pingpong;
 mod report;
@@ -426,7 +437,7 @@ fn heading(quick: bool) -> String {
         "hyperverse-bench ({} sizes): ring {}x{} laps, skynet {} leaves, spawn {} actors, \
          pingpong {} requests; median of {} reps (ring, pingpong) or of {} processes (spawn); skynet one run.\n\
          Each (shape, implementation) in its own process; tokio multi-thread, {} workers = cores; \
-         baseline = raw ractor 0.16 in the same sitting.",
+         {} allocator; baseline = raw ractor 0.16 in the same sitting.",
         if quick { "quick" } else { "full" },
         s.ring_particles,
         s.ring_laps,
@@ -436,5 +447,6 @@ fn heading(quick: bool) -> String {
         s.reps,
         s.spawn_processes,
         cores(),
+        ALLOCATOR,
     )
 }

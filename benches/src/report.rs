@@ -47,6 +47,7 @@ impl Row {
         o.insert("ratio".into(), json!(self.ratio().map(round)));
         o.insert("baseline_name".into(), json!(self.baseline_name));
         o.insert("stat".into(), json!("median"));
+        o.insert("allocator".into(), json!(crate::ALLOCATOR));
         for (key, side) in [("", &self.hyperverse), ("baseline_", &self.baseline)] {
             match side {
                 Ok(m) => {

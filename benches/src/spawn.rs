@@ -116,10 +116,8 @@ pub async fn hyperverse(s: &Sizes, mode: Mode) -> Result<Vec<Measured>, Box<dyn 
         )
         .with("issue_us", us_per(issued, n as u64));
 
-    // Not `Machine::shutdown`: its future is not `Send` (it holds an entered
-    // tracing span across an await), so it cannot run in a spawned task.
     let t = Instant::now();
-    machine.stop(&Point::root()).await?;
+    machine.shutdown().await;
     let time = time.with("stop_all_ms", t.elapsed().as_secs_f64() * 1e3);
     drop(lanes);
     Ok(vec![time, rss])

@@ -20,12 +20,20 @@ use crate::targets;
 use crate::{Body, Ctx, InFlight, Particle, ParticleError, Status, Wave, WaveError, WaveKind};
 
 /// Runs a handler future, turning a panic or an `Err` into a crash reason.
-async fn guarded<T>(fut: impl Future<Output = Result<T, ParticleError>>) -> Result<T, String> {
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(panic) => Err(panic_text(panic)),
-    }
+///
+/// A combinator rather than an `async fn`: an `async fn` would keep its
+/// argument and the future it awaits side by side, and this future is part
+/// of every particle's task, idle or not.
+fn guarded<T>(
+    fut: impl Future<Output = Result<T, ParticleError>>,
+) -> impl Future<Output = Result<T, String>> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .map(|outcome| match outcome {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(panic) => Err(panic_text(panic)),
+        })
 }
 
 fn panic_text(panic: Box<dyn Any + Send>) -> String {
@@ -41,73 +49,107 @@ fn panic_text(panic: Box<dyn Any + Send>) -> String {
 enum End {
     /// Stop requested (by itself, its supervisor or the Machine).
     Stop,
-    /// A crash with its reason, the wave in hand and, if that wave was a
-    /// request, where its answer goes: the requester is told only after the
-    /// Star has decided, so by then the parent has its crash notice.
-    Crash(String, Option<InFlight>, Option<ReplyTx>),
+    /// The incarnation crashed.
+    Crash(Crash),
 }
 
+struct Crash {
+    reason: String,
+    /// The wave in hand, if any.
+    in_flight: Option<InFlight>,
+    /// If that wave was a request, where its answer goes: the requester is
+    /// told only after the Star has decided, so by then the parent has its
+    /// crash notice.
+    requester: Option<ReplyTx>,
+}
+
+impl End {
+    fn crash(reason: String, in_flight: Option<InFlight>, requester: Option<ReplyTx>) -> End {
+        End::Crash(Crash {
+            reason,
+            in_flight,
+            requester,
+        })
+    }
+}
+
+type ReadyTx = oneshot::Sender<Result<(), String>>;
+
+/// A particle's whole life: incarnations until a stop or a give-up.
 pub(crate) async fn run<P: Particle>(
     particle: Arc<P>,
     ctx: Ctx,
     args: Body,
-    mut ready: Option<oneshot::Sender<Result<(), String>>>,
+    mut ready: Option<ReadyTx>,
 ) {
-    let cell = ctx.cell.clone();
-    let mut lane = LaneReceiver::new(cell.clone());
+    let mut lane = LaneReceiver::new(ctx.cell.clone());
     loop {
-        let started = guarded(particle.start(&ctx, &args))
-            .instrument(
-                tracing::debug_span!(target: targets::SPAWN, "start", point = %cell.point()),
-            )
-            .await;
-        let end = match started {
-            Err(reason) => End::Crash(reason, None, None),
-            Ok(mut state) => {
-                cell.set_status(Status::Ready);
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
-                }
-                let end = serve(&*particle, &ctx, &mut state, &mut lane).await;
-                match end {
-                    End::Stop => {
-                        let _ = guarded(async {
-                            particle.stop(&ctx, state).await;
-                            Ok(())
-                        })
-                        .await;
-                    }
-                    End::Crash(..) => drop(state),
-                }
-                end
-            }
-        };
-        let (reason, in_flight, requester) = match end {
+        let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
             End::Stop => {
-                ctx.machine.finish(&cell, lane.close(), false);
+                ctx.machine.finish(&ctx.cell, lane.close(), false);
                 return;
             }
-            End::Crash(reason, in_flight, requester) => (reason, in_flight, requester),
+            End::Crash(crash) => crash,
         };
-        cell.set_status(Status::Restarting);
-        let decision = ctx
-            .machine
-            .report_crash(&cell, reason.clone(), in_flight)
-            .await;
-        if let Some(requester) = requester {
-            let _ = requester.send(Err(WaveError::Crashed {
-                point: cell.point().clone(),
-                reason: reason.clone(),
-            }));
-        }
-        if decision == Decision::GiveUp {
-            if let Some(r) = ready.take() {
-                let _ = r.send(Err(reason));
-            }
-            ctx.machine.finish(&cell, lane.close(), true);
+        // Crashes are rare: their bookkeeping runs in a boxed future, so that
+        // it takes no room in the task of every idle particle.
+        if Box::pin(after_crash(&ctx, crash, &mut ready)).await == Decision::GiveUp {
+            ctx.machine.finish(&ctx.cell, lane.close(), true);
             return;
         }
     }
+}
+
+/// One incarnation: a fresh state from `start`, then waves until it ends.
+async fn incarnation<P: Particle>(
+    particle: &P,
+    ctx: &Ctx,
+    args: &Body,
+    ready: &mut Option<ReadyTx>,
+    lane: &mut LaneReceiver,
+) -> End {
+    let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
+    let mut state = match guarded(particle.start(ctx, args)).instrument(span).await {
+        Ok(state) => state,
+        Err(reason) => return End::crash(reason, None, None),
+    };
+    ctx.cell.set_status(Status::Ready);
+    if let Some(r) = ready.take() {
+        let _ = r.send(Ok(()));
+    }
+    let end = serve(particle, ctx, &mut state, lane).await;
+    if let End::Stop = end {
+        let _ = guarded(async {
+            particle.stop(ctx, state).await;
+            Ok(())
+        })
+        .await;
+    }
+    // After a crash the state is simply dropped: the old incarnation has
+    // fully stopped before the Star is asked about a new one.
+    end
+}
+
+/// Asks the Star what to do about a crash, then answers the request that
+/// was in hand. A give-up also fails a spawn still waiting for `start`.
+async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> Decision {
+    ctx.cell.set_status(Status::Restarting);
+    let decision = ctx
+        .machine
+        .report_crash(&ctx.cell, crash.reason.clone(), crash.in_flight)
+        .await;
+    if let Some(requester) = crash.requester {
+        let _ = requester.send(Err(WaveError::Crashed {
+            point: ctx.me().clone(),
+            reason: crash.reason.clone(),
+        }));
+    }
+    if decision == Decision::GiveUp {
+        if let Some(r) = ready.take() {
+            let _ = r.send(Err(crash.reason));
+        }
+    }
+    decision
 }
 
 /// Handles letters until a stop or a crash.
@@ -118,45 +160,41 @@ async fn serve<P: Particle>(
     lane: &mut LaneReceiver,
 ) -> End {
     loop {
-        match lane.recv().await {
+        let (wave, reply) = match lane.recv().await {
             Next::Stop => return End::Stop,
-            Next::Letter(Letter::Wave(wave)) => {
-                let in_flight = InFlight {
-                    method: wave.method.clone(),
-                    from: wave.from.clone(),
-                };
-                if let Err(reason) = guarded(particle.handle(ctx, state, wave)).await {
-                    return End::Crash(reason, Some(in_flight), None);
-                }
-            }
-            Next::Letter(Letter::Request(wave, reply)) => {
-                let in_flight = InFlight {
-                    method: wave.method.clone(),
-                    from: wave.from.clone(),
-                };
-                let to = wave.to.clone();
-                match guarded(particle.handle(ctx, state, wave)).await {
-                    Ok(body) => {
-                        let _ = reply.send(Ok(Wave {
-                            kind: WaveKind::Reply,
-                            from: to,
-                            to: in_flight.from,
-                            method: in_flight.method,
-                            body,
-                        }));
-                    }
-                    Err(reason) => return End::Crash(reason, Some(in_flight), Some(reply)),
-                }
-            }
+            Next::Letter(Letter::Wave(wave)) => (wave, None),
+            Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
             Next::Letter(Letter::Notice(notice)) => {
                 let in_flight = InFlight {
                     method: "crash_notice".into(),
                     from: notice.child.clone(),
                 };
-                if let Err(reason) = guarded(particle.crash_notice(ctx, state, notice)).await {
-                    return End::Crash(reason, Some(in_flight), None);
+                // Boxed: notices are rare, and unboxed this future would
+                // sit beside the wave handler's in every particle's task.
+                let handled = Box::pin(guarded(particle.crash_notice(ctx, state, notice)));
+                if let Err(reason) = handled.await {
+                    return End::crash(reason, Some(in_flight), None);
+                }
+                continue;
+            }
+        };
+        let in_flight = InFlight {
+            method: wave.method.clone(),
+            from: wave.from.clone(),
+        };
+        match guarded(particle.handle(ctx, state, wave)).await {
+            Ok(body) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(Wave {
+                        kind: WaveKind::Reply,
+                        from: ctx.me().clone(),
+                        to: in_flight.from,
+                        method: in_flight.method,
+                        body,
+                    }));
                 }
             }
+            Err(reason) => return End::crash(reason, Some(in_flight), reply),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Machines: a process hosting Stars, routing waves between their particles.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -465,23 +465,24 @@ impl Machine {
     /// before parents, and waits until they have stopped. Waiting requests
     /// get [`WaveError::Stopped`].
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
-        let records = self.shared.registry.subtree(point);
-        if records.is_empty() && !point.is_root() {
+        let cells = self.shared.registry.cells_under(point);
+        if cells.is_empty() && !point.is_root() {
             return Err(WaveError::NoSuchParticle {
                 point: point.clone(),
             });
         }
-        let mut by_depth: BTreeMap<usize, Vec<Arc<ParticleCell>>> = BTreeMap::new();
-        for rec in &records {
-            if let Some(cell) = self.shared.registry.cell(&rec.point) {
-                by_depth.entry(rec.point.depth()).or_default().push(cell);
-            }
-        }
-        for (_, cells) in by_depth.into_iter().rev() {
-            for cell in &cells {
+        // Parents come before children, so from the back, one depth at a
+        // time: every particle of a depth is told to stop, then awaited.
+        let mut rest = &cells[..];
+        while let Some(last) = rest.last() {
+            let depth = last.point().depth();
+            let split = rest.partition_point(|c| c.point().depth() < depth);
+            let (shallower, level) = rest.split_at(split);
+            rest = shallower;
+            for cell in level {
                 cell.lane.request_stop();
             }
-            for cell in &cells {
+            for cell in level {
                 let task = cell.task.lock().take();
                 if let Some(task) = task {
                     let _ = task.await;

@@ -86,8 +86,11 @@ pub trait Registry: Send + Sync + 'static {
     fn record(&self, point: &Point) -> Option<Record>;
     /// The particle at `point` and everything below it, breadth-first:
     /// parents before children, siblings in start order (the root lists
-    /// every particle, by depth).
+    /// every particle, by depth, then in start order).
     fn subtree(&self, point: &Point) -> Vec<Record>;
+    /// The cells of the same particles as [`Registry::subtree`], in the
+    /// same order (sorted by depth), without the snapshots.
+    fn cells_under(&self, point: &Point) -> Vec<Arc<ParticleCell>>;
     /// How many particles are registered.
     fn len(&self) -> usize;
     /// True when no particle is registered.
@@ -183,26 +186,25 @@ impl Registry for MemRegistry {
     }
 
     fn subtree(&self, point: &Point) -> Vec<Record> {
+        self.cells_under(point)
+            .iter()
+            .filter_map(|c| self.record(c.point()))
+            .collect()
+    }
+
+    fn cells_under(&self, point: &Point) -> Vec<Arc<ParticleCell>> {
         if point.is_root() {
-            let mut all: Vec<Record> = self
-                .map
-                .iter()
-                .map(|e| Self::snapshot(e.key(), e.value()))
-                .collect();
-            all.sort_by(|a, b| {
-                a.point
-                    .depth()
-                    .cmp(&b.point.depth())
-                    .then(a.point.cmp(&b.point))
-            });
+            let mut all: Vec<Arc<ParticleCell>> = self.map.iter().map(|e| e.cell.clone()).collect();
+            all.sort_by_cached_key(|c| (c.point().depth(), c.spawn_seq()));
             return all;
         }
+        // Breadth-first over the children lists: by depth, siblings in start order.
         let mut out = Vec::new();
         let mut queue = std::collections::VecDeque::from([point.clone()]);
         while let Some(p) = queue.pop_front() {
-            if let Some(rec) = self.record(&p) {
-                queue.extend(rec.children.iter().cloned());
-                out.push(rec);
+            if let Some(e) = self.map.get(&p) {
+                queue.extend(e.children.values().cloned());
+                out.push(e.cell.clone());
             }
         }
         out

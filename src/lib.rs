@@ -22,7 +22,7 @@
 //!
 //! # #[tokio::main] async fn main() {
 //! let machine = Machine::standalone().kind("echo", Echo).build().await.unwrap();
-//! let at: Point = "app:echo".parse().unwrap();
+//! let at: Point = "echo".parse().unwrap();
 //! machine.spawn(at.clone(), "echo".into(), Body::empty()).await.unwrap();
 //! assert_eq!(machine.ask(&at, "say", "hi").await.unwrap().body.as_bytes(), b"hi");
 //! machine.shutdown().await;

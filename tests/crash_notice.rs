@@ -86,7 +86,7 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     assert_eq!(m.record(&app).unwrap().children, vec![child.clone()]);
 
     // A crash by error return, with a signal in flight.
-    m.signal(Wave::signal(
+    m.send(Wave::signal(
         app.clone(),
         child.clone(),
         "fail",

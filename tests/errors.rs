@@ -50,7 +50,7 @@ async fn request_to_a_missing_point_fails_at_once() {
     );
     assert!(t.elapsed() < Duration::from_millis(100), "no hang");
     assert_eq!(
-        m.signal(Wave::signal(
+        m.send(Wave::signal(
             Point::root(),
             nobody.clone(),
             "x",
@@ -70,7 +70,7 @@ async fn request_to_a_missing_point_fails_at_once() {
 #[tokio::test]
 async fn request_to_a_stopped_particle_fails_at_once() {
     let m = machine(Arc::new(Notify::new())).await;
-    let p: Point = "app:quitter".parse().unwrap();
+    let p: Point = "quitter".parse().unwrap();
     let lane = m
         .spawn(p.clone(), "sleepy".into(), Body::empty())
         .await

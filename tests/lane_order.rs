@@ -102,6 +102,11 @@ async fn per_sender_order_across_stars_with_no_loss() {
         star: Some(star),
         ..Default::default()
     };
+    // The parent of them all (a sink that hears nothing).
+    machine
+        .spawn("order".parse().unwrap(), "sink".into(), Body::empty())
+        .await
+        .unwrap();
     for s in &sinks {
         machine
             .spawn_with(s.clone(), "sink".into(), Body::empty(), on_star(0))

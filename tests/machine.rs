@@ -163,20 +163,40 @@ async fn a_tree_that_collides_is_rolled_back() {
         .build()
         .await
         .unwrap();
-    m.spawn(
-        "app:region-2:worker-1".parse().unwrap(),
-        "node".into(),
-        Body::empty(),
-    )
-    .await
-    .unwrap();
-    let err = m.spawn_tree(&Point::root(), &tree()).await.unwrap_err();
+    m.spawn("app".parse().unwrap(), "node".into(), Body::empty())
+        .await
+        .unwrap();
+    // Two children named alike: the second collides after the first (and
+    // its own children) are up; exactly those are stopped again.
+    let branch = |name: &str| {
+        TreeSpec::new(name, "node")
+            .children((0..3).map(|i| TreeSpec::new(format!("leaf-{i}"), "node")))
+    };
+    let spec = TreeSpec::new("sub", "node")
+        .child(branch("twin"))
+        .child(branch("twin"));
+    let err = m
+        .spawn_tree(&"app".parse().unwrap(), &spec)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&err, SpawnError::AlreadyExists { point } if point.as_str() == "app:region-2:worker-1"),
+        matches!(&err, SpawnError::AlreadyExists { point } if point.as_str() == "app:sub:twin"),
         "{err:?}"
     );
-    // Only the pre-existing particle is left.
-    assert_eq!(m.registry().len(), 1);
+    assert_eq!(
+        m.registry().len(),
+        1,
+        "only the pre-existing particle is left"
+    );
+    assert_eq!(
+        node.stopped.lock().len(),
+        5,
+        "sub, twin and its three leaves"
+    );
+    assert!(m
+        .ask(&"app".parse().unwrap(), "x", Body::empty())
+        .await
+        .is_ok());
     m.shutdown().await;
 }
 

@@ -46,9 +46,15 @@ async fn main() -> ExitCode {
             if let Err(msg) = args.validate() {
                 usage_error("demo", msg);
             }
-            match demo::run(args).await {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
+            // On a worker thread, not the `block_on` thread: there every
+            // wake-up crosses threads, and a request costs microseconds.
+            match tokio::spawn(demo::run(args)).await {
+                Ok(Ok(true)) => ExitCode::SUCCESS,
+                Ok(Ok(false)) => ExitCode::FAILURE,
+                Ok(Err(e)) => {
+                    eprintln!("hyperverse demo: {e}");
+                    ExitCode::FAILURE
+                }
                 Err(e) => {
                     eprintln!("hyperverse demo: {e}");
                     ExitCode::FAILURE

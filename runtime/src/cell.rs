@@ -4,8 +4,11 @@
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use tokio::task::JoinHandle;
+use hyperverse_supervisors::{Intensity, IntensityError};
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use tokio::sync::Notify;
 
 use crate::lane::LaneQueue;
 use crate::{Kind, Point, Status};
@@ -19,12 +22,25 @@ pub struct RestartLimit {
     pub period: Duration,
 }
 
+impl RestartLimit {
+    /// The supervision logic for this limit.
+    pub fn intensity(&self) -> Result<Intensity, IntensityError> {
+        Intensity::new(self.max_restarts, self.period)
+    }
+
+    /// Checks that the limit can work (a period above zero).
+    pub fn check(&self) -> Result<(), IntensityError> {
+        self.intensity().map(|_| ())
+    }
+}
+
 impl Default for RestartLimit {
-    /// Ten restarts within five seconds.
+    /// [`Intensity`]'s default: ten restarts within five seconds.
     fn default() -> Self {
+        let d = Intensity::default();
         RestartLimit {
-            max_restarts: 10,
-            period: Duration::from_secs(5),
+            max_restarts: d.max_restarts(),
+            period: d.period(),
         }
     }
 }
@@ -37,13 +53,19 @@ pub struct ParticleCell {
     point: Point,
     kind: Kind,
     star: usize,
-    parent: Option<Point>,
+    /// The exact parent particle (not whoever holds its Point later): crash
+    /// notices go there.
+    parent: Option<(Point, Weak<ParticleCell>)>,
     limit: RestartLimit,
     seq: u64,
     status: AtomicU8,
     restarts: AtomicU32,
     pub(crate) lane: LaneQueue,
-    pub(crate) task: Mutex<Option<JoinHandle<()>>>,
+    /// The particle's task, recorded by the task itself, so that a particle
+    /// stopping itself (or an ancestor) does not wait for its own end.
+    task: OnceLock<tokio::task::Id>,
+    /// Notified when the particle's task has ended (its lane is then closed).
+    ended: Notify,
 }
 
 impl ParticleCell {
@@ -51,7 +73,7 @@ impl ParticleCell {
         point: Point,
         kind: Kind,
         star: usize,
-        parent: Option<Point>,
+        parent: Option<&Arc<ParticleCell>>,
         limit: RestartLimit,
         seq: u64,
     ) -> Self {
@@ -59,14 +81,54 @@ impl ParticleCell {
             point,
             kind,
             star,
-            parent,
+            parent: parent.map(|p| (p.point().clone(), Arc::downgrade(p))),
             limit,
             seq,
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
             lane: LaneQueue::default(),
-            task: Mutex::new(None),
+            task: OnceLock::new(),
+            ended: Notify::new(),
         }
+    }
+
+    /// Its parent's cell, if the parent is still alive.
+    pub(crate) fn parent_cell(&self) -> Option<Arc<ParticleCell>> {
+        self.parent.as_ref().and_then(|(_, p)| p.upgrade())
+    }
+
+    /// Called first thing by the particle's task.
+    pub(crate) fn set_task(&self) {
+        if let Some(id) = tokio::task::try_id() {
+            let _ = self.task.set(id);
+        }
+    }
+
+    /// True when called from this particle's own task.
+    pub(crate) fn is_current_task(&self) -> bool {
+        matches!((self.task.get(), tokio::task::try_id()), (Some(a), Some(b)) if *a == b)
+    }
+
+    /// Its task has ended: nothing will ever handle its lane again.
+    pub fn has_ended(&self) -> bool {
+        self.lane.is_closed()
+    }
+
+    /// Marks the task as ended (after its lane was closed) and wakes waiters.
+    pub(crate) fn mark_ended(&self) {
+        self.ended.notify_waiters();
+    }
+
+    /// Waits until the particle's task has ended.
+    pub(crate) async fn ended(&self) {
+        let notified = self.ended.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the check, so an end in between is not missed.
+        notified.as_mut().enable();
+        if self.has_ended() {
+            return;
+        }
+        notified.await;
     }
 
     /// Where the particle lives.
@@ -84,9 +146,9 @@ impl ParticleCell {
         self.star
     }
 
-    /// Its parent particle, if one lived at the parent Point when it was spawned.
+    /// Its parent particle's Point (`None` for a top-level particle).
     pub fn parent(&self) -> Option<&Point> {
-        self.parent.as_ref()
+        self.parent.as_ref().map(|(p, _)| p)
     }
 
     /// Its place in the Machine's spawn order: children are listed, and
@@ -118,7 +180,8 @@ impl ParticleCell {
         self.restarts.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// Waves waiting in its lane.
+    /// Waves waiting in its lane that its task has not yet taken (the task
+    /// takes them in batches).
     pub fn queued(&self) -> usize {
         self.lane.len()
     }

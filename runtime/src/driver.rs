@@ -7,13 +7,41 @@ use tokio::sync::oneshot;
 use crate::{run, Body, Ctx, Particle};
 
 /// Everything a Driver needs to launch one particle.
+///
+/// A Driver must call [`Launch::run`]; a `Launch` dropped without running
+/// ends the particle at once (its spawn fails, its Point is freed), so a
+/// faulty Driver cannot leave a particle that never answers.
 pub struct Launch {
-    pub(crate) ctx: Ctx,
-    pub(crate) args: Body,
-    pub(crate) ready: Option<oneshot::Sender<Result<(), String>>>,
+    ctx: Ctx,
+    args: Body,
+    ready: Option<oneshot::Sender<Result<(), String>>>,
+    launched: bool,
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        if !self.launched {
+            self.ctx
+                .machine
+                .finish(&self.ctx.cell, Default::default(), false);
+        }
+    }
 }
 
 impl Launch {
+    pub(crate) fn new(
+        ctx: Ctx,
+        args: Body,
+        ready: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> Self {
+        Launch {
+            ctx,
+            args,
+            ready,
+            launched: false,
+        }
+    }
+
     /// The new particle's context (its Point, Kind, Machine).
     pub fn ctx(&self) -> &Ctx {
         &self.ctx
@@ -27,10 +55,15 @@ impl Launch {
     /// Runs `particle` as this particle's code in a task of its own: the
     /// standard particle life (start, waves, crashes reported to the Star,
     /// restarts on the same lane).
-    pub fn run<P: Particle>(self, particle: Arc<P>) {
-        let cell = self.ctx.cell.clone();
-        let handle = tokio::spawn(run::run(particle, self.ctx, self.args, self.ready));
-        *cell.task.lock() = Some(handle);
+    pub fn run<P: Particle>(mut self, particle: Arc<P>) {
+        self.launched = true;
+        let args = std::mem::take(&mut self.args);
+        tokio::spawn(run::run(
+            particle,
+            self.ctx.clone(),
+            args,
+            self.ready.take(),
+        ));
     }
 }
 

@@ -42,6 +42,9 @@ pub enum WaveError {
     /// No reply came in time.
     #[error("request to {point} timed out after {after:?}")]
     Timeout { point: Point, after: Duration },
+    /// A particle sent a request to itself: it would wait for itself.
+    #[error("particle {point} sent a request to itself")]
+    CallingSelf { point: Point },
     /// The Machine is shutting down or gone.
     #[error("the machine is shut down")]
     MachineDown,
@@ -54,7 +57,8 @@ impl WaveError {
             WaveError::NoSuchParticle { point }
             | WaveError::Stopped { point }
             | WaveError::Crashed { point, .. }
-            | WaveError::Timeout { point, .. } => Some(point),
+            | WaveError::Timeout { point, .. }
+            | WaveError::CallingSelf { point } => Some(point),
             WaveError::MachineDown => None,
         }
     }
@@ -75,6 +79,13 @@ pub enum SpawnError {
     /// A bad Point in a tree spec or spawn call.
     #[error("bad point: {0}")]
     Point(#[from] PointError),
+    /// The parent Point holds no live particle: a particle is spawned under
+    /// its parent (top-level particles, one segment deep, have none).
+    #[error("cannot spawn {point}: no live particle at its parent {parent}")]
+    NoParent { point: Point, parent: Point },
+    /// A restart limit that cannot work (a zero period).
+    #[error("bad restart limit for {point}: {reason}")]
+    BadRestartLimit { point: Point, reason: String },
     /// The requested Star does not exist.
     #[error("no star {star} on this machine ({stars} stars)")]
     NoSuchStar { star: usize, stars: usize },

@@ -12,7 +12,7 @@
 //! not per wave) and hands it out front to back.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -24,10 +24,11 @@ use tokio::sync::oneshot;
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
 use crate::targets;
-use crate::{Body, CrashNotice, Point, Wave, WaveError};
+use crate::{Body, CrashNotice, Method, Point, Wave, WaveError, WaveKind};
 
 /// Where a request's answer goes: a reply wave or a typed error.
 pub(crate) type ReplyTx = oneshot::Sender<Result<Wave, WaveError>>;
+pub(crate) type ReplyRx = oneshot::Receiver<Result<Wave, WaveError>>;
 
 /// One item in a lane.
 pub(crate) enum Letter {
@@ -88,6 +89,11 @@ impl LaneQueue {
             w.wake();
         }
         Ok(())
+    }
+
+    /// True once a stop was requested.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
     }
 
     /// Asks the receiver to stop before its next letter.
@@ -184,7 +190,7 @@ impl LaneReceiver {
 /// # }
 /// # #[tokio::main] async fn main() {
 /// let machine = Machine::standalone().kind("echo", Echo).build().await.unwrap();
-/// let echo = machine.spawn("app:echo".parse().unwrap(), "echo".into(), Body::empty()).await.unwrap();
+/// let echo = machine.spawn("echo".parse().unwrap(), "echo".into(), Body::empty()).await.unwrap();
 /// let reply = echo.request(Point::root(), "ping", "hello", std::time::Duration::from_secs(1)).await.unwrap();
 /// assert_eq!(reply.body.as_bytes(), b"hello");
 /// machine.shutdown().await;
@@ -211,75 +217,104 @@ impl Lane {
     pub fn signal(
         &self,
         from: Point,
-        method: impl Into<std::borrow::Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> Result<(), WaveError> {
         self.send(Wave::signal(from, self.point().clone(), method, body))
     }
 
-    /// Delivers a ready-made wave (its `to` should be this lane's Point).
+    /// Delivers a ready-made signal (or reply) wave; its `to` must be this
+    /// lane's Point.
     pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
+        debug_assert_eq!(
+            &wave.to,
+            self.point(),
+            "a wave sent down another particle's lane"
+        );
         deliver(&self.cell, wave)
     }
 
     /// Sends a request from `from` and waits up to `timeout` for the reply.
-    pub async fn request(
+    ///
+    /// The request is queued when this is called, not when the future is
+    /// first polled, so it keeps its place in order with the sender's
+    /// signals.
+    pub fn request(
         &self,
         from: Point,
-        method: impl Into<std::borrow::Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
         timeout: Duration,
-    ) -> Result<Wave, WaveError> {
-        self.ask(
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
+        self.request_wave(
             Wave::request(from, self.point().clone(), method, body),
             timeout,
         )
-        .await
     }
 
-    /// Sends a ready-made request wave and waits up to `timeout` for the reply.
-    pub async fn ask(&self, wave: Wave, timeout: Duration) -> Result<Wave, WaveError> {
-        let rx = self.enqueue(wave);
-        match self.deadlines.within(timeout, rx).await {
-            Some(answer) => self.answer(answer),
-            None => Err(WaveError::Timeout {
-                point: self.point().clone(),
-                after: timeout,
-            }),
-        }
+    /// Sends a ready-made wave as a request and waits up to `timeout` for
+    /// the reply (a `timeout` too large for the clock means no deadline).
+    pub fn request_wave(
+        &self,
+        wave: Wave,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
+        let queued = self.enqueue(wave);
+        async move { self.answer(queued?, Some(timeout)).await }
     }
 
     /// Sends a request and waits for its reply with no timeout, like
     /// `gen_server:call(…, infinity)` or ractor's `call!`.
     ///
-    /// It cannot hang on a particle that stops or is given up: the lane
-    /// then answers every waiting request with [`WaveError::Stopped`]. It
-    /// waits as long as a live particle takes. Skipping the deadline makes
-    /// it the cheapest request; prefer [`Lane::request`] unless the target
-    /// is trusted to answer.
-    pub async fn call(
+    /// A particle that stops or is given up answers every waiting request
+    /// with [`WaveError::Stopped`], and a particle calling itself gets
+    /// [`WaveError::CallingSelf`] at once; otherwise it waits as long as the
+    /// particle takes. It skips the deadline, so it is the cheapest request;
+    /// prefer [`Lane::request`] unless the target is trusted to answer.
+    pub fn call(
         &self,
         from: Point,
-        method: impl Into<std::borrow::Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
-    ) -> Result<Wave, WaveError> {
-        let rx = self.enqueue(Wave::request(from, self.point().clone(), method, body));
-        self.answer(rx.await)
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
+        let queued = self.enqueue(Wave::request(from, self.point().clone(), method, body));
+        async move { self.answer(queued?, None).await }
     }
 
-    /// Queues a request; a closed lane answers it at once.
-    fn enqueue(&self, wave: Wave) -> oneshot::Receiver<Result<Wave, WaveError>> {
+    /// Queues `wave` as a request; a closed lane answers it at once.
+    pub(crate) fn enqueue(&self, mut wave: Wave) -> Result<ReplyRx, WaveError> {
+        wave.kind = WaveKind::Request;
+        if wave.from == wave.to {
+            // It would wait for itself: gen_server's `calling_self`.
+            return Err(WaveError::CallingSelf {
+                point: wave.to.clone(),
+            });
+        }
         let (tx, rx) = oneshot::channel();
         if let Err(letter) = self.cell.lane.push(Letter::Request(wave, tx)) {
             letter.refuse(self.point());
         }
-        rx
+        Ok(rx)
     }
 
-    fn answer(
+    /// Waits for the answer to a queued request, until `timeout` if any.
+    pub(crate) async fn answer(
         &self,
-        answer: Result<Result<Wave, WaveError>, oneshot::error::RecvError>,
+        rx: ReplyRx,
+        timeout: Option<Duration>,
     ) -> Result<Wave, WaveError> {
+        let answer = match timeout {
+            None => rx.await,
+            Some(t) => match self.deadlines.within(t, rx).await {
+                Some(answer) => answer,
+                None => {
+                    return Err(WaveError::Timeout {
+                        point: self.point().clone(),
+                        after: t,
+                    })
+                }
+            },
+        };
         // A dropped reply channel means the particle stopped without answering.
         answer.unwrap_or_else(|_| {
             Err(WaveError::Stopped {

@@ -22,6 +22,7 @@ mod event;
 mod kind;
 pub mod lane;
 mod machine;
+mod method;
 mod notice;
 mod particle;
 pub mod point;
@@ -39,7 +40,10 @@ pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::Event;
 pub use kind::Kind;
 pub use lane::Lane;
-pub use machine::{Machine, MachineBuilder, SpawnOptions, DEFAULT_REQUEST_TIMEOUT};
+pub use machine::{
+    Machine, MachineBuilder, SpawnOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+};
+pub use method::Method;
 pub use notice::{CrashNotice, InFlight};
 pub use particle::{Ctx, Particle, ParticleError};
 pub use point::{Point, PointError};

@@ -1,16 +1,14 @@
 //! Crash notices: what a parent is told when a child dies abnormally.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
-use crate::{Kind, Point};
+use crate::{Kind, Method, Point};
 
 /// The wave a particle was handling when it crashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlight {
     /// Its method.
-    pub method: Cow<'static, str>,
+    pub method: Method,
     /// Its sender.
     pub from: Point,
 }

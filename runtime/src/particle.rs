@@ -1,13 +1,13 @@
 //! The Particle trait: what a user writes to make a kind of actor.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cell::ParticleCell;
 use crate::{
-    Body, CrashNotice, Kind, Lane, Machine, Point, SpawnError, SpawnOptions, Wave, WaveError,
+    Body, CrashNotice, Kind, Lane, Machine, Method, Point, SpawnError, SpawnOptions, Wave,
+    WaveError,
 };
 
 /// What a handler returns on failure. Any error converts into it with `?`;
@@ -49,9 +49,9 @@ pub type ParticleError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// # #[tokio::main] async fn main() {
 /// let machine = Machine::standalone().kind("counter", Counter).build().await.unwrap();
-/// let at: Point = "app:counter".parse().unwrap();
+/// let at: Point = "counter".parse().unwrap();
 /// machine.spawn(at.clone(), Kind::new("counter"), Body::from_u64(10)).await.unwrap();
-/// machine.signal(Wave::signal(Point::root(), at.clone(), "add", Body::empty())).unwrap();
+/// machine.signal(&at, "add", Body::empty()).unwrap();
 /// let reply = machine.ask(&at, "get", Body::empty()).await.unwrap();
 /// assert_eq!(reply.body.as_u64(), Some(11));
 /// machine.shutdown().await;
@@ -77,8 +77,9 @@ pub trait Particle: Send + Sync + 'static {
         wave: Wave,
     ) -> impl Future<Output = Result<Body, ParticleError>> + Send;
 
-    /// A child crashed. The default only records nothing; a supervisor-like
-    /// particle reacts here.
+    /// A child crashed (its restart, or the Star giving up on it, is already
+    /// decided: see `notice.gave_up`). The default ignores it; a
+    /// supervisor-like particle reacts here.
     fn crash_notice(
         &self,
         ctx: &Ctx,
@@ -133,27 +134,26 @@ impl Ctx {
     pub fn signal(
         &self,
         to: &Point,
-        method: impl Into<Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> Result<(), WaveError> {
         self.machine
-            .signal(Wave::signal(self.me().clone(), to.clone(), method, body))
+            .send(Wave::signal(self.me().clone(), to.clone(), method, body))
     }
 
     /// Sends a request from this particle and waits up to `timeout`.
-    pub async fn request(
+    /// The request is queued when this is called.
+    pub fn request(
         &self,
         to: &Point,
-        method: impl Into<Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
         timeout: Duration,
-    ) -> Result<Wave, WaveError> {
-        self.machine
-            .request(
-                Wave::request(self.me().clone(), to.clone(), method, body),
-                timeout,
-            )
-            .await
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
+        self.machine.request(
+            Wave::request(self.me().clone(), to.clone(), method, body),
+            timeout,
+        )
     }
 
     /// A lane to `to`, for repeated sends without lookups.
@@ -162,15 +162,27 @@ impl Ctx {
     }
 
     /// Spawns a child named `name` under this particle without waiting for
-    /// its `start` (waves sent to it meanwhile wait in its lane).
+    /// its `start` (waves sent to it meanwhile wait in its lane). It goes on
+    /// this particle's Star, and ends when this particle ends or restarts.
     pub fn spawn_child(&self, name: &str, kind: &Kind, args: Body) -> Result<Lane, SpawnError> {
+        self.spawn_child_with(name, kind, args, SpawnOptions::default())
+    }
+
+    /// [`Ctx::spawn_child`] with placement and restart options.
+    pub fn spawn_child_with(
+        &self,
+        name: &str,
+        kind: &Kind,
+        args: Body,
+        opts: SpawnOptions,
+    ) -> Result<Lane, SpawnError> {
         let point = self.me().child(name)?;
         self.machine.launch(
             point,
             Some(self.cell.clone()),
             kind.clone(),
             args,
-            SpawnOptions::default(),
+            opts,
             None,
         )
     }

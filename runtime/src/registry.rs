@@ -78,18 +78,23 @@ pub trait Registry: Send + Sync + 'static {
     /// Registers a new particle. A Point whose particle was given up
     /// (status `Stopped`) may be taken again; a live one may not.
     fn register(&self, cell: Arc<ParticleCell>) -> Result<(), RegistryError>;
-    /// Removes a particle; returns its cell if it was there.
-    fn unregister(&self, point: &Point) -> Option<Arc<ParticleCell>>;
+    /// Removes `cell`'s particle if `cell` is still the one registered at
+    /// its Point (a newer particle there is left alone); true if removed.
+    fn unregister(&self, cell: &Arc<ParticleCell>) -> bool;
     /// The particle's cell, for routing.
     fn cell(&self, point: &Point) -> Option<Arc<ParticleCell>>;
     /// A snapshot of one particle.
     fn record(&self, point: &Point) -> Option<Record>;
-    /// The particle at `point` and everything below it, breadth-first:
-    /// parents before children, siblings in start order (the root lists
-    /// every particle, by depth, then in start order).
-    fn subtree(&self, point: &Point) -> Vec<Record>;
-    /// The cells of the same particles as [`Registry::subtree`], in the
-    /// same order (sorted by depth), without the snapshots.
+    /// The particle at `point` and everything below it, as snapshots, in
+    /// the order of [`Registry::cells_under`].
+    fn subtree(&self, point: &Point) -> Vec<Record> {
+        self.cells_under(point)
+            .iter()
+            .filter_map(|c| self.record(c.point()))
+            .collect()
+    }
+    /// The cells of the particle at `point` and of everything below it
+    /// (every particle for the root), parents before children.
     fn cells_under(&self, point: &Point) -> Vec<Arc<ParticleCell>>;
     /// How many particles are registered.
     fn len(&self) -> usize;
@@ -167,14 +172,19 @@ impl Registry for MemRegistry {
         Ok(())
     }
 
-    fn unregister(&self, point: &Point) -> Option<Arc<ParticleCell>> {
-        let (_, entry) = self.map.remove(point)?;
-        if let Some(parent) = entry.cell.parent() {
+    fn unregister(&self, cell: &Arc<ParticleCell>) -> bool {
+        let removed = self
+            .map
+            .remove_if(cell.point(), |_, e| Arc::ptr_eq(&e.cell, cell));
+        if removed.is_none() {
+            return false;
+        }
+        if let Some(parent) = cell.parent() {
             if let Some(mut p) = self.map.get_mut(parent) {
-                p.children.remove(&entry.cell.spawn_seq());
+                p.children.remove(&cell.spawn_seq());
             }
         }
-        Some(entry.cell)
+        true
     }
 
     fn cell(&self, point: &Point) -> Option<Arc<ParticleCell>> {
@@ -183,13 +193,6 @@ impl Registry for MemRegistry {
 
     fn record(&self, point: &Point) -> Option<Record> {
         self.map.get(point).map(|e| Self::snapshot(point, &e))
-    }
-
-    fn subtree(&self, point: &Point) -> Vec<Record> {
-        self.cells_under(point)
-            .iter()
-            .filter_map(|c| self.record(c.point()))
-            .collect()
     }
 
     fn cells_under(&self, point: &Point) -> Vec<Arc<ParticleCell>> {
@@ -220,12 +223,13 @@ mod tests {
     use super::*;
     use crate::{Kind, RestartLimit};
 
-    fn cell(point: &str, parent: Option<&str>, seq: u64) -> Arc<ParticleCell> {
+    fn cell(reg: &MemRegistry, point: &str, parent: Option<&str>, seq: u64) -> Arc<ParticleCell> {
+        let parent = parent.map(|p| reg.cell(&p.parse().unwrap()).unwrap());
         Arc::new(ParticleCell::new(
             point.parse().unwrap(),
             Kind::new("k"),
             0,
-            parent.map(|p| p.parse().unwrap()),
+            parent.as_ref(),
             RestartLimit::default(),
             seq,
         ))
@@ -239,24 +243,32 @@ mod tests {
     #[test]
     fn children_stay_in_start_order_through_removals_and_replacement() {
         let reg = MemRegistry::new();
-        reg.register(cell("a", None, 0)).unwrap();
+        reg.register(cell(&reg, "a", None, 0)).unwrap();
         for (i, name) in ["a:x", "a:y", "a:z"].iter().enumerate() {
-            reg.register(cell(name, Some("a"), i as u64 + 1)).unwrap();
+            reg.register(cell(&reg, name, Some("a"), i as u64 + 1))
+                .unwrap();
         }
         assert_eq!(children(&reg, "a"), ["a:x", "a:y", "a:z"]);
         assert!(matches!(
-            reg.register(cell("a:y", Some("a"), 9)),
+            reg.register(cell(&reg, "a:y", Some("a"), 9)),
             Err(RegistryError::Occupied { .. })
         ));
-        reg.unregister(&"a:x".parse().unwrap()).unwrap();
+        let x = reg.cell(&"a:x".parse().unwrap()).unwrap();
+        assert!(reg.unregister(&x));
+        assert!(!reg.unregister(&x), "only once");
         assert_eq!(children(&reg, "a"), ["a:y", "a:z"]);
         // A given-up particle's Point is taken again; it moves to the end.
-        reg.cell(&"a:y".parse().unwrap())
-            .unwrap()
-            .set_status(Status::Stopped);
-        reg.register(cell("a:y", Some("a"), 10)).unwrap();
+        let old_y = reg.cell(&"a:y".parse().unwrap()).unwrap();
+        old_y.set_status(Status::Stopped);
+        reg.register(cell(&reg, "a:y", Some("a"), 10)).unwrap();
+        assert!(!reg.unregister(&old_y), "the newer particle stays");
         assert_eq!(children(&reg, "a"), ["a:z", "a:y"]);
-        assert_eq!(reg.subtree(&"a".parse().unwrap()).len(), 3);
+        let under: Vec<String> = reg
+            .subtree(&"a".parse().unwrap())
+            .iter()
+            .map(|r| r.point.to_string())
+            .collect();
+        assert_eq!(under, ["a", "a:z", "a:y"]);
         assert_eq!(reg.subtree(&Point::root()).len(), 3);
         assert_eq!(reg.len(), 3);
     }

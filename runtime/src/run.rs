@@ -6,6 +6,7 @@
 //! handled by the new incarnation in order.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -75,6 +76,32 @@ impl End {
 
 type ReadyTx = oneshot::Sender<Result<(), String>>;
 
+/// Ends the particle if its task ends any other way than through `run`'s
+/// own exits (a panic outside a handler, such as in a state's `Drop`, or the
+/// task being aborted): its lane is closed and its Point freed, so nothing
+/// waits for it forever.
+struct EndGuard<'a> {
+    ctx: &'a Ctx,
+    armed: bool,
+}
+
+impl EndGuard<'_> {
+    fn finish(mut self, leftover: VecDeque<Letter>, gave_up: bool) {
+        self.armed = false;
+        self.ctx.machine.finish(&self.ctx.cell, leftover, gave_up);
+    }
+}
+
+impl Drop for EndGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.ctx
+                .machine
+                .finish(&self.ctx.cell, VecDeque::new(), false);
+        }
+    }
+}
+
 /// A particle's whole life: incarnations until a stop or a give-up.
 pub(crate) async fn run<P: Particle>(
     particle: Arc<P>,
@@ -82,20 +109,26 @@ pub(crate) async fn run<P: Particle>(
     args: Body,
     mut ready: Option<ReadyTx>,
 ) {
+    ctx.cell.set_task();
+    let guard = EndGuard {
+        ctx: &ctx,
+        armed: true,
+    };
     let mut lane = LaneReceiver::new(ctx.cell.clone());
     loop {
         let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
-            End::Stop => {
-                ctx.machine.finish(&ctx.cell, lane.close(), false);
-                return;
-            }
+            End::Stop => return guard.finish(lane.close(), false),
             End::Crash(crash) => crash,
         };
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
         // it takes no room in the task of every idle particle.
-        if Box::pin(after_crash(&ctx, crash, &mut ready)).await == Decision::GiveUp {
-            ctx.machine.finish(&ctx.cell, lane.close(), true);
-            return;
+        let decision = Box::pin(after_crash(&ctx, crash, &mut ready)).await;
+        if decision == Decision::GiveUp {
+            return guard.finish(lane.close(), true);
+        }
+        if ctx.cell.lane.stop_requested() {
+            // Told to stop while it was crashing: do not start it again.
+            return guard.finish(lane.close(), false);
         }
     }
 }
@@ -109,25 +142,43 @@ async fn incarnation<P: Particle>(
     lane: &mut LaneReceiver,
 ) -> End {
     let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
-    let mut state = match guarded(particle.start(ctx, args)).instrument(span).await {
-        Ok(state) => state,
-        Err(reason) => return End::crash(reason, None, None),
+    let end = match guarded(particle.start(ctx, args)).instrument(span).await {
+        Err(reason) => End::crash(reason, None, None),
+        Ok(mut state) => {
+            ctx.cell.set_status(Status::Ready);
+            if let Some(r) = ready.take() {
+                let _ = r.send(Ok(()));
+            }
+            let end = serve(particle, ctx, &mut state, lane).await;
+            if let End::Stop = end {
+                // Children end before their parent's `stop` runs (OTP: a
+                // supervisor terminates its children, then itself).
+                stop_children(ctx).await;
+                let _ = guarded(async {
+                    particle.stop(ctx, state).await;
+                    Ok(())
+                })
+                .await;
+                return end;
+            }
+            // After a crash the state is simply dropped: the old incarnation
+            // has fully stopped before the Star is asked about a new one.
+            end
+        }
     };
-    ctx.cell.set_status(Status::Ready);
-    if let Some(r) = ready.take() {
-        let _ = r.send(Ok(()));
-    }
-    let end = serve(particle, ctx, &mut state, lane).await;
-    if let End::Stop = end {
-        let _ = guarded(async {
-            particle.stop(ctx, state).await;
-            Ok(())
-        })
-        .await;
-    }
-    // After a crash the state is simply dropped: the old incarnation has
-    // fully stopped before the Star is asked about a new one.
+    // A crashed incarnation's children do not outlive it (OTP: they are
+    // linked to it); a restart starts afresh.
+    stop_children(ctx).await;
     end
+}
+
+/// Stops the particle's children, if it has any. Boxed and behind a check:
+/// most particles have none, and the future would otherwise take room in
+/// every particle's task.
+async fn stop_children(ctx: &Ctx) {
+    if ctx.machine.has_children(&ctx.cell) {
+        Box::pin(ctx.machine.stop_children(&ctx.cell)).await;
+    }
 }
 
 /// Asks the Star what to do about a crash, then answers the request that

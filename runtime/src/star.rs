@@ -4,7 +4,9 @@
 //! a ractor actor per particle costs several microseconds and kilobytes to
 //! spawn. The Star is the ractor actor: it is told of every crash of its
 //! particles, keeps each one's restart intensity, decides restart or give-up,
-//! and tells the parent. The Machine's root actor supervises the Stars.
+//! and tells the parent. The Stars are linked to the Machine's root actor,
+//! which is told (and logs) if one fails; restarting a failed Star comes with
+//! full OTP supervision.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::cell::ParticleCell;
 use crate::lane::Letter;
 use crate::targets;
-use crate::{CrashNotice, Event, InFlight, Point, Registry, Status};
+use crate::{CrashNotice, Event, InFlight, Status};
 
 /// What the Star decided about a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +37,8 @@ pub(crate) enum StarMsg {
         in_flight: Option<InFlight>,
         reply: oneshot::Sender<Decision>,
     },
-    /// A particle has stopped for good: drop its restart history.
-    Forget(Point),
+    /// A particle (by spawn sequence) has stopped for good: drop its restart history.
+    Forget(u64),
 }
 
 /// Counters a Star keeps, readable without a message round trip.
@@ -79,14 +81,15 @@ pub(crate) struct Star;
 
 pub(crate) struct StarArgs {
     pub id: usize,
-    pub registry: Arc<dyn Registry>,
     pub events: broadcast::Sender<Event>,
     pub counters: Arc<StarCounters>,
 }
 
 pub(crate) struct StarState {
     args: StarArgs,
-    histories: HashMap<Point, Intensity>,
+    /// Restart histories by spawn sequence, not Point: a new particle at a
+    /// Point does not inherit (or lose) another's history.
+    histories: HashMap<u64, Intensity>,
 }
 
 impl Actor for Star {
@@ -122,8 +125,8 @@ impl Actor for Star {
                 let decision = st.crashed(&cell, reason, in_flight);
                 let _ = reply.send(decision);
             }
-            StarMsg::Forget(point) => {
-                st.histories.remove(&point);
+            StarMsg::Forget(seq) => {
+                st.histories.remove(&seq);
             }
         }
         Ok(())
@@ -142,16 +145,18 @@ impl StarState {
         let _enter = span.enter();
         self.args.counters.crashes.fetch_add(1, Ordering::Relaxed);
         let limit = cell.restart_limit();
-        let history = self.histories.entry(point.clone()).or_insert_with(|| {
-            Intensity::new(limit.max_restarts, limit.period).unwrap_or_default()
-        });
+        // The limit was checked at spawn.
+        let history = self
+            .histories
+            .entry(cell.spawn_seq())
+            .or_insert_with(|| limit.intensity().unwrap_or_default());
         let (decision, restarts) = match history.record() {
             RestartVerdict::Restart { .. } => {
                 self.args.counters.restarts.fetch_add(1, Ordering::Relaxed);
                 (Decision::Restart, cell.add_restart())
             }
             RestartVerdict::GiveUp { in_period } => {
-                self.histories.remove(point);
+                self.histories.remove(&cell.spawn_seq());
                 self.args.counters.gave_up.fetch_add(1, Ordering::Relaxed);
                 cell.set_status(Status::Stopped);
                 tracing::error!(
@@ -187,7 +192,7 @@ impl StarState {
                     tracing::info!(target: targets::RESTART, "restarting particle");
                 });
         }
-        if let Some(parent) = cell.parent().and_then(|p| self.args.registry.cell(p)) {
+        if let Some(parent) = cell.parent_cell() {
             if let Err(letter) = parent.lane.push(Letter::Notice(notice)) {
                 letter.refuse(parent.point());
             }
@@ -196,7 +201,8 @@ impl StarState {
     }
 }
 
-/// The Machine's root actor: it supervises the Stars.
+/// The Machine's root actor: the Stars are linked to it, and it logs a
+/// Star that fails (a bug in the runtime: a Star's handlers do not fail).
 pub(crate) struct MachineRoot;
 
 impl Actor for MachineRoot {

@@ -4,12 +4,10 @@
 //! encoded and sent to another Machine. The reply channel of a request is not
 //! part of the wave: it travels beside it in the lane (see [`crate::lane`]).
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::{error::CodecError, Body, Point};
+use crate::{error::CodecError, Body, Method, Point};
 
 /// Version byte in front of every encoded wave.
 pub const WAVE_FORMAT_VERSION: u8 = 1;
@@ -54,7 +52,7 @@ pub struct Wave {
     /// Where it goes.
     pub to: Point,
     /// What the sender asks for; the particle dispatches on it.
-    pub method: Cow<'static, str>,
+    pub method: Method,
     /// The payload.
     pub body: Body,
 }
@@ -64,7 +62,7 @@ impl Wave {
     pub fn signal(
         from: Point,
         to: Point,
-        method: impl Into<Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> Wave {
         Wave {
@@ -80,7 +78,7 @@ impl Wave {
     pub fn request(
         from: Point,
         to: Point,
-        method: impl Into<Cow<'static, str>>,
+        method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> Wave {
         Wave {

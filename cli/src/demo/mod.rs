@@ -120,16 +120,17 @@ pub struct Timings {
 /// invariant failed (the report says which).
 pub async fn run(args: DemoArgs) -> Result<bool, Error> {
     let started = Instant::now();
-    let plan = Plan::new(&args)?;
+    let stars = args
+        .stars
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let plan = Plan::new(&args, stars)?;
     silence_planned_panics();
 
     let tally = Arc::new(Tally::default());
     let mut builder = Machine::standalone()
         .kind(REGION, Region)
         .kind(WORKER, Worker::new(tally.clone()));
-    if let Some(stars) = args.stars {
-        builder = builder.stars(stars);
-    }
+    builder = builder.stars(stars);
     let machine = builder.build().await?;
     report::header(&args, &plan, machine.stars());
 
@@ -232,22 +233,12 @@ async fn exercise(
     })
 }
 
-/// Spawns one tree per region and returns how many particles they hold.
-///
-/// One `spawn_tree` call per region rather than a single call for the whole
-/// tree: a child always goes on its parent's Star, and a `TreeSpec` cannot
-/// choose a Star, so one tree under a single root particle would put every
-/// particle on one Star. Making the regions top-level particles (no particle
-/// lives at `demo` itself) lets the Machine spread them round-robin. The
-/// calls run one after the other so that region R lands on Star R mod S on
-/// every run, which keeps the report reproducible.
+/// Spawns the whole tree in one call and returns how many particles it holds.
 async fn spawn_trees(machine: &Machine, plan: &Plan) -> Result<usize, Error> {
-    let under = Point::parse("demo")?;
-    let mut spawned = 0;
-    for tree in &plan.layout.trees {
-        spawned += machine.spawn_tree(&under, tree).await?.len();
-    }
-    Ok(spawned)
+    Ok(machine
+        .spawn_tree(&Point::root(), &plan.layout.tree)
+        .await?
+        .len())
 }
 
 /// Keeps stderr tidy: the worker that is told to panic would otherwise print

@@ -47,11 +47,14 @@ pub struct SenderPlan {
     pub crashes: Vec<usize>,
 }
 
-/// The particle tree: `demo:region-R:worker-W`.
+/// The particle tree: `demo`, its regions `demo:region-R`, their workers
+/// `demo:region-R:worker-W`.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// One tree per region (a region and its workers).
-    pub trees: Vec<TreeSpec>,
+    /// The whole tree, spawned in one call. Region R is placed on Star
+    /// R mod S and its workers follow it, so the report is the same on every
+    /// run.
+    pub tree: TreeSpec,
     /// The regions' Points.
     pub regions: Vec<Point>,
     /// The workers' Points, region by region.
@@ -61,11 +64,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Regions under `demo`, with the workers shared out as evenly as possible.
-    fn new(regions: usize, workers: usize) -> Result<Layout, PointError> {
+    /// Regions under `demo`, spread over `stars` Stars, with the workers
+    /// shared out as evenly as possible.
+    fn new(regions: usize, workers: usize, stars: usize) -> Result<Layout, PointError> {
         let base = Point::parse("demo")?;
         let mut layout = Layout {
-            trees: Vec::with_capacity(regions),
+            tree: TreeSpec::new(base.as_str(), REGION).star(0),
             regions: Vec::with_capacity(regions),
             workers: Vec::with_capacity(workers),
             region_of: Vec::with_capacity(workers),
@@ -74,22 +78,22 @@ impl Layout {
             let count = workers / regions + usize::from(r < workers % regions);
             let name = format!("region-{r}");
             let region = base.child(&name)?;
-            let mut tree = TreeSpec::new(name, REGION);
+            let mut tree = TreeSpec::new(name, REGION).star(r % stars.max(1));
             for w in 0..count {
                 let name = format!("worker-{w}");
                 layout.workers.push(region.child(&name)?);
                 layout.region_of.push(r);
                 tree = tree.child(TreeSpec::new(name, WORKER));
             }
-            layout.trees.push(tree);
+            layout.tree = layout.tree.child(tree);
             layout.regions.push(region);
         }
         Ok(layout)
     }
 
-    /// Particles in the whole tree.
+    /// Particles in the whole tree: `demo`, the regions and the workers.
     pub fn len(&self) -> usize {
-        self.regions.len() + self.workers.len()
+        1 + self.regions.len() + self.workers.len()
     }
 }
 
@@ -104,8 +108,8 @@ pub struct Plan {
 impl Plan {
     /// Draws the plan from `args.seed`. `args` must have passed
     /// [`DemoArgs::validate`] (there are at least as many workers as crashes).
-    pub fn new(args: &DemoArgs) -> Result<Plan, PointError> {
-        let layout = Layout::new(args.regions, args.particles)?;
+    pub fn new(args: &DemoArgs, stars: usize) -> Result<Plan, PointError> {
+        let layout = Layout::new(args.regions, args.particles, stars)?;
         let mut rng = StdRng::seed_from_u64(args.seed);
 
         let senders: Vec<SenderPlan> = (0..args.senders)
@@ -163,6 +167,13 @@ impl Plan {
 }
 
 #[cfg(test)]
+impl Plan {
+    fn new_for_test(args: &DemoArgs) -> Result<Plan, PointError> {
+        Plan::new(args, 2)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -180,22 +191,19 @@ mod tests {
 
     #[test]
     fn workers_are_shared_out_evenly() {
-        let plan = Plan::new(&args(7, 50, 10, 0)).unwrap();
+        let plan = Plan::new_for_test(&args(7, 50, 10, 0)).unwrap();
         let sizes: Vec<usize> = (0..7)
             .map(|r| plan.layout.region_of.iter().filter(|&&x| x == r).count())
             .collect();
         assert_eq!(sizes, [8, 7, 7, 7, 7, 7, 7]);
-        assert_eq!(plan.layout.len(), 57);
-        assert_eq!(
-            plan.layout.trees.iter().map(TreeSpec::len).sum::<usize>(),
-            57
-        );
+        assert_eq!(plan.layout.len(), 58);
+        assert_eq!(plan.layout.tree.len(), 58);
         assert_eq!(plan.layout.workers[8].as_str(), "demo:region-1:worker-0");
     }
 
     #[test]
     fn crashes_hit_distinct_workers_and_one_panics() {
-        let plan = Plan::new(&args(4, 40, 1_000, 12)).unwrap();
+        let plan = Plan::new_for_test(&args(4, 40, 1_000, 12)).unwrap();
         let mut targets: Vec<usize> = plan.crashes.iter().map(|c| c.worker).collect();
         targets.sort_unstable();
         targets.dedup();
@@ -212,8 +220,8 @@ mod tests {
 
     #[test]
     fn a_seed_gives_the_same_plan() {
-        let a = Plan::new(&args(4, 40, 1_000, 5)).unwrap();
-        let b = Plan::new(&args(4, 40, 1_000, 5)).unwrap();
+        let a = Plan::new_for_test(&args(4, 40, 1_000, 5)).unwrap();
+        let b = Plan::new_for_test(&args(4, 40, 1_000, 5)).unwrap();
         let key = |p: &Plan| {
             p.crashes
                 .iter()

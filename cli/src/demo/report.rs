@@ -75,7 +75,7 @@ fn dur(d: Duration) -> String {
 fn tree(out: &mut String, f: &Findings) {
     let _ = writeln!(
         out,
-        "Tree      demo:region-N:worker-M in {} (a spawn_tree per region; regions round-robin over the Stars)",
+        "Tree      demo:region-N:worker-M in {} (one spawn_tree; region R on Star R mod S, its workers with it)",
         dur(f.timings.spawn)
     );
     let mut rows = Vec::new();

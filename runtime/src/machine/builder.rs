@@ -1,0 +1,150 @@
+//! Building a standalone Machine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::Actor;
+use tokio::sync::{broadcast, OnceCell};
+
+use super::{Machine, Shared, StarSlot, DEFAULT_REQUEST_TIMEOUT};
+use crate::deadline::Deadlines;
+use crate::star::{MachineRoot, Star, StarArgs, StarCounters};
+use crate::targets;
+use crate::{
+    Driver, Kind, MachineError, MemRegistry, Particle, ParticleDriver, Registry, RestartLimit,
+};
+
+/// Events a subscriber may fall behind by before it loses the oldest.
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
+/// Builds a standalone [`Machine`]: `Machine::standalone()…build().await`.
+pub struct MachineBuilder {
+    stars: usize,
+    drivers: Vec<(Kind, Arc<dyn Driver>)>,
+    registry: Option<Arc<dyn Registry>>,
+    limit: RestartLimit,
+    request_timeout: Duration,
+    event_capacity: usize,
+}
+
+impl MachineBuilder {
+    pub(super) fn new() -> Self {
+        MachineBuilder {
+            stars: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            drivers: Vec::new(),
+            registry: None,
+            limit: RestartLimit::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+
+    /// How many Stars (default: the number of cores).
+    pub fn stars(mut self, n: usize) -> Self {
+        self.stars = n;
+        self
+    }
+
+    /// Installs a Rust particle as the Driver of `kind`.
+    pub fn kind<P: Particle>(self, kind: impl Into<Kind>, particle: P) -> Self {
+        self.driver(kind, Arc::new(ParticleDriver::new(particle)))
+    }
+
+    /// Installs a Driver for `kind` (one per Kind: a second is an error at build).
+    pub fn driver(mut self, kind: impl Into<Kind>, driver: Arc<dyn Driver>) -> Self {
+        self.drivers.push((kind.into(), driver));
+        self
+    }
+
+    /// The default restart limit for every particle: at most `max_restarts`
+    /// within any `period` (default: 10 in 5 s).
+    pub fn restart_limit(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.limit = RestartLimit {
+            max_restarts,
+            period,
+        };
+        self
+    }
+
+    /// How long [`Machine::ask`] waits for a reply (default 5 s).
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    /// How far an [`Machine::events`] subscriber may fall behind (default 4,096).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Uses another Registry implementation.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Starts the Stars and returns the Machine. Must run inside a tokio runtime.
+    pub async fn build(self) -> Result<Machine, MachineError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(MachineError::NoRuntime);
+        }
+        if self.stars == 0 {
+            return Err(MachineError::NoStars);
+        }
+        self.limit.check()?;
+        let mut drivers = HashMap::with_hasher(ahash::RandomState::new());
+        for (kind, driver) in self.drivers {
+            if drivers.insert(kind.clone(), driver).is_some() {
+                return Err(MachineError::DuplicateKind { kind });
+            }
+        }
+        let registry = self
+            .registry
+            .unwrap_or_else(|| Arc::new(MemRegistry::new()));
+        let (events, _) = broadcast::channel(self.event_capacity);
+        let star_failed = |star: usize| {
+            move |e: ractor::SpawnErr| MachineError::StarStart {
+                star,
+                reason: e.to_string(),
+            }
+        };
+        let (root, _) = Actor::spawn(None, MachineRoot, ())
+            .await
+            .map_err(star_failed(0))?;
+        let mut stars = Vec::with_capacity(self.stars);
+        for id in 0..self.stars {
+            let counters = Arc::new(StarCounters::default());
+            let args = StarArgs {
+                id,
+                events: events.clone(),
+                counters: counters.clone(),
+            };
+            let (actor, _) = Actor::spawn_linked(None, Star, args, root.get_cell())
+                .await
+                .map_err(star_failed(id))?;
+            stars.push(StarSlot { actor, counters });
+        }
+        tracing::info!(target: targets::MACHINE, stars = self.stars, "machine started");
+        Ok(Machine {
+            shared: Arc::new(Shared {
+                stars,
+                root,
+                drivers,
+                registry,
+                events,
+                next_star: AtomicUsize::new(0),
+                limit: self.limit,
+                request_timeout: self.request_timeout,
+                deadlines: Deadlines::start(),
+                next_seq: AtomicU64::new(0),
+                down: AtomicBool::new(false),
+                shutdown: OnceCell::new(),
+            }),
+        })
+    }
+}

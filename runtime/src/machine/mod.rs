@@ -1,0 +1,433 @@
+//! Machines: a process hosting Stars, routing waves between their particles.
+
+mod builder;
+mod stop;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tokio::sync::{broadcast, oneshot, OnceCell};
+
+pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY};
+
+use crate::cell::ParticleCell;
+use crate::deadline::Deadlines;
+use crate::lane::deliver;
+use crate::star::{StarCounters, StarMsg, StarStats};
+use crate::targets;
+use crate::{
+    Body, Ctx, Driver, Event, Kind, Lane, Launch, Method, Point, Record, Registry, RestartLimit,
+    SpawnError, Status, TreeSpec, Wave, WaveError, WaveKind,
+};
+
+/// How long [`Machine::ask`] waits unless the builder says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct StarSlot {
+    actor: ActorRef<StarMsg>,
+    counters: Arc<StarCounters>,
+}
+
+struct Shared {
+    stars: Vec<StarSlot>,
+    root: ActorRef<()>,
+    drivers: HashMap<Kind, Arc<dyn Driver>, ahash::RandomState>,
+    registry: Arc<dyn Registry>,
+    events: broadcast::Sender<Event>,
+    next_star: AtomicUsize,
+    limit: RestartLimit,
+    request_timeout: Duration,
+    deadlines: Arc<Deadlines>,
+    next_seq: AtomicU64,
+    down: AtomicBool,
+    shutdown: OnceCell<()>,
+}
+
+/// Where and how to spawn one particle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// Pin it to this Star (default: its parent's Star, or round-robin for top-level particles).
+    pub star: Option<usize>,
+    /// Its restart limit (default: the Machine's). A zero period is refused
+    /// with [`SpawnError::BadRestartLimit`].
+    pub restart_limit: Option<RestartLimit>,
+}
+
+type ReadyTx = oneshot::Sender<Result<(), String>>;
+type ReadyRx = oneshot::Receiver<Result<(), String>>;
+
+/// A process hosting Stars: it places particles, routes waves by Point and
+/// shuts down children before parents.
+///
+/// Standalone, every Star lives on this Machine; a clustered Machine will
+/// look the same to a particle.
+///
+/// ```
+/// use hyperverse_runtime::*;
+///
+/// struct Greeter;
+/// impl Particle for Greeter {
+///     type State = String;
+///     async fn start(&self, _: &Ctx, args: &Body) -> Result<String, ParticleError> {
+///         Ok(String::from_utf8(args.as_bytes().to_vec())?)
+///     }
+///     async fn handle(&self, _: &Ctx, greeting: &mut String, w: Wave) -> Result<Body, ParticleError> {
+///         let who = std::str::from_utf8(w.body.as_bytes())?;
+///         Ok(format!("{greeting}, {who}!").into())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let machine = Machine::standalone().stars(2).kind("greeter", Greeter).build().await?;
+/// let at: Point = "greeter".parse()?;
+/// machine.spawn(at.clone(), "greeter".into(), "Hello".into()).await?;
+/// let reply = machine.ask(&at, "greet", "Erlang").await?;
+/// assert_eq!(reply.body.as_bytes(), b"Hello, Erlang!");
+/// // Unknown Points are typed errors, not hangs.
+/// assert!(matches!(
+///     machine.ask(&"nobody".parse()?, "greet", "x").await,
+///     Err(WaveError::NoSuchParticle { .. })
+/// ));
+/// machine.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Machine {
+    shared: Arc<Shared>,
+}
+
+impl Machine {
+    /// A builder for a Machine whose Stars all live in this process.
+    pub fn standalone() -> MachineBuilder {
+        MachineBuilder::new()
+    }
+
+    /// Number of Stars.
+    pub fn stars(&self) -> usize {
+        self.shared.stars.len()
+    }
+
+    /// Each Star's counters.
+    pub fn star_stats(&self) -> Vec<StarStats> {
+        self.shared
+            .stars
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.counters.snapshot(i))
+            .collect()
+    }
+
+    /// The Kinds this Machine has Drivers for, sorted.
+    pub fn kinds(&self) -> Vec<Kind> {
+        let mut kinds: Vec<Kind> = self.shared.drivers.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// The Registry. Read from it freely; registering and unregistering
+    /// are the Machine's business.
+    pub fn registry(&self) -> &dyn Registry {
+        &*self.shared.registry
+    }
+
+    /// A snapshot of the particle at `point`.
+    pub fn record(&self, point: &Point) -> Option<Record> {
+        self.shared.registry.record(point)
+    }
+
+    /// Subscribes to what the runtime does from now on (spawns, crashes,
+    /// restarts, stops). A subscriber that falls behind by more than the
+    /// builder's `event_capacity` loses the oldest.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if self.shared.events.receiver_count() > 0 {
+            let _ = self.shared.events.send(event());
+        }
+    }
+
+    /// Spawns a particle and waits until its `start` has succeeded.
+    ///
+    /// A particle at `a:b:c` is a child of the particle at `a:b`, which must
+    /// be alive ([`SpawnError::NoParent`] otherwise); one-segment Points are
+    /// top-level. A child goes on its parent's Star; top-level particles go
+    /// round-robin.
+    ///
+    /// A `start` that fails is a crash like any other: it is restarted within
+    /// the restart limit (the parent getting a notice each time), and this
+    /// returns [`SpawnError::StartFailed`] only once the Star gives up.
+    pub async fn spawn(&self, point: Point, kind: Kind, args: Body) -> Result<Lane, SpawnError> {
+        self.spawn_with(point, kind, args, SpawnOptions::default())
+            .await
+    }
+
+    /// [`Machine::spawn`] with placement and restart options.
+    pub async fn spawn_with(
+        &self,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        opts: SpawnOptions,
+    ) -> Result<Lane, SpawnError> {
+        let (tx, rx) = oneshot::channel();
+        let lane = self.launch(point, None, kind, args, opts, Some(tx))?;
+        wait_ready(lane.point(), rx).await?;
+        Ok(lane)
+    }
+
+    /// Spawns a particle without waiting for its `start` (Erlang's `spawn`):
+    /// waves sent to it meanwhile wait in its lane.
+    pub fn spawn_nowait(&self, point: Point, kind: Kind, args: Body) -> Result<Lane, SpawnError> {
+        self.launch(point, None, kind, args, SpawnOptions::default(), None)
+    }
+
+    /// [`Machine::spawn_nowait`] with placement and restart options.
+    pub fn spawn_nowait_with(
+        &self,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        opts: SpawnOptions,
+    ) -> Result<Lane, SpawnError> {
+        self.launch(point, None, kind, args, opts, None)
+    }
+
+    /// Wraps a cell in a Lane handle.
+    fn lane_to(&self, cell: Arc<ParticleCell>) -> Lane {
+        Lane {
+            cell,
+            deadlines: self.shared.deadlines.clone(),
+        }
+    }
+
+    /// Registers and launches one particle. `parent` is its parent's cell
+    /// when the caller has it (a particle spawning a child), saving a lookup.
+    pub(crate) fn launch(
+        &self,
+        point: Point,
+        parent: Option<Arc<ParticleCell>>,
+        kind: Kind,
+        args: Body,
+        opts: SpawnOptions,
+        ready: Option<ReadyTx>,
+    ) -> Result<Lane, SpawnError> {
+        let sh = &*self.shared;
+        if sh.down.load(Ordering::Acquire) {
+            return Err(SpawnError::MachineDown);
+        }
+        if point.is_root() {
+            return Err(SpawnError::Root);
+        }
+        let Some(driver) = sh.drivers.get(&kind) else {
+            return Err(SpawnError::UnknownKind { point, kind });
+        };
+        let limit = opts.restart_limit.unwrap_or(sh.limit);
+        if let Err(e) = limit.check() {
+            return Err(SpawnError::BadRestartLimit {
+                point,
+                reason: e.to_string(),
+            });
+        }
+        let parent = match (parent, point.depth()) {
+            (Some(p), _) => Some(p),
+            (None, 1) => None,
+            (None, _) => {
+                let parent_point = point.parent().unwrap_or_else(Point::root);
+                match sh.registry.cell(&parent_point) {
+                    Some(p) if p.status() != Status::Stopped => Some(p),
+                    _ => {
+                        return Err(SpawnError::NoParent {
+                            point,
+                            parent: parent_point,
+                        })
+                    }
+                }
+            }
+        };
+        let star = match (opts.star, &parent) {
+            (Some(s), _) if s >= sh.stars.len() => {
+                return Err(SpawnError::NoSuchStar {
+                    star: s,
+                    stars: sh.stars.len(),
+                })
+            }
+            (Some(s), _) => s,
+            (None, Some(p)) => p.star(),
+            (None, None) => sh.next_star.fetch_add(1, Ordering::Relaxed) % sh.stars.len(),
+        };
+        let _span = tracing::debug_span!(target: targets::SPAWN, "spawn", point = %point, kind = %kind, star).entered();
+        let cell = Arc::new(ParticleCell::new(
+            point.clone(),
+            kind.clone(),
+            star,
+            parent.as_ref(),
+            limit,
+            sh.next_seq.fetch_add(1, Ordering::Relaxed),
+        ));
+        sh.registry
+            .register(cell.clone())
+            .map_err(|_| SpawnError::AlreadyExists {
+                point: point.clone(),
+            })?;
+        sh.stars[star]
+            .counters
+            .spawned
+            .fetch_add(1, Ordering::Relaxed);
+        self.emit(|| Event::Spawned { point, kind, star });
+        driver.launch(Launch::new(
+            Ctx {
+                machine: self.clone(),
+                cell: cell.clone(),
+            },
+            args,
+            ready,
+        ));
+        Ok(self.lane_to(cell))
+    }
+
+    /// Spawns a whole tree under `under` (use [`Point::root`] for a top-level
+    /// tree) and waits until every particle in it has started. Every Point
+    /// and Kind is checked before anything is spawned; if a spawn fails
+    /// midway, exactly the particles it spawned are stopped again.
+    pub async fn spawn_tree(
+        &self,
+        under: &Point,
+        spec: &TreeSpec,
+    ) -> Result<Vec<Point>, SpawnError> {
+        let mut plan = Vec::new();
+        spec.flatten(under, &mut plan)?;
+        for p in &plan {
+            if !self.shared.drivers.contains_key(&p.kind) {
+                return Err(SpawnError::UnknownKind {
+                    point: p.point.clone(),
+                    kind: p.kind.clone(),
+                });
+            }
+        }
+        let mut spawned: Vec<(Lane, ReadyRx)> = Vec::with_capacity(plan.len());
+        let mut failed = None;
+        for p in plan {
+            let (tx, rx) = oneshot::channel();
+            match self.launch(p.point, None, p.kind, p.args, p.options, Some(tx)) {
+                Ok(lane) => spawned.push((lane, rx)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut lanes = Vec::with_capacity(spawned.len());
+        for (lane, rx) in spawned {
+            if let Err(e) = wait_ready(lane.point(), rx).await {
+                failed.get_or_insert(e);
+            }
+            lanes.push(lane);
+        }
+        if let Some(e) = failed {
+            self.stop_cells(lanes.into_iter().map(|l| l.cell).collect())
+                .await;
+            return Err(e);
+        }
+        Ok(lanes.into_iter().map(|l| l.cell.point().clone()).collect())
+    }
+
+    /// A lane to the particle at `point`, for repeated sends without lookups.
+    pub fn lane(&self, point: &Point) -> Result<Lane, WaveError> {
+        let cell = self.resolve(point)?;
+        if cell.has_ended() {
+            return Err(WaveError::Stopped {
+                point: point.clone(),
+            });
+        }
+        Ok(self.lane_to(cell))
+    }
+
+    fn resolve(&self, point: &Point) -> Result<Arc<ParticleCell>, WaveError> {
+        self.shared.registry.cell(point).ok_or_else(|| {
+            if self.shared.down.load(Ordering::Acquire) {
+                WaveError::MachineDown
+            } else {
+                WaveError::NoSuchParticle {
+                    point: point.clone(),
+                }
+            }
+        })
+    }
+
+    /// Routes a ready-made signal to `wave.to`.
+    pub fn send(&self, mut wave: Wave) -> Result<(), WaveError> {
+        if wave.kind == WaveKind::Request {
+            wave.kind = WaveKind::Signal;
+        }
+        deliver(&*self.resolve(&wave.to)?, wave)
+    }
+
+    /// Sends a signal from the Machine itself (sender `ROOT`).
+    pub fn signal(
+        &self,
+        to: &Point,
+        method: impl Into<Method>,
+        body: impl Into<Body>,
+    ) -> Result<(), WaveError> {
+        self.send(Wave::signal(Point::root(), to.clone(), method, body))
+    }
+
+    /// Routes a ready-made request to `wave.to` and waits up to `timeout`
+    /// for its reply. The request is queued when this is called.
+    pub fn request(
+        &self,
+        wave: Wave,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
+        let queued = self.resolve(&wave.to).and_then(|cell| {
+            let lane = self.lane_to(cell);
+            let rx = lane.enqueue(wave)?;
+            Ok((lane, rx))
+        });
+        async move {
+            let (lane, rx) = queued?;
+            lane.answer(rx, Some(timeout)).await
+        }
+    }
+
+    /// A request from the Machine itself (sender `ROOT`), with the
+    /// builder's `request_timeout`.
+    pub fn ask(
+        &self,
+        to: &Point,
+        method: impl Into<Method>,
+        body: impl Into<Body>,
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
+        let wave = Wave::request(Point::root(), to.clone(), method, body);
+        self.request(wave, self.shared.request_timeout)
+    }
+}
+
+async fn wait_ready(point: &Point, rx: ReadyRx) -> Result<(), SpawnError> {
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(SpawnError::StartFailed {
+            point: point.clone(),
+            reason,
+        }),
+        Err(_) => Err(SpawnError::StartFailed {
+            point: point.clone(),
+            reason: "stopped before it started".into(),
+        }),
+    }
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("stars", &self.stars())
+            .field("particles", &self.shared.registry.len())
+            .finish()
+    }
+}

@@ -1,0 +1,164 @@
+//! Ending particles: stopping subtrees children first, crashes reported to
+//! Stars, and the bookkeeping when a particle's task ends.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use super::Machine;
+use crate::cell::ParticleCell;
+use crate::lane::Letter;
+use crate::star::{Decision, StarMsg};
+use crate::targets;
+use crate::{Event, InFlight, Point, Status, WaveError};
+
+/// Rounds of "stop what is there, then look again" before `stop` returns:
+/// particles may spawn children while their subtree is being stopped.
+const STOP_ROUNDS: usize = 8;
+
+impl Machine {
+    /// Stops the particle at `point` and everything below it (every particle
+    /// for the root), children before parents, and waits until they have
+    /// ended. Requests waiting in their lanes get [`WaveError::Stopped`].
+    ///
+    /// Called from inside a particle of that subtree, it does not wait for
+    /// the caller or the caller's ancestors (they end once the caller's
+    /// handler returns): waiting would be waiting for itself.
+    pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
+        let mut seen = HashSet::new();
+        for round in 0..STOP_ROUNDS {
+            let mut cells = self.shared.registry.cells_under(point);
+            if round == 0 && cells.is_empty() && !point.is_root() {
+                return Err(WaveError::NoSuchParticle {
+                    point: point.clone(),
+                });
+            }
+            cells.retain(|c| seen.insert(c.spawn_seq()));
+            if cells.is_empty() {
+                break;
+            }
+            self.stop_cells(cells).await;
+        }
+        Ok(())
+    }
+
+    /// Stops these particles, deepest first, one depth at a time.
+    pub(crate) async fn stop_cells(&self, mut cells: Vec<Arc<ParticleCell>>) {
+        cells.sort_by_key(|c| (c.point().depth(), c.spawn_seq()));
+        // The particle whose task is calling, if it is among them: neither it
+        // nor its ancestors can be waited for from here.
+        let caller = cells
+            .iter()
+            .find(|c| c.is_current_task())
+            .map(|c| c.point().clone());
+        let mut rest = &cells[..];
+        while let Some(last) = rest.last() {
+            let depth = last.point().depth();
+            let split = rest.partition_point(|c| c.point().depth() < depth);
+            let (shallower, level) = rest.split_at(split);
+            rest = shallower;
+            for cell in level {
+                cell.lane.request_stop();
+            }
+            for cell in level {
+                if caller.as_ref().is_some_and(|me| cell.point().contains(me)) {
+                    continue;
+                }
+                cell.ended().await;
+                // A given-up particle keeps its record until it is stopped.
+                self.shared.registry.unregister(cell);
+            }
+        }
+    }
+
+    /// True if `cell`'s particle has children registered.
+    pub(crate) fn has_children(&self, cell: &ParticleCell) -> bool {
+        self.shared
+            .registry
+            .record(cell.point())
+            .is_some_and(|r| !r.children.is_empty())
+    }
+
+    /// Stops `cell`'s children (and theirs), as its own end or restart
+    /// requires: a particle's children do not outlive it, as in OTP.
+    pub(crate) async fn stop_children(&self, cell: &Arc<ParticleCell>) {
+        let mut cells = self.shared.registry.cells_under(cell.point());
+        cells.retain(|c| !Arc::ptr_eq(c, cell));
+        if !cells.is_empty() {
+            self.stop_cells(cells).await;
+        }
+    }
+
+    /// Stops every particle (children first), then the Stars. Concurrent
+    /// callers all return once it is done; later calls return at once.
+    pub async fn shutdown(&self) {
+        self.shared.down.store(true, Ordering::Release);
+        let span = tracing::info_span!(target: targets::MACHINE, "shutdown");
+        self.shared
+            .shutdown
+            .get_or_init(|| {
+                async {
+                    let _ = self.stop(&Point::root()).await;
+                    for star in &self.shared.stars {
+                        star.actor.stop(None);
+                    }
+                    self.shared.root.stop(None);
+                    tracing::info!(target: targets::MACHINE, "machine stopped");
+                }
+                .instrument(span)
+            })
+            .await;
+    }
+
+    /// Asks the particle's Star what to do about a crash.
+    pub(crate) async fn report_crash(
+        &self,
+        cell: &Arc<ParticleCell>,
+        reason: String,
+        in_flight: Option<InFlight>,
+    ) -> Decision {
+        let (reply, rx) = oneshot::channel();
+        let msg = StarMsg::Crashed {
+            cell: cell.clone(),
+            reason,
+            in_flight,
+            reply,
+        };
+        if self.shared.stars[cell.star()].actor.cast(msg).is_err() {
+            return Decision::GiveUp;
+        }
+        rx.await.unwrap_or(Decision::GiveUp)
+    }
+
+    /// A particle's task is ending: close its lane, answer what is left in
+    /// it, and unregister it unless it was given up (its record then stays,
+    /// `Stopped`, until the Point is stopped or taken again).
+    pub(crate) fn finish(
+        &self,
+        cell: &Arc<ParticleCell>,
+        leftover: VecDeque<Letter>,
+        gave_up: bool,
+    ) {
+        let leftover = leftover.into_iter().chain(cell.lane.close());
+        for letter in leftover {
+            letter.refuse(cell.point());
+        }
+        cell.set_status(Status::Stopped);
+        if cell.restarts() > 0 && !gave_up {
+            let _ = self.shared.stars[cell.star()]
+                .actor
+                .cast(StarMsg::Forget(cell.spawn_seq()));
+        }
+        if !gave_up {
+            self.shared.registry.unregister(cell);
+            tracing::debug!(target: targets::SPAWN, point = %cell.point(), "particle stopped");
+            self.emit(|| Event::Stopped {
+                point: cell.point().clone(),
+            });
+        }
+        cell.mark_ended();
+    }
+}

@@ -48,7 +48,8 @@ async fn request_to_a_missing_point_fails_at_once() {
             point: nobody.clone()
         }
     );
-    assert!(t.elapsed() < Duration::from_millis(100), "no hang");
+    // Far below the 5 s a hang would take; loose enough for a loaded CI machine.
+    assert!(t.elapsed() < Duration::from_secs(1), "no hang");
     assert_eq!(
         m.send(Wave::signal(
             Point::root(),
@@ -101,7 +102,8 @@ async fn request_to_a_stopped_particle_fails_at_once() {
         m.ask(&p, "echo", "x").await,
         Err(WaveError::NoSuchParticle { .. })
     ));
-    assert!(t.elapsed() < Duration::from_millis(100), "no hang");
+    // Far below the 5 s a hang would take; loose enough for a loaded CI machine.
+    assert!(t.elapsed() < Duration::from_secs(1), "no hang");
     m.shutdown().await;
 }
 

@@ -93,7 +93,7 @@ pub fn print_table(rows: &[Row], heading: &str) {
     println!("ratio = hyperverse / baseline; every figure is a time or a memory size, so lower is better.");
     println!();
     println!(
-        "{:<18} {:>12} {:>12}  {:<10} {:>7}  baseline",
+        "{:<18} {:>12} {:>12}  {:<10} {:>7}  baseline is",
         "bench", "hyperverse", "baseline", "unit", "ratio"
     );
     println!("{}", "-".repeat(74));

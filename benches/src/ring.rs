@@ -23,7 +23,7 @@ use crate::Sizes;
 const TOKEN: &str = "token";
 
 fn node_point(i: u64) -> Result<Point, hyperverse::PointError> {
-    Point::parse(&format!("ring:{i}"))
+    Point::parse(&format!("ring-{i}"))
 }
 
 /// One ring node. The value is shared by every node; `n` tells each which

@@ -13,7 +13,8 @@ pub enum Event {
     },
     /// A particle died abnormally.
     Crashed(CrashNotice),
-    /// A crashed particle started again.
+    /// The Star decided to restart a crashed particle (its new `start`
+    /// runs next, and may itself crash).
     Restarted { point: Point, restarts: u32 },
     /// A particle stopped normally.
     Stopped { point: Point },

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The name of a particle type. Each Kind has exactly one Driver per Star.
+/// The name of a particle type. Each Kind has exactly one Driver on a
+/// Machine, which every Star uses to create and run that Kind's particles.
 ///
 /// ```
 /// use hyperverse_runtime::Kind;

@@ -25,7 +25,8 @@ pub struct CrashNotice {
     pub kind: Kind,
     /// Why: the panic message or the error's text.
     pub reason: String,
-    /// Restarts of the child so far, this one included.
+    /// Restarts of the child so far: counting the restart this crash causes,
+    /// or, when the Star gives up, the restarts it had.
     pub restarts: u32,
     /// True if the supervisor gave up: the child was not restarted.
     pub gave_up: bool,

@@ -135,8 +135,6 @@ impl Point {
             return Ok(Point::root());
         }
         if text.len() > MAX_POINT_LEN {
-            // Still report a bad character first if there is one early on:
-            // it is the more useful message.
             return Err(PointError::TooLong { len: text.len() });
         }
         let mut offset = 0;

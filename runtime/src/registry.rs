@@ -96,6 +96,10 @@ pub trait Registry: Send + Sync + 'static {
     /// The cells of the particle at `point` and of everything below it
     /// (every particle for the root), parents before children.
     fn cells_under(&self, point: &Point) -> Vec<Arc<ParticleCell>>;
+    /// True if the particle at `point` has children registered.
+    fn has_children(&self, point: &Point) -> bool {
+        self.record(point).is_some_and(|r| !r.children.is_empty())
+    }
     /// How many particles are registered.
     fn len(&self) -> usize;
     /// True when no particle is registered.
@@ -113,9 +117,20 @@ struct Entry {
 
 /// The in-memory Registry: a sharded concurrent map, so spawns and lookups
 /// on different Points rarely contend.
-#[derive(Default)]
 pub struct MemRegistry {
     map: DashMap<Point, Entry, ahash::RandomState>,
+}
+
+/// Shards of the map: many more than cores, because every spawn, stop and
+/// routed wave takes one shard's lock.
+const SHARDS: usize = 64;
+
+impl Default for MemRegistry {
+    fn default() -> Self {
+        MemRegistry {
+            map: DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), SHARDS),
+        }
+    }
 }
 
 impl MemRegistry {
@@ -211,6 +226,10 @@ impl Registry for MemRegistry {
             }
         }
         out
+    }
+
+    fn has_children(&self, point: &Point) -> bool {
+        self.map.get(point).is_some_and(|e| !e.children.is_empty())
     }
 
     fn len(&self) -> usize {

@@ -184,10 +184,69 @@ mod tests {
         );
     }
 
+    fn segment() -> impl Strategy<Value = String> {
+        "[a-z0-9_.-]{1,10}"
+    }
+
+    fn point() -> impl Strategy<Value = Point> {
+        proptest::collection::vec(segment(), 1..5).prop_map(|s| Point::parse(&s.join(":")).unwrap())
+    }
+
+    fn wave() -> impl Strategy<Value = Wave> {
+        (
+            prop_oneof![
+                Just(WaveKind::Signal),
+                Just(WaveKind::Request),
+                Just(WaveKind::Reply)
+            ],
+            point(),
+            point(),
+            ".{0,20}",
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(kind, from, to, method, body)| Wave {
+                kind,
+                from,
+                to,
+                method: method.into(),
+                body: body.into(),
+            })
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating() {
+        // Version, kind 0, then a `from` Point whose length claims ~2^64 bytes.
+        let mut bytes = vec![WAVE_FORMAT_VERSION, 0, 253]; // 253: a u64 length follows
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            Wave::from_bytes(&bytes),
+            Err(CodecError::Decode(_))
+        ));
+    }
+
     proptest! {
         #[test]
-        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = Wave::from_bytes(&bytes);
+        fn any_wave_round_trips(w in wave()) {
+            prop_assert_eq!(Wave::from_bytes(&w.to_bytes().unwrap()).unwrap(), w);
+        }
+
+        #[test]
+        fn garbage_after_the_version_byte_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut framed = vec![WAVE_FORMAT_VERSION];
+            framed.extend(bytes);
+            let _ = Wave::from_bytes(&framed);
+        }
+
+        #[test]
+        fn mutated_encodings_never_panic(w in wave(), at in any::<usize>(), byte in any::<u8>()) {
+            let mut bytes = w.to_bytes().unwrap().to_vec();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            if let Ok(back) = Wave::from_bytes(&bytes) {
+                // Whatever decodes is a valid wave: its Points parse again.
+                prop_assert!(Point::parse(back.from.as_str()).is_ok());
+                prop_assert!(Point::parse(back.to.as_str()).is_ok());
+            }
         }
 
         #[test]

@@ -76,10 +76,7 @@ impl Machine {
 
     /// True if `cell`'s particle has children registered.
     pub(crate) fn has_children(&self, cell: &ParticleCell) -> bool {
-        self.shared
-            .registry
-            .record(cell.point())
-            .is_some_and(|r| !r.children.is_empty())
+        self.shared.registry.has_children(cell.point())
     }
 
     /// Stops `cell`'s children (and theirs), as its own end or restart

@@ -260,7 +260,7 @@ impl Lane {
         timeout: Duration,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
         let queued = self.enqueue(wave);
-        async move { self.answer(queued?, Some(timeout)).await }
+        async move { self.answer_within(queued?, timeout).await }
     }
 
     /// Sends a request and waits for its reply with no timeout, like
@@ -278,7 +278,8 @@ impl Lane {
         body: impl Into<Body>,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
         let queued = self.enqueue(Wave::request(from, self.point().clone(), method, body));
-        async move { self.answer(queued?, None).await }
+        // No deadline machinery here: this future stays small.
+        async move { self.settle(queued?.await) }
     }
 
     /// Queues `wave` as a request; a closed lane answers it at once.
@@ -297,24 +298,26 @@ impl Lane {
         Ok(rx)
     }
 
-    /// Waits for the answer to a queued request, until `timeout` if any.
-    pub(crate) async fn answer(
+    /// Waits up to `timeout` for the answer to a queued request.
+    pub(crate) async fn answer_within(
         &self,
         rx: ReplyRx,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<Wave, WaveError> {
-        let answer = match timeout {
-            None => rx.await,
-            Some(t) => match self.deadlines.within(t, rx).await {
-                Some(answer) => answer,
-                None => {
-                    return Err(WaveError::Timeout {
-                        point: self.point().clone(),
-                        after: t,
-                    })
-                }
-            },
-        };
+        match self.deadlines.within(timeout, rx).await {
+            Some(answer) => self.settle(answer),
+            None => Err(WaveError::Timeout {
+                point: self.point().clone(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// The answer to a request, once its reply channel has spoken.
+    fn settle(
+        &self,
+        answer: Result<Result<Wave, WaveError>, oneshot::error::RecvError>,
+    ) -> Result<Wave, WaveError> {
         // A dropped reply channel means the particle stopped without answering.
         answer.unwrap_or_else(|_| {
             Err(WaveError::Stopped {

@@ -392,7 +392,7 @@ impl Machine {
         });
         async move {
             let (lane, rx) = queued?;
-            lane.answer(rx, Some(timeout)).await
+            lane.answer_within(rx, timeout).await
         }
     }
 

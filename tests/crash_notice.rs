@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::eventually;
 use hyperverse::*;
 use parking_lot::Mutex;
 
@@ -59,17 +62,6 @@ async fn machine(parent: Parent, max_restarts: u32) -> Machine {
         .unwrap()
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     let parent = Parent::default();
@@ -93,7 +85,7 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
         Body::empty(),
     ))
     .unwrap();
-    wait_for("the first notice", || parent.notices.lock().len() == 1).await;
+    eventually("the first notice", || parent.notices.lock().len() == 1).await;
     // The child serves again: a fresh incarnation (its count restarted).
     let seen = m.ask(&child, "seen", Body::empty()).await.unwrap();
     assert_eq!(
@@ -121,7 +113,7 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
         matches!(&err, WaveError::Crashed { point, reason } if point == &child && reason.contains("worker was told to panic")),
         "{err:?}"
     );
-    wait_for("the second notice", || parent.notices.lock().len() == 2).await;
+    eventually("the second notice", || parent.notices.lock().len() == 2).await;
     let restarts = m.ask(&child, "restarts", Body::empty()).await.unwrap();
     assert_eq!(restarts.body.as_u64(), Some(2));
     assert_eq!(m.record(&child).unwrap().restarts, 2);
@@ -179,7 +171,7 @@ async fn past_the_restart_limit_the_child_is_given_up() {
     for _ in 0..3 {
         lane.signal(app.clone(), "fail", Body::empty()).unwrap();
     }
-    wait_for("three notices", || parent.notices.lock().len() == 3).await;
+    eventually("three notices", || parent.notices.lock().len() == 3).await;
     let notices = parent.notices.lock().clone();
     assert_eq!(
         notices
@@ -188,7 +180,7 @@ async fn past_the_restart_limit_the_child_is_given_up() {
             .collect::<Vec<_>>(),
         vec![(1, false), (2, false), (2, true)]
     );
-    wait_for("status stopped", || {
+    eventually("status stopped", || {
         m.record(&child).unwrap().status == Status::Stopped
     })
     .await;

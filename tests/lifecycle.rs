@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::{eventually, p};
 use hyperverse::*;
 use parking_lot::Mutex;
 
@@ -72,21 +75,6 @@ async fn machine(node: &Node) -> Machine {
         .build()
         .await
         .unwrap()
-}
-
-fn p(s: &str) -> Point {
-    s.parse().unwrap()
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,15 @@ impl Particle for Node {
     }
 }
 
+async fn machine(node: &Node, stars: usize) -> Machine {
+    Machine::standalone()
+        .stars(stars)
+        .kind("node", node.clone())
+        .build()
+        .await
+        .unwrap()
+}
+
 fn tree() -> TreeSpec {
     TreeSpec::new("app", "node").children((0..3).map(|r| {
         TreeSpec::new(format!("region-{r}"), "node")
@@ -42,12 +51,7 @@ fn tree() -> TreeSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
     let node = Node::default();
-    let m = Machine::standalone()
-        .stars(3)
-        .kind("node", node)
-        .build()
-        .await
-        .unwrap();
+    let m = machine(&node, 3).await;
     let points = m.spawn_tree(&Point::root(), &tree()).await.unwrap();
     assert_eq!(points.len(), 16);
     assert_eq!(points[0].to_string(), "app");
@@ -102,12 +106,7 @@ async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_children_before_parents() {
     let node = Node::default();
-    let m = Machine::standalone()
-        .stars(2)
-        .kind("node", node.clone())
-        .build()
-        .await
-        .unwrap();
+    let m = machine(&node, 2).await;
     m.spawn_tree(&Point::root(), &tree()).await.unwrap();
     m.shutdown().await;
     let order = node.stopped.lock().clone();
@@ -126,12 +125,7 @@ async fn shutdown_stops_children_before_parents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_subtree_leaves_the_rest_serving() {
     let node = Node::default();
-    let m = Machine::standalone()
-        .stars(2)
-        .kind("node", node.clone())
-        .build()
-        .await
-        .unwrap();
+    let m = machine(&node, 2).await;
     m.spawn_tree(&Point::root(), &tree()).await.unwrap();
     let region: Point = "app:region-0".parse().unwrap();
     m.stop(&region).await.unwrap();
@@ -157,12 +151,7 @@ async fn stopping_a_subtree_leaves_the_rest_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_that_collides_is_rolled_back() {
     let node = Node::default();
-    let m = Machine::standalone()
-        .stars(2)
-        .kind("node", node.clone())
-        .build()
-        .await
-        .unwrap();
+    let m = machine(&node, 2).await;
     m.spawn("app".parse().unwrap(), "node".into(), Body::empty())
         .await
         .unwrap();

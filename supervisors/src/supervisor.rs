@@ -1,0 +1,599 @@
+//! The supervisor: OTP's `supervisor` behaviour as a state machine over an
+//! abstract set of children.
+//!
+//! The logic here does not know what a child is. A [`Children`]
+//! implementation starts and stops them (the runtime's starts particles; the
+//! tests' records calls), and the supervisor decides what to start and stop,
+//! in which order, following OTP's rules. Everything it does is recorded in
+//! an event log, so tests assert the order of events, not final counts.
+
+use std::fmt;
+use std::future::Future;
+
+use crate::{
+    AutoShutdown, ChildSpec, ChildType, ExitReason, Intensity, IntensityError, Restart,
+    RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
+};
+
+/// Starts and stops the children of one supervisor.
+pub trait Children: Send {
+    /// How to start a child (the `S` of [`ChildSpec<S>`]).
+    type Start: Clone + Send + Sync;
+    /// A running child. Equal handles mean the same incarnation, so an exit
+    /// reported for an old incarnation is recognised and ignored.
+    type Handle: Clone + PartialEq + fmt::Debug + Send + Sync;
+
+    /// Starts child `id`; an error is a failed start and its reason.
+    fn start(
+        &mut self,
+        id: &str,
+        start: &Self::Start,
+    ) -> impl Future<Output = Result<Self::Handle, ExitReason>> + Send;
+
+    /// Stops a running child as `shutdown` says; returns how it ended.
+    fn stop(
+        &mut self,
+        id: &str,
+        handle: &Self::Handle,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = ExitReason> + Send;
+}
+
+/// One thing a supervisor did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupEvent {
+    /// A child started.
+    Started { id: String },
+    /// A child failed to start.
+    StartFailed { id: String, reason: ExitReason },
+    /// A child ended by itself.
+    Exited { id: String, reason: ExitReason },
+    /// The supervisor stopped a child (as a bystander of a restart, by the
+    /// API, or at shutdown).
+    Stopped { id: String, reason: ExitReason },
+    /// The supervisor decided to restart because of this child.
+    Restarting { id: String },
+    /// A child's spec was removed (a temporary child ended, or `delete_child`).
+    Removed { id: String },
+    /// More restarts than the intensity allows: the supervisor gives up.
+    GaveUp { restarts: u32 },
+    /// A significant child ended and auto-shutdown ends the supervisor.
+    AutoShutdown { id: String },
+}
+
+/// What the supervisor's owner must do after an exit was handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Carry on supervising.
+    Continue,
+    /// The supervisor has stopped all its children and must now end with
+    /// this reason (its own supervisor then sees it end).
+    Shutdown(ExitReason),
+}
+
+/// Errors of the supervisor API, with OTP's cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SupError {
+    /// Bad flags.
+    #[error("bad supervisor flags: {0}")]
+    Flags(#[from] IntensityError),
+    /// A bad child spec.
+    #[error("bad child spec: {0}")]
+    Spec(#[from] SpecError),
+    /// A dynamic supervisor has exactly one spec, the template.
+    #[error("a dynamic supervisor needs exactly one child spec, got {specs}")]
+    DynamicTemplate { specs: usize },
+    /// A child failed to start (at supervisor start, or `start_child`).
+    #[error("child `{id}` failed to start: {reason}")]
+    StartFailed { id: String, reason: ExitReason },
+    /// OTP's `{already_started, Pid}`.
+    #[error("child `{id}` is already started")]
+    AlreadyStarted { id: String },
+    /// OTP's `already_present`: the spec is there, the child is not running.
+    #[error("child `{id}` is already present (not running)")]
+    AlreadyPresent { id: String },
+    /// OTP's `running`: the operation needs a stopped child.
+    #[error("child `{id}` is running")]
+    Running { id: String },
+    /// OTP's `restarting`.
+    #[error("child `{id}` is being restarted")]
+    Restarting { id: String },
+    /// OTP's `not_found`.
+    #[error("no child `{id}`")]
+    NotFound { id: String },
+    /// The operation does not apply to this strategy (e.g. `restart_child`
+    /// on a dynamic supervisor, `add_child` on a static one).
+    #[error("`{op}` is not supported by a {strategy:?} supervisor")]
+    Unsupported {
+        op: &'static str,
+        strategy: Strategy,
+    },
+}
+
+/// A child as `which_children` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildInfo<H> {
+    /// Its id.
+    pub id: String,
+    /// Its handle when running.
+    pub handle: Option<H>,
+    /// True while a restart of it keeps failing.
+    pub restarting: bool,
+    /// Worker or supervisor.
+    pub child_type: ChildType,
+}
+
+/// `count_children`: OTP's `specs`, `active`, `supervisors`, `workers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Child specs (children known to the supervisor).
+    pub specs: usize,
+    /// Children running.
+    pub active: usize,
+    /// Specs of supervisor children.
+    pub supervisors: usize,
+    /// Specs of worker children.
+    pub workers: usize,
+}
+
+enum State<H> {
+    Running(H),
+    /// A restart of it failed; the supervisor will try again.
+    Restarting,
+    NotRunning,
+}
+
+struct Child<S, H> {
+    spec: ChildSpec<S>,
+    state: State<H>,
+}
+
+impl<S, H> Child<S, H> {
+    fn is_alive(&self) -> bool {
+        !matches!(self.state, State::NotRunning)
+    }
+}
+
+/// OTP's supervisor, over any [`Children`].
+///
+/// ```
+/// use hyperverse_supervisors::*;
+///
+/// /// Children that are just names.
+/// struct Names(u64);
+/// impl Children for Names {
+///     type Start = ();
+///     type Handle = u64;
+///     async fn start(&mut self, _: &str, _: &()) -> Result<u64, ExitReason> {
+///         self.0 += 1;
+///         Ok(self.0)
+///     }
+///     async fn stop(&mut self, _: &str, _: &u64, _: Shutdown) -> ExitReason {
+///         ExitReason::Shutdown
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let mut kids = Names(0);
+/// let specs = vec![ChildSpec::worker("a", ()), ChildSpec::worker("b", ())];
+/// let mut sup = Supervisor::start(SupFlags::new(Strategy::OneForAll), specs, &mut kids)
+///     .await
+///     .unwrap();
+/// // `a` crashes: one_for_all stops `b`, then starts both again, in order.
+/// let a = sup.handle("a").unwrap();
+/// sup.take_log();
+/// let outcome = sup.child_exited(&mut kids, "a", &a, ExitReason::Error("boom".into())).await;
+/// assert_eq!(outcome, Outcome::Continue);
+/// let log: Vec<String> = sup.take_log().iter().map(|e| format!("{e:?}")).collect();
+/// assert_eq!(log[1], r#"Restarting { id: "a" }"#);
+/// assert_eq!(log[2], r#"Stopped { id: "b", reason: Shutdown }"#);
+/// assert_eq!(log[3..], [r#"Started { id: "a" }"#, r#"Started { id: "b" }"#]);
+/// # });
+/// ```
+pub struct Supervisor<C: Children> {
+    flags: SupFlags,
+    intensity: Intensity,
+    children: Vec<Child<C::Start, C::Handle>>,
+    /// The one spec of a dynamic supervisor.
+    template: Option<ChildSpec<C::Start>>,
+    log: Vec<SupEvent>,
+}
+
+impl<C: Children> Supervisor<C> {
+    /// Validates the flags and specs, then starts the children in spec order,
+    /// each started before the next. If one fails to start, those already
+    /// started are stopped in reverse order and the start fails. A dynamic
+    /// supervisor takes exactly one spec, its template, and starts nothing.
+    pub async fn start(
+        flags: SupFlags,
+        specs: Vec<ChildSpec<C::Start>>,
+        children: &mut C,
+    ) -> Result<Self, SupError> {
+        flags.validate()?;
+        let intensity = Intensity::new(flags.max_restarts, flags.period)?;
+        for (i, spec) in specs.iter().enumerate() {
+            spec.validate()?;
+            if specs[..i].iter().any(|s| s.id == spec.id) {
+                return Err(SpecError::DuplicateId {
+                    id: spec.id.clone(),
+                }
+                .into());
+            }
+        }
+        let mut sup = Supervisor {
+            flags,
+            intensity,
+            children: Vec::new(),
+            template: None,
+            log: Vec::new(),
+        };
+        if flags.strategy == Strategy::Dynamic {
+            if specs.len() != 1 {
+                return Err(SupError::DynamicTemplate { specs: specs.len() });
+            }
+            sup.template = specs.into_iter().next();
+            return Ok(sup);
+        }
+        for spec in specs {
+            let id = spec.id.clone();
+            sup.children.push(Child {
+                spec,
+                state: State::NotRunning,
+            });
+            let last = sup.children.len() - 1;
+            if let Err(reason) = sup.start_at(children, last).await {
+                sup.children.pop();
+                sup.stop_all(children).await;
+                return Err(SupError::StartFailed { id, reason });
+            }
+        }
+        Ok(sup)
+    }
+
+    /// The flags.
+    pub fn flags(&self) -> &SupFlags {
+        &self.flags
+    }
+
+    /// Everything done since the last [`Supervisor::take_log`].
+    pub fn log(&self) -> &[SupEvent] {
+        &self.log
+    }
+
+    /// Takes the event log, leaving it empty.
+    pub fn take_log(&mut self) -> Vec<SupEvent> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// The handle of a running child.
+    pub fn handle(&self, id: &str) -> Option<C::Handle> {
+        self.find(id).and_then(|i| match &self.children[i].state {
+            State::Running(h) => Some(h.clone()),
+            _ => None,
+        })
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        self.children.iter().position(|c| c.spec.id == id)
+    }
+
+    /// Starts the child at `i`, recording the outcome in its state and the log.
+    async fn start_at(&mut self, children: &mut C, i: usize) -> Result<(), ExitReason> {
+        let child = &mut self.children[i];
+        match children.start(&child.spec.id, &child.spec.start).await {
+            Ok(handle) => {
+                child.state = State::Running(handle);
+                self.log.push(SupEvent::Started {
+                    id: child.spec.id.clone(),
+                });
+                Ok(())
+            }
+            Err(reason) => {
+                child.state = State::Restarting;
+                self.log.push(SupEvent::StartFailed {
+                    id: child.spec.id.clone(),
+                    reason: reason.clone(),
+                });
+                Err(reason)
+            }
+        }
+    }
+
+    /// Stops the child at `i` if it runs. Returns false if the child was
+    /// removed (a temporary child's spec goes with it).
+    async fn stop_at(&mut self, children: &mut C, i: usize) -> bool {
+        let child = &mut self.children[i];
+        if let State::Running(handle) = std::mem::replace(&mut child.state, State::NotRunning) {
+            let reason = children
+                .stop(&child.spec.id, &handle, child.spec.shutdown)
+                .await;
+            self.log.push(SupEvent::Stopped {
+                id: child.spec.id.clone(),
+                reason,
+            });
+        }
+        if self.children[i].spec.restart == Restart::Temporary
+            || self.flags.strategy == Strategy::Dynamic
+        {
+            let removed = self.children.remove(i);
+            self.log.push(SupEvent::Removed {
+                id: removed.spec.id,
+            });
+            return false;
+        }
+        true
+    }
+
+    /// Stops every child in reverse start order (supervisor shutdown).
+    async fn stop_all(&mut self, children: &mut C) {
+        for i in (0..self.children.len()).rev() {
+            self.stop_at(children, i).await;
+        }
+    }
+
+    /// Stops all children in reverse start order: the supervisor is ending.
+    pub async fn shutdown(&mut self, children: &mut C) {
+        self.stop_all(children).await;
+    }
+
+    /// A child ended by itself with `reason`. `handle` names the incarnation
+    /// that ended: an exit of an incarnation the supervisor already replaced
+    /// or stopped is ignored.
+    pub async fn child_exited(
+        &mut self,
+        children: &mut C,
+        id: &str,
+        handle: &C::Handle,
+        reason: ExitReason,
+    ) -> Outcome {
+        let Some(i) = self.find(id) else {
+            return Outcome::Continue;
+        };
+        if !matches!(&self.children[i].state, State::Running(h) if h == handle) {
+            return Outcome::Continue;
+        }
+        self.children[i].state = State::NotRunning;
+        self.log.push(SupEvent::Exited {
+            id: id.to_string(),
+            reason: reason.clone(),
+        });
+        let spec = &self.children[i].spec;
+        let restart = match spec.restart {
+            Restart::Permanent => true,
+            Restart::Transient => !reason.is_normal(),
+            Restart::Temporary => false,
+        };
+        if restart {
+            return self.restart(children, i).await;
+        }
+        let significant = spec.significant;
+        if spec.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
+            let removed = self.children.remove(i);
+            self.log.push(SupEvent::Removed {
+                id: removed.spec.id,
+            });
+        }
+        if significant {
+            let end = match self.flags.auto_shutdown {
+                AutoShutdown::Never => false,
+                AutoShutdown::AnySignificant => true,
+                AutoShutdown::AllSignificant => !self
+                    .children
+                    .iter()
+                    .any(|c| c.spec.significant && c.is_alive()),
+            };
+            if end {
+                self.log.push(SupEvent::AutoShutdown { id: id.to_string() });
+                self.stop_all(children).await;
+                return Outcome::Shutdown(ExitReason::Shutdown);
+            }
+        }
+        Outcome::Continue
+    }
+
+    /// Restarts per the strategy because the child at `i` must be; each
+    /// attempt counts against the intensity, and a start that fails is
+    /// tried again until the intensity gives out.
+    async fn restart(&mut self, children: &mut C, i: usize) -> Outcome {
+        let id = self.children[i].spec.id.clone();
+        loop {
+            if let RestartVerdict::GiveUp { in_period } = self.intensity.record() {
+                self.log.push(SupEvent::GaveUp {
+                    restarts: in_period,
+                });
+                self.stop_all(children).await;
+                return Outcome::Shutdown(ExitReason::Shutdown);
+            }
+            self.log.push(SupEvent::Restarting { id: id.clone() });
+            let Some(i) = self.find(&id) else {
+                return Outcome::Continue;
+            };
+            self.children[i].state = State::Restarting;
+            let started = match self.flags.strategy {
+                Strategy::OneForOne | Strategy::Dynamic => self.start_at(children, i).await,
+                Strategy::OneForAll => self.restart_from(children, 0, &id).await,
+                Strategy::RestForOne => self.restart_from(children, i, &id).await,
+            };
+            if started.is_ok() {
+                return Outcome::Continue;
+            }
+        }
+    }
+
+    /// Stops the children from `from` on (except `crashed`, already down)
+    /// in reverse order, then starts them again in order; temporary
+    /// bystanders are removed, not restarted.
+    async fn restart_from(
+        &mut self,
+        children: &mut C,
+        from: usize,
+        crashed: &str,
+    ) -> Result<(), ExitReason> {
+        for i in (from..self.children.len()).rev() {
+            if self.children[i].spec.id != crashed {
+                self.stop_at(children, i).await;
+            }
+        }
+        for i in from..self.children.len() {
+            self.start_at(children, i).await?;
+        }
+        Ok(())
+    }
+
+    /// `start_child` on a static supervisor: adds a spec and starts it.
+    pub async fn start_child(
+        &mut self,
+        children: &mut C,
+        spec: ChildSpec<C::Start>,
+    ) -> Result<C::Handle, SupError> {
+        if self.flags.strategy == Strategy::Dynamic {
+            return Err(self.unsupported("start_child"));
+        }
+        spec.validate()?;
+        if let Some(i) = self.find(&spec.id) {
+            return Err(match self.children[i].state {
+                State::Running(_) => SupError::AlreadyStarted { id: spec.id },
+                _ => SupError::AlreadyPresent { id: spec.id },
+            });
+        }
+        self.push_and_start(children, spec).await
+    }
+
+    /// `start_child` on a dynamic supervisor: a child from the template,
+    /// named `id`, started with `start`.
+    pub async fn add_child(
+        &mut self,
+        children: &mut C,
+        id: impl Into<String>,
+        start: C::Start,
+    ) -> Result<C::Handle, SupError> {
+        let Some(template) = &self.template else {
+            return Err(self.unsupported("add_child"));
+        };
+        let spec = ChildSpec {
+            id: id.into(),
+            start,
+            ..template.clone()
+        };
+        spec.validate()?;
+        if self.find(&spec.id).is_some() {
+            return Err(SupError::AlreadyStarted { id: spec.id });
+        }
+        self.push_and_start(children, spec).await
+    }
+
+    async fn push_and_start(
+        &mut self,
+        children: &mut C,
+        spec: ChildSpec<C::Start>,
+    ) -> Result<C::Handle, SupError> {
+        let id = spec.id.clone();
+        self.children.push(Child {
+            spec,
+            state: State::NotRunning,
+        });
+        let last = self.children.len() - 1;
+        match self.start_at(children, last).await {
+            Ok(()) => Ok(self.handle(&id).expect("just started")),
+            Err(reason) => {
+                // OTP keeps no spec for a child whose start failed here.
+                self.children.pop();
+                Err(SupError::StartFailed { id, reason })
+            }
+        }
+    }
+
+    /// Stops a child; its spec stays (unless temporary, or dynamic).
+    pub async fn terminate_child(&mut self, children: &mut C, id: &str) -> Result<(), SupError> {
+        let i = self
+            .find(id)
+            .ok_or_else(|| SupError::NotFound { id: id.into() })?;
+        self.stop_at(children, i).await;
+        Ok(())
+    }
+
+    /// Starts a stopped child again from its spec.
+    pub async fn restart_child(
+        &mut self,
+        children: &mut C,
+        id: &str,
+    ) -> Result<C::Handle, SupError> {
+        if self.flags.strategy == Strategy::Dynamic {
+            return Err(self.unsupported("restart_child"));
+        }
+        let i = self
+            .find(id)
+            .ok_or_else(|| SupError::NotFound { id: id.into() })?;
+        match self.children[i].state {
+            State::Running(_) => return Err(SupError::Running { id: id.into() }),
+            State::Restarting => return Err(SupError::Restarting { id: id.into() }),
+            State::NotRunning => {}
+        }
+        match self.start_at(children, i).await {
+            Ok(()) => Ok(self.handle(id).expect("just started")),
+            Err(reason) => {
+                self.children[i].state = State::NotRunning;
+                Err(SupError::StartFailed {
+                    id: id.into(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Removes a stopped child's spec.
+    pub fn delete_child(&mut self, id: &str) -> Result<(), SupError> {
+        if self.flags.strategy == Strategy::Dynamic {
+            return Err(self.unsupported("delete_child"));
+        }
+        let i = self
+            .find(id)
+            .ok_or_else(|| SupError::NotFound { id: id.into() })?;
+        match self.children[i].state {
+            State::Running(_) => Err(SupError::Running { id: id.into() }),
+            State::Restarting => Err(SupError::Restarting { id: id.into() }),
+            State::NotRunning => {
+                self.children.remove(i);
+                self.log.push(SupEvent::Removed { id: id.into() });
+                Ok(())
+            }
+        }
+    }
+
+    /// The children in start order.
+    pub fn which_children(&self) -> Vec<ChildInfo<C::Handle>> {
+        self.children
+            .iter()
+            .map(|c| ChildInfo {
+                id: c.spec.id.clone(),
+                handle: match &c.state {
+                    State::Running(h) => Some(h.clone()),
+                    _ => None,
+                },
+                restarting: matches!(c.state, State::Restarting),
+                child_type: c.spec.child_type,
+            })
+            .collect()
+    }
+
+    /// OTP's `count_children`.
+    pub fn count_children(&self) -> Counts {
+        let mut counts = Counts::default();
+        for c in &self.children {
+            counts.specs += 1;
+            counts.active += usize::from(matches!(c.state, State::Running(_)));
+            match c.spec.child_type {
+                ChildType::Supervisor => counts.supervisors += 1,
+                ChildType::Worker => counts.workers += 1,
+            }
+        }
+        counts
+    }
+
+    fn unsupported(&self, op: &'static str) -> SupError {
+        SupError::Unsupported {
+            op,
+            strategy: self.flags.strategy,
+        }
+    }
+}

@@ -63,7 +63,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .child(TreeSpec::new("field", "greeter"));
     let spawned = machine.spawn_tree(&Point::root(), &farm).await?;
-    println!("spawn_tree started {} particles under farm", spawned.len());
+    println!(
+        "spawn_tree started {} particles, rooted at farm",
+        spawned.len()
+    );
 
     // The Registry knows both trees, with each particle's Star and status.
     println!("registry:");

@@ -114,7 +114,10 @@ pub async fn hyperverse(s: &Sizes, mode: Mode) -> Result<Vec<Measured>, Box<dyn 
                 "Machine::spawn_nowait"
             },
         )
-        .with("issue_us", us_per(issued, n as u64));
+        .with(
+            "issue_us",
+            (us_per(issued, n as u64) * 1000.0).round() / 1000.0,
+        );
 
     let t = Instant::now();
     machine.shutdown().await;

@@ -20,6 +20,7 @@ use crate::error::CodecError;
 /// let (n, s): (u64, String) = body.decode().unwrap();
 /// assert_eq!((n, s.as_str()), (7, "seven"));
 /// assert_eq!(Body::from("hi").as_bytes(), b"hi");
+/// assert_eq!(Body::from("hi").as_str().unwrap(), "hi");
 /// assert!(Body::empty().is_empty());
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,6 +62,11 @@ impl Body {
         <[u8; 8]>::try_from(&self.0[..])
             .ok()
             .map(u64::from_le_bytes)
+    }
+
+    /// The body as UTF-8 text.
+    pub fn as_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.0)
     }
 
     /// The raw bytes.

@@ -39,7 +39,7 @@ impl Check {
 pub fn expected_reason(crash: &Crash) -> String {
     match crash.how {
         How::Error => crash.reason.clone(),
-        How::Panic => format!("panic: {PLANNED_PANIC}: {}", crash.reason),
+        How::Panic => format!("panic: {PLANNED_PANIC} ({})", crash.reason),
     }
 }
 

@@ -31,7 +31,7 @@ pub struct DemoArgs {
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub stars: Option<usize>,
 
-    /// Region particles: the top-level parents, spread round-robin over the Stars.
+    /// Region particles under the `demo` root, spread over the Stars.
     #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub regions: usize,
 

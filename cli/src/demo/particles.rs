@@ -82,7 +82,7 @@ impl Particle for Worker {
                 .into_owned()
                 .into()),
             PANIC => panic!(
-                "{PLANNED_PANIC}: {}",
+                "{PLANNED_PANIC} ({})",
                 String::from_utf8_lossy(wave.body.as_bytes())
             ),
             other => Err(format!("unknown method `{other}`").into()),

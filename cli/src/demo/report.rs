@@ -37,13 +37,13 @@ fn count(n: impl TryInto<u64>, one: &str, many: &str) -> String {
 /// a slow or failing run still says what it was.
 pub fn header(args: &DemoArgs, plan: &Plan, stars: usize) {
     println!(
-        "hyperverse demo: {}, {} ({}, {}), {} from {}, {}, seed {}",
+        "hyperverse demo: {}, {} (1 root, {}, {}), {} from {} sender tasks, {}, seed {}",
         count(stars, "star", "stars"),
         count(plan.layout.len(), "particle", "particles"),
         count(args.regions, "region", "regions"),
         count(args.particles, "worker", "workers"),
         count(args.waves, "wave", "waves"),
-        count(args.senders, "sender", "senders"),
+        args.senders,
         count(args.crashes, "crash", "crashes"),
         args.seed,
     );

@@ -279,6 +279,7 @@ impl Machine {
             .counters
             .spawned
             .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: targets::SPAWN, "particle spawned");
         self.emit(|| Event::Spawned { point, kind, star });
         driver.launch(Launch::new(
             Ctx {

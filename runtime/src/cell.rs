@@ -1,7 +1,7 @@
 //! A particle's cell: what the Registry, the Star and the particle's own task
 //! share about one particle, across all its incarnations.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::time::Duration;
 
 use hyperverse_supervisors::{Intensity, IntensityError};
@@ -61,11 +61,13 @@ pub struct ParticleCell {
     status: AtomicU8,
     restarts: AtomicU32,
     pub(crate) lane: LaneQueue,
-    /// The particle's task, recorded by the task itself, so that a particle
-    /// stopping itself (or an ancestor) does not wait for its own end.
-    task: OnceLock<tokio::task::Id>,
-    /// Notified when the particle's task has ended (its lane is then closed).
-    ended: Notify,
+    /// Kills the task when it does not stop within the shutdown timeout.
+    abort: OnceLock<tokio::task::AbortHandle>,
+    /// Set (then `ended_notify` woken) once the task's end is fully recorded.
+    ended: AtomicBool,
+    ended_notify: Notify,
+    /// Set while the particle ends or restarts: no child may join it then.
+    closing: AtomicBool,
 }
 
 impl ParticleCell {
@@ -87,8 +89,10 @@ impl ParticleCell {
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
             lane: LaneQueue::default(),
-            task: OnceLock::new(),
-            ended: Notify::new(),
+            abort: OnceLock::new(),
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -97,31 +101,41 @@ impl ParticleCell {
         self.parent.as_ref().and_then(|(_, p)| p.upgrade())
     }
 
-    /// Called first thing by the particle's task.
-    pub(crate) fn set_task(&self) {
-        if let Some(id) = tokio::task::try_id() {
-            let _ = self.task.set(id);
+    /// True when called from this particle's own code (one of its
+    /// handlers, on this thread, right now): so that a particle stopping
+    /// itself or an ancestor, or calling itself, does not wait for itself.
+    pub(crate) fn is_current_task(&self) -> bool {
+        std::ptr::eq(crate::run::running_particle(), self)
+    }
+
+    /// Records the task's abort handle (for a kill after the shutdown timeout).
+    pub(crate) fn set_abort(&self, handle: tokio::task::AbortHandle) {
+        let _ = self.abort.set(handle);
+    }
+
+    /// Kills the task (its end guard then finishes the particle).
+    pub(crate) fn kill(&self) {
+        if let Some(h) = self.abort.get() {
+            h.abort();
         }
     }
 
-    /// True when called from this particle's own task.
-    pub(crate) fn is_current_task(&self) -> bool {
-        matches!((self.task.get(), tokio::task::try_id()), (Some(a), Some(b)) if *a == b)
-    }
-
-    /// Its task has ended: nothing will ever handle its lane again.
+    /// Its task has ended and its end is recorded: nothing will ever handle
+    /// its lane again.
     pub fn has_ended(&self) -> bool {
-        self.lane.is_closed()
+        self.ended.load(Ordering::SeqCst)
     }
 
-    /// Marks the task as ended (after its lane was closed) and wakes waiters.
+    /// Marks the task as ended (its lane closed, its end recorded) and
+    /// wakes those waiting for it.
     pub(crate) fn mark_ended(&self) {
-        self.ended.notify_waiters();
+        self.ended.store(true, Ordering::SeqCst);
+        self.ended_notify.notify_waiters();
     }
 
     /// Waits until the particle's task has ended.
     pub(crate) async fn ended(&self) {
-        let notified = self.ended.notified();
+        let notified = self.ended_notify.notified();
         let mut notified = std::pin::pin!(notified);
         // Registered before the check, so an end in between is not missed.
         notified.as_mut().enable();
@@ -129,6 +143,20 @@ impl ParticleCell {
             return;
         }
         notified.await;
+    }
+
+    /// Marks the particle as ending or restarting (no child may join it).
+    pub(crate) fn set_closing(&self, closing: bool) {
+        self.closing.store(closing, Ordering::SeqCst);
+    }
+
+    /// Whether a new child may be registered under it now: it is alive, not
+    /// stopping, not between incarnations.
+    pub(crate) fn accepts_children(&self) -> bool {
+        !self.closing.load(Ordering::SeqCst)
+            && !self.lane.stop_requested()
+            && !self.has_ended()
+            && self.status() != Status::Stopped
     }
 
     /// Where the particle lives.

@@ -56,14 +56,14 @@ impl Launch {
     /// standard particle life (start, waves, crashes reported to the Star,
     /// restarts on the same lane).
     pub fn run<P: Particle>(mut self, particle: Arc<P>) {
-        self.launched = true;
         let args = std::mem::take(&mut self.args);
-        tokio::spawn(run::run(
-            particle,
-            self.ctx.clone(),
-            args,
-            self.ready.take(),
-        ));
+        // Made here and moved into the task: even a task dropped before it
+        // first runs ends the particle properly.
+        let guard = run::EndGuard::new(self.ctx.clone());
+        let life = run::run(particle, self.ctx.clone(), args, self.ready.take(), guard);
+        let task = self.ctx.machine.runtime().spawn(life);
+        self.ctx.cell.set_abort(task.abort_handle());
+        self.launched = true;
     }
 }
 

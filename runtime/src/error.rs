@@ -42,6 +42,9 @@ pub enum WaveError {
     /// No reply came in time.
     #[error("request to {point} timed out after {after:?}")]
     Timeout { point: Point, after: Duration },
+    /// A wave was sent down the lane of another Point than its `to`.
+    #[error("a wave to {to} was sent down the lane of {lane}")]
+    Misaddressed { lane: Point, to: Point },
     /// A particle sent a request to itself: it would wait for itself.
     #[error("particle {point} sent a request to itself")]
     CallingSelf { point: Point },
@@ -58,7 +61,8 @@ impl WaveError {
             | WaveError::Stopped { point }
             | WaveError::Crashed { point, .. }
             | WaveError::Timeout { point, .. }
-            | WaveError::CallingSelf { point } => Some(point),
+            | WaveError::CallingSelf { point }
+            | WaveError::Misaddressed { lane: point, .. } => Some(point),
             WaveError::MachineDown => None,
         }
     }

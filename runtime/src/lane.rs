@@ -57,6 +57,19 @@ struct LaneState {
     queue: VecDeque<Letter>,
     waker: Option<Waker>,
     closed: bool,
+    /// While the particle stops its children (to end or restart), requests
+    /// from below this Point are refused: a child waiting on its parent's
+    /// answer would otherwise keep the parent waiting for the child.
+    refuse_below: Option<Point>,
+}
+
+impl LaneState {
+    fn refuses(&self, letter: &Letter) -> bool {
+        match (letter, &self.refuse_below) {
+            (Letter::Request(wave, _), Some(me)) => me.is_ancestor_of(&wave.from),
+            _ => false,
+        }
+    }
 }
 
 /// The shared half of a lane, kept in the particle's cell.
@@ -79,7 +92,7 @@ impl LaneQueue {
     pub(crate) fn push(&self, letter: Letter) -> Result<(), Letter> {
         let waker = {
             let mut st = self.state.lock();
-            if st.closed {
+            if st.closed || st.refuses(&letter) {
                 return Err(letter);
             }
             st.queue.push_back(letter);
@@ -114,12 +127,15 @@ impl LaneQueue {
     }
 
     /// Letters waiting (not counting a batch the receiver already took).
+    #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
         self.state.lock().queue.len()
     }
+}
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().closed
+impl Letter {
+    fn is_notice(&self) -> bool {
+        matches!(self, Letter::Notice(_))
     }
 }
 
@@ -171,6 +187,39 @@ impl LaneReceiver {
         let mut rest = std::mem::take(&mut self.batch);
         rest.extend(self.cell.lane.close());
         rest
+    }
+
+    /// Starts refusing requests from the particle's descendants (and
+    /// answers those already queued with `Stopped`), or ends that window.
+    pub(crate) fn refuse_descendants(&mut self, refuse: bool) {
+        let me = self.cell.point().clone();
+        let refused = {
+            let mut st = self.cell.lane.state.lock();
+            st.refuse_below = refuse.then(|| me.clone());
+            if !refuse {
+                return;
+            }
+            let (refused, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut st.queue)
+                .into_iter()
+                .partition(|l| st.refuses(l));
+            st.queue = kept;
+            refused
+        };
+        let (mut refused_too, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.batch)
+            .into_iter()
+            .partition(|l| matches!(l, Letter::Request(w, _) if me.is_ancestor_of(&w.from)));
+        self.batch = kept;
+        refused_too.extend(refused);
+        for letter in refused_too {
+            letter.refuse(&me);
+        }
+    }
+
+    /// Drops the crash notices waiting in the lane: after a restart they are
+    /// about children of the incarnation that crashed, which are gone.
+    pub(crate) fn drop_notices(&mut self) {
+        self.batch.retain(|l| !l.is_notice());
+        self.cell.lane.state.lock().queue.retain(|l| !l.is_notice());
     }
 }
 
@@ -224,14 +273,33 @@ impl Lane {
     }
 
     /// Delivers a ready-made signal (or reply) wave; its `to` must be this
-    /// lane's Point.
+    /// lane's Point ([`WaveError::Misaddressed`] otherwise).
     pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
-        debug_assert_eq!(
-            &wave.to,
-            self.point(),
-            "a wave sent down another particle's lane"
-        );
+        self.check_to(&wave)?;
         deliver(&self.cell, wave)
+    }
+
+    /// Why a request cannot be queued (kept out of the hot path).
+    #[cold]
+    #[inline(never)]
+    fn unsendable(&self, wave: &Wave) -> WaveError {
+        match self.check_to(wave) {
+            Err(e) => e,
+            // It would wait for itself: gen_server's `calling_self`.
+            Ok(()) => WaveError::CallingSelf {
+                point: wave.to.clone(),
+            },
+        }
+    }
+
+    fn check_to(&self, wave: &Wave) -> Result<(), WaveError> {
+        if &wave.to != self.point() {
+            return Err(WaveError::Misaddressed {
+                lane: self.point().clone(),
+                to: wave.to.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Sends a request from `from` and waits up to `timeout` for the reply.
@@ -285,11 +353,8 @@ impl Lane {
     /// Queues `wave` as a request; a closed lane answers it at once.
     pub(crate) fn enqueue(&self, mut wave: Wave) -> Result<ReplyRx, WaveError> {
         wave.kind = WaveKind::Request;
-        if wave.from == wave.to {
-            // It would wait for itself: gen_server's `calling_self`.
-            return Err(WaveError::CallingSelf {
-                point: wave.to.clone(),
-            });
+        if &wave.to != self.point() || self.cell.is_current_task() {
+            return Err(self.unsendable(&wave));
         }
         let (tx, rx) = oneshot::channel();
         if let Err(letter) = self.cell.lane.push(Letter::Request(wave, tx)) {

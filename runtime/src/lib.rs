@@ -42,6 +42,7 @@ pub use kind::Kind;
 pub use lane::Lane;
 pub use machine::{
     Machine, MachineBuilder, SpawnOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use method::Method;
 pub use notice::{CrashNotice, InFlight};

@@ -28,7 +28,8 @@ pub struct CrashNotice {
     /// Restarts of the child so far: counting the restart this crash causes,
     /// or, when the Star gives up, the restarts it had.
     pub restarts: u32,
-    /// True if the supervisor gave up: the child was not restarted.
+    /// True if the child was not restarted: the Star gave up on it, or it
+    /// crashed while it was being stopped.
     pub gave_up: bool,
     /// The wave in hand at the crash, if any (it is not redelivered).
     pub in_flight: Option<InFlight>,

@@ -63,6 +63,9 @@ pub enum RegistryError {
     /// A live particle already holds that Point.
     #[error("a particle already lives at {point}")]
     Occupied { point: Point },
+    /// The parent is gone, or ending, or between incarnations.
+    #[error("{parent} takes no children now (cannot register {point})")]
+    NoParent { point: Point, parent: Point },
 }
 
 /// Point → particle, for routing and bookkeeping.
@@ -76,7 +79,8 @@ pub enum RegistryError {
 /// ```
 pub trait Registry: Send + Sync + 'static {
     /// Registers a new particle. A Point whose particle was given up
-    /// (status `Stopped`) may be taken again; a live one may not.
+    /// (status `Stopped`) may be taken again; a live one may not. A child is
+    /// admitted only while its parent is registered and accepts children.
     fn register(&self, cell: Arc<ParticleCell>) -> Result<(), RegistryError>;
     /// Removes `cell`'s particle if `cell` is still the one registered at
     /// its Point (a newer particle there is left alone); true if removed.
@@ -162,7 +166,9 @@ impl Registry for MemRegistry {
                 }
                 // A given-up particle is replaced: it leaves its parent's
                 // children, where the new one enters in its own start order.
-                let old = std::mem::replace(&mut o.get_mut().cell, cell.clone());
+                let entry = o.get_mut();
+                let old = std::mem::replace(&mut entry.cell, cell.clone());
+                entry.children.clear();
                 drop(o);
                 if let Some(parent) = old.parent() {
                     if let Some(mut p) = self.map.get_mut(parent) {
@@ -178,10 +184,26 @@ impl Registry for MemRegistry {
             }
         }
         // The entry guard is dropped above: locking the parent's shard now
-        // cannot deadlock even if it is the same shard.
+        // cannot deadlock even if it is the same shard. The parent admits the
+        // child under its entry's lock, so a parent that starts ending either
+        // sees the child among its children or has refused it.
         if let Some(parent) = cell.parent() {
-            if let Some(mut p) = self.map.get_mut(parent) {
-                p.children.insert(cell.spawn_seq(), point);
+            let admitted = match (self.map.get_mut(parent), cell.parent_cell()) {
+                (Some(mut entry), Some(parent_cell))
+                    if Arc::ptr_eq(&entry.cell, &parent_cell) && parent_cell.accepts_children() =>
+                {
+                    entry.children.insert(cell.spawn_seq(), point.clone());
+                    true
+                }
+                _ => false,
+            };
+            if !admitted {
+                self.map
+                    .remove_if(&point, |_, e| Arc::ptr_eq(&e.cell, &cell));
+                return Err(RegistryError::NoParent {
+                    point,
+                    parent: parent.clone(),
+                });
             }
         }
         Ok(())

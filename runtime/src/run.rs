@@ -6,29 +6,71 @@
 //! handled by the new incarnation in order.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use crate::cell::ParticleCell;
 use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
 use crate::star::Decision;
 use crate::targets;
 use crate::{Body, Ctx, InFlight, Particle, ParticleError, Status, Wave, WaveError, WaveKind};
 
-/// Runs a handler future, turning a panic or an `Err` into a crash reason.
+thread_local! {
+    /// The particle whose code this thread is running right now.
+    static RUNNING: Cell<*const ParticleCell> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The cell of the particle whose handler this thread is polling, if any.
+pub(crate) fn running_particle() -> *const ParticleCell {
+    RUNNING.with(Cell::get)
+}
+
+pin_project_lite::pin_project! {
+    /// Polls a particle's handler with [`RUNNING`] naming the particle (a
+    /// thread-local write per poll, cheaper than asking tokio for the task's
+    /// id on every request).
+    struct Running<'a, F> {
+        cell: &'a ParticleCell,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for Running<'_, F> {
+    type Output = F::Output;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        // Restores the previous value even if the handler panics.
+        struct Restore(*const ParticleCell);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                RUNNING.with(|r| r.set(self.0));
+            }
+        }
+        let this = self.project();
+        let _restore = Restore(RUNNING.with(|r| r.replace(*this.cell as *const ParticleCell)));
+        this.fut.poll(cx)
+    }
+}
+
+/// Runs a handler future as `cell`'s code, turning a panic or an `Err`
+/// into a crash reason.
 ///
 /// A combinator rather than an `async fn`: an `async fn` would keep its
 /// argument and the future it awaits side by side, and this future is part
 /// of every particle's task, idle or not.
-fn guarded<T>(
-    fut: impl Future<Output = Result<T, ParticleError>>,
-) -> impl Future<Output = Result<T, String>> {
-    AssertUnwindSafe(fut)
+fn guarded<'a, T>(
+    cell: &'a ParticleCell,
+    fut: impl Future<Output = Result<T, ParticleError>> + 'a,
+) -> impl Future<Output = Result<T, String>> + 'a {
+    AssertUnwindSafe(Running { cell, fut })
         .catch_unwind()
         .map(|outcome| match outcome {
             Ok(Ok(v)) => Ok(v),
@@ -76,25 +118,33 @@ impl End {
 
 type ReadyTx = oneshot::Sender<Result<(), String>>;
 
-/// Ends the particle if its task ends any other way than through `run`'s
-/// own exits (a panic outside a handler, such as in a state's `Drop`, or the
-/// task being aborted): its lane is closed and its Point freed, so nothing
-/// waits for it forever.
-struct EndGuard<'a> {
-    ctx: &'a Ctx,
+/// Ends the particle however its task ends: through `run`'s own exits, or
+/// any other way (a panic outside a handler, such as in a state's `Drop`;
+/// the task aborted after its shutdown timeout; the task dropped before it
+/// ever ran). Its lane is closed, its Point freed and its descendants told
+/// to stop, so nothing waits for it forever.
+pub(crate) struct EndGuard {
+    ctx: Ctx,
     armed: bool,
 }
 
-impl EndGuard<'_> {
+impl EndGuard {
+    pub(crate) fn new(ctx: Ctx) -> Self {
+        EndGuard { ctx, armed: true }
+    }
+
     fn finish(mut self, leftover: VecDeque<Letter>, gave_up: bool) {
         self.armed = false;
         self.ctx.machine.finish(&self.ctx.cell, leftover, gave_up);
     }
 }
 
-impl Drop for EndGuard<'_> {
+impl Drop for EndGuard {
     fn drop(&mut self) {
         if self.armed {
+            for cell in self.ctx.machine.descendants(&self.ctx.cell) {
+                cell.lane.request_stop();
+            }
             self.ctx
                 .machine
                 .finish(&self.ctx.cell, VecDeque::new(), false);
@@ -108,12 +158,8 @@ pub(crate) async fn run<P: Particle>(
     ctx: Ctx,
     args: Body,
     mut ready: Option<ReadyTx>,
+    guard: EndGuard,
 ) {
-    ctx.cell.set_task();
-    let guard = EndGuard {
-        ctx: &ctx,
-        armed: true,
-    };
     let mut lane = LaneReceiver::new(ctx.cell.clone());
     loop {
         let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
@@ -122,13 +168,10 @@ pub(crate) async fn run<P: Particle>(
         };
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
         // it takes no room in the task of every idle particle.
-        let decision = Box::pin(after_crash(&ctx, crash, &mut ready)).await;
-        if decision == Decision::GiveUp {
-            return guard.finish(lane.close(), true);
-        }
-        if ctx.cell.lane.stop_requested() {
-            // Told to stop while it was crashing: do not start it again.
-            return guard.finish(lane.close(), false);
+        match Box::pin(after_crash(&ctx, crash, &mut ready)).await {
+            Decision::Restart => ctx.cell.set_closing(false),
+            Decision::Stop => return guard.finish(lane.close(), false),
+            Decision::GiveUp => return guard.finish(lane.close(), true),
         }
     }
 }
@@ -142,7 +185,10 @@ async fn incarnation<P: Particle>(
     lane: &mut LaneReceiver,
 ) -> End {
     let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
-    let end = match guarded(particle.start(ctx, args)).instrument(span).await {
+    let started = guarded(&ctx.cell, async { particle.start(ctx, args).await })
+        .instrument(span)
+        .await;
+    let end = match started {
         Err(reason) => End::crash(reason, None, None),
         Ok(mut state) => {
             ctx.cell.set_status(Status::Ready);
@@ -151,10 +197,17 @@ async fn incarnation<P: Particle>(
             }
             let end = serve(particle, ctx, &mut state, lane).await;
             if let End::Stop = end {
+                // No letter will be handled any more: waiting requests get
+                // `Stopped` now, not after the children are gone (a child
+                // waiting on this particle would otherwise wait forever).
+                for letter in lane.close() {
+                    letter.refuse(ctx.me());
+                }
                 // Children end before their parent's `stop` runs (OTP: a
                 // supervisor terminates its children, then itself).
+                ctx.cell.set_closing(true);
                 stop_children(ctx).await;
-                let _ = guarded(async {
+                let _ = guarded(&ctx.cell, async {
                     particle.stop(ctx, state).await;
                     Ok(())
                 })
@@ -167,8 +220,14 @@ async fn incarnation<P: Particle>(
         }
     };
     // A crashed incarnation's children do not outlive it (OTP: they are
-    // linked to it); a restart starts afresh.
+    // linked to it); the restart starts afresh. The lane is kept for the
+    // next incarnation, but its descendants' requests are refused meanwhile,
+    // and notices about the old children are dropped.
+    ctx.cell.set_closing(true);
+    lane.refuse_descendants(true);
     stop_children(ctx).await;
+    lane.drop_notices();
+    lane.refuse_descendants(false);
     end
 }
 
@@ -185,9 +244,10 @@ async fn stop_children(ctx: &Ctx) {
 /// was in hand. A give-up also fails a spawn still waiting for `start`.
 async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> Decision {
     ctx.cell.set_status(Status::Restarting);
+    let stopping = ctx.cell.lane.stop_requested();
     let decision = ctx
         .machine
-        .report_crash(&ctx.cell, crash.reason.clone(), crash.in_flight)
+        .report_crash(&ctx.cell, crash.reason.clone(), crash.in_flight, stopping)
         .await;
     if let Some(requester) = crash.requester {
         let _ = requester.send(Err(WaveError::Crashed {
@@ -195,7 +255,7 @@ async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> De
             reason: crash.reason.clone(),
         }));
     }
-    if decision == Decision::GiveUp {
+    if decision != Decision::Restart {
         if let Some(r) = ready.take() {
             let _ = r.send(Err(crash.reason));
         }
@@ -222,7 +282,9 @@ async fn serve<P: Particle>(
                 };
                 // Boxed: notices are rare, and unboxed this future would
                 // sit beside the wave handler's in every particle's task.
-                let handled = Box::pin(guarded(particle.crash_notice(ctx, state, notice)));
+                let handled = Box::pin(guarded(&ctx.cell, async {
+                    particle.crash_notice(ctx, state, notice).await
+                }));
                 if let Err(reason) = handled.await {
                     return End::crash(reason, Some(in_flight), None);
                 }
@@ -233,7 +295,7 @@ async fn serve<P: Particle>(
             method: wave.method.clone(),
             from: wave.from.clone(),
         };
-        match guarded(particle.handle(ctx, state, wave)).await {
+        match guarded(&ctx.cell, async { particle.handle(ctx, state, wave).await }).await {
             Ok(body) => {
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(Wave {

@@ -25,6 +25,8 @@ use crate::{CrashNotice, Event, InFlight, Status};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
     Restart,
+    /// It was being stopped when it crashed: it ends (normally), no restart.
+    Stop,
     GiveUp,
 }
 
@@ -35,6 +37,8 @@ pub(crate) enum StarMsg {
         cell: Arc<ParticleCell>,
         reason: String,
         in_flight: Option<InFlight>,
+        /// A stop was requested before or while it crashed.
+        stopping: bool,
         reply: oneshot::Sender<Decision>,
     },
     /// A particle (by spawn sequence) has stopped for good: drop its restart history.
@@ -120,9 +124,10 @@ impl Actor for Star {
                 cell,
                 reason,
                 in_flight,
+                stopping,
                 reply,
             } => {
-                let decision = st.crashed(&cell, reason, in_flight);
+                let decision = st.crashed(&cell, reason, in_flight, stopping);
                 let _ = reply.send(decision);
             }
             StarMsg::Forget(seq) => {
@@ -139,6 +144,7 @@ impl StarState {
         cell: &Arc<ParticleCell>,
         reason: String,
         in_flight: Option<InFlight>,
+        stopping: bool,
     ) -> Decision {
         let point = cell.point();
         let span = tracing::warn_span!(target: targets::CRASH, "crash", star = self.args.id, point = %point, kind = %cell.kind());
@@ -150,23 +156,35 @@ impl StarState {
             .histories
             .entry(cell.spawn_seq())
             .or_insert_with(|| limit.intensity().unwrap_or_default());
-        let (decision, restarts) = match history.record() {
-            RestartVerdict::Restart { .. } => {
-                self.args.counters.restarts.fetch_add(1, Ordering::Relaxed);
-                (Decision::Restart, cell.add_restart())
-            }
-            RestartVerdict::GiveUp { in_period } => {
+        let verdict = if stopping {
+            // Told to stop: not restarted, and not counted as a restart.
+            None
+        } else {
+            Some(history.record())
+        };
+        let (decision, restarts) = match verdict {
+            None => {
                 self.histories.remove(&cell.spawn_seq());
-                self.args.counters.gave_up.fetch_add(1, Ordering::Relaxed);
-                cell.set_status(Status::Stopped);
-                tracing::error!(
-                    target: targets::CRASH,
-                    in_period,
-                    max = limit.max_restarts,
-                    "restart limit exceeded: giving up"
-                );
-                (Decision::GiveUp, cell.restarts())
+                (Decision::Stop, cell.restarts())
             }
+            Some(verdict) => match verdict {
+                RestartVerdict::Restart { .. } => {
+                    self.args.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    (Decision::Restart, cell.add_restart())
+                }
+                RestartVerdict::GiveUp { in_period } => {
+                    self.histories.remove(&cell.spawn_seq());
+                    self.args.counters.gave_up.fetch_add(1, Ordering::Relaxed);
+                    cell.set_status(Status::Stopped);
+                    tracing::error!(
+                        target: targets::CRASH,
+                        in_period,
+                        max = limit.max_restarts,
+                        "restart limit exceeded: giving up"
+                    );
+                    (Decision::GiveUp, cell.restarts())
+                }
+            },
         };
         tracing::warn!(target: targets::CRASH, %reason, restarts, "particle crashed");
         let notice = CrashNotice {
@@ -174,7 +192,7 @@ impl StarState {
             kind: cell.kind().clone(),
             reason,
             restarts,
-            gave_up: decision == Decision::GiveUp,
+            gave_up: decision != Decision::Restart,
             in_flight,
         };
         if self.args.events.receiver_count() > 0 {

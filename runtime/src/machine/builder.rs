@@ -27,7 +27,12 @@ pub struct MachineBuilder {
     limit: RestartLimit,
     request_timeout: Duration,
     event_capacity: usize,
+    shutdown_timeout: Duration,
 }
+
+/// How long a stopping particle may take before it is killed (OTP's default
+/// shutdown for workers).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl MachineBuilder {
     pub(super) fn new() -> Self {
@@ -40,7 +45,15 @@ impl MachineBuilder {
             limit: RestartLimit::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
+    }
+
+    /// How long a particle told to stop may take (its handler in hand, its
+    /// children, its `stop` hook) before it is killed (default 5 s).
+    pub fn shutdown_timeout(mut self, t: Duration) -> Self {
+        self.shutdown_timeout = t;
+        self
     }
 
     /// How many Stars (default: the number of cores).
@@ -90,9 +103,9 @@ impl MachineBuilder {
 
     /// Starts the Stars and returns the Machine. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Machine, MachineError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(MachineError::NoRuntime);
-        }
+        };
         if self.stars == 0 {
             return Err(MachineError::NoStars);
         }
@@ -144,6 +157,8 @@ impl MachineBuilder {
                 next_seq: AtomicU64::new(0),
                 down: AtomicBool::new(false),
                 shutdown: OnceCell::new(),
+                runtime,
+                shutdown_timeout: self.shutdown_timeout,
             }),
         })
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ractor::ActorRef;
 use tokio::sync::{broadcast, oneshot, OnceCell};
 
-pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY};
+pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT};
 
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
@@ -20,8 +20,8 @@ use crate::lane::deliver;
 use crate::star::{StarCounters, StarMsg, StarStats};
 use crate::targets;
 use crate::{
-    Body, Ctx, Driver, Event, Kind, Lane, Launch, Method, Point, Record, Registry, RestartLimit,
-    SpawnError, Status, TreeSpec, Wave, WaveError, WaveKind,
+    Body, Ctx, Driver, Event, Kind, Lane, Launch, Method, Point, Record, Registry, RegistryError,
+    RestartLimit, SpawnError, Status, TreeSpec, Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.
@@ -45,6 +45,11 @@ struct Shared {
     next_seq: AtomicU64,
     down: AtomicBool,
     shutdown: OnceCell<()>,
+    /// The runtime the Machine was built on: particles run there, whoever
+    /// spawns them.
+    runtime: tokio::runtime::Handle,
+    /// How long a stopping particle may take before it is killed.
+    shutdown_timeout: Duration,
 }
 
 /// Where and how to spawn one particle.
@@ -198,6 +203,11 @@ impl Machine {
         self.launch(point, None, kind, args, opts, None)
     }
 
+    /// The runtime particles run on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.shared.runtime
+    }
+
     /// Wraps a cell in a Lane handle.
     fn lane_to(&self, cell: Arc<ParticleCell>) -> Lane {
         Lane {
@@ -270,11 +280,10 @@ impl Machine {
             limit,
             sh.next_seq.fetch_add(1, Ordering::Relaxed),
         ));
-        sh.registry
-            .register(cell.clone())
-            .map_err(|_| SpawnError::AlreadyExists {
-                point: point.clone(),
-            })?;
+        sh.registry.register(cell.clone()).map_err(|e| match e {
+            RegistryError::Occupied { point } => SpawnError::AlreadyExists { point },
+            RegistryError::NoParent { point, parent } => SpawnError::NoParent { point, parent },
+        })?;
         sh.stars[star]
             .counters
             .spawned
@@ -289,6 +298,13 @@ impl Machine {
             args,
             ready,
         ));
+        if cell.has_ended() {
+            // The Driver dropped its Launch: the particle never ran.
+            return Err(SpawnError::StartFailed {
+                point: cell.point().clone(),
+                reason: "its driver did not run it".into(),
+            });
+        }
         Ok(self.lane_to(cell))
     }
 

@@ -67,7 +67,7 @@ impl Machine {
                 if caller.as_ref().is_some_and(|me| cell.point().contains(me)) {
                     continue;
                 }
-                cell.ended().await;
+                self.await_end(cell).await;
                 // A given-up particle keeps its record until it is stopped.
                 self.shared.registry.unregister(cell);
             }
@@ -79,11 +79,35 @@ impl Machine {
         self.shared.registry.has_children(cell.point())
     }
 
+    /// Waits for a particle told to stop to end; past the shutdown timeout
+    /// it is killed (OTP's shutdown timeout, then `brutal_kill`).
+    async fn await_end(&self, cell: &Arc<ParticleCell>) {
+        if tokio::time::timeout(self.shared.shutdown_timeout, cell.ended())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                target: targets::MACHINE,
+                point = %cell.point(),
+                timeout = ?self.shared.shutdown_timeout,
+                "particle did not stop in time: killing it"
+            );
+            cell.kill();
+            cell.ended().await;
+        }
+    }
+
+    /// `cell`'s descendants (not itself).
+    pub(crate) fn descendants(&self, cell: &Arc<ParticleCell>) -> Vec<Arc<ParticleCell>> {
+        let mut cells = self.shared.registry.cells_under(cell.point());
+        cells.retain(|c| !Arc::ptr_eq(c, cell));
+        cells
+    }
+
     /// Stops `cell`'s children (and theirs), as its own end or restart
     /// requires: a particle's children do not outlive it, as in OTP.
     pub(crate) async fn stop_children(&self, cell: &Arc<ParticleCell>) {
-        let mut cells = self.shared.registry.cells_under(cell.point());
-        cells.retain(|c| !Arc::ptr_eq(c, cell));
+        let cells = self.descendants(cell);
         if !cells.is_empty() {
             self.stop_cells(cells).await;
         }
@@ -91,8 +115,31 @@ impl Machine {
 
     /// Stops every particle (children first), then the Stars. Concurrent
     /// callers all return once it is done; later calls return at once.
+    ///
+    /// Called from inside a particle, it starts the shutdown in a task of
+    /// its own and returns at once: the shutdown must wait for the caller,
+    /// which is waiting for the shutdown.
     pub async fn shutdown(&self) {
         self.shared.down.store(true, Ordering::Release);
+        // Rare enough to look through every particle rather than tag every
+        // particle's task (which would cost on every poll).
+        let in_particle = self
+            .shared
+            .registry
+            .cells_under(&Point::root())
+            .iter()
+            .any(|c| c.is_current_task());
+        if in_particle {
+            let me = self.clone();
+            self.shared
+                .runtime
+                .spawn(async move { me.shutdown_now().await });
+            return;
+        }
+        self.shutdown_now().await;
+    }
+
+    async fn shutdown_now(&self) {
         let span = tracing::info_span!(target: targets::MACHINE, "shutdown");
         self.shared
             .shutdown
@@ -116,12 +163,14 @@ impl Machine {
         cell: &Arc<ParticleCell>,
         reason: String,
         in_flight: Option<InFlight>,
+        stopping: bool,
     ) -> Decision {
         let (reply, rx) = oneshot::channel();
         let msg = StarMsg::Crashed {
             cell: cell.clone(),
             reason,
             in_flight,
+            stopping,
             reply,
         };
         if self.shared.stars[cell.star()].actor.cast(msg).is_err() {

@@ -16,7 +16,7 @@
 //! hyperverse-bench [--quick] [--json] [--only SHAPE[,SHAPE…]]
 //!   --quick  small sizes, for a smoke run (seconds, not minutes)
 //!   --json   one JSON object per line on stdout and nothing else
-//!   --only   shapes to run: ring, skynet, spawn, pingpong
+//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart
 //! ```
 
 #[cfg(feature = "mimalloc")]
@@ -33,6 +33,7 @@ pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
 mod measure;
 mod pingpong;
 mod report;
+mod restart;
 mod ring;
 mod skynet;
 mod spawn;
@@ -58,6 +59,8 @@ pub struct Sizes {
     pub spawn_n: usize,
     /// Sequential requests per timed rep.
     pub pingpong_n: u64,
+    /// Crashes timed for restart latency.
+    pub restart_n: usize,
     /// Timed reps where a rep is cheap (ring, ping-pong); the median is reported.
     pub reps: usize,
     /// Processes per spawn measurement: RSS needs a fresh process per rep,
@@ -73,6 +76,7 @@ impl Sizes {
         skynet_leaves: 1_000_000,
         spawn_n: 100_000,
         pingpong_n: 200_000,
+        restart_n: 2_000,
         reps: 5,
         spawn_processes: 3,
     };
@@ -84,6 +88,7 @@ impl Sizes {
         skynet_leaves: 100_000,
         spawn_n: 10_000,
         pingpong_n: 20_000,
+        restart_n: 200,
         reps: 3,
         spawn_processes: 3,
     };
@@ -117,7 +122,7 @@ const HYPERVERSE: &str = "hyperverse";
 
 /// The child processes, in order: each shape's Hyperverse run next to its
 /// baseline run, so that the two see the machine in the same mood.
-const JOBS: [(&str, &str); 9] = [
+const JOBS: [(&str, &str); 11] = [
     ("ring", HYPERVERSE),
     ("ring", BASELINE),
     ("skynet", HYPERVERSE),
@@ -127,6 +132,8 @@ const JOBS: [(&str, &str); 9] = [
     ("spawn", BASELINE),
     ("pingpong", HYPERVERSE),
     ("pingpong", BASELINE),
+    ("restart", HYPERVERSE),
+    ("restart", BASELINE),
 ];
 
 /// One report row: its name, where its Hyperverse figure comes from and where
@@ -137,7 +144,7 @@ struct RowSpec {
     baseline: (&'static str, &'static str),
 }
 
-const ROWS: [RowSpec; 9] = [
+const ROWS: [RowSpec; 11] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -185,6 +192,16 @@ const ROWS: [RowSpec; 9] = [
         hyperverse: ("pingpong", "pingpong_timeout"),
         baseline: ("pingpong", "pingpong_timeout"),
     },
+    RowSpec {
+        bench: "restart",
+        hyperverse: ("restart", "restart"),
+        baseline: ("restart", "restart"),
+    },
+    RowSpec {
+        bench: "restart_p99",
+        hyperverse: ("restart", "restart_p99"),
+        baseline: ("restart", "restart_p99"),
+    },
 ];
 
 /// The shape a child shape belongs to, for `--only` (`spawn-nowait` is spawn).
@@ -201,7 +218,7 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong]";
+    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
@@ -314,6 +331,8 @@ async fn measure(shape: String, imp: String, s: Sizes) -> Result<Vec<Measured>, 
         ("spawn", BASELINE) => spawn::ractor(&s).await,
         ("pingpong", HYPERVERSE) => pingpong::hyperverse(&s).await,
         ("pingpong", BASELINE) => pingpong::ractor(&s).await,
+        ("restart", HYPERVERSE) => restart::hyperverse(&s).await,
+        ("restart", BASELINE) => restart::ractor(&s).await,
         _ => return Err(format!("no such bench: {shape} on {imp}")),
     };
     result.map_err(|e| e.to_string())
@@ -435,7 +454,7 @@ fn heading(quick: bool) -> String {
     let s = Sizes::pick(quick);
     format!(
         "hyperverse-bench ({} sizes): ring {}x{} laps, skynet {} leaves, spawn {} actors, \
-         pingpong {} requests; median of {} reps (ring, pingpong) or of {} processes (spawn); skynet one run.\n\
+         pingpong {} requests, restart {} crashes; median of {} reps (ring, pingpong) or of {} processes (spawn); skynet one run.\n\
          Each (shape, implementation) in its own process; tokio multi-thread, {} workers = cores; \
          {} allocator; baseline = raw ractor 0.16 in the same sitting.",
         if quick { "quick" } else { "full" },
@@ -444,6 +463,7 @@ fn heading(quick: bool) -> String {
         s.skynet_leaves,
         s.spawn_n,
         s.pingpong_n,
+        s.restart_n,
         s.reps,
         s.spawn_processes,
         cores(),

@@ -1,0 +1,109 @@
+//! A particle that crashes by its own logic every 1,000 waves, under load
+//! from 4 senders: every wave except the ones that crashed it arrives, in
+//! per-sender order, because the lane (and what is queued in it) survives
+//! each restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyperverse::*;
+use parking_lot::Mutex;
+
+const SENDERS: u64 = 4;
+const PER_SENDER: u64 = 2_500;
+const CRASH_EVERY: u64 = 1_000;
+
+/// What the counter saw, kept outside it so it survives its restarts.
+#[derive(Default)]
+struct Seen {
+    /// Per sender, the sequence numbers handled, in order.
+    by_sender: HashMap<Point, Vec<u64>>,
+    /// Waves handled in all (the crashing ones included), across incarnations.
+    handled: u64,
+    /// The waves it crashed on, as (sender, number).
+    crashed_on: Vec<(Point, u64)>,
+}
+
+#[derive(Clone, Default)]
+struct Fragile {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Particle for Fragile {
+    type State = ();
+
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+
+    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        let n = w.body.as_u64().ok_or("not a number")?;
+        let mut seen = self.seen.lock();
+        seen.handled += 1;
+        if seen.handled % CRASH_EVERY == 0 {
+            // Its own logic: every thousandth wave is too much for it.
+            seen.crashed_on.push((w.from.clone(), n));
+            return Err(format!("wave {n} from {} was one too many", w.from).into());
+        }
+        seen.by_sender.entry(w.from.clone()).or_default().push(n);
+        Ok(Body::empty())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wave_but_the_crashing_ones_arrives_in_order() {
+    let fragile = Fragile::default();
+    let m = Machine::standalone()
+        .stars(2)
+        .kind("fragile", fragile.clone())
+        .restart_limit(100, Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let target: Point = "fragile".parse().unwrap();
+    let lane = m.spawn(target.clone(), "fragile".into(), Body::empty()).await.unwrap();
+
+    let mut senders = Vec::new();
+    for s in 0..SENDERS {
+        let lane = lane.clone();
+        senders.push(tokio::spawn(async move {
+            let me: Point = format!("sender-{s}").parse().unwrap();
+            for n in 0..PER_SENDER {
+                lane.signal(me.clone(), "n", Body::from_u64(n)).unwrap();
+                if n % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let total = SENDERS * PER_SENDER;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fragile.seen.lock().handled < total {
+        assert!(std::time::Instant::now() < deadline, "waves went missing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let seen = fragile.seen.lock();
+    let crashes = total / CRASH_EVERY;
+    assert_eq!(seen.crashed_on.len() as u64, crashes);
+    assert_eq!(m.record(&target).unwrap().restarts as u64, crashes);
+    for s in 0..SENDERS {
+        let from: Point = format!("sender-{s}").parse().unwrap();
+        let got = seen.by_sender.get(&from).cloned().unwrap_or_default();
+        let lost: Vec<u64> = seen
+            .crashed_on
+            .iter()
+            .filter(|(f, _)| f == &from)
+            .map(|(_, n)| *n)
+            .collect();
+        // Exactly the numbers it sent, minus those that crashed the particle, in order.
+        let want: Vec<u64> = (0..PER_SENDER).filter(|n| !lost.contains(n)).collect();
+        assert_eq!(got, want, "{from}: order or loss");
+    }
+    drop(seen);
+    m.shutdown().await;
+}

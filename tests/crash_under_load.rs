@@ -62,7 +62,10 @@ async fn every_wave_but_the_crashing_ones_arrives_in_order() {
         .await
         .unwrap();
     let target: Point = "fragile".parse().unwrap();
-    let lane = m.spawn(target.clone(), "fragile".into(), Body::empty()).await.unwrap();
+    let lane = m
+        .spawn(target.clone(), "fragile".into(), Body::empty())
+        .await
+        .unwrap();
 
     let mut senders = Vec::new();
     for s in 0..SENDERS {
@@ -87,10 +90,14 @@ async fn every_wave_but_the_crashing_ones_arrives_in_order() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let seen = fragile.seen.lock();
+    check(&fragile.seen.lock(), &m.record(&target).unwrap(), total);
+    m.shutdown().await;
+}
+
+fn check(seen: &Seen, record: &Record, total: u64) {
     let crashes = total / CRASH_EVERY;
     assert_eq!(seen.crashed_on.len() as u64, crashes);
-    assert_eq!(m.record(&target).unwrap().restarts as u64, crashes);
+    assert_eq!(record.restarts as u64, crashes);
     for s in 0..SENDERS {
         let from: Point = format!("sender-{s}").parse().unwrap();
         let got = seen.by_sender.get(&from).cloned().unwrap_or_default();
@@ -104,6 +111,4 @@ async fn every_wave_but_the_crashing_ones_arrives_in_order() {
         let want: Vec<u64> = (0..PER_SENDER).filter(|n| !lost.contains(n)).collect();
         assert_eq!(got, want, "{from}: order or loss");
     }
-    drop(seen);
-    m.shutdown().await;
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
-use crate::lane::LaneQueue;
+use crate::lane::{LaneLimit, LaneQueue};
 use crate::{Kind, Point, Status};
 
 /// How often a particle may be restarted: `max_restarts` within `period`.
@@ -68,6 +68,8 @@ pub struct ParticleCell {
     ended_notify: Notify,
     /// Set while the particle ends or restarts: no child may join it then.
     closing: AtomicBool,
+    /// Set if its Driver dropped its `Launch`: it never ran.
+    never_ran: AtomicBool,
 }
 
 impl ParticleCell {
@@ -78,6 +80,7 @@ impl ParticleCell {
         parent: Option<&Arc<ParticleCell>>,
         limit: RestartLimit,
         seq: u64,
+        lane: Option<LaneLimit>,
     ) -> Self {
         ParticleCell {
             point,
@@ -88,11 +91,12 @@ impl ParticleCell {
             seq,
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
-            lane: LaneQueue::default(),
+            lane: LaneQueue::new(lane),
             abort: OnceLock::new(),
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
             closing: AtomicBool::new(false),
+            never_ran: AtomicBool::new(false),
         }
     }
 
@@ -143,6 +147,16 @@ impl ParticleCell {
             return;
         }
         notified.await;
+    }
+
+    /// Records that its Driver dropped its `Launch` unrun.
+    pub(crate) fn set_never_ran(&self) {
+        self.never_ran.store(true, Ordering::SeqCst);
+    }
+
+    /// True if its Driver dropped its `Launch` unrun.
+    pub(crate) fn never_ran(&self) -> bool {
+        self.never_ran.load(Ordering::SeqCst)
     }
 
     /// Marks the particle as ending or restarting (no child may join it).

@@ -21,6 +21,7 @@ pub struct Launch {
 impl Drop for Launch {
     fn drop(&mut self) {
         if !self.launched {
+            self.ctx.cell.set_never_ran();
             self.ctx
                 .machine
                 .finish(&self.ctx.cell, Default::default(), false);

@@ -45,6 +45,9 @@ pub enum WaveError {
     /// A wave was sent down the lane of another Point than its `to`.
     #[error("a wave to {to} was sent down the lane of {lane}")]
     Misaddressed { lane: Point, to: Point },
+    /// A bounded lane is full (and its policy, or the caller, cannot wait).
+    #[error("the lane of {point} is full ({capacity} waves waiting)")]
+    LaneFull { point: Point, capacity: usize },
     /// A particle sent a request to itself: it would wait for itself.
     #[error("particle {point} sent a request to itself")]
     CallingSelf { point: Point },
@@ -62,6 +65,7 @@ impl WaveError {
             | WaveError::Crashed { point, .. }
             | WaveError::Timeout { point, .. }
             | WaveError::CallingSelf { point }
+            | WaveError::LaneFull { point, .. }
             | WaveError::Misaddressed { lane: point, .. } => Some(point),
             WaveError::MachineDown => None,
         }

@@ -19,7 +19,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
@@ -72,12 +72,59 @@ impl LaneState {
     }
 }
 
+/// A lane's capacity, and what a sender meets when it is full.
+///
+/// Lanes are unbounded unless a spawn asks for a limit
+/// ([`crate::SpawnOptions::lane`]). The capacity counts waves waiting to be
+/// taken by the particle (crash notices are never refused).
+///
+/// ```
+/// use hyperverse_runtime::{LaneLimit, WhenFull};
+///
+/// let limit = LaneLimit { capacity: 1_000, when_full: WhenFull::Wait };
+/// assert_eq!(limit.capacity, 1_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneLimit {
+    /// Waves that may wait in the lane.
+    pub capacity: usize,
+    /// What a sender meets when that many wait.
+    pub when_full: WhenFull,
+}
+
+/// A full lane's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Backpressure: async senders ([`Lane::send_waiting`], requests) wait
+    /// for room; a synchronous send cannot wait and gets
+    /// [`WaveError::LaneFull`].
+    Wait,
+    /// Every sender gets [`WaveError::LaneFull`] at once.
+    Reject,
+}
+
+struct Bound {
+    limit: LaneLimit,
+    /// Woken whenever the particle takes waves out of the lane.
+    room: Notify,
+}
+
+/// Why a letter was not queued.
+pub(crate) enum Refusal {
+    /// The lane is closed (or refuses this sender for now).
+    Closed,
+    /// The lane is at capacity.
+    Full,
+}
+
 /// The shared half of a lane, kept in the particle's cell.
 #[derive(Default)]
 pub(crate) struct LaneQueue {
     state: Mutex<LaneState>,
     /// Outside the lock: the receiver checks it before every letter.
     stop: AtomicBool,
+    /// Boxed: most lanes are unbounded and pay one pointer for it.
+    bound: Option<Box<Bound>>,
 }
 
 /// What the receiver gets next.
@@ -88,12 +135,34 @@ pub(crate) enum Next {
 }
 
 impl LaneQueue {
-    /// Queues a letter; hands it back if the lane is closed.
-    pub(crate) fn push(&self, letter: Letter) -> Result<(), Letter> {
+    pub(crate) fn new(limit: Option<LaneLimit>) -> Self {
+        LaneQueue {
+            bound: limit.map(|limit| {
+                Box::new(Bound {
+                    limit,
+                    room: Notify::new(),
+                })
+            }),
+            ..LaneQueue::default()
+        }
+    }
+
+    /// The lane's limit, if it is bounded.
+    pub(crate) fn limit(&self) -> Option<LaneLimit> {
+        self.bound.as_ref().map(|b| b.limit)
+    }
+
+    /// Queues a letter; hands it back if the lane is closed or full.
+    pub(crate) fn push(&self, letter: Letter) -> Result<(), (Letter, Refusal)> {
         let waker = {
             let mut st = self.state.lock();
             if st.closed || st.refuses(&letter) {
-                return Err(letter);
+                return Err((letter, Refusal::Closed));
+            }
+            if let Some(b) = &self.bound {
+                if !letter.is_notice() && st.queue.len() >= b.limit.capacity {
+                    return Err((letter, Refusal::Full));
+                }
             }
             st.queue.push_back(letter);
             st.waker.take()
@@ -176,6 +245,9 @@ impl LaneReceiver {
             }
             std::mem::swap(&mut st.queue, &mut self.batch);
             drop(st);
+            if let Some(b) = &lane.bound {
+                b.room.notify_waiters();
+            }
             let letter = self.batch.pop_front().expect("batch is not empty");
             Poll::Ready(Next::Letter(letter))
         })
@@ -273,10 +345,35 @@ impl Lane {
     }
 
     /// Delivers a ready-made signal (or reply) wave; its `to` must be this
-    /// lane's Point ([`WaveError::Misaddressed`] otherwise).
+    /// lane's Point ([`WaveError::Misaddressed`] otherwise). A full bounded
+    /// lane refuses it with [`WaveError::LaneFull`]: this cannot wait (see
+    /// [`Lane::send_waiting`]).
     pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
         self.check_to(&wave)?;
         deliver(&self.cell, wave)
+    }
+
+    /// Delivers a signal, waiting for room if the lane is bounded with
+    /// [`WhenFull::Wait`] (backpressure); otherwise as [`Lane::send`].
+    pub async fn send_waiting(&self, wave: Wave) -> Result<(), WaveError> {
+        self.check_to(&wave)?;
+        let Some(bound) = &self.cell.lane.bound else {
+            return deliver(&self.cell, wave);
+        };
+        let mut letter = Letter::Wave(wave);
+        loop {
+            let room = bound.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            match self.cell.lane.push(letter) {
+                Ok(()) => return Ok(()),
+                Err((back, Refusal::Full)) if bound.limit.when_full == WhenFull::Wait => {
+                    letter = back;
+                    room.await;
+                }
+                Err((_, refusal)) => return Err(refusal_error(&self.cell, refusal)),
+            }
+        }
     }
 
     /// Why a request cannot be queued (kept out of the hot path).
@@ -328,7 +425,10 @@ impl Lane {
         timeout: Duration,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
         let queued = self.enqueue(wave);
-        async move { self.answer_within(queued?, timeout).await }
+        async move {
+            let rx = self.queued(queued).await?;
+            self.answer_within(rx, timeout).await
+        }
     }
 
     /// Sends a request and waits for its reply with no timeout, like
@@ -347,20 +447,63 @@ impl Lane {
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
         let queued = self.enqueue(Wave::request(from, self.point().clone(), method, body));
         // No deadline machinery here: this future stays small.
-        async move { self.settle(queued?.await) }
+        async move { self.settle(self.queued(queued).await?.await) }
     }
 
-    /// Queues `wave` as a request; a closed lane answers it at once.
-    pub(crate) fn enqueue(&self, mut wave: Wave) -> Result<ReplyRx, WaveError> {
+    /// Queues `wave` as a request; a closed lane answers it at once, a full
+    /// one hands it back (to wait for room, or to refuse, per its policy).
+    pub(crate) fn enqueue(&self, mut wave: Wave) -> Result<ReplyRx, Unqueued> {
         wave.kind = WaveKind::Request;
         if &wave.to != self.point() || self.cell.is_current_task() {
-            return Err(self.unsendable(&wave));
+            return Err(Unqueued::Error(self.unsendable(&wave)));
         }
         let (tx, rx) = oneshot::channel();
-        if let Err(letter) = self.cell.lane.push(Letter::Request(wave, tx)) {
-            letter.refuse(self.point());
+        match self.cell.lane.push(Letter::Request(wave, tx)) {
+            Ok(()) => {}
+            Err((Letter::Request(wave, _), Refusal::Full)) => return Err(Unqueued::Full(wave)),
+            Err((letter, _)) => letter.refuse(self.point()),
         }
         Ok(rx)
+    }
+
+    /// The reply channel of a request `enqueue` queued, or refused: a full
+    /// lane whose policy is to wait is waited on (boxed: the rare case).
+    pub(crate) async fn queued(
+        &self,
+        queued: Result<ReplyRx, Unqueued>,
+    ) -> Result<ReplyRx, WaveError> {
+        match queued {
+            Ok(rx) => Ok(rx),
+            Err(Unqueued::Error(e)) => Err(e),
+            Err(Unqueued::Full(wave)) => Box::pin(self.enqueue_when_room(wave)).await,
+        }
+    }
+
+    async fn enqueue_when_room(&self, wave: Wave) -> Result<ReplyRx, WaveError> {
+        let Some(bound) = &self.cell.lane.bound else {
+            unreachable!("only a bounded lane is full");
+        };
+        if bound.limit.when_full == WhenFull::Reject {
+            return Err(refusal_error(&self.cell, Refusal::Full));
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut letter = Letter::Request(wave, tx);
+        loop {
+            let room = bound.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            match self.cell.lane.push(letter) {
+                Ok(()) => return Ok(rx),
+                Err((back, Refusal::Full)) => {
+                    letter = back;
+                    room.await;
+                }
+                Err((back, Refusal::Closed)) => {
+                    back.refuse(self.point());
+                    return Ok(rx);
+                }
+            }
+        }
     }
 
     /// Waits up to `timeout` for the answer to a queued request.
@@ -398,13 +541,31 @@ impl std::fmt::Debug for Lane {
     }
 }
 
+/// A request `enqueue` could not queue.
+pub(crate) enum Unqueued {
+    /// It never will be: this error says why.
+    Error(WaveError),
+    /// The lane is full; here is the wave back.
+    Full(Wave),
+}
+
+fn refusal_error(cell: &ParticleCell, refusal: Refusal) -> WaveError {
+    match refusal {
+        Refusal::Closed => WaveError::Stopped {
+            point: cell.point().clone(),
+        },
+        Refusal::Full => WaveError::LaneFull {
+            point: cell.point().clone(),
+            capacity: cell.lane.limit().map_or(0, |l| l.capacity),
+        },
+    }
+}
+
 /// Queues a signal in `cell`'s lane: the one place every signal passes.
 pub(crate) fn deliver(cell: &ParticleCell, wave: Wave) -> Result<(), WaveError> {
     let _span = tracing::trace_span!(target: targets::ROUTE, "route", to = %cell.point(), method = %wave.method)
         .entered();
     cell.lane
         .push(Letter::Wave(wave))
-        .map_err(|_| WaveError::Stopped {
-            point: cell.point().clone(),
-        })
+        .map_err(|(_, refusal)| refusal_error(cell, refusal))
 }

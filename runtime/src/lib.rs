@@ -39,7 +39,7 @@ pub use driver::{Driver, Launch, ParticleDriver};
 pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::Event;
 pub use kind::Kind;
-pub use lane::Lane;
+pub use lane::{Lane, LaneLimit, WhenFull};
 pub use machine::{
     Machine, MachineBuilder, SpawnOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,

@@ -273,6 +273,7 @@ mod tests {
             parent.as_ref(),
             RestartLimit::default(),
             seq,
+            None,
         ))
     }
 

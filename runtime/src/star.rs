@@ -211,7 +211,7 @@ impl StarState {
                 });
         }
         if let Some(parent) = cell.parent_cell() {
-            if let Err(letter) = parent.lane.push(Letter::Notice(notice)) {
+            if let Err((letter, _)) = parent.lane.push(Letter::Notice(notice)) {
                 letter.refuse(parent.point());
             }
         }

@@ -20,8 +20,8 @@ use crate::lane::deliver;
 use crate::star::{StarCounters, StarMsg, StarStats};
 use crate::targets;
 use crate::{
-    Body, Ctx, Driver, Event, Kind, Lane, Launch, Method, Point, Record, Registry, RegistryError,
-    RestartLimit, SpawnError, Status, TreeSpec, Wave, WaveError, WaveKind,
+    Body, Ctx, Driver, Event, Kind, Lane, LaneLimit, Launch, Method, Point, Record, Registry,
+    RegistryError, RestartLimit, SpawnError, Status, TreeSpec, Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.
@@ -60,6 +60,8 @@ pub struct SpawnOptions {
     /// Its restart limit (default: the Machine's). A zero period is refused
     /// with [`SpawnError::BadRestartLimit`].
     pub restart_limit: Option<RestartLimit>,
+    /// Bounds its lane (default: unbounded).
+    pub lane: Option<LaneLimit>,
 }
 
 type ReadyTx = oneshot::Sender<Result<(), String>>;
@@ -279,6 +281,7 @@ impl Machine {
             parent.as_ref(),
             limit,
             sh.next_seq.fetch_add(1, Ordering::Relaxed),
+            opts.lane,
         ));
         sh.registry.register(cell.clone()).map_err(|e| match e {
             RegistryError::Occupied { point } => SpawnError::AlreadyExists { point },
@@ -298,7 +301,7 @@ impl Machine {
             args,
             ready,
         ));
-        if cell.has_ended() {
+        if cell.never_ran() {
             // The Driver dropped its Launch: the particle never ran.
             return Err(SpawnError::StartFailed {
                 point: cell.point().clone(),
@@ -402,13 +405,14 @@ impl Machine {
         wave: Wave,
         timeout: Duration,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        let queued = self.resolve(&wave.to).and_then(|cell| {
+        let queued = self.resolve(&wave.to).map(|cell| {
             let lane = self.lane_to(cell);
-            let rx = lane.enqueue(wave)?;
-            Ok((lane, rx))
+            let queued = lane.enqueue(wave);
+            (lane, queued)
         });
         async move {
-            let (lane, rx) = queued?;
+            let (lane, queued) = queued?;
+            let rx = lane.queued(queued).await?;
             lane.answer_within(rx, timeout).await
         }
     }

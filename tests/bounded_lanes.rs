@@ -1,0 +1,132 @@
+//! Bounded lanes: a full lane either makes senders wait (backpressure) or
+//! refuses them with a typed error, as its policy says.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, p};
+use hyperverse::*;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+/// Blocks on "block" until the test adds a permit; records what it handled.
+#[derive(Clone)]
+struct Gate {
+    open: Arc<Semaphore>,
+    handled: Arc<Mutex<Vec<String>>>,
+}
+
+impl Particle for Gate {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        if &*w.method == "block" {
+            self.open.acquire().await?.forget();
+        }
+        self.handled.lock().push(w.method.to_string());
+        Ok(Body::empty())
+    }
+}
+
+async fn gated(when_full: WhenFull) -> (Machine, Gate, Lane) {
+    let gate = Gate {
+        open: Arc::new(Semaphore::new(0)),
+        handled: Arc::default(),
+    };
+    let m = Machine::standalone()
+        .stars(1)
+        .kind("gate", gate.clone())
+        .build()
+        .await
+        .unwrap();
+    let opts = SpawnOptions {
+        lane: Some(LaneLimit {
+            capacity: 2,
+            when_full,
+        }),
+        ..Default::default()
+    };
+    let lane = m
+        .spawn_with(p("g"), "gate".into(), Body::empty(), opts)
+        .await
+        .unwrap();
+    // The particle takes "block" and waits in it; what follows queues up.
+    lane.signal(Point::root(), "block", Body::empty()).unwrap();
+    eventually("blocked", || lane.cell().queued() == 0).await;
+    (m, gate, lane)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_rejecting_lane_refuses_with_a_typed_error() {
+    let (m, gate, lane) = gated(WhenFull::Reject).await;
+    lane.signal(Point::root(), "a", Body::empty()).unwrap();
+    lane.signal(Point::root(), "b", Body::empty()).unwrap();
+    let full = WaveError::LaneFull {
+        point: p("g"),
+        capacity: 2,
+    };
+    assert_eq!(
+        lane.signal(Point::root(), "c", Body::empty()),
+        Err(full.clone())
+    );
+    assert_eq!(m.signal(&p("g"), "c", Body::empty()), Err(full.clone()));
+    assert_eq!(
+        lane.send_waiting(Wave::signal(Point::root(), p("g"), "c", Body::empty()))
+            .await,
+        Err(full.clone())
+    );
+    assert_eq!(
+        lane.call(Point::root(), "c", Body::empty())
+            .await
+            .unwrap_err(),
+        full
+    );
+    gate.open.add_permits(1);
+    eventually("drained", || gate.handled.lock().len() == 3).await;
+    assert_eq!(*gate.handled.lock(), ["block", "a", "b"]);
+    // Room again.
+    lane.call(Point::root(), "d", Body::empty()).await.unwrap();
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_waiting_lane_makes_senders_wait_and_loses_nothing() {
+    let (m, gate, lane) = gated(WhenFull::Wait).await;
+    lane.signal(Point::root(), "a", Body::empty()).unwrap();
+    lane.signal(Point::root(), "b", Body::empty()).unwrap();
+    // A synchronous send cannot wait: it is told the lane is full.
+    assert!(matches!(
+        lane.signal(Point::root(), "x", Body::empty()),
+        Err(WaveError::LaneFull { .. })
+    ));
+    // Async senders wait for room: a signal and a request.
+    let waiting_signal = {
+        let lane = lane.clone();
+        tokio::spawn(async move {
+            lane.send_waiting(Wave::signal(Point::root(), p("g"), "c", Body::empty()))
+                .await
+        })
+    };
+    let waiting_call = {
+        let lane = lane.clone();
+        tokio::spawn(async move { lane.call(p("asker"), "d", Body::empty()).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiting_signal.is_finished() && !waiting_call.is_finished(),
+        "they wait for room"
+    );
+    assert_eq!(gate.handled.lock().len(), 0);
+    gate.open.add_permits(1);
+    waiting_signal.await.unwrap().unwrap();
+    waiting_call.await.unwrap().unwrap();
+    eventually("all handled", || gate.handled.lock().len() == 5).await;
+    let handled = gate.handled.lock().clone();
+    assert_eq!(&handled[..3], ["block", "a", "b"]);
+    assert!(handled.contains(&"c".to_string()) && handled.contains(&"d".to_string()));
+    m.shutdown().await;
+}

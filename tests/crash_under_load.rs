@@ -90,6 +90,15 @@ async fn every_wave_but_the_crashing_ones_arrives_in_order() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
+    // The last wave crashes it too: wait for that restart to be recorded.
+    let crashes = (total / CRASH_EVERY) as u32;
+    while m.record(&target).unwrap().restarts < crashes {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restarts went missing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     check(&fragile.seen.lock(), &m.record(&target).unwrap(), total);
     m.shutdown().await;
 }

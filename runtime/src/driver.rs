@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::{run, Body, Ctx, Particle};
+use crate::{run, Body, Ctx, DownReason, Particle};
 
 /// Everything a Driver needs to launch one particle.
 ///
@@ -24,7 +24,7 @@ impl Drop for Launch {
             self.ctx.cell.set_never_ran();
             self.ctx
                 .machine
-                .finish(&self.ctx.cell, Default::default(), false);
+                .finish(&self.ctx.cell, Default::default(), DownReason::Killed);
         }
     }
 }

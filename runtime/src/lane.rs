@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
 use crate::targets;
-use crate::{Body, CrashNotice, Method, Point, Wave, WaveError, WaveKind};
+use crate::{Body, CrashNotice, DownNotice, Method, MonitorRef, Point, Wave, WaveError, WaveKind};
 
 /// Where a request's answer goes: a reply wave or a typed error.
 pub(crate) type ReplyTx = oneshot::Sender<Result<Wave, WaveError>>;
@@ -38,6 +38,8 @@ pub(crate) enum Letter {
     Request(Wave, ReplyTx),
     /// A child of this particle crashed.
     Notice(CrashNotice),
+    /// A particle this one monitors is down.
+    Down(DownNotice),
 }
 
 impl Letter {
@@ -61,6 +63,10 @@ struct LaneState {
     /// from below this Point are refused: a child waiting on its parent's
     /// answer would otherwise keep the parent waiting for the child.
     refuse_below: Option<Point>,
+    /// Who monitors this particle (empty, unallocated, for most).
+    monitors: Vec<(MonitorRef, Weak<ParticleCell>)>,
+    /// Set once the monitors have fired: later ones fire at once.
+    monitors_fired: bool,
 }
 
 impl LaneState {
@@ -160,7 +166,7 @@ impl LaneQueue {
                 return Err((letter, Refusal::Closed));
             }
             if let Some(b) = &self.bound {
-                if !letter.is_notice() && st.queue.len() >= b.limit.capacity {
+                if !letter.is_system() && st.queue.len() >= b.limit.capacity {
                     return Err((letter, Refusal::Full));
                 }
             }
@@ -205,6 +211,39 @@ impl LaneQueue {
 impl Letter {
     fn is_notice(&self) -> bool {
         matches!(self, Letter::Notice(_))
+    }
+
+    /// System letters (crash and down notices) are never refused for room.
+    fn is_system(&self) -> bool {
+        matches!(self, Letter::Notice(_) | Letter::Down(_))
+    }
+}
+
+impl LaneQueue {
+    /// Adds a monitor; false if the particle's monitors already fired (it
+    /// has ended), so the caller delivers the notice itself.
+    pub(crate) fn add_monitor(&self, r: MonitorRef, watcher: Weak<ParticleCell>) -> bool {
+        let mut st = self.state.lock();
+        if st.monitors_fired {
+            return false;
+        }
+        st.monitors.push((r, watcher));
+        true
+    }
+
+    /// Removes a monitor; true if it was there (and so will never fire).
+    pub(crate) fn remove_monitor(&self, r: MonitorRef) -> bool {
+        let mut st = self.state.lock();
+        let before = st.monitors.len();
+        st.monitors.retain(|(m, _)| *m != r);
+        st.monitors.len() != before
+    }
+
+    /// Takes the monitors to fire them, once.
+    pub(crate) fn take_monitors(&self) -> Vec<(MonitorRef, Weak<ParticleCell>)> {
+        let mut st = self.state.lock();
+        st.monitors_fired = true;
+        std::mem::take(&mut st.monitors)
     }
 }
 

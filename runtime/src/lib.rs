@@ -23,6 +23,7 @@ mod kind;
 pub mod lane;
 mod machine;
 mod method;
+mod monitor;
 mod notice;
 mod particle;
 pub mod point;
@@ -45,6 +46,7 @@ pub use machine::{
     DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use method::Method;
+pub use monitor::{DownNotice, DownReason, MonitorRef};
 pub use notice::{CrashNotice, InFlight};
 pub use particle::{Ctx, Particle, ParticleError};
 pub use point::{Point, PointError};

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::cell::ParticleCell;
 use crate::{
-    Body, CrashNotice, Kind, Lane, Machine, Method, Point, SpawnError, SpawnOptions, Wave,
-    WaveError,
+    Body, CrashNotice, DownNotice, Kind, Lane, Machine, Method, MonitorRef, Point, SpawnError,
+    SpawnOptions, Wave, WaveError,
 };
 
 /// What a handler returns on failure. Any error converts into it with `?`;
@@ -85,6 +85,18 @@ pub trait Particle: Send + Sync + 'static {
         ctx: &Ctx,
         state: &mut Self::State,
         notice: CrashNotice,
+    ) -> impl Future<Output = Result<(), ParticleError>> + Send {
+        let _ = (ctx, state, notice);
+        async { Ok(()) }
+    }
+
+    /// A particle this one monitors is down (see [`Ctx::monitor`]). The
+    /// default ignores it.
+    fn down(
+        &self,
+        ctx: &Ctx,
+        state: &mut Self::State,
+        notice: DownNotice,
     ) -> impl Future<Output = Result<(), ParticleError>> + Send {
         let _ = (ctx, state, notice);
         async { Ok(()) }
@@ -185,6 +197,17 @@ impl Ctx {
             opts,
             None,
         )
+    }
+
+    /// Monitors `target`: this particle gets exactly one [`DownNotice`] (in
+    /// [`Particle::down`]) when it ends, at once if it already has.
+    pub fn monitor(&self, target: &Point) -> MonitorRef {
+        self.machine.monitor_cell(&self.cell, target)
+    }
+
+    /// Removes a monitor; true if it had not fired yet (it never will now).
+    pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
+        self.machine.demonitor(target, monitor)
     }
 
     /// Stops this particle normally once the current wave is handled.

@@ -21,7 +21,9 @@ use crate::cell::ParticleCell;
 use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
 use crate::star::Decision;
 use crate::targets;
-use crate::{Body, Ctx, InFlight, Particle, ParticleError, Status, Wave, WaveError, WaveKind};
+use crate::{
+    Body, Ctx, DownReason, InFlight, Particle, ParticleError, Status, Wave, WaveError, WaveKind,
+};
 
 thread_local! {
     /// The particle whose code this thread is running right now.
@@ -133,9 +135,9 @@ impl EndGuard {
         EndGuard { ctx, armed: true }
     }
 
-    fn finish(mut self, leftover: VecDeque<Letter>, gave_up: bool) {
+    fn finish(mut self, leftover: VecDeque<Letter>, why: DownReason) {
         self.armed = false;
-        self.ctx.machine.finish(&self.ctx.cell, leftover, gave_up);
+        self.ctx.machine.finish(&self.ctx.cell, leftover, why);
     }
 }
 
@@ -147,7 +149,7 @@ impl Drop for EndGuard {
             }
             self.ctx
                 .machine
-                .finish(&self.ctx.cell, VecDeque::new(), false);
+                .finish(&self.ctx.cell, VecDeque::new(), DownReason::Killed);
         }
     }
 }
@@ -163,15 +165,16 @@ pub(crate) async fn run<P: Particle>(
     let mut lane = LaneReceiver::new(ctx.cell.clone());
     loop {
         let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
-            End::Stop => return guard.finish(lane.close(), false),
+            End::Stop => return guard.finish(lane.close(), DownReason::Stopped),
             End::Crash(crash) => crash,
         };
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
         // it takes no room in the task of every idle particle.
+        let reason = crash.reason.clone();
         match Box::pin(after_crash(&ctx, crash, &mut ready)).await {
             Decision::Restart => ctx.cell.set_closing(false),
-            Decision::Stop => return guard.finish(lane.close(), false),
-            Decision::GiveUp => return guard.finish(lane.close(), true),
+            Decision::Stop => return guard.finish(lane.close(), DownReason::Stopped),
+            Decision::GiveUp => return guard.finish(lane.close(), DownReason::GaveUp(reason)),
         }
     }
 }
@@ -275,6 +278,20 @@ async fn serve<P: Particle>(
             Next::Stop => return End::Stop,
             Next::Letter(Letter::Wave(wave)) => (wave, None),
             Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+            Next::Letter(Letter::Down(notice)) => {
+                let in_flight = InFlight {
+                    method: "down".into(),
+                    from: notice.target.clone(),
+                };
+                // Boxed, as crash notices are.
+                let handled = Box::pin(guarded(&ctx.cell, async {
+                    particle.down(ctx, state, notice).await
+                }));
+                if let Err(reason) = handled.await {
+                    return End::crash(reason, Some(in_flight), None);
+                }
+                continue;
+            }
             Next::Letter(Letter::Notice(notice)) => {
                 let in_flight = InFlight {
                     method: "crash_notice".into(),

@@ -16,12 +16,13 @@ pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEO
 
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
-use crate::lane::deliver;
+use crate::lane::{deliver, Letter};
 use crate::star::{StarCounters, StarMsg, StarStats};
 use crate::targets;
 use crate::{
-    Body, Ctx, Driver, Event, Kind, Lane, LaneLimit, Launch, Method, Point, Record, Registry,
-    RegistryError, RestartLimit, SpawnError, Status, TreeSpec, Wave, WaveError, WaveKind,
+    Body, Ctx, DownNotice, DownReason, Driver, Event, Kind, Lane, LaneLimit, Launch, Method,
+    MonitorRef, Point, Record, Registry, RegistryError, RestartLimit, SpawnError, Status, TreeSpec,
+    Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.
@@ -357,6 +358,43 @@ impl Machine {
         Ok(lanes.into_iter().map(|l| l.cell.point().clone()).collect())
     }
 
+    /// Makes the particle at `watcher` monitor the one at `target`: the
+    /// watcher gets exactly one [`crate::DownNotice`] when the target ends,
+    /// at once if it already has (or never lived): see [`Ctx::monitor`].
+    pub fn monitor(&self, watcher: &Point, target: &Point) -> Result<MonitorRef, WaveError> {
+        let watcher = self.resolve(watcher)?;
+        Ok(self.monitor_cell(&watcher, target))
+    }
+
+    pub(crate) fn monitor_cell(&self, watcher: &Arc<ParticleCell>, target: &Point) -> MonitorRef {
+        let r = MonitorRef(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
+        let live = self
+            .shared
+            .registry
+            .cell(target)
+            .is_some_and(|t| t.lane.add_monitor(r, Arc::downgrade(watcher)));
+        if !live {
+            send_down(
+                watcher,
+                DownNotice {
+                    target: target.clone(),
+                    reason: DownReason::NoSuchParticle,
+                    monitor: r,
+                },
+            );
+        }
+        r
+    }
+
+    /// Removes a monitor on `target`; true if it had not fired yet (it
+    /// never will now).
+    pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
+        self.shared
+            .registry
+            .cell(target)
+            .is_some_and(|t| t.lane.remove_monitor(monitor))
+    }
+
     /// A lane to the particle at `point`, for repeated sends without lookups.
     pub fn lane(&self, point: &Point) -> Result<Lane, WaveError> {
         let cell = self.resolve(point)?;
@@ -428,6 +466,11 @@ impl Machine {
         let wave = Wave::request(Point::root(), to.clone(), method, body);
         self.request(wave, self.shared.request_timeout)
     }
+}
+
+/// Queues a down notice for a watcher (dropped if the watcher has ended).
+pub(crate) fn send_down(watcher: &ParticleCell, notice: DownNotice) {
+    let _ = watcher.lane.push(Letter::Down(notice));
 }
 
 async fn wait_ready(point: &Point, rx: ReadyRx) -> Result<(), SpawnError> {

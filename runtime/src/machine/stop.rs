@@ -13,7 +13,7 @@ use crate::cell::ParticleCell;
 use crate::lane::Letter;
 use crate::star::{Decision, StarMsg};
 use crate::targets;
-use crate::{Event, InFlight, Point, Status, WaveError};
+use crate::{DownNotice, DownReason, Event, InFlight, Point, Status, WaveError};
 
 /// Rounds of "stop what is there, then look again" before `stop` returns:
 /// particles may spawn children while their subtree is being stopped.
@@ -186,11 +186,24 @@ impl Machine {
         &self,
         cell: &Arc<ParticleCell>,
         leftover: VecDeque<Letter>,
-        gave_up: bool,
+        why: DownReason,
     ) {
+        let gave_up = matches!(why, DownReason::GaveUp(_));
         let leftover = leftover.into_iter().chain(cell.lane.close());
         for letter in leftover {
             letter.refuse(cell.point());
+        }
+        for (monitor, watcher) in cell.lane.take_monitors() {
+            if let Some(watcher) = watcher.upgrade() {
+                super::send_down(
+                    &watcher,
+                    DownNotice {
+                        target: cell.point().clone(),
+                        reason: why.clone(),
+                        monitor,
+                    },
+                );
+            }
         }
         cell.set_status(Status::Stopped);
         if cell.restarts() > 0 && !gave_up {

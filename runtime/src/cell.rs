@@ -70,6 +70,9 @@ pub struct ParticleCell {
     closing: AtomicBool,
     /// Set if its Driver dropped its `Launch`: it never ran.
     never_ran: AtomicBool,
+    /// Exit signals from links reach its `exit_signal` hook instead of
+    /// crashing it.
+    traps_exits: AtomicBool,
 }
 
 impl ParticleCell {
@@ -97,6 +100,7 @@ impl ParticleCell {
             ended_notify: Notify::new(),
             closing: AtomicBool::new(false),
             never_ran: AtomicBool::new(false),
+            traps_exits: AtomicBool::new(false),
         }
     }
 
@@ -147,6 +151,15 @@ impl ParticleCell {
             return;
         }
         notified.await;
+    }
+
+    /// Whether it traps exit signals.
+    pub fn traps_exits(&self) -> bool {
+        self.traps_exits.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_traps_exits(&self, on: bool) {
+        self.traps_exits.store(on, Ordering::SeqCst);
     }
 
     /// Records that its Driver dropped its `Launch` unrun.

@@ -24,7 +24,9 @@ use tokio::sync::{oneshot, Notify};
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
 use crate::targets;
-use crate::{Body, CrashNotice, DownNotice, Method, MonitorRef, Point, Wave, WaveError, WaveKind};
+use crate::{
+    Body, CrashNotice, DownNotice, ExitSignal, Method, MonitorRef, Point, Wave, WaveError, WaveKind,
+};
 
 /// Where a request's answer goes: a reply wave or a typed error.
 pub(crate) type ReplyTx = oneshot::Sender<Result<Wave, WaveError>>;
@@ -40,6 +42,8 @@ pub(crate) enum Letter {
     Notice(CrashNotice),
     /// A particle this one monitors is down.
     Down(DownNotice),
+    /// A linked particle ended.
+    Exit(ExitSignal),
 }
 
 impl Letter {
@@ -67,6 +71,8 @@ struct LaneState {
     monitors: Vec<(MonitorRef, Weak<ParticleCell>)>,
     /// Set once the monitors have fired: later ones fire at once.
     monitors_fired: bool,
+    /// The particles this incarnation is linked to.
+    links: Vec<Weak<ParticleCell>>,
 }
 
 impl LaneState {
@@ -215,7 +221,7 @@ impl Letter {
 
     /// System letters (crash and down notices) are never refused for room.
     fn is_system(&self) -> bool {
-        matches!(self, Letter::Notice(_) | Letter::Down(_))
+        matches!(self, Letter::Notice(_) | Letter::Down(_) | Letter::Exit(_))
     }
 }
 
@@ -237,6 +243,35 @@ impl LaneQueue {
         let before = st.monitors.len();
         st.monitors.retain(|(m, _)| *m != r);
         st.monitors.len() != before
+    }
+
+    /// Adds a link to `other` (once); false if this lane is closed.
+    pub(crate) fn add_link(&self, other: &Arc<ParticleCell>) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        if !st
+            .links
+            .iter()
+            .any(|l| std::ptr::eq(l.as_ptr(), Arc::as_ptr(other)))
+        {
+            st.links.push(Arc::downgrade(other));
+        }
+        true
+    }
+
+    /// Removes the link to `other`, if any.
+    pub(crate) fn remove_link(&self, other: &ParticleCell) {
+        self.state
+            .lock()
+            .links
+            .retain(|l| !std::ptr::eq(l.as_ptr(), other));
+    }
+
+    /// Takes every link, to fire them.
+    pub(crate) fn take_links(&self) -> Vec<Weak<ParticleCell>> {
+        std::mem::take(&mut self.state.lock().links)
     }
 
     /// Takes the monitors to fire them, once.

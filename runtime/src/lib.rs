@@ -21,6 +21,7 @@ mod error;
 mod event;
 mod kind;
 pub mod lane;
+mod link;
 mod machine;
 mod method;
 mod monitor;
@@ -41,6 +42,7 @@ pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::Event;
 pub use kind::Kind;
 pub use lane::{Lane, LaneLimit, WhenFull};
+pub use link::ExitSignal;
 pub use machine::{
     Machine, MachineBuilder, SpawnOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::cell::ParticleCell;
 use crate::{
-    Body, CrashNotice, DownNotice, Kind, Lane, Machine, Method, MonitorRef, Point, SpawnError,
-    SpawnOptions, Wave, WaveError,
+    Body, CrashNotice, DownNotice, ExitSignal, Kind, Lane, Machine, Method, MonitorRef, Point,
+    SpawnError, SpawnOptions, Wave, WaveError,
 };
 
 /// What a handler returns on failure. Any error converts into it with `?`;
@@ -99,6 +99,20 @@ pub trait Particle: Send + Sync + 'static {
         notice: DownNotice,
     ) -> impl Future<Output = Result<(), ParticleError>> + Send {
         let _ = (ctx, state, notice);
+        async { Ok(()) }
+    }
+
+    /// A linked particle ended and this one traps exits (see
+    /// [`Ctx::trap_exits`]); without trapping, an abnormal exit signal
+    /// crashes this particle instead and a normal one is ignored. The
+    /// default ignores it.
+    fn exit_signal(
+        &self,
+        ctx: &Ctx,
+        state: &mut Self::State,
+        signal: ExitSignal,
+    ) -> impl Future<Output = Result<(), ParticleError>> + Send {
+        let _ = (ctx, state, signal);
         async { Ok(()) }
     }
 
@@ -208,6 +222,25 @@ impl Ctx {
     /// Removes a monitor; true if it had not fired yet (it never will now).
     pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
         self.machine.demonitor(target, monitor)
+    }
+
+    /// Links this particle with `other`, both ways (see [`ExitSignal`]): when
+    /// either crashes, the other gets an exit signal. A Point with no live
+    /// particle is [`WaveError::NoSuchParticle`].
+    pub fn link(&self, other: &Point) -> Result<(), WaveError> {
+        self.machine.link(&self.cell, other)
+    }
+
+    /// Removes a link, both ways.
+    pub fn unlink(&self, other: &Point) {
+        self.machine.unlink(&self.cell, other)
+    }
+
+    /// Makes exit signals from links reach [`Particle::exit_signal`] instead
+    /// of crashing this particle (Erlang's `trap_exit`). Reset at every
+    /// restart, so set it in `start`.
+    pub fn trap_exits(&self, on: bool) {
+        self.cell.set_traps_exits(on);
     }
 
     /// Stops this particle normally once the current wave is handled.

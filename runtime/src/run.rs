@@ -171,6 +171,8 @@ pub(crate) async fn run<P: Particle>(
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
         // it takes no room in the task of every idle particle.
         let reason = crash.reason.clone();
+        // The crashed incarnation's links end with it: the linked die too.
+        ctx.machine.fire_links(&ctx.cell, &reason, false);
         match Box::pin(after_crash(&ctx, crash, &mut ready)).await {
             Decision::Restart => ctx.cell.set_closing(false),
             Decision::Stop => return guard.finish(lane.close(), DownReason::Stopped),
@@ -187,6 +189,8 @@ async fn incarnation<P: Particle>(
     ready: &mut Option<ReadyTx>,
     lane: &mut LaneReceiver,
 ) -> End {
+    // Process flags belong to an incarnation.
+    ctx.cell.set_traps_exits(false);
     let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
     let started = guarded(&ctx.cell, async { particle.start(ctx, args).await })
         .instrument(span)
@@ -278,6 +282,26 @@ async fn serve<P: Particle>(
             Next::Stop => return End::Stop,
             Next::Letter(Letter::Wave(wave)) => (wave, None),
             Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+            Next::Letter(Letter::Exit(signal)) => {
+                let in_flight = InFlight {
+                    method: "exit".into(),
+                    from: signal.from.clone(),
+                };
+                if !ctx.cell.traps_exits() {
+                    if signal.normal {
+                        continue;
+                    }
+                    let reason = format!("linked {} crashed: {}", signal.from, signal.reason);
+                    return End::crash(reason, Some(in_flight), None);
+                }
+                let handled = Box::pin(guarded(&ctx.cell, async {
+                    particle.exit_signal(ctx, state, signal).await
+                }));
+                if let Err(reason) = handled.await {
+                    return End::crash(reason, Some(in_flight), None);
+                }
+                continue;
+            }
             Next::Letter(Letter::Down(notice)) => {
                 let in_flight = InFlight {
                     method: "down".into(),

@@ -20,9 +20,9 @@ use crate::lane::{deliver, Letter};
 use crate::star::{StarCounters, StarMsg, StarStats};
 use crate::targets;
 use crate::{
-    Body, Ctx, DownNotice, DownReason, Driver, Event, Kind, Lane, LaneLimit, Launch, Method,
-    MonitorRef, Point, Record, Registry, RegistryError, RestartLimit, SpawnError, Status, TreeSpec,
-    Wave, WaveError, WaveKind,
+    Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, Lane, LaneLimit, Launch,
+    Method, MonitorRef, Point, Record, Registry, RegistryError, RestartLimit, SpawnError, Status,
+    TreeSpec, Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.
@@ -384,6 +384,42 @@ impl Machine {
             );
         }
         r
+    }
+
+    /// Links two particles, both ways (see [`crate::ExitSignal`]).
+    pub(crate) fn link(&self, me: &Arc<ParticleCell>, other: &Point) -> Result<(), WaveError> {
+        let other = self.resolve(other)?;
+        if other.has_ended() || !other.lane.add_link(me) {
+            return Err(WaveError::NoSuchParticle {
+                point: other.point().clone(),
+            });
+        }
+        me.lane.add_link(&other);
+        Ok(())
+    }
+
+    /// Removes a link, both ways.
+    pub(crate) fn unlink(&self, me: &Arc<ParticleCell>, other: &Point) {
+        if let Some(other) = self.shared.registry.cell(other) {
+            other.lane.remove_link(me);
+            me.lane.remove_link(&other);
+        }
+    }
+
+    /// Sends an exit signal down every link of `cell`'s incarnation, which
+    /// ends (the links go with it).
+    pub(crate) fn fire_links(&self, cell: &ParticleCell, reason: &str, normal: bool) {
+        for other in cell.lane.take_links() {
+            let Some(other) = other.upgrade() else {
+                continue;
+            };
+            other.lane.remove_link(cell);
+            let _ = other.lane.push(Letter::Exit(ExitSignal {
+                from: cell.point().clone(),
+                reason: reason.to_string(),
+                normal,
+            }));
+        }
     }
 
     /// Removes a monitor on `target`; true if it had not fired yet (it

@@ -193,6 +193,12 @@ impl Machine {
         for letter in leftover {
             letter.refuse(cell.point());
         }
+        match &why {
+            DownReason::Stopped => self.fire_links(cell, "normal", true),
+            DownReason::GaveUp(reason) => self.fire_links(cell, reason, false),
+            DownReason::Killed => self.fire_links(cell, "killed", false),
+            DownReason::NoSuchParticle => {}
+        }
         for (monitor, watcher) in cell.lane.take_monitors() {
             if let Some(watcher) = watcher.upgrade() {
                 super::send_down(

@@ -277,3 +277,45 @@ async fn failing_start_is_restarted_then_reported() {
     );
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_backoff_delays_restarts_and_keeps_the_waves() {
+    let parent = Parent::default();
+    let m = Machine::standalone()
+        .stars(1)
+        .kind("parent", parent.clone())
+        .kind("worker", Worker)
+        .restart_limit(10, Duration::from_secs(60))
+        .restart_backoff(hyperverse::supervisors::Backoff::new(
+            Duration::from_millis(40),
+            Duration::from_secs(1),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let lane = m
+        .spawn("w".parse().unwrap(), "worker".into(), Body::empty())
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    // Two crashes in a row: 40 ms, then 80 ms before the restarts.
+    lane.signal(Point::root(), "fail", Body::empty()).unwrap();
+    lane.signal(Point::root(), "fail", Body::empty()).unwrap();
+    lane.signal(Point::root(), "tick", Body::empty()).unwrap();
+    let seen = lane
+        .call(Point::root(), "seen", Body::empty())
+        .await
+        .unwrap();
+    let waited = t.elapsed();
+    assert_eq!(
+        seen.body.as_u64(),
+        Some(2),
+        "the tick and this call, after two restarts"
+    );
+    assert!(
+        waited >= Duration::from_millis(120),
+        "backoff 40 + 80 ms, waited {waited:?}"
+    );
+    assert_eq!(m.record(&"w".parse().unwrap()).unwrap().restarts, 2);
+    m.shutdown().await;
+}

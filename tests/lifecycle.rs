@@ -179,6 +179,7 @@ async fn spawning_needs_a_live_parent() {
         restart_limit: Some(RestartLimit {
             max_restarts: 0,
             period: Duration::from_secs(1),
+            backoff: None,
         }),
         ..Default::default()
     };
@@ -204,6 +205,7 @@ async fn spawning_needs_a_live_parent() {
         restart_limit: Some(RestartLimit {
             max_restarts: 1,
             period: Duration::ZERO,
+            backoff: None,
         }),
         ..Default::default()
     };

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::time::Duration;
 
-use hyperverse_supervisors::{Intensity, IntensityError};
+use hyperverse_supervisors::{Backoff, Intensity, IntensityError};
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -14,12 +14,14 @@ use crate::lane::{LaneLimit, LaneQueue};
 use crate::{Kind, Point, Status};
 
 /// How often a particle may be restarted: `max_restarts` within `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RestartLimit {
     /// Restarts allowed within one period.
     pub max_restarts: u32,
     /// The sliding window.
     pub period: Duration,
+    /// An optional growing delay before each restart (default: none).
+    pub backoff: Option<Backoff>,
 }
 
 impl RestartLimit {
@@ -41,6 +43,7 @@ impl Default for RestartLimit {
         RestartLimit {
             max_restarts: d.max_restarts(),
             period: d.period(),
+            backoff: None,
         }
     }
 }

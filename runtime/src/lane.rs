@@ -190,6 +190,25 @@ impl LaneQueue {
         self.stop.load(Ordering::Acquire)
     }
 
+    /// Sleeps for `d`, or less if a stop is requested meanwhile. Only the
+    /// lane's own task may call it (it borrows the receiver's waker slot).
+    pub(crate) async fn sleep_unless_stopped(&self, d: Duration) {
+        let sleep = tokio::time::sleep(d);
+        let mut sleep = std::pin::pin!(sleep);
+        poll_fn(|cx| {
+            if self.stop_requested() || sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            self.state.lock().waker = Some(cx.waker().clone());
+            if self.stop_requested() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     /// Asks the receiver to stop before its next letter.
     pub(crate) fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
@@ -173,7 +174,7 @@ pub(crate) async fn run<P: Particle>(
         let reason = crash.reason.clone();
         // The crashed incarnation's links end with it: the linked die too.
         ctx.machine.fire_links(&ctx.cell, &reason, false);
-        match Box::pin(after_crash(&ctx, crash, &mut ready)).await {
+        match Box::pin(after_crash(&ctx, crash, &mut ready)).await.0 {
             Decision::Restart => ctx.cell.set_closing(false),
             Decision::Stop => return guard.finish(lane.close(), DownReason::Stopped),
             Decision::GiveUp => return guard.finish(lane.close(), DownReason::GaveUp(reason)),
@@ -249,10 +250,10 @@ async fn stop_children(ctx: &Ctx) {
 
 /// Asks the Star what to do about a crash, then answers the request that
 /// was in hand. A give-up also fails a spawn still waiting for `start`.
-async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> Decision {
+async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> (Decision, Duration) {
     ctx.cell.set_status(Status::Restarting);
     let stopping = ctx.cell.lane.stop_requested();
-    let decision = ctx
+    let (decision, delay) = ctx
         .machine
         .report_crash(&ctx.cell, crash.reason.clone(), crash.in_flight, stopping)
         .await;
@@ -267,7 +268,11 @@ async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> De
             let _ = r.send(Err(crash.reason));
         }
     }
-    decision
+    if decision == Decision::Restart && !delay.is_zero() {
+        // Backoff: waves keep queueing meanwhile; a stop cuts it short.
+        ctx.cell.lane.sleep_unless_stopped(delay).await;
+    }
+    (decision, delay)
 }
 
 /// Handles letters until a stop or a crash.

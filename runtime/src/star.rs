@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hyperverse_supervisors::{Intensity, RestartVerdict};
+use std::time::Duration;
+
+use hyperverse_supervisors::{BackoffState, Intensity, RestartVerdict};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::{broadcast, oneshot};
 
@@ -39,7 +41,8 @@ pub(crate) enum StarMsg {
         in_flight: Option<InFlight>,
         /// A stop was requested before or while it crashed.
         stopping: bool,
-        reply: oneshot::Sender<Decision>,
+        /// The decision, and how long to wait before a restart.
+        reply: oneshot::Sender<(Decision, Duration)>,
     },
     /// A particle (by spawn sequence) has stopped for good: drop its restart history.
     Forget(u64),
@@ -93,7 +96,15 @@ pub(crate) struct StarState {
     args: StarArgs,
     /// Restart histories by spawn sequence, not Point: a new particle at a
     /// Point does not inherit (or lose) another's history.
-    histories: HashMap<u64, Intensity>,
+    histories: HashMap<u64, History>,
+    /// Picks backoff jitter (xorshift; quality is not the point).
+    random: u64,
+}
+
+/// One particle's restart history.
+struct History {
+    intensity: Intensity,
+    backoff: Option<BackoffState>,
 }
 
 impl Actor for Star {
@@ -107,9 +118,11 @@ impl Actor for Star {
         args: StarArgs,
     ) -> Result<StarState, ActorProcessingErr> {
         tracing::debug!(target: targets::MACHINE, star = args.id, "star started");
+        let random = 0x9E37_79B9_7F4A_7C15 ^ (args.id as u64 + 1);
         Ok(StarState {
             args,
             histories: HashMap::new(),
+            random,
         })
     }
 
@@ -127,8 +140,7 @@ impl Actor for Star {
                 stopping,
                 reply,
             } => {
-                let decision = st.crashed(&cell, reason, in_flight, stopping);
-                let _ = reply.send(decision);
+                let _ = reply.send(st.crashed(&cell, reason, in_flight, stopping));
             }
             StarMsg::Forget(seq) => {
                 st.histories.remove(&seq);
@@ -145,7 +157,7 @@ impl StarState {
         reason: String,
         in_flight: Option<InFlight>,
         stopping: bool,
-    ) -> Decision {
+    ) -> (Decision, Duration) {
         let point = cell.point();
         let span = tracing::warn_span!(target: targets::CRASH, "crash", star = self.args.id, point = %point, kind = %cell.kind());
         let _enter = span.enter();
@@ -155,13 +167,25 @@ impl StarState {
         let history = self
             .histories
             .entry(cell.spawn_seq())
-            .or_insert_with(|| limit.intensity().unwrap_or_default());
+            .or_insert_with(|| History {
+                intensity: limit.intensity().unwrap_or_default(),
+                backoff: limit.backoff.map(|b| b.start()),
+            });
         let verdict = if stopping {
             // Told to stop: not restarted, and not counted as a restart.
             None
         } else {
-            Some(history.record())
+            Some(history.intensity.record())
         };
+        let mut delay = Duration::ZERO;
+        if let (Some(RestartVerdict::Restart { .. }), Some(backoff)) =
+            (&verdict, &mut history.backoff)
+        {
+            self.random ^= self.random << 13;
+            self.random ^= self.random >> 7;
+            self.random ^= self.random << 17;
+            delay = backoff.next_delay(std::time::Instant::now(), self.random);
+        }
         let (decision, restarts) = match verdict {
             None => {
                 self.histories.remove(&cell.spawn_seq());
@@ -215,7 +239,7 @@ impl StarState {
                 letter.refuse(parent.point());
             }
         }
-        decision
+        (decision, delay)
     }
 }
 

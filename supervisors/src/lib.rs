@@ -6,12 +6,14 @@
 //! supplies the children (particles); tests supply recorded fakes. It knows
 //! nothing of the runtime, so the rules can be tested on their own.
 
+mod backoff;
 mod flags;
 mod intensity;
 mod reason;
 mod spec;
 mod supervisor;
 
+pub use backoff::{Backoff, BackoffState};
 pub use flags::{AutoShutdown, Strategy, SupFlags};
 pub use intensity::{Intensity, IntensityError, RestartVerdict};
 pub use reason::ExitReason;

@@ -79,7 +79,15 @@ impl MachineBuilder {
         self.limit = RestartLimit {
             max_restarts,
             period,
+            ..self.limit
         };
+        self
+    }
+
+    /// A growing delay before each restart, for every particle (default:
+    /// none, as in OTP).
+    pub fn restart_backoff(mut self, backoff: hyperverse_supervisors::Backoff) -> Self {
+        self.limit.backoff = Some(backoff);
         self
     }
 

@@ -54,7 +54,7 @@ struct Shared {
 }
 
 /// Where and how to spawn one particle.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SpawnOptions {
     /// Pin it to this Star (default: its parent's Star, or round-robin for top-level particles).
     pub star: Option<usize>,

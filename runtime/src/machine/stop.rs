@@ -164,7 +164,7 @@ impl Machine {
         reason: String,
         in_flight: Option<InFlight>,
         stopping: bool,
-    ) -> Decision {
+    ) -> (Decision, std::time::Duration) {
         let (reply, rx) = oneshot::channel();
         let msg = StarMsg::Crashed {
             cell: cell.clone(),
@@ -174,9 +174,10 @@ impl Machine {
             reply,
         };
         if self.shared.stars[cell.star()].actor.cast(msg).is_err() {
-            return Decision::GiveUp;
+            return (Decision::GiveUp, std::time::Duration::ZERO);
         }
-        rx.await.unwrap_or(Decision::GiveUp)
+        rx.await
+            .unwrap_or((Decision::GiveUp, std::time::Duration::ZERO))
     }
 
     /// A particle's task is ending: close its lane, answer what is left in

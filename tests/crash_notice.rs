@@ -100,6 +100,8 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
         assert_eq!(n.kind, Kind::new("worker"));
         assert_eq!(n.reason, "worker was told to fail");
         assert_eq!(n.restarts, 1);
+        assert_eq!(n.in_period, 1);
+        assert_eq!(n.star, m.record(&child).unwrap().star);
         assert!(!n.gave_up);
         let in_flight = n.in_flight.as_ref().unwrap();
         assert_eq!((&*in_flight.method, &in_flight.from), ("fail", &app));

@@ -67,12 +67,25 @@ struct LaneState {
     /// from below this Point are refused: a child waiting on its parent's
     /// answer would otherwise keep the parent waiting for the child.
     refuse_below: Option<Point>,
-    /// Who monitors this particle (empty, unallocated, for most).
-    monitors: Vec<(MonitorRef, Weak<ParticleCell>)>,
+    /// Monitors and links: boxed, as most particles have neither and every
+    /// particle pays for this field.
+    watch: Option<Box<Watch>>,
     /// Set once the monitors have fired: later ones fire at once.
     monitors_fired: bool,
+}
+
+#[derive(Default)]
+struct Watch {
+    /// Who monitors this particle.
+    monitors: Vec<(MonitorRef, Weak<ParticleCell>)>,
     /// The particles this incarnation is linked to.
     links: Vec<Weak<ParticleCell>>,
+}
+
+impl LaneState {
+    fn watch(&mut self) -> &mut Watch {
+        self.watch.get_or_insert_with(Box::default)
+    }
 }
 
 impl LaneState {
@@ -252,16 +265,19 @@ impl LaneQueue {
         if st.monitors_fired {
             return false;
         }
-        st.monitors.push((r, watcher));
+        st.watch().monitors.push((r, watcher));
         true
     }
 
     /// Removes a monitor; true if it was there (and so will never fire).
     pub(crate) fn remove_monitor(&self, r: MonitorRef) -> bool {
         let mut st = self.state.lock();
-        let before = st.monitors.len();
-        st.monitors.retain(|(m, _)| *m != r);
-        st.monitors.len() != before
+        let Some(watch) = st.watch.as_mut() else {
+            return false;
+        };
+        let before = watch.monitors.len();
+        watch.monitors.retain(|(m, _)| *m != r);
+        watch.monitors.len() != before
     }
 
     /// Adds a link to `other` (once); false if this lane is closed.
@@ -270,34 +286,41 @@ impl LaneQueue {
         if st.closed {
             return false;
         }
-        if !st
-            .links
+        let links = &mut st.watch().links;
+        if !links
             .iter()
             .any(|l| std::ptr::eq(l.as_ptr(), Arc::as_ptr(other)))
         {
-            st.links.push(Arc::downgrade(other));
+            links.push(Arc::downgrade(other));
         }
         true
     }
 
     /// Removes the link to `other`, if any.
     pub(crate) fn remove_link(&self, other: &ParticleCell) {
-        self.state
-            .lock()
-            .links
-            .retain(|l| !std::ptr::eq(l.as_ptr(), other));
+        if let Some(watch) = self.state.lock().watch.as_mut() {
+            watch.links.retain(|l| !std::ptr::eq(l.as_ptr(), other));
+        }
     }
 
     /// Takes every link, to fire them.
     pub(crate) fn take_links(&self) -> Vec<Weak<ParticleCell>> {
-        std::mem::take(&mut self.state.lock().links)
+        self.state
+            .lock()
+            .watch
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.links))
+            .unwrap_or_default()
     }
 
     /// Takes the monitors to fire them, once.
     pub(crate) fn take_monitors(&self) -> Vec<(MonitorRef, Weak<ParticleCell>)> {
         let mut st = self.state.lock();
         st.monitors_fired = true;
-        std::mem::take(&mut st.monitors)
+        st.watch
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.monitors))
+            .unwrap_or_default()
     }
 }
 

@@ -28,6 +28,11 @@ pub struct CrashNotice {
     /// Restarts of the child so far: counting the restart this crash causes,
     /// or, when the Star gives up, the restarts it had.
     pub restarts: u32,
+    /// Crashes within the current restart period (its intensity window),
+    /// this one included: how close the child is to being given up.
+    pub in_period: u32,
+    /// The Star that supervised the restart.
+    pub star: usize,
     /// True if the child was not restarted: the Star gave up on it, or it
     /// crashed while it was being stopped.
     pub gave_up: bool,

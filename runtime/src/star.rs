@@ -177,6 +177,12 @@ impl StarState {
         } else {
             Some(history.intensity.record())
         };
+        let in_period = match verdict {
+            Some(RestartVerdict::Restart { in_period } | RestartVerdict::GiveUp { in_period }) => {
+                in_period
+            }
+            None => 0,
+        };
         let mut delay = Duration::ZERO;
         if let (Some(RestartVerdict::Restart { .. }), Some(backoff)) =
             (&verdict, &mut history.backoff)
@@ -216,6 +222,8 @@ impl StarState {
             kind: cell.kind().clone(),
             reason,
             restarts,
+            in_period,
+            star: self.args.id,
             gave_up: decision != Decision::Restart,
             in_flight,
         };

@@ -38,8 +38,8 @@ pub(crate) enum Letter {
     Wave(Wave),
     /// A request and where to send its answer.
     Request(Wave, ReplyTx),
-    /// A child of this particle crashed.
-    Notice(CrashNotice),
+    /// A child of this particle crashed (boxed: rare, and large).
+    Notice(Box<CrashNotice>),
     /// A particle this one monitors is down.
     Down(DownNotice),
     /// A linked particle ended.

@@ -329,7 +329,7 @@ async fn serve<P: Particle>(
                 // Boxed: notices are rare, and unboxed this future would
                 // sit beside the wave handler's in every particle's task.
                 let handled = Box::pin(guarded(&ctx.cell, async {
-                    particle.crash_notice(ctx, state, notice).await
+                    particle.crash_notice(ctx, state, *notice).await
                 }));
                 if let Err(reason) = handled.await {
                     return End::crash(reason, Some(in_flight), None);

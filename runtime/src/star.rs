@@ -243,7 +243,7 @@ impl StarState {
                 });
         }
         if let Some(parent) = cell.parent_cell() {
-            if let Err((letter, _)) = parent.lane.push(Letter::Notice(notice)) {
+            if let Err((letter, _)) = parent.lane.push(Letter::Notice(Box::new(notice))) {
                 letter.refuse(parent.point());
             }
         }

@@ -14,14 +14,15 @@ use crate::lane::{LaneLimit, LaneQueue};
 use crate::{Kind, Point, Status};
 
 /// How often a particle may be restarted: `max_restarts` within `period`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RestartLimit {
     /// Restarts allowed within one period.
     pub max_restarts: u32,
     /// The sliding window.
     pub period: Duration,
     /// An optional growing delay before each restart (default: none).
-    pub backoff: Option<Backoff>,
+    /// Boxed: every particle keeps its limit, few have a backoff.
+    pub backoff: Option<Box<Backoff>>,
 }
 
 impl RestartLimit {
@@ -216,8 +217,8 @@ impl ParticleCell {
     }
 
     /// Its restart limit.
-    pub fn restart_limit(&self) -> RestartLimit {
-        self.limit
+    pub fn restart_limit(&self) -> &RestartLimit {
+        &self.limit
     }
 
     /// Where it is in its life.

@@ -169,7 +169,7 @@ impl StarState {
             .entry(cell.spawn_seq())
             .or_insert_with(|| History {
                 intensity: limit.intensity().unwrap_or_default(),
-                backoff: limit.backoff.map(|b| b.start()),
+                backoff: limit.backoff.as_ref().map(|b| b.start()),
             });
         let verdict = if stopping {
             // Told to stop: not restarted, and not counted as a restart.

@@ -106,7 +106,7 @@ impl TreeSpec {
             point: point.clone(),
             kind: self.kind.clone(),
             args: self.args.clone(),
-            options: self.options,
+            options: self.options.clone(),
         });
         for child in &self.children {
             child.flatten(&point, out)?;

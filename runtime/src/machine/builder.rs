@@ -76,18 +76,15 @@ impl MachineBuilder {
     /// The default restart limit for every particle: at most `max_restarts`
     /// within any `period` (default: 10 in 5 s).
     pub fn restart_limit(mut self, max_restarts: u32, period: Duration) -> Self {
-        self.limit = RestartLimit {
-            max_restarts,
-            period,
-            ..self.limit
-        };
+        self.limit.max_restarts = max_restarts;
+        self.limit.period = period;
         self
     }
 
     /// A growing delay before each restart, for every particle (default:
     /// none, as in OTP).
     pub fn restart_backoff(mut self, backoff: hyperverse_supervisors::Backoff) -> Self {
-        self.limit.backoff = Some(backoff);
+        self.limit.backoff = Some(Box::new(backoff));
         self
     }
 

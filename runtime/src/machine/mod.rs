@@ -54,7 +54,7 @@ struct Shared {
 }
 
 /// Where and how to spawn one particle.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpawnOptions {
     /// Pin it to this Star (default: its parent's Star, or round-robin for top-level particles).
     pub star: Option<usize>,
@@ -240,7 +240,7 @@ impl Machine {
         let Some(driver) = sh.drivers.get(&kind) else {
             return Err(SpawnError::UnknownKind { point, kind });
         };
-        let limit = opts.restart_limit.unwrap_or(sh.limit);
+        let limit = opts.restart_limit.unwrap_or_else(|| sh.limit.clone());
         if let Err(e) = limit.check() {
             return Err(SpawnError::BadRestartLimit {
                 point,

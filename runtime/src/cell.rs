@@ -31,9 +31,14 @@ impl RestartLimit {
         Intensity::new(self.max_restarts, self.period)
     }
 
-    /// Checks that the limit can work (a period above zero).
-    pub fn check(&self) -> Result<(), IntensityError> {
-        self.intensity().map(|_| ())
+    /// Checks that the limit can work: a period above zero, and a sound
+    /// backoff if any.
+    pub fn check(&self) -> Result<(), String> {
+        self.intensity().map_err(|e| e.to_string())?;
+        if let Some(b) = &self.backoff {
+            b.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 

@@ -94,6 +94,9 @@ pub enum SpawnError {
     /// A restart limit that cannot work (a zero period).
     #[error("bad restart limit for {point}: {reason}")]
     BadRestartLimit { point: Point, reason: String },
+    /// A lane of capacity 0 could never take a wave.
+    #[error("a lane of capacity 0 for {point} could never take a wave")]
+    BadLaneLimit { point: Point },
     /// The requested Star does not exist.
     #[error("no star {star} on this machine ({stars} stars)")]
     NoSuchStar { star: usize, stars: usize },
@@ -117,6 +120,9 @@ pub enum MachineError {
     /// A restart limit that cannot work.
     #[error("bad restart limit: {0}")]
     Intensity(#[from] hyperverse_supervisors::IntensityError),
+    /// A restart backoff that cannot work.
+    #[error("{0}")]
+    Backoff(#[from] hyperverse_supervisors::BackoffError),
     /// A Star (a ractor actor) could not be started.
     #[error("star {star} failed to start: {reason}")]
     StarStart { star: usize, reason: String },

@@ -80,6 +80,8 @@ struct Watch {
     monitors: Vec<(MonitorRef, Weak<ParticleCell>)>,
     /// The particles this incarnation is linked to.
     links: Vec<Weak<ParticleCell>>,
+    /// The monitors this incarnation set on others (removed when it ends).
+    watching: Vec<(Weak<ParticleCell>, MonitorRef)>,
 }
 
 impl LaneState {
@@ -100,8 +102,11 @@ impl LaneState {
 /// A lane's capacity, and what a sender meets when it is full.
 ///
 /// Lanes are unbounded unless a spawn asks for a limit
-/// ([`crate::SpawnOptions::lane`]). The capacity counts waves waiting to be
-/// taken by the particle (crash notices are never refused).
+/// ([`crate::SpawnOptions::lane`]). The capacity counts waves waiting in
+/// the lane; the particle takes what waits in one batch, so up to twice the
+/// capacity can be outstanding at once. System letters (crash notices, down
+/// notices, exit signals) are never refused. A capacity of 0 is refused at
+/// spawn.
 ///
 /// ```
 /// use hyperverse_runtime::{LaneLimit, WhenFull};
@@ -233,10 +238,22 @@ impl LaneQueue {
 
     /// Closes the lane for good and returns what was still queued.
     pub(crate) fn close(&self) -> VecDeque<Letter> {
-        let mut st = self.state.lock();
-        st.closed = true;
-        st.waker = None;
-        std::mem::take(&mut st.queue)
+        let rest = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            st.waker = None;
+            std::mem::take(&mut st.queue)
+        };
+        // Senders waiting for room try again, find the lane closed, and
+        // get `Stopped`.
+        self.wake_room();
+        rest
+    }
+
+    fn wake_room(&self) {
+        if let Some(b) = &self.bound {
+            b.room.notify_waiters();
+        }
     }
 
     /// Letters waiting (not counting a batch the receiver already took).
@@ -247,8 +264,8 @@ impl LaneQueue {
 }
 
 impl Letter {
-    fn is_notice(&self) -> bool {
-        matches!(self, Letter::Notice(_))
+    fn is_for_incarnation(&self) -> bool {
+        matches!(self, Letter::Notice(_) | Letter::Exit(_) | Letter::Down(_))
     }
 
     /// System letters (crash and down notices) are never refused for room.
@@ -301,6 +318,25 @@ impl LaneQueue {
         if let Some(watch) = self.state.lock().watch.as_mut() {
             watch.links.retain(|l| !std::ptr::eq(l.as_ptr(), other));
         }
+    }
+
+    /// Records a monitor this particle set on `target`.
+    pub(crate) fn note_watching(&self, target: &Arc<ParticleCell>, r: MonitorRef) {
+        self.state
+            .lock()
+            .watch()
+            .watching
+            .push((Arc::downgrade(target), r));
+    }
+
+    /// Takes the monitors this particle set, to remove them.
+    pub(crate) fn take_watching(&self) -> Vec<(Weak<ParticleCell>, MonitorRef)> {
+        self.state
+            .lock()
+            .watch
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.watching))
+            .unwrap_or_default()
     }
 
     /// Takes every link, to fire them.
@@ -403,11 +439,18 @@ impl LaneReceiver {
         }
     }
 
-    /// Drops the crash notices waiting in the lane: after a restart they are
-    /// about children of the incarnation that crashed, which are gone.
+    /// Drops the letters that were for the incarnation that crashed: crash
+    /// notices about its children (gone), exit signals from its links and
+    /// down notices from its monitors (both belonged to it).
     pub(crate) fn drop_notices(&mut self) {
-        self.batch.retain(|l| !l.is_notice());
-        self.cell.lane.state.lock().queue.retain(|l| !l.is_notice());
+        self.batch.retain(|l| !l.is_for_incarnation());
+        self.cell
+            .lane
+            .state
+            .lock()
+            .queue
+            .retain(|l| !l.is_for_incarnation());
+        self.cell.lane.wake_room();
     }
 }
 
@@ -541,10 +584,7 @@ impl Lane {
         timeout: Duration,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
         let queued = self.enqueue(wave);
-        async move {
-            let rx = self.queued(queued).await?;
-            self.answer_within(rx, timeout).await
-        }
+        async move { self.answer_within(queued, timeout).await }
     }
 
     /// Sends a request and waits for its reply with no timeout, like
@@ -622,14 +662,19 @@ impl Lane {
         }
     }
 
-    /// Waits up to `timeout` for the answer to a queued request.
+    /// Waits up to `timeout` for the answer to a request `enqueue` handled:
+    /// the deadline covers any wait for room in a full lane too.
     pub(crate) async fn answer_within(
         &self,
-        rx: ReplyRx,
+        queued: Result<ReplyRx, Unqueued>,
         timeout: Duration,
     ) -> Result<Wave, WaveError> {
-        match self.deadlines.within(timeout, rx).await {
-            Some(answer) => self.settle(answer),
+        let answered = async {
+            let rx = self.queued(queued).await?;
+            self.settle(rx.await)
+        };
+        match self.deadlines.within(timeout, answered).await {
+            Some(answer) => answer,
             None => Err(WaveError::Timeout {
                 point: self.point().clone(),
                 after: timeout,

@@ -172,9 +172,15 @@ pub(crate) async fn run<P: Particle>(
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
         // it takes no room in the task of every idle particle.
         let reason = crash.reason.clone();
-        // The crashed incarnation's links end with it: the linked die too.
+        // The crashed incarnation's links end with it (the linked die too),
+        // and so do the monitors it set.
         ctx.machine.fire_links(&ctx.cell, &reason, false);
+        ctx.machine.drop_monitors(&ctx.cell);
         match Box::pin(after_crash(&ctx, crash, &mut ready)).await.0 {
+            // Told to stop during the backoff: no new incarnation.
+            Decision::Restart if ctx.cell.lane.stop_requested() => {
+                return guard.finish(lane.close(), DownReason::Stopped)
+            }
             Decision::Restart => ctx.cell.set_closing(false),
             Decision::Stop => return guard.finish(lane.close(), DownReason::Stopped),
             Decision::GiveUp => return guard.finish(lane.close(), DownReason::GaveUp(reason)),

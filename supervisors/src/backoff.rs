@@ -53,10 +53,28 @@ impl Backoff {
         }
     }
 
-    /// Sets the jitter fraction (clamped to 0..=1).
+    /// Sets the jitter fraction (clamped to 0..=1; NaN means none).
     pub fn jitter(mut self, jitter: f64) -> Self {
-        self.jitter = jitter.clamp(0.0, 1.0);
+        self.jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
         self
+    }
+
+    /// Checks a backoff set field by field: finite, growing, `initial` at
+    /// most `max`, jitter within 0..=1.
+    pub fn validate(&self) -> Result<(), BackoffError> {
+        let ok = self.initial <= self.max
+            && self.multiplier.is_finite()
+            && self.multiplier >= 1.0
+            && (0.0..=1.0).contains(&self.jitter);
+        if ok {
+            Ok(())
+        } else {
+            Err(BackoffError(format!("{self:?}")))
+        }
     }
 
     /// Sets the quiet period after which the delay starts over.
@@ -88,20 +106,33 @@ impl BackoffState {
     /// random number (it picks the jitter), passed in so tests can replay.
     pub fn next_delay(&mut self, now: Instant, random: u64) -> Duration {
         let p = &self.policy;
+        // Quiet is measured from the last restart, not the last crash: a
+        // long delay is not a quiet period.
         if self
             .last
-            .is_some_and(|last| now.saturating_duration_since(last) >= p.reset_after)
+            .is_some_and(|restarted| now.saturating_duration_since(restarted) >= p.reset_after)
         {
             self.in_a_row = 0;
         }
-        self.last = Some(now);
         self.in_a_row = self.in_a_row.saturating_add(1);
         let grown = p.initial.as_secs_f64() * p.multiplier.powi(self.in_a_row as i32 - 1);
         let base = grown.min(p.max.as_secs_f64()).max(0.0);
         let unit = (random >> 11) as f64 / (1u64 << 53) as f64; // uniform in [0, 1)
-        Duration::from_secs_f64(base * (1.0 + p.jitter * unit))
+        let jitter = if p.jitter.is_finite() {
+            p.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let delay = Duration::try_from_secs_f64(base * (1.0 + jitter * unit)).unwrap_or(p.max);
+        self.last = Some(now + delay);
+        delay
     }
 }
+
+/// A backoff whose numbers cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad restart backoff: {0}")]
+pub struct BackoffError(String);
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ mod reason;
 mod spec;
 mod supervisor;
 
-pub use backoff::{Backoff, BackoffState};
+pub use backoff::{Backoff, BackoffError, BackoffState};
 pub use flags::{AutoShutdown, Strategy, SupFlags};
 pub use intensity::{Intensity, IntensityError, RestartVerdict};
 pub use reason::ExitReason;

@@ -80,6 +80,12 @@ pub enum SupError {
     /// A bad child spec.
     #[error("bad child spec: {0}")]
     Spec(#[from] SpecError),
+    /// OTP rejects auto-shutdown on a dynamic (simple_one_for_one) supervisor.
+    #[error("a dynamic supervisor cannot auto-shutdown")]
+    DynamicAutoShutdown,
+    /// OTP rejects significant children when auto-shutdown is `never`.
+    #[error("child `{id}` is significant, but auto_shutdown is never")]
+    SignificantWithoutAutoShutdown { id: String },
     /// A dynamic supervisor has exactly one spec, the template.
     #[error("a dynamic supervisor needs exactly one child spec, got {specs}")]
     DynamicTemplate { specs: usize },
@@ -154,6 +160,17 @@ impl<S, H> Child<S, H> {
     }
 }
 
+/// OTP: "With auto_shutdown set to never, child specs with the significant
+/// flag set to true are considered invalid and will be rejected."
+fn check_significance<S>(flags: &SupFlags, spec: &ChildSpec<S>) -> Result<(), SupError> {
+    if spec.significant && flags.auto_shutdown == AutoShutdown::Never {
+        return Err(SupError::SignificantWithoutAutoShutdown {
+            id: spec.id.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// OTP's supervisor, over any [`Children`].
 ///
 /// ```
@@ -211,8 +228,13 @@ impl<C: Children> Supervisor<C> {
     ) -> Result<Self, SupError> {
         flags.validate()?;
         let intensity = Intensity::new(flags.max_restarts, flags.period)?;
+        if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
+            // OTP 27: auto_shutdown is not valid for simple_one_for_one.
+            return Err(SupError::DynamicAutoShutdown);
+        }
         for (i, spec) in specs.iter().enumerate() {
             spec.validate()?;
+            check_significance(&flags, spec)?;
             if specs[..i].iter().any(|s| s.id == spec.id) {
                 return Err(SpecError::DuplicateId {
                     id: spec.id.clone(),
@@ -408,11 +430,16 @@ impl<C: Children> Supervisor<C> {
             let Some(i) = self.find(&id) else {
                 return Outcome::Continue;
             };
-            self.children[i].state = State::Restarting;
+            // On a retry of one_for_all / rest_for_one the child may be
+            // running again (started by the attempt that failed further on):
+            // it is stopped with the others, never forgotten.
+            if !matches!(self.children[i].state, State::Running(_)) {
+                self.children[i].state = State::Restarting;
+            }
             let started = match self.flags.strategy {
                 Strategy::OneForOne | Strategy::Dynamic => self.start_at(children, i).await,
-                Strategy::OneForAll => self.restart_from(children, 0, &id).await,
-                Strategy::RestForOne => self.restart_from(children, i, &id).await,
+                Strategy::OneForAll => self.restart_from(children, 0).await,
+                Strategy::RestForOne => self.restart_from(children, i).await,
             };
             if started.is_ok() {
                 return Outcome::Continue;
@@ -420,19 +447,13 @@ impl<C: Children> Supervisor<C> {
         }
     }
 
-    /// Stops the children from `from` on (except `crashed`, already down)
-    /// in reverse order, then starts them again in order; temporary
-    /// bystanders are removed, not restarted.
-    async fn restart_from(
-        &mut self,
-        children: &mut C,
-        from: usize,
-        crashed: &str,
-    ) -> Result<(), ExitReason> {
+    /// Stops the running children from `from` on in reverse order (the
+    /// crashed one is down already, unless an earlier attempt restarted
+    /// it), then starts them again in order; temporary bystanders are
+    /// removed, not restarted.
+    async fn restart_from(&mut self, children: &mut C, from: usize) -> Result<(), ExitReason> {
         for i in (from..self.children.len()).rev() {
-            if self.children[i].spec.id != crashed {
-                self.stop_at(children, i).await;
-            }
+            self.stop_at(children, i).await;
         }
         for i in from..self.children.len() {
             self.start_at(children, i).await?;
@@ -450,6 +471,7 @@ impl<C: Children> Supervisor<C> {
             return Err(self.unsupported("start_child"));
         }
         spec.validate()?;
+        check_significance(&self.flags, &spec)?;
         if let Some(i) = self.find(&spec.id) {
             return Err(match self.children[i].state {
                 State::Running(_) => SupError::AlreadyStarted { id: spec.id },

@@ -114,7 +114,10 @@ impl MachineBuilder {
         if self.stars == 0 {
             return Err(MachineError::NoStars);
         }
-        self.limit.check()?;
+        self.limit.intensity()?;
+        if let Some(b) = &self.limit.backoff {
+            b.validate()?;
+        }
         let mut drivers = HashMap::with_hasher(ahash::RandomState::new());
         for (kind, driver) in self.drivers {
             if drivers.insert(kind.clone(), driver).is_some() {

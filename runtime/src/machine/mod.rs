@@ -241,6 +241,9 @@ impl Machine {
             return Err(SpawnError::UnknownKind { point, kind });
         };
         let limit = opts.restart_limit.unwrap_or_else(|| sh.limit.clone());
+        if opts.lane.is_some_and(|l| l.capacity == 0) {
+            return Err(SpawnError::BadLaneLimit { point });
+        }
         if let Err(e) = limit.check() {
             return Err(SpawnError::BadRestartLimit {
                 point,
@@ -368,11 +371,15 @@ impl Machine {
 
     pub(crate) fn monitor_cell(&self, watcher: &Arc<ParticleCell>, target: &Point) -> MonitorRef {
         let r = MonitorRef(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
-        let live = self
-            .shared
-            .registry
-            .cell(target)
-            .is_some_and(|t| t.lane.add_monitor(r, Arc::downgrade(watcher)));
+        let live = match self.shared.registry.cell(target) {
+            Some(t) if t.lane.add_monitor(r, Arc::downgrade(watcher)) => {
+                // Monitors belong to the watcher's incarnation (as to an
+                // Erlang process): they go when it crashes or ends.
+                watcher.lane.note_watching(&t, r);
+                true
+            }
+            _ => false,
+        };
         if !live {
             send_down(
                 watcher,
@@ -388,6 +395,10 @@ impl Machine {
 
     /// Links two particles, both ways (see [`crate::ExitSignal`]).
     pub(crate) fn link(&self, me: &Arc<ParticleCell>, other: &Point) -> Result<(), WaveError> {
+        if other == me.point() {
+            // Erlang's `link(self())`: nothing to do.
+            return Ok(());
+        }
         let other = self.resolve(other)?;
         if other.has_ended() || !other.lane.add_link(me) {
             return Err(WaveError::NoSuchParticle {
@@ -403,6 +414,15 @@ impl Machine {
         if let Some(other) = self.shared.registry.cell(other) {
             other.lane.remove_link(me);
             me.lane.remove_link(&other);
+        }
+    }
+
+    /// Removes the monitors `cell`'s incarnation set on others: it ends.
+    pub(crate) fn drop_monitors(&self, cell: &ParticleCell) {
+        for (target, r) in cell.lane.take_watching() {
+            if let Some(target) = target.upgrade() {
+                target.lane.remove_monitor(r);
+            }
         }
     }
 
@@ -486,8 +506,7 @@ impl Machine {
         });
         async move {
             let (lane, queued) = queued?;
-            let rx = lane.queued(queued).await?;
-            lane.answer_within(rx, timeout).await
+            lane.answer_within(queued, timeout).await
         }
     }
 

@@ -194,24 +194,8 @@ impl Machine {
         for letter in leftover {
             letter.refuse(cell.point());
         }
-        match &why {
-            DownReason::Stopped => self.fire_links(cell, "normal", true),
-            DownReason::GaveUp(reason) => self.fire_links(cell, reason, false),
-            DownReason::Killed => self.fire_links(cell, "killed", false),
-            DownReason::NoSuchParticle => {}
-        }
-        for (monitor, watcher) in cell.lane.take_monitors() {
-            if let Some(watcher) = watcher.upgrade() {
-                super::send_down(
-                    &watcher,
-                    DownNotice {
-                        target: cell.point().clone(),
-                        reason: why.clone(),
-                        monitor,
-                    },
-                );
-            }
-        }
+        // The name is released before anyone is told (as in Erlang), so a
+        // watcher that respawns at this Point on the news finds it free.
         cell.set_status(Status::Stopped);
         if cell.restarts() > 0 && !gave_up {
             let _ = self.shared.stars[cell.star()]
@@ -224,6 +208,25 @@ impl Machine {
             self.emit(|| Event::Stopped {
                 point: cell.point().clone(),
             });
+        }
+        match &why {
+            DownReason::Stopped => self.fire_links(cell, "normal", true),
+            DownReason::GaveUp(reason) => self.fire_links(cell, reason, false),
+            DownReason::Killed => self.fire_links(cell, "killed", false),
+            DownReason::NoSuchParticle => {}
+        }
+        self.drop_monitors(cell);
+        for (monitor, watcher) in cell.lane.take_monitors() {
+            if let Some(watcher) = watcher.upgrade() {
+                super::send_down(
+                    &watcher,
+                    DownNotice {
+                        target: cell.point().clone(),
+                        reason: why.clone(),
+                        monitor,
+                    },
+                );
+            }
         }
         cell.mark_ended();
     }

@@ -10,6 +10,10 @@
 //! - [`Registry`]: where each particle lives and how it is doing.
 //! - [`Machine`]: hosts the Stars, places particles, routes waves, shuts down
 //!   children before parents.
+//! - [`Ctx::monitor`] and [`Ctx::link`]: Erlang's monitors (one
+//!   [`DownNotice`] when a particle ends) and links (die together unless
+//!   trapping exits).
+//! - [`LaneLimit`]: bounded lanes, with backpressure or a typed refusal.
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 

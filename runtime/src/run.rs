@@ -199,9 +199,8 @@ async fn incarnation<P: Particle>(
     // Process flags belong to an incarnation.
     ctx.cell.set_traps_exits(false);
     let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
-    let started = guarded(&ctx.cell, async { particle.start(ctx, args).await })
-        .instrument(span)
-        .await;
+    let starting = futures::future::lazy(|_| particle.start(ctx, args)).flatten();
+    let started = guarded(&ctx.cell, starting).instrument(span).await;
     let end = match started {
         Err(reason) => End::crash(reason, None, None),
         Ok(mut state) => {
@@ -347,7 +346,9 @@ async fn serve<P: Particle>(
             method: wave.method.clone(),
             from: wave.from.clone(),
         };
-        match guarded(&ctx.cell, async { particle.handle(ctx, state, wave).await }).await {
+        // `lazy` rather than an async block: the wave is held once, not twice.
+        let handled = futures::future::lazy(|_| particle.handle(ctx, state, wave)).flatten();
+        match guarded(&ctx.cell, handled).await {
             Ok(body) => {
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(Wave {

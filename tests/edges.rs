@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, p};
+use common::{eventually, on, p};
 use hyperverse::supervisors::Backoff;
 use hyperverse::*;
 use parking_lot::Mutex;
@@ -183,10 +183,6 @@ async fn a_zero_capacity_lane_is_refused_at_spawn() {
 async fn an_exit_signal_for_a_crashed_incarnation_spares_the_next_one() {
     let probe = Probe::default();
     let m = machine(&probe).await;
-    let on = |star| SpawnOptions {
-        star: Some(star),
-        ..Default::default()
-    };
     m.spawn_with(p("a"), "probe".into(), Body::empty(), on(0))
         .await
         .unwrap();

@@ -84,6 +84,16 @@ async fn machine() -> Machine {
         .unwrap()
 }
 
+/// A one-Star Machine running `r`.
+async fn one_star(r: &R) -> Machine {
+    Machine::standalone()
+        .stars(1)
+        .kind("r", r.clone())
+        .build()
+        .await
+        .unwrap()
+}
+
 async fn no_hang<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(HANG, f)
         .await
@@ -241,12 +251,7 @@ async fn spawning_from_a_plain_thread_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_while_stopping_is_no_restart() {
     let r = R::default();
-    let m = Machine::standalone()
-        .stars(1)
-        .kind("r", r.clone())
-        .build()
-        .await
-        .unwrap();
+    let m = one_star(&r).await;
     m.spawn(p("q"), "r".into(), Body::from_u64(1))
         .await
         .unwrap();
@@ -307,12 +312,7 @@ async fn a_stale_ctx_cannot_spawn_under_a_dead_parent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_notices_do_not_reach_the_new_incarnation() {
     let r = R::default();
-    let m = Machine::standalone()
-        .stars(1)
-        .kind("r", r.clone())
-        .build()
-        .await
-        .unwrap();
+    let m = one_star(&r).await;
     m.spawn(p("q"), "r".into(), Body::from_u64(1))
         .await
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, p};
+use common::{eventually, on, p};
 use hyperverse::*;
 use parking_lot::Mutex;
 
@@ -49,10 +49,6 @@ async fn pair(b_args: &'static str) -> (Machine, Peer) {
         .build()
         .await
         .unwrap();
-    let on = |star| SpawnOptions {
-        star: Some(star),
-        ..Default::default()
-    };
     m.spawn_with(p("a"), "peer".into(), Body::empty(), on(0))
         .await
         .unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, p};
+use common::{eventually, on, p};
 use hyperverse::*;
 use parking_lot::Mutex;
 
@@ -79,10 +79,6 @@ async fn setup() -> (Machine, Watcher) {
         .build()
         .await
         .unwrap();
-    let on = |star| SpawnOptions {
-        star: Some(star),
-        ..Default::default()
-    };
     m.spawn_with(p("w"), "watcher".into(), Body::empty(), on(0))
         .await
         .unwrap();

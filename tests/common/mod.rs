@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use hyperverse::Point;
+use hyperverse::{Point, SpawnOptions};
 
 /// Parses a Point that the test knows to be valid.
 pub fn p(s: &str) -> Point {
@@ -17,5 +17,13 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Spawn options that pin a particle to `star`.
+pub fn on(star: usize) -> SpawnOptions {
+    SpawnOptions {
+        star: Some(star),
+        ..Default::default()
     }
 }

@@ -150,3 +150,21 @@ async fn an_unlinked_pair_is_independent_and_linking_to_nothing_fails() {
     );
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_particle_stopped_from_outside_ends_with_shutdown_which_links_carry() {
+    // OTP: a child its supervisor terminates exits with `shutdown`, which
+    // is not normal: a linked process that does not trap exits dies too.
+    let (m, _) = pair("").await;
+    m.stop(&p("b")).await.unwrap();
+    eventually("a restarted", || restarts(&m, "a") == 1).await;
+
+    let (m2, peer) = pair("trap").await;
+    m2.stop(&p("a")).await.unwrap();
+    eventually("a signal", || !peer.signals.lock().is_empty()).await;
+    let signal = peer.signals.lock()[0].1.clone();
+    assert_eq!((signal.reason.as_str(), signal.normal), ("shutdown", false));
+    assert_eq!(restarts(&m2, "b"), 0, "b traps: it lives on");
+    m.shutdown().await;
+    m2.shutdown().await;
+}

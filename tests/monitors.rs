@@ -165,5 +165,7 @@ async fn a_removed_monitor_never_fires() {
     m.monitor(&p("w"), &p("t")).unwrap();
     m.stop(&p("t")).await.unwrap();
     eventually("down", || watcher.downs.lock().len() == 1).await;
+    // Stopped from outside: a shutdown, not a normal exit.
+    assert_eq!(reasons(&watcher), [("t".to_string(), DownReason::Shutdown)]);
     m.shutdown().await;
 }

@@ -153,6 +153,9 @@ pub(crate) struct LaneQueue {
     state: Mutex<LaneState>,
     /// Outside the lock: the receiver checks it before every letter.
     stop: AtomicBool,
+    /// Set with `stop` when the stop comes from outside (a parent ending,
+    /// `Machine::stop`): the end is then a shutdown, not a normal exit.
+    shutdown: AtomicBool,
     /// Boxed: most lanes are unbounded and pay one pointer for it.
     bound: Option<Box<Bound>>,
 }
@@ -225,6 +228,18 @@ impl LaneQueue {
             }
         })
         .await
+    }
+
+    /// Stops the particle from outside: as `request_stop`, and its end is a
+    /// shutdown (OTP's `shutdown` reason: linked particles die of it).
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.request_stop();
+    }
+
+    /// True if the stop came from outside.
+    pub(crate) fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
     }
 
     /// Asks the receiver to stop before its next letter.

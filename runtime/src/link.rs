@@ -4,8 +4,10 @@
 //! particle crashes (or its particle is given up, or killed), the other
 //! gets an exit signal and crashes too, so its own supervisor acts, unless
 //! it traps exits ([`crate::Ctx::trap_exits`]): then the signal is handed to
-//! its [`crate::Particle::exit_signal`] instead. A normal end reaches only
-//! particles that trap exits. Links belong to an incarnation: a crash
+//! its [`crate::Particle::exit_signal`] instead. A particle stopped from
+//! outside (its parent ending, `Machine::stop`) ends with reason `shutdown`,
+//! which is not normal: its links carry it. A normal end (the particle
+//! stopped itself) reaches only particles that trap exits. Links belong to an incarnation: a crash
 //! removes them, and a restarted particle starts unlinked.
 //!
 //! Exit signals travel in the lane, in order with waves, so a particle busy

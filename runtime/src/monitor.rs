@@ -25,8 +25,11 @@ impl fmt::Display for MonitorRef {
 /// Why a watched particle is down.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DownReason {
-    /// It stopped normally (itself, its parent, the Machine).
+    /// It stopped itself (`Ctx::stop`): a normal exit.
     Stopped,
+    /// It was stopped from outside (its parent ended, `Machine::stop`,
+    /// shutdown): OTP's `shutdown`, which linked particles die of.
+    Shutdown,
     /// It crashed once too often; its Star gave up. The last crash's reason.
     GaveUp(String),
     /// It was killed (it did not stop within the shutdown timeout) or its

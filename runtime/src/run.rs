@@ -146,7 +146,7 @@ impl Drop for EndGuard {
     fn drop(&mut self) {
         if self.armed {
             for cell in self.ctx.machine.descendants(&self.ctx.cell) {
-                cell.lane.request_stop();
+                cell.lane.request_shutdown();
             }
             self.ctx
                 .machine
@@ -166,7 +166,7 @@ pub(crate) async fn run<P: Particle>(
     let mut lane = LaneReceiver::new(ctx.cell.clone());
     loop {
         let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
-            End::Stop => return guard.finish(lane.close(), DownReason::Stopped),
+            End::Stop => return guard.finish(lane.close(), stopped(&ctx)),
             End::Crash(crash) => crash,
         };
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
@@ -179,12 +179,22 @@ pub(crate) async fn run<P: Particle>(
         match Box::pin(after_crash(&ctx, crash, &mut ready)).await.0 {
             // Told to stop during the backoff: no new incarnation.
             Decision::Restart if ctx.cell.lane.stop_requested() => {
-                return guard.finish(lane.close(), DownReason::Stopped)
+                return guard.finish(lane.close(), stopped(&ctx))
             }
             Decision::Restart => ctx.cell.set_closing(false),
-            Decision::Stop => return guard.finish(lane.close(), DownReason::Stopped),
+            Decision::Stop => return guard.finish(lane.close(), stopped(&ctx)),
             Decision::GiveUp => return guard.finish(lane.close(), DownReason::GaveUp(reason)),
         }
+    }
+}
+
+/// How a stopped particle ended: a shutdown if the stop came from outside,
+/// a normal exit if it stopped itself.
+fn stopped(ctx: &Ctx) -> DownReason {
+    if ctx.cell.lane.shutdown_requested() {
+        DownReason::Shutdown
+    } else {
+        DownReason::Stopped
     }
 }
 

@@ -61,7 +61,7 @@ impl Machine {
             let (shallower, level) = rest.split_at(split);
             rest = shallower;
             for cell in level {
-                cell.lane.request_stop();
+                cell.lane.request_shutdown();
             }
             for cell in level {
                 if caller.as_ref().is_some_and(|me| cell.point().contains(me)) {
@@ -211,6 +211,7 @@ impl Machine {
         }
         match &why {
             DownReason::Stopped => self.fire_links(cell, "normal", true),
+            DownReason::Shutdown => self.fire_links(cell, "shutdown", false),
             DownReason::GaveUp(reason) => self.fire_links(cell, reason, false),
             DownReason::Killed => self.fire_links(cell, "killed", false),
             DownReason::NoSuchParticle => {}

@@ -271,8 +271,28 @@ impl LaneQueue {
         }
     }
 
+    /// Queues a letter, waiting for room while the lane is full and its
+    /// policy is to wait; hands it back if it is refused for good.
+    pub(crate) async fn push_waiting(&self, mut letter: Letter) -> Result<(), (Letter, Refusal)> {
+        let Some(bound) = &self.bound else {
+            return self.push(letter);
+        };
+        loop {
+            let room = bound.room.notified();
+            let mut room = std::pin::pin!(room);
+            // Registered before the push, so room made in between is not missed.
+            room.as_mut().enable();
+            match self.push(letter) {
+                Err((back, Refusal::Full)) if bound.limit.when_full == WhenFull::Wait => {
+                    letter = back;
+                    room.await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Letters waiting (not counting a batch the receiver already took).
-    #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
         self.state.lock().queue.len()
     }
@@ -531,23 +551,11 @@ impl Lane {
     /// [`WhenFull::Wait`] (backpressure); otherwise as [`Lane::send`].
     pub async fn send_waiting(&self, wave: Wave) -> Result<(), WaveError> {
         self.check_to(&wave)?;
-        let Some(bound) = &self.cell.lane.bound else {
-            return deliver(&self.cell, wave);
-        };
-        let mut letter = Letter::Wave(wave);
-        loop {
-            let room = bound.room.notified();
-            let mut room = std::pin::pin!(room);
-            room.as_mut().enable();
-            match self.cell.lane.push(letter) {
-                Ok(()) => return Ok(()),
-                Err((back, Refusal::Full)) if bound.limit.when_full == WhenFull::Wait => {
-                    letter = back;
-                    room.await;
-                }
-                Err((_, refusal)) => return Err(refusal_error(&self.cell, refusal)),
-            }
-        }
+        self.cell
+            .lane
+            .push_waiting(Letter::Wave(wave))
+            .await
+            .map_err(|(_, refusal)| refusal_error(&self.cell, refusal))
     }
 
     /// Why a request cannot be queued (kept out of the hot path).
@@ -651,28 +659,14 @@ impl Lane {
     }
 
     async fn enqueue_when_room(&self, wave: Wave) -> Result<ReplyRx, WaveError> {
-        let Some(bound) = &self.cell.lane.bound else {
-            unreachable!("only a bounded lane is full");
-        };
-        if bound.limit.when_full == WhenFull::Reject {
-            return Err(refusal_error(&self.cell, Refusal::Full));
-        }
         let (tx, rx) = oneshot::channel();
-        let mut letter = Letter::Request(wave, tx);
-        loop {
-            let room = bound.room.notified();
-            let mut room = std::pin::pin!(room);
-            room.as_mut().enable();
-            match self.cell.lane.push(letter) {
-                Ok(()) => return Ok(rx),
-                Err((back, Refusal::Full)) => {
-                    letter = back;
-                    room.await;
-                }
-                Err((back, Refusal::Closed)) => {
-                    back.refuse(self.point());
-                    return Ok(rx);
-                }
+        match self.cell.lane.push_waiting(Letter::Request(wave, tx)).await {
+            Ok(()) => Ok(rx),
+            Err((_, Refusal::Full)) => Err(refusal_error(&self.cell, Refusal::Full)),
+            // Closed meanwhile: answered like any request it will never handle.
+            Err((back, Refusal::Closed)) => {
+                back.refuse(self.point());
+                Ok(rx)
             }
         }
     }

@@ -2,43 +2,12 @@
 //! part-way, the flag combinations OTP refuses, and backoff in a crash loop.
 //! (Each failed before it was fixed.)
 
-use std::collections::HashMap;
+mod common;
+
 use std::time::Duration;
 
+use common::{specs, Fake};
 use hyperverse_supervisors::*;
-
-/// Fake children (as in supervisors/tests/strategies.rs), plus the set of
-/// incarnations alive right now.
-#[derive(Default)]
-struct Fake {
-    next: u64,
-    failing: HashMap<String, u32>,
-    alive: Vec<(String, u64)>,
-}
-
-impl Children for Fake {
-    type Start = ();
-    type Handle = u64;
-    async fn start(&mut self, id: &str, _: &()) -> Result<u64, ExitReason> {
-        if let Some(left) = self.failing.get_mut(id) {
-            if *left > 0 {
-                *left -= 1;
-                return Err(ExitReason::Error(format!("{id} cannot start")));
-            }
-        }
-        self.next += 1;
-        self.alive.push((id.to_string(), self.next));
-        Ok(self.next)
-    }
-    async fn stop(&mut self, id: &str, h: &u64, _: Shutdown) -> ExitReason {
-        self.alive.retain(|(i, x)| !(i == id && x == h));
-        ExitReason::Shutdown
-    }
-}
-
-fn specs(ids: &[&str]) -> Vec<ChildSpec<()>> {
-    ids.iter().map(|id| ChildSpec::worker(*id, ())).collect()
-}
 
 async fn leaks(
     strategy: Strategy,

@@ -1,50 +1,13 @@
 //! The supervisor's rules, case by case after OTP's `supervisor_SUITE`,
 //! on fake children: each test asserts the order of events.
 
-use std::collections::HashMap;
+mod common;
+
 use std::time::Duration;
 
+use common::{specs, Fake};
 use futures::executor::block_on;
 use hyperverse_supervisors::*;
-
-/// Fake children: handles count incarnations; starts of ids in `failing`
-/// fail (a count of how many times, `u32::MAX` for always).
-#[derive(Default)]
-struct Fake {
-    next: u64,
-    failing: HashMap<String, u32>,
-    calls: Vec<String>,
-}
-
-impl Children for Fake {
-    type Start = ();
-    type Handle = u64;
-
-    async fn start(&mut self, id: &str, _: &()) -> Result<u64, ExitReason> {
-        if let Some(left) = self.failing.get_mut(id) {
-            if *left > 0 {
-                *left -= 1;
-                self.calls.push(format!("start {id} failed"));
-                return Err(ExitReason::Error(format!("{id} cannot start")));
-            }
-        }
-        self.next += 1;
-        self.calls.push(format!("start {id}"));
-        Ok(self.next)
-    }
-
-    async fn stop(&mut self, id: &str, _: &u64, shutdown: Shutdown) -> ExitReason {
-        self.calls.push(format!("stop {id}"));
-        match shutdown {
-            Shutdown::BrutalKill => ExitReason::Killed,
-            _ => ExitReason::Shutdown,
-        }
-    }
-}
-
-fn specs(ids: &[&str]) -> Vec<ChildSpec<()>> {
-    ids.iter().map(|id| ChildSpec::worker(*id, ())).collect()
-}
 
 fn boom() -> ExitReason {
     ExitReason::Error("boom".into())

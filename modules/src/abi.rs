@@ -1,0 +1,306 @@
+//! The guest ABI, version 1: what a module must export and may import.
+//!
+//! `modules/ABI.md` is the guide for guest authors; this file is the same
+//! contract as data, checked at every load so that a module that would fail
+//! at its first wave is refused up front, with the export or import named.
+//! The rules, in short:
+//!
+//! - All pointers and lengths are `i32` offsets and byte counts in the
+//!   guest's exported `memory` (read as unsigned).
+//! - Bytes go *in* through the guest's `alloc`: the host calls `alloc(len)`,
+//!   writes `len` bytes at the returned pointer, then passes the pointer to
+//!   `init`, `handle` or `restore`. The buffer is the guest's from then on;
+//!   the host never frees anything (a bump allocator reset at the end of
+//!   each call is enough).
+//! - Bytes come *out* through host calls (`reply`, `send`, `log`), which
+//!   copy from guest memory at once, or, for `snapshot`, as a pointer and
+//!   length packed in an `i64` that the host copies from right after.
+//! - Status results are `0` for success; anything else is the guest saying
+//!   it failed (`GuestStatus`).
+//!
+//! The version is an export, `hv_abi_version() -> i32`, checked when an
+//! instance is made; a future version 2 host can then tell old guests apart
+//! and refuse (or adapt to) them.
+
+use std::fmt::Write;
+
+use wasmer::{ExternType, FunctionType, Module, Type};
+
+use crate::error::ModuleError;
+use crate::limits::Limits;
+
+/// The ABI version this host implements.
+pub const ABI_VERSION: i32 = 1;
+
+/// The import namespace of the host functions.
+pub const HOST_MODULE: &str = "hv";
+
+/// The exported memory guests must have.
+pub const MEMORY_EXPORT: &str = "memory";
+
+/// The exports wasmer's metering middleware adds to every compiled module;
+/// the host's, not the guest's.
+pub(crate) const METERING_EXPORTS: [&str; 2] = [
+    "wasmer_metering_remaining_points",
+    "wasmer_metering_points_exhausted",
+];
+
+/// A function in the ABI: its name and exact signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuncSpec {
+    /// The export or import name.
+    pub name: &'static str,
+    /// Parameter types, in order.
+    pub params: &'static [Type],
+    /// Result types, in order.
+    pub results: &'static [Type],
+    /// What it is for (shown in docs and errors).
+    pub doc: &'static str,
+}
+
+impl FuncSpec {
+    fn matches(&self, ty: &FunctionType) -> bool {
+        ty.params() == self.params && ty.results() == self.results
+    }
+
+    /// The signature as text, e.g. `func (i32, i32) -> i32`.
+    pub fn signature(&self) -> String {
+        signature_text(self.params, self.results)
+    }
+}
+
+use Type::{I32, I64};
+
+/// `hv_abi_version() -> i32`: the ABI version the guest was written for.
+pub const HV_ABI_VERSION: FuncSpec = FuncSpec {
+    name: "hv_abi_version",
+    params: &[],
+    results: &[I32],
+    doc: "returns the ABI version the guest implements (1)",
+};
+/// `alloc(len) -> ptr`: room for `len` bytes the host is about to write.
+pub const ALLOC: FuncSpec = FuncSpec {
+    name: "alloc",
+    params: &[I32],
+    results: &[I32],
+    doc: "returns a pointer to `len` writable bytes",
+};
+/// `init(args_ptr, args_len) -> status`: run once per incarnation.
+pub const INIT: FuncSpec = FuncSpec {
+    name: "init",
+    params: &[I32, I32],
+    results: &[I32],
+    doc: "starts the particle with its spawn arguments; 0 = ok",
+};
+/// `handle(method_ptr, method_len, body_ptr, body_len) -> status`: one wave.
+pub const HANDLE: FuncSpec = FuncSpec {
+    name: "handle",
+    params: &[I32, I32, I32, I32],
+    results: &[I32],
+    doc: "handles one wave (method is UTF-8); replies with hv.reply; 0 = ok",
+};
+/// `snapshot() -> i64`: the state as bytes, `(ptr << 32) | len`.
+pub const SNAPSHOT: FuncSpec = FuncSpec {
+    name: "snapshot",
+    params: &[],
+    results: &[I64],
+    doc: "returns (ptr << 32) | len of the state's bytes, valid until the next call",
+};
+/// `restore(ptr, len) -> status`: take over a snapshot's state.
+pub const RESTORE: FuncSpec = FuncSpec {
+    name: "restore",
+    params: &[I32, I32],
+    results: &[I32],
+    doc: "replaces the state with a snapshot's bytes (perhaps an older version's); 0 = ok",
+};
+
+/// The functions every guest exports (besides `memory`).
+pub const REQUIRED_EXPORTS: [FuncSpec; 6] =
+    [HV_ABI_VERSION, ALLOC, INIT, HANDLE, SNAPSHOT, RESTORE];
+
+/// `hv.send(to_ptr, to_len, method_ptr, method_len, body_ptr, body_len) -> i32`.
+pub const SEND: FuncSpec = FuncSpec {
+    name: "send",
+    params: &[I32, I32, I32, I32, I32, I32],
+    results: &[I32],
+    doc: "queues a signal wave to the Point `to` (UTF-8) with a UTF-8 method; \
+          delivered after the call succeeds; returns 0",
+};
+/// `hv.reply(ptr, len)`.
+pub const REPLY: FuncSpec = FuncSpec {
+    name: "reply",
+    params: &[I32, I32],
+    results: &[],
+    doc: "sets the reply body of the wave being handled; at most once, only in handle",
+};
+/// `hv.log(level, ptr, len)`.
+pub const LOG: FuncSpec = FuncSpec {
+    name: "log",
+    params: &[I32, I32, I32],
+    results: &[],
+    doc: "logs a UTF-8 message; level 0 error, 1 warn, 2 info, 3 debug, 4 trace",
+};
+/// `hv.now_ms() -> i64`.
+pub const NOW_MS: FuncSpec = FuncSpec {
+    name: "now_ms",
+    params: &[],
+    results: &[I64],
+    doc: "wall-clock milliseconds since the Unix epoch",
+};
+
+/// The host functions a guest may import, all from [`HOST_MODULE`].
+pub const HOST_FUNCTIONS: [FuncSpec; 4] = [SEND, REPLY, LOG, NOW_MS];
+
+/// `func (i32, i32) -> i32`, `func () -> i64`, `func (i32)`.
+fn signature_text(params: &[Type], results: &[Type]) -> String {
+    let mut text = String::from("func (");
+    for (i, ty) in params.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let _ = write!(text, "{}", type_name(*ty));
+    }
+    text.push(')');
+    match results {
+        [] => {}
+        [one] => {
+            let _ = write!(text, " -> {}", type_name(*one));
+        }
+        many => {
+            text.push_str(" -> (");
+            for (i, ty) in many.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                text.push_str(type_name(*ty));
+            }
+            text.push(')');
+        }
+    }
+    text
+}
+
+fn type_name(ty: Type) -> &'static str {
+    match ty {
+        Type::I32 => "i32",
+        Type::I64 => "i64",
+        Type::F32 => "f32",
+        Type::F64 => "f64",
+        Type::V128 => "v128",
+        Type::ExternRef => "externref",
+        Type::FuncRef => "funcref",
+        Type::ExceptionRef => "exnref",
+    }
+}
+
+/// How an extern is described in errors: a function's signature, or its kind.
+fn extern_text(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Function(f) => signature_text(f.params(), f.results()),
+        ExternType::Memory(m) if m.shared => "a shared memory".to_string(),
+        ExternType::Memory(_) => "a memory".to_string(),
+        ExternType::Global(_) => "a global".to_string(),
+        ExternType::Table(_) => "a table".to_string(),
+        ExternType::Tag(_) => "a tag".to_string(),
+    }
+}
+
+/// Checks a compiled module against the ABI: every import is a documented
+/// host function with its exact signature, `memory` is exported (unshared,
+/// with a minimum within the ceiling), and every required function is
+/// exported with its exact signature. The first problem found is returned,
+/// imports first (an undeclared import is the more serious one).
+pub(crate) fn validate(name: &str, module: &Module, limits: &Limits) -> Result<(), ModuleError> {
+    for import in module.imports() {
+        let label = format!("{}.{}", import.module(), import.name());
+        let spec = (import.module() == HOST_MODULE)
+            .then(|| HOST_FUNCTIONS.iter().find(|f| f.name == import.name()))
+            .flatten();
+        let Some(spec) = spec else {
+            return Err(ModuleError::UndeclaredImport {
+                module: name.to_string(),
+                import: label,
+            });
+        };
+        match import.ty() {
+            ExternType::Function(ty) if spec.matches(ty) => {}
+            ExternType::Function(_) => {
+                return Err(ModuleError::WrongImportSignature {
+                    module: name.to_string(),
+                    import: label,
+                    expected: spec.signature(),
+                    found: extern_text(import.ty()),
+                });
+            }
+            // `hv.send` imported as a memory or global: not a host function.
+            _ => {
+                return Err(ModuleError::UndeclaredImport {
+                    module: name.to_string(),
+                    import: format!("{label} ({})", extern_text(import.ty())),
+                });
+            }
+        }
+    }
+
+    let exports: Vec<_> = module.exports().collect();
+    let find = |wanted: &str| exports.iter().find(|e| e.name() == wanted);
+
+    match find(MEMORY_EXPORT).map(|e| e.ty()) {
+        None => {
+            return Err(ModuleError::MissingExport {
+                module: name.to_string(),
+                export: MEMORY_EXPORT.to_string(),
+            })
+        }
+        Some(ExternType::Memory(memory)) if !memory.shared => {
+            if memory.minimum.0 > limits.effective_max_pages() {
+                return Err(ModuleError::MemoryLimit {
+                    module: name.to_string(),
+                    export: MEMORY_EXPORT.to_string(),
+                    max_pages: limits.effective_max_pages(),
+                });
+            }
+        }
+        Some(other) => {
+            return Err(ModuleError::WrongSignature {
+                module: name.to_string(),
+                export: MEMORY_EXPORT.to_string(),
+                expected: "an unshared memory".to_string(),
+                found: extern_text(other),
+            })
+        }
+    }
+
+    for spec in &REQUIRED_EXPORTS {
+        match find(spec.name).map(|e| e.ty()) {
+            None => {
+                return Err(ModuleError::MissingExport {
+                    module: name.to_string(),
+                    export: spec.name.to_string(),
+                })
+            }
+            Some(ExternType::Function(ty)) if spec.matches(ty) => {}
+            Some(other) => {
+                return Err(ModuleError::WrongSignature {
+                    module: name.to_string(),
+                    export: spec.name.to_string(),
+                    expected: spec.signature(),
+                    found: extern_text(other),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_read_like_wat() {
+        assert_eq!(HANDLE.signature(), "func (i32, i32, i32, i32) -> i32");
+        assert_eq!(REPLY.signature(), "func (i32, i32)");
+        assert_eq!(SNAPSHOT.signature(), "func () -> i64");
+    }
+}

@@ -1,0 +1,214 @@
+//! The one error type of this crate.
+//!
+//! Every variant names the module (and, where there is one, the export or
+//! import) so that a crash notice or a failed reload tells an operator what
+//! to fix without a debugger. Messages are owned strings rather than wasmer's
+//! own error types so the error is `Clone + Send + Sync` and can cross into
+//! the runtime (a crash reason, a reload report) without dragging wasmer's
+//! types along.
+
+use thiserror::Error;
+
+/// Why loading, instantiating or calling a guest module failed.
+///
+/// Load-time variants (`Compile`, `MissingExport`, `WrongSignature`,
+/// `UndeclaredImport`, `WrongImportSignature`) mean the module was refused
+/// and no version was made. Call-time variants (`Trap`, `OutOfFuel`,
+/// `MemoryLimit`, `StackOverflow`, `AbiViolation`, `OutputLimit`,
+/// `GuestStatus`) are a crash of that guest call: the instance is still
+/// memory-safe to use, but its own state may be half-updated, so the runtime
+/// should treat it as crashed and start a fresh instance.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    /// The bytes are not a valid WebAssembly module (or the WAT text does
+    /// not parse), or the compiler rejected them.
+    #[error("module `{module}`: does not compile: {message}")]
+    Compile {
+        /// The module's name.
+        module: String,
+        /// The parser's or compiler's message.
+        message: String,
+    },
+
+    /// A required export of the guest ABI is absent.
+    #[error("module `{module}`: missing export `{export}` required by the guest ABI")]
+    MissingExport {
+        /// The module's name.
+        module: String,
+        /// The export the ABI requires.
+        export: String,
+    },
+
+    /// An export exists but is not of the kind or signature the ABI requires.
+    #[error("module `{module}`: export `{export}` is {found}, the guest ABI requires {expected}")]
+    WrongSignature {
+        /// The module's name.
+        module: String,
+        /// The export at fault.
+        export: String,
+        /// What the ABI requires, e.g. `func (i32) -> i32`.
+        expected: String,
+        /// What the module declares.
+        found: String,
+    },
+
+    /// The module imports something that is not a host function of the ABI
+    /// (another namespace, an unknown name, or a memory/table/global).
+    #[error(
+        "module `{module}`: imports `{import}`, which is not a host function of the guest ABI"
+    )]
+    UndeclaredImport {
+        /// The module's name.
+        module: String,
+        /// The import as `namespace.name`.
+        import: String,
+    },
+
+    /// The module imports a documented host function with another signature.
+    #[error("module `{module}`: imports `{import}` as {found}, the host provides {expected}")]
+    WrongImportSignature {
+        /// The module's name.
+        module: String,
+        /// The import as `namespace.name`.
+        import: String,
+        /// The signature the host provides.
+        expected: String,
+        /// The signature the module declares.
+        found: String,
+    },
+
+    /// The module speaks another version of the guest ABI.
+    #[error("module `{module}`: guest ABI version {found}, this host speaks version {supported}")]
+    AbiVersion {
+        /// The module's name.
+        module: String,
+        /// What `hv_abi_version` returned.
+        found: i32,
+        /// The version this host implements.
+        supported: i32,
+    },
+
+    /// Instantiation failed (a start function trapped, a data segment did
+    /// not fit, a resource could not be allocated).
+    #[error("module `{module}`: cannot be instantiated: {message}")]
+    Instantiate {
+        /// The module's name.
+        module: String,
+        /// wasmer's message.
+        message: String,
+    },
+
+    /// The guest trapped (`unreachable`, an out-of-bounds access, a division
+    /// by zero...).
+    #[error("module `{module}`: `{export}` trapped: {message}")]
+    Trap {
+        /// The module's name.
+        module: String,
+        /// The export that was being called.
+        export: String,
+        /// The trap message, e.g. `unreachable`.
+        message: String,
+    },
+
+    /// The call used up its fuel: the guest looped or worked too long.
+    #[error("module `{module}`: `{export}` ran out of fuel ({fuel} per call)")]
+    OutOfFuel {
+        /// The module's name.
+        module: String,
+        /// The export that was being called.
+        export: String,
+        /// The fuel each call is given.
+        fuel: u64,
+    },
+
+    /// The guest tried to grow its memory past the ceiling, or declares a
+    /// minimum above it (then `export` is `memory`, found at load).
+    #[error("module `{module}`: `{export}` hit the memory ceiling of {max_pages} pages of 64 KiB")]
+    MemoryLimit {
+        /// The module's name.
+        module: String,
+        /// The export that was being called, or `memory` at load.
+        export: String,
+        /// The ceiling in 64 KiB pages.
+        max_pages: u32,
+    },
+
+    /// The guest recursed (or used stack) past its stack size.
+    #[error("module `{module}`: `{export}` overflowed its stack of {stack_bytes} bytes")]
+    StackOverflow {
+        /// The module's name.
+        module: String,
+        /// The export that was being called.
+        export: String,
+        /// The stack size of guest calls.
+        stack_bytes: usize,
+    },
+
+    /// The guest broke the ABI: a pointer outside its memory, a method or
+    /// address that is not UTF-8, `reply` twice or outside `handle`...
+    #[error("module `{module}`: `{export}` broke the guest ABI: {message}")]
+    AbiViolation {
+        /// The module's name.
+        module: String,
+        /// The export that was being called.
+        export: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// The guest produced more sends, replies and logs in one call than the
+    /// host buffers.
+    #[error("module `{module}`: `{export}` produced more than {limit_bytes} bytes of output in one call")]
+    OutputLimit {
+        /// The module's name.
+        module: String,
+        /// The export that was being called.
+        export: String,
+        /// The limit in bytes.
+        limit_bytes: usize,
+    },
+
+    /// An export returned a non-zero status: the guest itself reports failure.
+    #[error("module `{module}`: `{export}` returned error status {status}")]
+    GuestStatus {
+        /// The module's name.
+        module: String,
+        /// The export that returned it.
+        export: String,
+        /// The status (non-zero).
+        status: i32,
+    },
+
+    /// The on-disk artifact cache could not be set up.
+    #[error("module cache at `{path}`: {message}")]
+    Cache {
+        /// The cache directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl ModuleError {
+    /// The name of the module the error is about, if it is about one.
+    pub fn module(&self) -> Option<&str> {
+        match self {
+            Self::Compile { module, .. }
+            | Self::MissingExport { module, .. }
+            | Self::WrongSignature { module, .. }
+            | Self::UndeclaredImport { module, .. }
+            | Self::WrongImportSignature { module, .. }
+            | Self::AbiVersion { module, .. }
+            | Self::Instantiate { module, .. }
+            | Self::Trap { module, .. }
+            | Self::OutOfFuel { module, .. }
+            | Self::MemoryLimit { module, .. }
+            | Self::StackOverflow { module, .. }
+            | Self::AbiViolation { module, .. }
+            | Self::OutputLimit { module, .. }
+            | Self::GuestStatus { module, .. } => Some(module),
+            Self::Cache { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! One running guest: a wasmer instance in its own `Store`.
+//!
+//! Each `GuestInstance` owns its `Store`. wasmer frees an instance (its
+//! memory, tables, globals) only when the `Store` holding it is dropped,
+//! so a Store shared by many incarnations would grow with every restart;
+//! one Store per instance means dropping the `GuestInstance` frees it all.
+//! The Store is made from the compiled module's own engine, whose tunables
+//! give the memory ceiling and the stack size.
+//!
+//! Every call goes the same way: reset the fuel, clear the host buffer,
+//! note this thread's count of memory-ceiling hits, call, then classify.
+//! Any failure of the guest comes back as a [`ModuleError`]: fuel spent
+//! (`OutOfFuel`), a grow refused at the ceiling (`MemoryLimit`, even if the
+//! guest coped with the -1), a rule broken in a host function
+//! (`AbiViolation`, `OutputLimit`), the guard page of the stack
+//! (`StackOverflow`), or any other trap (`Trap`, with wasmer's message). A
+//! guest cannot panic the host: wasmer catches traps, and the host
+//! functions return errors instead of panicking.
+//!
+//! After an error the instance is still safe to call (WebAssembly state is
+//! simply where the trap left it, and the next call gets fresh fuel), but
+//! the guest's own state may be half-updated: the runtime should count the
+//! call as a crash and start a fresh instance.
+
+use std::fmt;
+use std::sync::Arc;
+
+use wasmer::sys::vm::TrapCode;
+use wasmer::{
+    FunctionEnv, Global, Instance, InstantiationError, Memory, RuntimeError, Store, TypedFunction,
+    Value,
+};
+
+use crate::abi::{self, ABI_VERSION, MEMORY_EXPORT};
+use crate::error::ModuleError;
+use crate::host::{self, HandleOutput, HostEnv, HostFault, Phase};
+use crate::store::CompiledModule;
+use crate::tunables::ceiling_hits;
+use crate::version::ModuleVersion;
+
+/// A guest call that failed, before it is classified.
+enum Failure {
+    /// wasmer returned an error from calling `export`.
+    Runtime(&'static str, RuntimeError),
+    /// The host found `export`'s result unusable (a pointer outside memory).
+    Abi(&'static str, String),
+}
+
+/// The metering globals of one instance, looked up once: wasmer's
+/// `set_remaining_points`/`get_remaining_points` do the same reads and
+/// writes but look both globals up by name on every call.
+struct Fuel {
+    remaining: Global,
+    exhausted: Global,
+}
+
+/// A running instance of a [`CompiledModule`]; see the module docs.
+///
+/// ```
+/// use hyperverse_modules::{guests, Limits, ModuleError, ModuleStore};
+///
+/// let store = ModuleStore::new(Limits::default());
+/// let v1 = store.load_wat("counter", guests::COUNTER_V1)?;
+/// let mut guest = v1.instantiate()?;
+/// guest.init(&41u64.to_le_bytes())?; // start at 41
+/// guest.handle("add", &[])?;
+/// let get = guest.handle("get", &[])?;
+/// assert_eq!(get.reply, Some(42u64.to_le_bytes().to_vec()));
+///
+/// // A hot reload: snapshot in v1, restore in a v2 instance.
+/// let v2 = store.load_wat("counter", guests::COUNTER_V2)?;
+/// let state = guest.snapshot()?;
+/// let mut guest = v2.instantiate()?;
+/// guest.restore(&state)?;
+/// assert_eq!(guest.handle("version", &[])?.reply, Some(vec![2]));
+///
+/// // A guest that loops forever is stopped by its fuel.
+/// let looper = store.load_wat("looper", guests::LOOPER)?;
+/// let err = looper.instantiate()?.handle("spin", &[]).unwrap_err();
+/// assert!(matches!(err, ModuleError::OutOfFuel { .. }));
+/// # Ok::<(), ModuleError>(())
+/// ```
+pub struct GuestInstance {
+    module: CompiledModule,
+    name: Arc<str>,
+    store: Store,
+    env: FunctionEnv<HostEnv>,
+    memory: Memory,
+    fuel: Fuel,
+    alloc: TypedFunction<i32, i32>,
+    init: TypedFunction<(i32, i32), i32>,
+    handle: TypedFunction<(i32, i32, i32, i32), i32>,
+    snapshot: TypedFunction<(), i64>,
+    restore: TypedFunction<(i32, i32), i32>,
+    last_fuel_used: u64,
+    // The Store owns the instance itself; this handle (like the exports
+    // above, indexes into the Store) is kept for future use of its exports.
+    _instance: Instance,
+}
+
+impl fmt::Debug for GuestInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestInstance")
+            .field("version", self.module.version())
+            .field("last_fuel_used", &self.last_fuel_used)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuestInstance {
+    /// Instantiates `module` in a new Store with the host functions, and
+    /// checks that it speaks this host's ABI version. Does not call `init`.
+    pub fn new(module: &CompiledModule) -> Result<Self, ModuleError> {
+        let name: Arc<str> = module.version().name.clone();
+        let limits = *module.limits();
+        let mut store = Store::new(module.engine().clone());
+        let env = FunctionEnv::new(
+            &mut store,
+            HostEnv::new(name.clone(), limits.max_output_bytes),
+        );
+        let imports = host::host_imports(&mut store, &env);
+
+        let hits = ceiling_hits();
+        let instance =
+            Instance::new(&mut store, module.wasmer_module(), &imports).map_err(|e| {
+                let message = match e {
+                    InstantiationError::Start(trap) => {
+                        format!("start function: {}", trap.message())
+                    }
+                    other => other.to_string(),
+                };
+                ModuleError::Instantiate {
+                    module: name.to_string(),
+                    message,
+                }
+            })?;
+        if ceiling_hits() != hits {
+            return Err(ModuleError::MemoryLimit {
+                module: name.to_string(),
+                export: "start".into(),
+                max_pages: limits.effective_max_pages(),
+            });
+        }
+
+        // The load validated these, so a failure here is wasmer's surprise,
+        // still reported rather than unwrapped.
+        let wrong = |export: &str, e: &dyn fmt::Display| ModuleError::Instantiate {
+            module: name.to_string(),
+            message: format!("export `{export}`: {e}"),
+        };
+        let exports = &instance.exports;
+        let memory = exports
+            .get_memory(MEMORY_EXPORT)
+            .map_err(|e| wrong(MEMORY_EXPORT, &e))?
+            .clone();
+        let global = |export: &str| {
+            exports
+                .get_global(export)
+                .cloned()
+                .map_err(|e| wrong(export, &e))
+        };
+        let fuel = Fuel {
+            remaining: global(abi::METERING_EXPORTS[0])?,
+            exhausted: global(abi::METERING_EXPORTS[1])?,
+        };
+        macro_rules! typed {
+            ($spec:expr) => {
+                exports
+                    .get_typed_function(&store, $spec.name)
+                    .map_err(|e| wrong($spec.name, &e))?
+            };
+        }
+        let version: TypedFunction<(), i32> = typed!(abi::HV_ABI_VERSION);
+        let mut guest = Self {
+            alloc: typed!(abi::ALLOC),
+            init: typed!(abi::INIT),
+            handle: typed!(abi::HANDLE),
+            snapshot: typed!(abi::SNAPSHOT),
+            restore: typed!(abi::RESTORE),
+            module: module.clone(),
+            name,
+            store,
+            env,
+            memory: memory.clone(),
+            fuel,
+            last_fuel_used: 0,
+            _instance: instance,
+        };
+        guest.env.as_mut(&mut guest.store).memory = Some(memory);
+
+        let (found, _) = guest.run(Phase::Idle, |g| {
+            version
+                .call(&mut g.store)
+                .map_err(|e| Failure::Runtime(abi::HV_ABI_VERSION.name, e))
+        })?;
+        if found != ABI_VERSION {
+            return Err(ModuleError::AbiVersion {
+                module: guest.name.to_string(),
+                found,
+                supported: ABI_VERSION,
+            });
+        }
+        Ok(guest)
+    }
+
+    /// The compiled module (and so the version) this instance runs.
+    pub fn module(&self) -> &CompiledModule {
+        &self.module
+    }
+
+    /// The version this instance runs.
+    pub fn version(&self) -> &ModuleVersion {
+        self.module.version()
+    }
+
+    /// The fuel the last call used (all of it if it ran out).
+    pub fn last_fuel_used(&self) -> u64 {
+        self.last_fuel_used
+    }
+
+    /// The guest memory's current size in 64 KiB pages.
+    pub fn memory_pages(&self) -> u32 {
+        self.memory.view(&self.store).size().0
+    }
+
+    /// Calls the guest's `init` with the spawn arguments. Its sends and logs
+    /// come back in the output (`reply` is always `None`).
+    pub fn init(&mut self, args: &[u8]) -> Result<HandleOutput, ModuleError> {
+        let (status, output) = self.run(Phase::Init, |g| {
+            let ptr = g.pass_in(args)?;
+            g.init
+                .call(&mut g.store, ptr, args.len() as i32)
+                .map_err(|e| Failure::Runtime(abi::INIT.name, e))
+        })?;
+        self.check_status(abi::INIT.name, status)?;
+        Ok(output)
+    }
+
+    /// Calls the guest's `handle` with one wave: its reply, sends and logs.
+    pub fn handle(&mut self, method: &str, body: &[u8]) -> Result<HandleOutput, ModuleError> {
+        let (status, output) = self.run(Phase::Handle, |g| {
+            // One allocation for both: the method first, the body after it.
+            let mut input = Vec::with_capacity(method.len() + body.len());
+            input.extend_from_slice(method.as_bytes());
+            input.extend_from_slice(body);
+            let ptr = g.pass_in(&input)?;
+            let body_ptr = (ptr as u32).wrapping_add(method.len() as u32) as i32;
+            g.handle
+                .call(
+                    &mut g.store,
+                    ptr,
+                    method.len() as i32,
+                    body_ptr,
+                    body.len() as i32,
+                )
+                .map_err(|e| Failure::Runtime(abi::HANDLE.name, e))
+        })?;
+        self.check_status(abi::HANDLE.name, status)?;
+        Ok(output)
+    }
+
+    /// Calls the guest's `snapshot`: its state as bytes, for a `restore` in
+    /// this or a newer version.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, ModuleError> {
+        let (bytes, _) = self.run(Phase::Snapshot, |g| {
+            let packed = g
+                .snapshot
+                .call(&mut g.store)
+                .map_err(|e| Failure::Runtime(abi::SNAPSHOT.name, e))?;
+            let (ptr, len) = ((packed as u64 >> 32) as i32, packed as u64 as u32 as i32);
+            host::read_guest(&g.memory, &g.store, ptr, len).ok_or_else(|| {
+                Failure::Abi(
+                    abi::SNAPSHOT.name,
+                    format!(
+                        "snapshot at {:#x}+{} lies outside guest memory",
+                        ptr as u32, len as u32
+                    ),
+                )
+            })
+        })?;
+        Ok(bytes)
+    }
+
+    /// Calls the guest's `restore` with a snapshot's bytes.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), ModuleError> {
+        let (status, _) = self.run(Phase::Restore, |g| {
+            let ptr = g.pass_in(state)?;
+            g.restore
+                .call(&mut g.store, ptr, state.len() as i32)
+                .map_err(|e| Failure::Runtime(abi::RESTORE.name, e))
+        })?;
+        self.check_status(abi::RESTORE.name, status)
+    }
+
+    /// Copies `bytes` into guest memory through the guest's `alloc`.
+    fn pass_in(&mut self, bytes: &[u8]) -> Result<i32, Failure> {
+        let len = i32::try_from(bytes.len()).map_err(|_| {
+            Failure::Abi(
+                abi::ALLOC.name,
+                format!("{} bytes do not fit i32", bytes.len()),
+            )
+        })?;
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| Failure::Runtime(abi::ALLOC.name, e))?;
+        let view = self.memory.view(&self.store);
+        let start = u64::from(ptr as u32);
+        if start + bytes.len() as u64 > view.data_size() || view.write(start, bytes).is_err() {
+            return Err(Failure::Abi(
+                abi::ALLOC.name,
+                format!("alloc({len}) returned {start:#x}, outside guest memory"),
+            ));
+        }
+        Ok(ptr)
+    }
+
+    fn check_status(&self, export: &str, status: i32) -> Result<(), ModuleError> {
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(ModuleError::GuestStatus {
+                module: self.name.to_string(),
+                export: export.to_string(),
+                status,
+            })
+        }
+    }
+
+    /// Runs one call of `phase`: fresh fuel and buffer, then `body`, then
+    /// the classification of what happened (see the module docs).
+    fn run<T>(
+        &mut self,
+        phase: Phase,
+        body: impl FnOnce(&mut Self) -> Result<T, Failure>,
+    ) -> Result<(T, HandleOutput), ModuleError> {
+        let fuel = self.module.limits().effective_fuel();
+        let reset = self
+            .fuel
+            .remaining
+            .set(&mut self.store, Value::I64(fuel as i64))
+            .and_then(|()| self.fuel.exhausted.set(&mut self.store, Value::I32(0)));
+        if let Err(e) = reset {
+            return Err(self.trap(phase.export(), e.message()));
+        }
+        self.env.as_mut(&mut self.store).begin(phase);
+        let hits = ceiling_hits();
+
+        let result = body(self);
+
+        let exhausted = !matches!(self.fuel.exhausted.get(&mut self.store), Value::I32(0));
+        let remaining = match self.fuel.remaining.get(&mut self.store) {
+            Value::I64(left) => left as u64,
+            _ => 0,
+        };
+        self.last_fuel_used = if exhausted {
+            fuel
+        } else {
+            fuel.saturating_sub(remaining)
+        };
+        let (output, fault) = self.env.as_mut(&mut self.store).end();
+        let hit_ceiling = ceiling_hits() != hits;
+
+        let module = self.name.to_string();
+        match result {
+            Ok(value) if !hit_ceiling => Ok((value, output)),
+            Ok(_) => Err(ModuleError::MemoryLimit {
+                module,
+                export: phase.export().into(),
+                max_pages: self.module.limits().effective_max_pages(),
+            }),
+            Err(Failure::Abi(export, message)) => Err(ModuleError::AbiViolation {
+                module,
+                export: export.into(),
+                message,
+            }),
+            Err(Failure::Runtime(export, error)) => {
+                let export = export.to_string();
+                if exhausted {
+                    return Err(ModuleError::OutOfFuel {
+                        module,
+                        export,
+                        fuel,
+                    });
+                }
+                if hit_ceiling {
+                    return Err(ModuleError::MemoryLimit {
+                        module,
+                        export,
+                        max_pages: self.module.limits().effective_max_pages(),
+                    });
+                }
+                match fault {
+                    Some(HostFault::Abi(message)) => {
+                        return Err(ModuleError::AbiViolation {
+                            module,
+                            export,
+                            message,
+                        })
+                    }
+                    Some(HostFault::OutputLimit) => {
+                        return Err(ModuleError::OutputLimit {
+                            module,
+                            export,
+                            limit_bytes: self.module.limits().max_output_bytes,
+                        })
+                    }
+                    None => {}
+                }
+                let message = error.message();
+                if error.to_trap() == Some(TrapCode::StackOverflow) {
+                    return Err(ModuleError::StackOverflow {
+                        module,
+                        export,
+                        stack_bytes: self.module.limits().effective_stack_bytes(),
+                    });
+                }
+                Err(ModuleError::Trap {
+                    module,
+                    export,
+                    message,
+                })
+            }
+        }
+    }
+
+    fn trap(&self, export: &str, message: String) -> ModuleError {
+        ModuleError::Trap {
+            module: self.name.to_string(),
+            export: export.to_string(),
+            message,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The sandbox's limits: what one guest call may consume.
+//!
+//! A guest is untrusted code inside the Machine's process, so every resource
+//! it can exhaust is bounded: CPU by fuel (wasmer's metering middleware
+//! counts operators and traps when a call's budget is spent), memory by a
+//! ceiling in 64 KiB pages (enforced by [`SandboxTunables`]), native stack
+//! by the size of the stack guest code runs on, and host memory by a cap on
+//! what one call may send, reply and log. Limits belong to a
+//! [`ModuleStore`](crate::ModuleStore): they are compiled into (fuel) or
+//! attached to (memory, stack) each module's engine.
+//!
+//! [`SandboxTunables`]: crate::SandboxTunables
+
+/// The smallest stack a guest call may be given. wasmer runs guest code, and
+/// the host functions it calls, on this stack; below this the host's own
+/// functions (buffering a send, emitting a log) could overflow it.
+pub const MIN_STACK_BYTES: usize = 64 * 1024;
+
+/// wasmer's largest accepted stack (100 MiB).
+pub const MAX_STACK_BYTES: usize = 100 * 1024 * 1024;
+
+/// The most pages a 32-bit memory can have (4 GiB).
+pub const MAX_PAGES: u32 = 65_536;
+
+/// What one guest call may consume. See the module docs for why each exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Fuel for one call (one wave, one `init`, one `snapshot`, one
+    /// `restore`): roughly one unit per WebAssembly operator executed. At
+    /// most `i64::MAX` (the fuel counter is an i64 global).
+    pub fuel_per_call: u64,
+    /// The memory ceiling in 64 KiB pages: a memory's maximum is capped to
+    /// it, and a `memory.grow` past it fails the call with `MemoryLimit`.
+    pub max_memory_pages: u32,
+    /// The size of the native stack guest calls run on, in bytes; deeper
+    /// recursion is a `StackOverflow`. Clamped to
+    /// [`MIN_STACK_BYTES`]..=[`MAX_STACK_BYTES`].
+    pub stack_bytes: usize,
+    /// The most bytes one call may send, reply and log in all; more is an
+    /// `OutputLimit`. Bounds what a guest makes the host buffer.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 10 million operators per call, 16 MiB of memory, 512 KiB of stack,
+    /// 16 MiB of output per call.
+    fn default() -> Self {
+        Self {
+            fuel_per_call: 10_000_000,
+            max_memory_pages: 256,
+            stack_bytes: 512 * 1024,
+            max_output_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with `fuel` per call.
+    pub fn with_fuel(mut self, fuel: u64) -> Self {
+        self.fuel_per_call = fuel;
+        self
+    }
+
+    /// These limits with a memory ceiling of `pages` (64 KiB each, at most
+    /// [`MAX_PAGES`]).
+    pub fn with_max_memory_pages(mut self, pages: u32) -> Self {
+        self.max_memory_pages = pages.min(MAX_PAGES);
+        self
+    }
+
+    /// These limits with a guest stack of `bytes`, clamped to
+    /// [`MIN_STACK_BYTES`]..=[`MAX_STACK_BYTES`].
+    pub fn with_stack_bytes(mut self, bytes: usize) -> Self {
+        self.stack_bytes = bytes.clamp(MIN_STACK_BYTES, MAX_STACK_BYTES);
+        self
+    }
+
+    /// These limits with at most `bytes` of output per call.
+    pub fn with_max_output_bytes(mut self, bytes: usize) -> Self {
+        self.max_output_bytes = bytes;
+        self
+    }
+
+    /// The stack size actually used (the field clamped to its bounds, in
+    /// case it was set directly).
+    pub fn effective_stack_bytes(&self) -> usize {
+        self.stack_bytes.clamp(MIN_STACK_BYTES, MAX_STACK_BYTES)
+    }
+
+    /// The fuel actually given (the field capped to `i64::MAX`).
+    pub fn effective_fuel(&self) -> u64 {
+        self.fuel_per_call.min(i64::MAX as u64)
+    }
+
+    /// The memory ceiling actually used.
+    pub fn effective_max_pages(&self) -> u32 {
+        self.max_memory_pages.min(MAX_PAGES)
+    }
+
+    /// A stable text of every setting that shapes a compiled artifact or the
+    /// engine it is loaded into; part of the on-disk cache key, so an
+    /// artifact is never reused under other limits.
+    pub(crate) fn fingerprint(&self) -> String {
+        format!(
+            "fuel={};pages={};stack={};output={}",
+            self.effective_fuel(),
+            self.effective_max_pages(),
+            self.effective_stack_bytes(),
+            self.max_output_bytes
+        )
+    }
+}

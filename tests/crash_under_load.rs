@@ -41,7 +41,7 @@ impl Particle for Fragile {
         let n = w.body.as_u64().ok_or("not a number")?;
         let mut seen = self.seen.lock();
         seen.handled += 1;
-        if seen.handled % CRASH_EVERY == 0 {
+        if seen.handled.is_multiple_of(CRASH_EVERY) {
             // Its own logic: every thousandth wave is too much for it.
             seen.crashed_on.push((w.from.clone(), n));
             return Err(format!("wave {n} from {} was one too many", w.from).into());
@@ -66,6 +66,38 @@ async fn every_wave_but_the_crashing_ones_arrives_in_order() {
         .spawn(target.clone(), "fragile".into(), Body::empty())
         .await
         .unwrap();
+    load(&m, lane, &fragile).await;
+}
+
+/// The same under a supervisor particle (OTP one_for_one), which decides
+/// each restart and resumes the child on its lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_holds_under_a_supervisor_particle() {
+    let fragile = Fragile::default();
+    let spec = SupervisorSpec::new(
+        SupFlags::new(Strategy::OneForOne).intensity(100, Duration::from_secs(60)),
+        vec![ChildSpec::worker(
+            "fragile",
+            ChildStart::kind("fragile", Body::empty()),
+        )],
+    );
+    let m = Machine::standalone()
+        .stars(2)
+        .kind("fragile", fragile.clone())
+        .supervisor("sup", spec)
+        .build()
+        .await
+        .unwrap();
+    m.spawn("sup".parse().unwrap(), "sup".into(), Body::empty())
+        .await
+        .unwrap();
+    let lane = m.lane(&"sup:fragile".parse().unwrap()).unwrap();
+    load(&m, lane, &fragile).await;
+}
+
+/// 4 senders, 2,500 numbered waves each, into `lane`; then the checks.
+async fn load(m: &Machine, lane: Lane, fragile: &Fragile) {
+    let target = lane.point().clone();
 
     let mut senders = Vec::new();
     for s in 0..SENDERS {

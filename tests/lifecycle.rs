@@ -329,6 +329,7 @@ async fn events_tell_what_the_runtime_did_in_order() {
             Event::Crashed(n) => format!("crashed {} ({})", n.child, n.reason),
             Event::Restarted { point, restarts } => format!("restarted {point} #{restarts}"),
             Event::Stopped { point } => format!("stopped {point}"),
+            other => format!("{other:?}"),
         });
     }
     assert_eq!(

@@ -122,7 +122,7 @@ const HYPERVERSE: &str = "hyperverse";
 
 /// The child processes, in order: each shape's Hyperverse run next to its
 /// baseline run, so that the two see the machine in the same mood.
-const JOBS: [(&str, &str); 11] = [
+const JOBS: [(&str, &str); 12] = [
     ("ring", HYPERVERSE),
     ("ring", BASELINE),
     ("skynet", HYPERVERSE),
@@ -133,6 +133,7 @@ const JOBS: [(&str, &str); 11] = [
     ("pingpong", HYPERVERSE),
     ("pingpong", BASELINE),
     ("restart", HYPERVERSE),
+    ("restart-sup", HYPERVERSE),
     ("restart", BASELINE),
 ];
 
@@ -144,7 +145,7 @@ struct RowSpec {
     baseline: (&'static str, &'static str),
 }
 
-const ROWS: [RowSpec; 11] = [
+const ROWS: [RowSpec; 13] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -200,6 +201,18 @@ const ROWS: [RowSpec; 11] = [
     RowSpec {
         bench: "restart_p99",
         hyperverse: ("restart", "restart_p99"),
+        baseline: ("restart", "restart_p99"),
+    },
+    // The same crash, decided by a supervisor particle (OTP one_for_one)
+    // instead of the child's Star.
+    RowSpec {
+        bench: "restart_supervisor",
+        hyperverse: ("restart-sup", "restart"),
+        baseline: ("restart", "restart"),
+    },
+    RowSpec {
+        bench: "restart_supervisor_p99",
+        hyperverse: ("restart-sup", "restart_p99"),
         baseline: ("restart", "restart_p99"),
     },
 ];
@@ -332,6 +345,7 @@ async fn measure(shape: String, imp: String, s: Sizes) -> Result<Vec<Measured>, 
         ("pingpong", HYPERVERSE) => pingpong::hyperverse(&s).await,
         ("pingpong", BASELINE) => pingpong::ractor(&s).await,
         ("restart", HYPERVERSE) => restart::hyperverse(&s).await,
+        ("restart-sup", HYPERVERSE) => restart::supervised(&s).await,
         ("restart", BASELINE) => restart::ractor(&s).await,
         _ => return Err(format!("no such bench: {shape} on {imp}")),
     };

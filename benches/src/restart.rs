@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyperverse::{Body, Ctx, Machine, Particle, ParticleError, Point, Wave};
+use hyperverse::{
+    Body, ChildSpec, ChildStart, Ctx, Lane, Machine, Particle, ParticleError, Point, Strategy,
+    SupFlags, SupervisorSpec, Wave,
+};
 use ractor::{call, Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::measure::Measured;
@@ -80,8 +83,16 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
     let worker = machine
         .spawn(Point::parse("sup:worker")?, "worker".into(), Body::empty())
         .await?;
-    let mut samples = Vec::with_capacity(s.restart_n);
-    for i in 0..s.restart_n as u64 {
+    let samples = crash_loop(&worker, s.restart_n).await?;
+    machine.shutdown().await;
+    Ok(figures(samples, "Lane::call after the crash, same lane"))
+}
+
+/// Crashes the worker `n` times, timing each crash until the next
+/// incarnation has answered a call.
+async fn crash_loop(worker: &Lane, n: usize) -> Result<Vec<u64>, Box<dyn Error>> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n as u64 {
         let t = Instant::now();
         worker.signal(Point::root(), "crash", Body::empty())?;
         let generation = worker.call(Point::root(), "gen", Body::empty()).await?;
@@ -92,8 +103,35 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
             );
         }
     }
+    Ok(samples)
+}
+
+/// The same, with the worker a child of a supervisor particle (one_for_one):
+/// the crash is reported to the supervisor, which resumes the worker on its lane.
+pub async fn supervised(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let generations = Arc::new(AtomicU64::new(0));
+    let spec = SupervisorSpec::new(
+        SupFlags::new(Strategy::OneForOne).intensity(u32::MAX, Duration::from_secs(1)),
+        vec![ChildSpec::worker(
+            "worker",
+            ChildStart::kind("worker", Body::empty()),
+        )],
+    );
+    let machine = Machine::standalone()
+        .supervisor("sup", spec)
+        .kind("worker", Worker(generations))
+        .build()
+        .await?;
+    machine
+        .spawn(Point::parse("sup")?, "sup".into(), Body::empty())
+        .await?;
+    let worker = machine.lane(&Point::parse("sup:worker")?)?;
+    let samples = crash_loop(&worker, s.restart_n).await?;
     machine.shutdown().await;
-    Ok(figures(samples, "Lane::call after the crash, same lane"))
+    Ok(figures(
+        samples,
+        "Lane::call after the crash, supervisor particle",
+    ))
 }
 
 // ------------------------------------------------------------ ractor baseline

@@ -1,7 +1,7 @@
 //! A particle's cell: what the Registry, the Star and the particle's own task
 //! share about one particle, across all its incarnations.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use hyperverse_supervisors::{Backoff, Intensity, IntensityError};
@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 
 use crate::lane::{LaneLimit, LaneQueue};
+use crate::supervision::Managed;
 use crate::{Kind, Point, Status};
 
 /// How often a particle may be restarted: `max_restarts` within `period`.
@@ -69,6 +70,12 @@ pub struct ParticleCell {
     seq: u64,
     status: AtomicU8,
     restarts: AtomicU32,
+    /// The version of the code it runs, for Kinds whose code is versioned
+    /// (a WASM module's load sequence); 0 for plain Rust particles. Set by
+    /// the particle's Driver through [`crate::Ctx::set_code_version`], read
+    /// by the Registry's [`crate::Record`]: an atomic here, so a hot reload
+    /// is visible without a Registry write.
+    code_version: AtomicU64,
     pub(crate) lane: LaneQueue,
     /// Kills the task when it does not stop within the shutdown timeout.
     abort: OnceLock<tokio::task::AbortHandle>,
@@ -82,9 +89,16 @@ pub struct ParticleCell {
     /// Exit signals from links reach its `exit_signal` hook instead of
     /// crashing it.
     traps_exits: AtomicBool,
+    /// Set for a child of a supervisor particle, which decides its
+    /// restarts (not the Star). Boxed: most particles have none.
+    managed: Option<Box<Managed>>,
+    /// Its code stops its own children in its `stop` (a supervisor): the
+    /// Machine's shutdown timeout does not cut that short.
+    stops_own_children: AtomicBool,
 }
 
 impl ParticleCell {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         point: Point,
         kind: Kind,
@@ -93,6 +107,7 @@ impl ParticleCell {
         limit: RestartLimit,
         seq: u64,
         lane: Option<LaneLimit>,
+        managed: bool,
     ) -> Self {
         ParticleCell {
             point,
@@ -103,6 +118,7 @@ impl ParticleCell {
             seq,
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
+            code_version: AtomicU64::new(0),
             lane: LaneQueue::new(lane),
             abort: OnceLock::new(),
             ended: AtomicBool::new(false),
@@ -110,7 +126,23 @@ impl ParticleCell {
             closing: AtomicBool::new(false),
             never_ran: AtomicBool::new(false),
             traps_exits: AtomicBool::new(false),
+            managed: managed.then(|| Box::new(Managed::new())),
+            stops_own_children: AtomicBool::new(false),
         }
+    }
+
+    /// Whether its code stops its own children (see `Particle::STOPS_OWN_CHILDREN`).
+    pub(crate) fn stops_own_children(&self) -> bool {
+        self.stops_own_children.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_stops_own_children(&self, on: bool) {
+        self.stops_own_children.store(on, Ordering::Relaxed);
+    }
+
+    /// Its handshake with its supervisor particle, if it has one.
+    pub(crate) fn managed(&self) -> Option<&Managed> {
+        self.managed.as_deref()
     }
 
     /// Its parent's cell, if the parent is still alive.
@@ -242,6 +274,16 @@ impl ParticleCell {
 
     pub(crate) fn add_restart(&self) -> u32 {
         self.restarts.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The version of the code it runs (0: not versioned, as for a Rust
+    /// particle); see [`crate::Ctx::set_code_version`].
+    pub fn code_version(&self) -> u64 {
+        self.code_version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_code_version(&self, version: u64) {
+        self.code_version.store(version, Ordering::Release);
     }
 
     /// Waves waiting in its lane that its task has not yet taken (the task

@@ -61,6 +61,7 @@ impl Launch {
         // Made here and moved into the task: even a task dropped before it
         // first runs ends the particle properly.
         let guard = run::EndGuard::new(self.ctx.clone());
+        self.ctx.cell.set_stops_own_children(P::STOPS_OWN_CHILDREN);
         let life = run::run(particle, self.ctx.clone(), args, self.ready.take(), guard);
         let task = self.ctx.machine.runtime().spawn(life);
         self.ctx.cell.set_abort(task.abort_handle());

@@ -1,9 +1,16 @@
 //! Events: what the runtime did, for logs, demos and test assertions.
 
+use std::sync::Arc;
+
+use hyperverse_supervisors::SupEvent;
+use tokio::sync::broadcast;
+
 use crate::{CrashNotice, Kind, Point};
 
 /// One thing the runtime did. Subscribe with [`crate::Machine::events`].
+/// New kinds of events may be added: match with a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A particle was placed on a Star and its task launched.
     Spawned {
@@ -18,4 +25,45 @@ pub enum Event {
     Restarted { point: Point, restarts: u32 },
     /// A particle stopped normally.
     Stopped { point: Point },
+    /// A supervisor particle did something (started, stopped or restarted
+    /// a child, gave up, …): its event log, in order.
+    Supervisor { supervisor: Point, event: SupEvent },
+}
+
+/// Sees every event synchronously, as it happens, on the thread that
+/// caused it (see [`crate::MachineBuilder::observer`]). Keep it quick.
+pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Where the runtime's events go: synchronous observers, then the
+/// broadcast channel. Building an event is skipped when nobody listens.
+pub(crate) struct EventSink {
+    tx: broadcast::Sender<Event>,
+    observers: Vec<Observer>,
+}
+
+impl EventSink {
+    pub(crate) fn new(capacity: usize, observers: Vec<Observer>) -> Self {
+        EventSink {
+            tx: broadcast::channel(capacity).0,
+            observers,
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        let listened = self.tx.receiver_count() > 0;
+        if !listened && self.observers.is_empty() {
+            return;
+        }
+        let event = event();
+        for o in &self.observers {
+            o(&event);
+        }
+        if listened {
+            let _ = self.tx.send(event);
+        }
+    }
 }

@@ -67,6 +67,9 @@ struct LaneState {
     /// from below this Point are refused: a child waiting on its parent's
     /// answer would otherwise keep the parent waiting for the child.
     refuse_below: Option<Point>,
+    /// While a supervisor stops this child, requests from it (and below it)
+    /// are refused for the same reason: boxed, as only supervisors use it.
+    refuse_from: Option<Box<Point>>,
     /// Monitors and links: boxed, as most particles have neither and every
     /// particle pays for this field.
     watch: Option<Box<Watch>>,
@@ -92,10 +95,16 @@ impl LaneState {
 
 impl LaneState {
     fn refuses(&self, letter: &Letter) -> bool {
-        match (letter, &self.refuse_below) {
-            (Letter::Request(wave, _), Some(me)) => me.is_ancestor_of(&wave.from),
-            _ => false,
-        }
+        let Letter::Request(wave, _) = letter else {
+            return false;
+        };
+        self.refuse_below
+            .as_ref()
+            .is_some_and(|me| me.is_ancestor_of(&wave.from))
+            || self
+                .refuse_from
+                .as_ref()
+                .is_some_and(|child| child.contains(&wave.from))
     }
 }
 
@@ -114,7 +123,7 @@ impl LaneState {
 /// let limit = LaneLimit { capacity: 1_000, when_full: WhenFull::Wait };
 /// assert_eq!(limit.capacity, 1_000);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaneLimit {
     /// Waves that may wait in the lane.
     pub capacity: usize,
@@ -123,7 +132,7 @@ pub struct LaneLimit {
 }
 
 /// A full lane's policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WhenFull {
     /// Backpressure: async senders ([`Lane::send_waiting`], requests) wait
     /// for room; a synchronous send cannot wait and gets
@@ -233,7 +242,7 @@ impl LaneQueue {
     /// Stops the particle from outside: as `request_stop`, and its end is a
     /// shutdown (OTP's `shutdown` reason: linked particles die of it).
     pub(crate) fn request_shutdown(&self) {
-        self.shutdown.store(true, Ordering::Release);
+        self.shutdown.store(true, Ordering::SeqCst);
         self.request_stop();
     }
 
@@ -244,11 +253,50 @@ impl LaneQueue {
 
     /// Asks the receiver to stop before its next letter.
     pub(crate) fn request_stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::SeqCst);
         let waker = self.state.lock().waker.take();
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Refuses requests from `child` and below (answering those queued with
+    /// `Stopped`) while a supervisor stops that child, or ends that window
+    /// (`None`). Only for particles that receive one letter at a time, as
+    /// supervisors do: nothing waits in a receiver's batch.
+    pub(crate) fn refuse_requests_from(&self, child: Option<&Point>, me: &Point) {
+        let refused: Vec<Letter> = {
+            let mut st = self.state.lock();
+            st.refuse_from = child.map(|c| Box::new(c.clone()));
+            if child.is_none() {
+                return;
+            }
+            let (refused, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut st.queue)
+                .into_iter()
+                .partition(|l| st.refuses(l));
+            st.queue = kept;
+            refused.into()
+        };
+        for letter in refused {
+            letter.refuse(me);
+        }
+    }
+
+    /// Withdraws a stop request (a supervised child resuming after its
+    /// supervisor stopped it), unless the stop came from outside.
+    pub(crate) fn clear_stop(&self) {
+        self.stop.store(false, Ordering::SeqCst);
+        // `request_shutdown` sets `shutdown` before `stop`: a shutdown that
+        // raced with the store above is seen here, and its stop restored.
+        if self.shutdown.load(Ordering::SeqCst) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Makes a stop request wake `waker` (a parked supervised child, which
+    /// is not receiving).
+    pub(crate) fn wake_on_stop(&self, waker: &std::task::Waker) {
+        self.state.lock().waker = Some(waker.clone());
     }
 
     /// Closes the lane for good and returns what was still queued.
@@ -305,7 +353,12 @@ impl Letter {
 
     /// System letters (crash and down notices) are never refused for room.
     fn is_system(&self) -> bool {
-        matches!(self, Letter::Notice(_) | Letter::Down(_) | Letter::Exit(_))
+        match self {
+            Letter::Notice(_) | Letter::Down(_) | Letter::Exit(_) => true,
+            // A supervised child's exit report must reach its supervisor.
+            Letter::Wave(w) => &*w.method == crate::supervision::EXIT,
+            Letter::Request(..) => false,
+        }
     }
 }
 
@@ -399,13 +452,18 @@ impl LaneQueue {
 pub(crate) struct LaneReceiver {
     cell: Arc<ParticleCell>,
     batch: VecDeque<Letter>,
+    /// Takes one letter at a time instead of a batch, so that what is not
+    /// yet handled stays in the shared queue (supervisors: see
+    /// [`LaneQueue::refuse_requests_from`]).
+    single: bool,
 }
 
 impl LaneReceiver {
-    pub(crate) fn new(cell: Arc<ParticleCell>) -> Self {
+    pub(crate) fn new(cell: Arc<ParticleCell>, single: bool) -> Self {
         LaneReceiver {
             cell,
             batch: VecDeque::new(),
+            single,
         }
     }
 
@@ -429,6 +487,14 @@ impl LaneReceiver {
                     _ => st.waker = Some(cx.waker().clone()),
                 }
                 return Poll::Pending;
+            }
+            if self.single {
+                let letter = st.queue.pop_front().expect("queue is not empty");
+                drop(st);
+                if let Some(b) = &lane.bound {
+                    b.room.notify_waiters();
+                }
+                return Poll::Ready(Next::Letter(letter));
             }
             std::mem::swap(&mut st.queue, &mut self.batch);
             drop(st);
@@ -521,6 +587,10 @@ impl Lane {
     /// The Point this lane leads to.
     pub fn point(&self) -> &Point {
         self.cell.point()
+    }
+
+    pub(crate) fn cell_arc(&self) -> Arc<ParticleCell> {
+        self.cell.clone()
     }
 
     /// The particle's cell (status, restarts, kind).

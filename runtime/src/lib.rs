@@ -14,6 +14,8 @@
 //!   [`DownNotice`] when a particle ends) and links (die together unless
 //!   trapping exits).
 //! - [`LaneLimit`]: bounded lanes, with backpressure or a typed refusal.
+//! - [`SupervisorSpec`]: OTP supervisors as particles (strategies, restart
+//!   types, intensity, shutdown order), driven through [`SupervisorRef`].
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 
@@ -35,6 +37,8 @@ pub mod point;
 mod registry;
 mod run;
 mod star;
+mod stars;
+mod supervision;
 pub mod targets;
 mod tree;
 pub mod wave;
@@ -43,7 +47,7 @@ pub use body::Body;
 pub use cell::{ParticleCell, RestartLimit};
 pub use driver::{Driver, Launch, ParticleDriver};
 pub use error::{CodecError, MachineError, SpawnError, WaveError};
-pub use event::Event;
+pub use event::{Event, Observer};
 pub use kind::Kind;
 pub use lane::{Lane, LaneLimit, WhenFull};
 pub use link::ExitSignal;
@@ -58,5 +62,15 @@ pub use particle::{Ctx, Particle, ParticleError};
 pub use point::{Point, PointError};
 pub use registry::{MemRegistry, Record, Registry, RegistryError, Status};
 pub use star::{StarCounters, StarStats};
+pub use supervision::{
+    ChildRef, ChildStart, StartFn, SupervisorError, SupervisorRef, SupervisorSpec,
+};
 pub use tree::TreeSpec;
 pub use wave::{Wave, WaveKind};
+
+// The supervision vocabulary, so that `use hyperverse_runtime::*` is enough
+// to write a supervisor spec.
+pub use hyperverse_supervisors::{
+    AutoShutdown, ChildInfo, ChildSpec, ChildType, Counts, ExitReason, Restart, Shutdown, Strategy,
+    SupError, SupEvent, SupFlags,
+};

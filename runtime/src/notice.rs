@@ -31,8 +31,11 @@ pub struct CrashNotice {
     /// Crashes within the current restart period (its intensity window),
     /// this one included: how close the child is to being given up.
     pub in_period: u32,
-    /// The Star that supervised the restart.
+    /// The Star the child lives on (which decided, unless `supervisor` did).
     pub star: usize,
+    /// The supervisor particle that decided, for a child of one; `None`
+    /// when its Star did.
+    pub supervisor: Option<Point>,
     /// True if the child was not restarted: the Star gave up on it, or it
     /// crashed while it was being stopped.
     pub gave_up: bool,

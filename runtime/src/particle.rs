@@ -21,7 +21,11 @@ pub type ParticleError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Each particle handles one wave at a time, in its own task. A panic or an
 /// `Err` from `start`, `handle` or `crash_notice` is a crash: the Star
 /// restarts the particle (a fresh `start` with the same spawn arguments,
-/// same lane, queued waves kept) and its parent gets a [`CrashNotice`].
+/// same lane, queued waves kept) and its parent gets a [`CrashNotice`]. A
+/// child of a supervisor particle (see [`crate::SupervisorSpec`]) is
+/// restarted by that supervisor instead, per its strategy; returning an
+/// [`crate::ExitReason`] as the error (`Err(ExitReason::Shutdown.into())`)
+/// exits with that reason, as Erlang's `exit/1` does.
 ///
 /// ```
 /// use hyperverse_runtime::*;
@@ -60,6 +64,12 @@ pub type ParticleError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub trait Particle: Send + Sync + 'static {
     /// The particle's own data, made by `start` and handed to every handler.
     type State: Send + 'static;
+
+    /// True if its `stop` stops its children itself, in an order of its
+    /// own (a supervisor: reverse start order, each within its shutdown);
+    /// the runtime then stops whatever is left after `stop` returns. By
+    /// default children are stopped before `stop` runs.
+    const STOPS_OWN_CHILDREN: bool = false;
 
     /// Makes a fresh state from the spawn arguments; runs at spawn and at every restart.
     fn start(
@@ -210,6 +220,7 @@ impl Ctx {
             args,
             opts,
             None,
+            false,
         )
     }
 
@@ -246,6 +257,20 @@ impl Ctx {
     /// Stops this particle normally once the current wave is handled.
     pub fn stop(&self) {
         self.cell.lane.request_stop();
+    }
+
+    /// Records the version of the code this particle runs, shown as
+    /// [`crate::Record::code_version`] (0, the default, means not
+    /// versioned). For Drivers of versioned code, such as WASM modules: set
+    /// it in `start` and again after a hot reload. It is not reset by a
+    /// restart; the next `start` sets it again.
+    pub fn set_code_version(&self, version: u64) {
+        self.cell.set_code_version(version);
+    }
+
+    /// The version last recorded with [`Ctx::set_code_version`] (0: none).
+    pub fn code_version(&self) -> u64 {
+        self.cell.code_version()
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Record {
     pub children: Vec<Point>,
     /// Restarts so far.
     pub restarts: u32,
+    /// The version of the code it runs, e.g. a WASM module's load sequence
+    /// (`counter@3` is 3); 0 for particles whose code is not versioned.
+    /// See [`crate::Ctx::set_code_version`].
+    pub code_version: u64,
 }
 
 /// Why the Registry refused a registration.
@@ -152,6 +156,7 @@ impl MemRegistry {
             parent: e.cell.parent().cloned(),
             children: e.children.values().cloned().collect(),
             restarts: e.cell.restarts(),
+            code_version: e.cell.code_version(),
         }
     }
 }
@@ -274,6 +279,7 @@ mod tests {
             RestartLimit::default(),
             seq,
             None,
+            false,
         ))
     }
 

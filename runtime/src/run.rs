@@ -18,6 +18,8 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use hyperverse_supervisors::ExitReason;
+
 use crate::cell::ParticleCell;
 use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
 use crate::star::Decision;
@@ -34,6 +36,17 @@ thread_local! {
 /// The cell of the particle whose handler this thread is polling, if any.
 pub(crate) fn running_particle() -> *const ParticleCell {
     RUNNING.with(Cell::get)
+}
+
+/// The Point of the particle whose handler this thread is polling, if any:
+/// the sender of a wave a handler sends through the Machine.
+pub(crate) fn running_point() -> Option<crate::Point> {
+    let cell = running_particle();
+    // SAFETY: RUNNING is set only while a particle's handler is polled on
+    // this thread, from a `&ParticleCell` that outlives that poll (its task
+    // holds the cell's Arc), and restored when the poll ends; so a non-null
+    // value here is a live cell.
+    (!cell.is_null()).then(|| unsafe { (*cell).point().clone() })
 }
 
 pin_project_lite::pin_project! {
@@ -64,7 +77,8 @@ impl<F: Future> Future for Running<'_, F> {
 }
 
 /// Runs a handler future as `cell`'s code, turning a panic or an `Err`
-/// into a crash reason.
+/// into an exit reason: an [`ExitReason`] returned as the error is kept as
+/// it is (Erlang's `exit(Reason)`), anything else is an `Error` with its text.
 ///
 /// A combinator rather than an `async fn`: an `async fn` would keep its
 /// argument and the future it awaits side by side, and this future is part
@@ -72,13 +86,16 @@ impl<F: Future> Future for Running<'_, F> {
 fn guarded<'a, T>(
     cell: &'a ParticleCell,
     fut: impl Future<Output = Result<T, ParticleError>> + 'a,
-) -> impl Future<Output = Result<T, String>> + 'a {
+) -> impl Future<Output = Result<T, ExitReason>> + 'a {
     AssertUnwindSafe(Running { cell, fut })
         .catch_unwind()
         .map(|outcome| match outcome {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(panic) => Err(panic_text(panic)),
+            Ok(Err(e)) => Err(match e.downcast::<ExitReason>() {
+                Ok(exit) => *exit,
+                Err(e) => ExitReason::Error(e.to_string()),
+            }),
+            Err(panic) => Err(ExitReason::Error(panic_text(panic))),
         })
 }
 
@@ -92,34 +109,40 @@ fn panic_text(panic: Box<dyn Any + Send>) -> String {
     }
 }
 
-enum End {
+pub(crate) enum End {
     /// Stop requested (by itself, its supervisor or the Machine).
     Stop,
     /// The incarnation crashed.
     Crash(Crash),
 }
 
-struct Crash {
-    reason: String,
+pub(crate) struct Crash {
+    pub(crate) exit: ExitReason,
+    /// The text of `exit`.
+    pub(crate) reason: String,
+    /// It crashed in `start`: it never served.
+    pub(crate) at_start: bool,
     /// The wave in hand, if any.
-    in_flight: Option<InFlight>,
+    pub(crate) in_flight: Option<InFlight>,
     /// If that wave was a request, where its answer goes: the requester is
     /// told only after the Star has decided, so by then the parent has its
     /// crash notice.
-    requester: Option<ReplyTx>,
+    pub(crate) requester: Option<ReplyTx>,
 }
 
 impl End {
-    fn crash(reason: String, in_flight: Option<InFlight>, requester: Option<ReplyTx>) -> End {
+    fn crash(exit: ExitReason, in_flight: Option<InFlight>, requester: Option<ReplyTx>) -> End {
         End::Crash(Crash {
-            reason,
+            reason: exit.to_string(),
+            exit,
+            at_start: false,
             in_flight,
             requester,
         })
     }
 }
 
-type ReadyTx = oneshot::Sender<Result<(), String>>;
+pub(crate) type ReadyTx = oneshot::Sender<Result<(), String>>;
 
 /// Ends the particle however its task ends: through `run`'s own exits, or
 /// any other way (a panic outside a handler, such as in a state's `Drop`;
@@ -136,7 +159,7 @@ impl EndGuard {
         EndGuard { ctx, armed: true }
     }
 
-    fn finish(mut self, leftover: VecDeque<Letter>, why: DownReason) {
+    pub(crate) fn finish(mut self, leftover: VecDeque<Letter>, why: DownReason) {
         self.armed = false;
         self.ctx.machine.finish(&self.ctx.cell, leftover, why);
     }
@@ -151,6 +174,7 @@ impl Drop for EndGuard {
             self.ctx
                 .machine
                 .finish(&self.ctx.cell, VecDeque::new(), DownReason::Killed);
+            crate::supervision::report_exit(&self.ctx, ExitReason::Killed, None);
         }
     }
 }
@@ -163,7 +187,12 @@ pub(crate) async fn run<P: Particle>(
     mut ready: Option<ReadyTx>,
     guard: EndGuard,
 ) {
-    let mut lane = LaneReceiver::new(ctx.cell.clone());
+    if ctx.cell.managed().is_some() {
+        // Boxed: few particles are supervised by supervisor particles, and
+        // their life takes more room than the rest's.
+        return Box::pin(crate::supervision::run_managed(particle, ctx, args, guard)).await;
+    }
+    let mut lane = LaneReceiver::new(ctx.cell.clone(), P::STOPS_OWN_CHILDREN);
     loop {
         let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
             End::Stop => return guard.finish(lane.close(), stopped(&ctx)),
@@ -199,7 +228,7 @@ fn stopped(ctx: &Ctx) -> DownReason {
 }
 
 /// One incarnation: a fresh state from `start`, then waves until it ends.
-async fn incarnation<P: Particle>(
+pub(crate) async fn incarnation<P: Particle>(
     particle: &P,
     ctx: &Ctx,
     args: &Body,
@@ -212,29 +241,51 @@ async fn incarnation<P: Particle>(
     let starting = futures::future::lazy(|_| particle.start(ctx, args)).flatten();
     let started = guarded(&ctx.cell, starting).instrument(span).await;
     let end = match started {
-        Err(reason) => End::crash(reason, None, None),
+        Err(exit) => {
+            let mut end = End::crash(exit, None, None);
+            if let End::Crash(c) = &mut end {
+                c.at_start = true;
+            }
+            end
+        }
         Ok(mut state) => {
             ctx.cell.set_status(Status::Ready);
             if let Some(r) = ready.take() {
                 let _ = r.send(Ok(()));
             }
+            if let Some(m) = ctx.cell.managed() {
+                m.set_started(Ok(()));
+            }
             let end = serve(particle, ctx, &mut state, lane).await;
             if let End::Stop = end {
-                // No letter will be handled any more: waiting requests get
-                // `Stopped` now, not after the children are gone (a child
-                // waiting on this particle would otherwise wait forever).
-                for letter in lane.close() {
-                    letter.refuse(ctx.me());
+                // A supervised child stopped by its supervisor, or by
+                // itself, keeps its lane: the supervisor may start it again.
+                let keep = ctx.cell.managed().is_some() && !ctx.cell.lane.shutdown_requested();
+                if !keep {
+                    // No letter will be handled any more: waiting requests
+                    // get `Stopped` now, not after the children are gone (a
+                    // child waiting on this particle would otherwise wait
+                    // forever).
+                    for letter in lane.close() {
+                        letter.refuse(ctx.me());
+                    }
                 }
-                // Children end before their parent's `stop` runs (OTP: a
-                // supervisor terminates its children, then itself).
                 ctx.cell.set_closing(true);
-                stop_children(ctx).await;
-                let _ = guarded(&ctx.cell, async {
+                let stop = guarded(&ctx.cell, async {
                     particle.stop(ctx, state).await;
                     Ok(())
-                })
-                .await;
+                });
+                if P::STOPS_OWN_CHILDREN {
+                    // A supervisor stops its children itself, in its order;
+                    // whatever is left goes after.
+                    let _ = stop.await;
+                    stop_children(ctx).await;
+                } else {
+                    // Children end before their parent's `stop` runs (OTP:
+                    // a supervisor terminates its children, then itself).
+                    stop_children(ctx).await;
+                    let _ = stop.await;
+                }
                 return end;
             }
             // After a crash the state is simply dropped: the old incarnation
@@ -257,7 +308,7 @@ async fn incarnation<P: Particle>(
 /// Stops the particle's children, if it has any. Boxed and behind a check:
 /// most particles have none, and the future would otherwise take room in
 /// every particle's task.
-async fn stop_children(ctx: &Ctx) {
+pub(crate) async fn stop_children(ctx: &Ctx) {
     if ctx.machine.has_children(&ctx.cell) {
         Box::pin(ctx.machine.stop_children(&ctx.cell)).await;
     }
@@ -312,7 +363,7 @@ async fn serve<P: Particle>(
                         continue;
                     }
                     let reason = format!("linked {} crashed: {}", signal.from, signal.reason);
-                    return End::crash(reason, Some(in_flight), None);
+                    return End::crash(ExitReason::Error(reason), Some(in_flight), None);
                 }
                 let handled = Box::pin(guarded(&ctx.cell, async {
                     particle.exit_signal(ctx, state, signal).await

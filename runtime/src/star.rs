@@ -4,9 +4,8 @@
 //! a ractor actor per particle costs several microseconds and kilobytes to
 //! spawn. The Star is the ractor actor: it is told of every crash of its
 //! particles, keeps each one's restart intensity, decides restart or give-up,
-//! and tells the parent. The Stars are linked to the Machine's root actor,
-//! which is told (and logs) if one fails; restarting a failed Star comes with
-//! full OTP supervision.
+//! and tells the parent. The Stars are supervised by the Machine's root
+//! actor (see `crate::stars`), which restarts a Star that fails.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperverse_supervisors::{BackoffState, Intensity, RestartVerdict};
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tokio::sync::{broadcast, oneshot};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::oneshot;
 
 use crate::cell::ParticleCell;
+use crate::event::EventSink;
 use crate::lane::Letter;
 use crate::targets;
 use crate::{CrashNotice, Event, InFlight, Status};
@@ -46,6 +46,8 @@ pub(crate) enum StarMsg {
     },
     /// A particle (by spawn sequence) has stopped for good: drop its restart history.
     Forget(u64),
+    /// Fault injection: the Star's actor fails with this reason.
+    Fail(String),
 }
 
 /// Counters a Star keeps, readable without a message round trip.
@@ -88,7 +90,7 @@ pub(crate) struct Star;
 
 pub(crate) struct StarArgs {
     pub id: usize,
-    pub events: broadcast::Sender<Event>,
+    pub events: Arc<EventSink>,
     pub counters: Arc<StarCounters>,
 }
 
@@ -145,6 +147,7 @@ impl Actor for Star {
             StarMsg::Forget(seq) => {
                 st.histories.remove(&seq);
             }
+            StarMsg::Fail(reason) => return Err(reason.into()),
         }
         Ok(())
     }
@@ -224,17 +227,16 @@ impl StarState {
             restarts,
             in_period,
             star: self.args.id,
+            supervisor: None,
             gave_up: decision != Decision::Restart,
             in_flight,
         };
-        if self.args.events.receiver_count() > 0 {
-            let _ = self.args.events.send(Event::Crashed(notice.clone()));
-            if decision == Decision::Restart {
-                let _ = self.args.events.send(Event::Restarted {
-                    point: point.clone(),
-                    restarts,
-                });
-            }
+        self.args.events.emit(|| Event::Crashed(notice.clone()));
+        if decision == Decision::Restart {
+            self.args.events.emit(|| Event::Restarted {
+                point: point.clone(),
+                restarts,
+            });
         }
         if decision == Decision::Restart {
             tracing::info_span!(target: targets::RESTART, "restart", point = %point, restarts)
@@ -248,37 +250,5 @@ impl StarState {
             }
         }
         (decision, delay)
-    }
-}
-
-/// The Machine's root actor: the Stars are linked to it, and it logs a
-/// Star that fails (a bug in the runtime: a Star's handlers do not fail).
-pub(crate) struct MachineRoot;
-
-impl Actor for MachineRoot {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _me: ActorRef<()>,
-        evt: SupervisionEvent,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ActorFailed(who, why) => {
-                tracing::error!(target: targets::MACHINE, actor = %who.get_id(), reason = %why, "star failed");
-            }
-            SupervisionEvent::ActorTerminated(who, _, reason) => {
-                tracing::debug!(target: targets::MACHINE, actor = %who.get_id(), ?reason, "star stopped");
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }

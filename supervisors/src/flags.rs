@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::IntensityError;
 
 /// What a supervisor restarts when one child must be restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Strategy {
     /// Only that child.
     OneForOne,
@@ -21,7 +23,7 @@ pub enum Strategy {
 }
 
 /// When the end of significant children ends the supervisor (OTP 24+).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AutoShutdown {
     /// Never.
     Never,
@@ -42,7 +44,7 @@ pub enum AutoShutdown {
 /// // OTP's defaults: one restart in five seconds.
 /// assert_eq!(SupFlags::default().max_restarts, 1);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupFlags {
     /// What to restart.
     pub strategy: Strategy,

@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 /// A sliding-window restart counter.
 ///
 /// ```
@@ -39,7 +41,7 @@ pub enum RestartVerdict {
 }
 
 /// An intensity that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum IntensityError {
     /// OTP requires a period of at least one unit; a zero window counts nothing.
     #[error("restart period must be greater than zero")]
@@ -67,6 +69,15 @@ impl Intensity {
     /// The sliding window.
     pub fn period(&self) -> Duration {
         self.period
+    }
+
+    /// Restarts recorded within the window that ends now.
+    pub fn in_period(&self) -> u32 {
+        let now = Instant::now();
+        self.recent
+            .iter()
+            .filter(|&&t| now.saturating_duration_since(t) < self.period)
+            .count() as u32
     }
 
     /// Records a crash now and says whether a restart is still allowed.

@@ -7,14 +7,14 @@
 //! recorded fakes. It knows nothing of the runtime, so the rules can be
 //! tested on their own.
 //!
-//! The runtime uses [`Intensity`] and [`Backoff`] today (each Star restarts
-//! its crashed particles). The [`Supervisor`] is wired in as supervisor
-//! particles next: a child of one reports its crash to it (not to its Star)
-//! and parks with its lane open; `Children::start` resumes a parked child
-//! on the same lane (or spawns a new one), `Children::stop` suspends it for
-//! a strategy restart; monitors report normal exits; an `Outcome::Shutdown`
-//! makes the supervisor particle itself crash with reason shutdown, so its
-//! own supervisor acts.
+//! The runtime uses all of it: each Star restarts the particles it hosts
+//! with an [`Intensity`] (and optional [`Backoff`]) per particle; a
+//! supervisor particle runs a [`Supervisor`] whose [`Children`] are
+//! particles (a child reports each exit to it and waits with its lane open;
+//! `start` resumes it on that lane or spawns it, `stop` suspends or kills
+//! it); and the Machine's root actor runs a [`Supervisor`] over its Stars.
+//! An [`Outcome::Shutdown`] makes a supervisor particle die with reason
+//! shutdown, so its own supervisor acts (escalation).
 
 mod backoff;
 mod flags;

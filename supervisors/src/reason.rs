@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Why a child (or a supervisor) ended.
 ///
 /// As in OTP, `Normal`, `Shutdown` and `ShutdownWith` are normal exits: a
@@ -15,7 +17,7 @@ use std::fmt;
 /// assert!(!ExitReason::Error("boom".into()).is_normal());
 /// assert!(!ExitReason::Killed.is_normal());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ExitReason {
     /// It finished its work.
     Normal,
@@ -51,3 +53,9 @@ impl fmt::Display for ExitReason {
         }
     }
 }
+
+/// A handler may end with an exit reason as its error (Erlang's
+/// `exit(Reason)`): a supervised particle returning
+/// `Err(ExitReason::Shutdown.into())` exits with reason shutdown, which a
+/// transient child's supervisor does not restart.
+impl std::error::Error for ExitReason {}

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// When a child is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Restart {
     /// Always.
     Permanent,
@@ -14,7 +16,7 @@ pub enum Restart {
 }
 
 /// How a child is stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Shutdown {
     /// Killed at once, with no chance to clean up.
     BrutalKill,
@@ -26,7 +28,7 @@ pub enum Shutdown {
 }
 
 /// What a child is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChildType {
     /// Does the work.
     Worker,
@@ -50,7 +52,7 @@ pub enum ChildType {
 /// // OTP: a supervisor child defaults to waiting for its whole subtree.
 /// assert_eq!(ChildSpec::supervisor("sub", ()).shutdown, Shutdown::Infinity);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildSpec<S> {
     /// Unique among its supervisor's children.
     pub id: String,
@@ -70,7 +72,7 @@ pub struct ChildSpec<S> {
 pub const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// A child spec that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum SpecError {
     /// Ids name children in the API and the logs.
     #[error("a child spec needs a non-empty id")]

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::future::Future;
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     AutoShutdown, ChildSpec, ChildType, ExitReason, Intensity, IntensityError, Restart,
     RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
@@ -37,10 +39,29 @@ pub trait Children: Send {
         handle: &Self::Handle,
         shutdown: Shutdown,
     ) -> impl Future<Output = ExitReason> + Send;
+
+    /// The supervisor did this, just now (it is also in its log). The
+    /// default does nothing; the runtime publishes it as it happens.
+    fn event(&mut self, event: &SupEvent) {
+        let _ = event;
+    }
+
+    /// True once the supervisor itself is being stopped: a restart in
+    /// progress is abandoned (not counted against the intensity), as its
+    /// shutdown follows. The default is never.
+    fn stopping(&self) -> bool {
+        false
+    }
+}
+
+/// Logs an event and tells the children's owner at once.
+fn record<C: Children>(log: &mut Vec<SupEvent>, children: &mut C, event: SupEvent) {
+    children.event(&event);
+    log.push(event);
 }
 
 /// One thing a supervisor did, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SupEvent {
     /// A child started.
     Started { id: String },
@@ -72,7 +93,7 @@ pub enum Outcome {
 }
 
 /// Errors of the supervisor API, with OTP's cases.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum SupError {
     /// Bad flags.
     #[error("bad supervisor flags: {0}")]
@@ -110,14 +131,11 @@ pub enum SupError {
     /// The operation does not apply to this strategy (e.g. `restart_child`
     /// on a dynamic supervisor, `add_child` on a static one).
     #[error("`{op}` is not supported by a {strategy:?} supervisor")]
-    Unsupported {
-        op: &'static str,
-        strategy: Strategy,
-    },
+    Unsupported { op: String, strategy: Strategy },
 }
 
 /// A child as `which_children` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildInfo<H> {
     /// Its id.
     pub id: String,
@@ -130,7 +148,7 @@ pub struct ChildInfo<H> {
 }
 
 /// `count_children`: OTP's `specs`, `active`, `supervisors`, `workers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counts {
     /// Child specs (children known to the supervisor).
     pub specs: usize,
@@ -226,33 +244,28 @@ impl<C: Children> Supervisor<C> {
         specs: Vec<ChildSpec<C::Start>>,
         children: &mut C,
     ) -> Result<Self, SupError> {
-        flags.validate()?;
-        let intensity = Intensity::new(flags.max_restarts, flags.period)?;
-        if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
-            // OTP 27: auto_shutdown is not valid for simple_one_for_one.
-            return Err(SupError::DynamicAutoShutdown);
-        }
-        for (i, spec) in specs.iter().enumerate() {
-            spec.validate()?;
-            check_significance(&flags, spec)?;
-            if specs[..i].iter().any(|s| s.id == spec.id) {
-                return Err(SpecError::DuplicateId {
-                    id: spec.id.clone(),
-                }
-                .into());
-            }
-        }
+        Self::try_start(flags, specs, children)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Supervisor::start`], keeping the event log of a failed start
+    /// (which children started and were stopped again).
+    pub async fn try_start(
+        flags: SupFlags,
+        specs: Vec<ChildSpec<C::Start>>,
+        children: &mut C,
+    ) -> Result<Self, (SupError, Vec<SupEvent>)> {
+        Self::validated(&flags, &specs).map_err(|e| (e, Vec::new()))?;
         let mut sup = Supervisor {
             flags,
-            intensity,
+            intensity: Intensity::new(flags.max_restarts, flags.period)
+                .map_err(|e| (e.into(), Vec::new()))?,
             children: Vec::new(),
             template: None,
             log: Vec::new(),
         };
         if flags.strategy == Strategy::Dynamic {
-            if specs.len() != 1 {
-                return Err(SupError::DynamicTemplate { specs: specs.len() });
-            }
             sup.template = specs.into_iter().next();
             return Ok(sup);
         }
@@ -266,10 +279,43 @@ impl<C: Children> Supervisor<C> {
             if let Err(reason) = sup.start_at(children, last).await {
                 sup.children.pop();
                 sup.stop_all(children).await;
-                return Err(SupError::StartFailed { id, reason });
+                return Err((SupError::StartFailed { id, reason }, sup.log));
             }
         }
         Ok(sup)
+    }
+
+    /// Checks flags and specs before anything starts.
+    fn validated(flags: &SupFlags, specs: &[ChildSpec<C::Start>]) -> Result<(), SupError> {
+        flags.validate()?;
+        if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
+            // OTP 27: auto_shutdown is not valid for simple_one_for_one.
+            return Err(SupError::DynamicAutoShutdown);
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            spec.validate()?;
+            check_significance(flags, spec)?;
+            if specs[..i].iter().any(|s| s.id == spec.id) {
+                return Err(SpecError::DuplicateId {
+                    id: spec.id.clone(),
+                }
+                .into());
+            }
+        }
+        if flags.strategy == Strategy::Dynamic && specs.len() != 1 {
+            return Err(SupError::DynamicTemplate { specs: specs.len() });
+        }
+        Ok(())
+    }
+
+    /// The template of a dynamic supervisor.
+    pub fn template(&self) -> Option<&ChildSpec<C::Start>> {
+        self.template.as_ref()
+    }
+
+    /// Restarts within the current intensity window.
+    pub fn restarts_in_period(&self) -> u32 {
+        self.intensity.in_period()
     }
 
     /// The flags.
@@ -305,17 +351,25 @@ impl<C: Children> Supervisor<C> {
         match children.start(&child.spec.id, &child.spec.start).await {
             Ok(handle) => {
                 child.state = State::Running(handle);
-                self.log.push(SupEvent::Started {
-                    id: child.spec.id.clone(),
-                });
+                record(
+                    &mut self.log,
+                    children,
+                    SupEvent::Started {
+                        id: child.spec.id.clone(),
+                    },
+                );
                 Ok(())
             }
             Err(reason) => {
                 child.state = State::Restarting;
-                self.log.push(SupEvent::StartFailed {
-                    id: child.spec.id.clone(),
-                    reason: reason.clone(),
-                });
+                record(
+                    &mut self.log,
+                    children,
+                    SupEvent::StartFailed {
+                        id: child.spec.id.clone(),
+                        reason: reason.clone(),
+                    },
+                );
                 Err(reason)
             }
         }
@@ -329,18 +383,26 @@ impl<C: Children> Supervisor<C> {
             let reason = children
                 .stop(&child.spec.id, &handle, child.spec.shutdown)
                 .await;
-            self.log.push(SupEvent::Stopped {
-                id: child.spec.id.clone(),
-                reason,
-            });
+            record(
+                &mut self.log,
+                children,
+                SupEvent::Stopped {
+                    id: child.spec.id.clone(),
+                    reason,
+                },
+            );
         }
         if self.children[i].spec.restart == Restart::Temporary
             || self.flags.strategy == Strategy::Dynamic
         {
             let removed = self.children.remove(i);
-            self.log.push(SupEvent::Removed {
-                id: removed.spec.id,
-            });
+            record(
+                &mut self.log,
+                children,
+                SupEvent::Removed {
+                    id: removed.spec.id,
+                },
+            );
             return false;
         }
         true
@@ -375,10 +437,14 @@ impl<C: Children> Supervisor<C> {
             return Outcome::Continue;
         }
         self.children[i].state = State::NotRunning;
-        self.log.push(SupEvent::Exited {
-            id: id.to_string(),
-            reason: reason.clone(),
-        });
+        record(
+            &mut self.log,
+            children,
+            SupEvent::Exited {
+                id: id.to_string(),
+                reason: reason.clone(),
+            },
+        );
         let spec = &self.children[i].spec;
         let restart = match spec.restart {
             Restart::Permanent => true,
@@ -391,9 +457,13 @@ impl<C: Children> Supervisor<C> {
         let significant = spec.significant;
         if spec.restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
             let removed = self.children.remove(i);
-            self.log.push(SupEvent::Removed {
-                id: removed.spec.id,
-            });
+            record(
+                &mut self.log,
+                children,
+                SupEvent::Removed {
+                    id: removed.spec.id,
+                },
+            );
         }
         if significant {
             let end = match self.flags.auto_shutdown {
@@ -405,7 +475,11 @@ impl<C: Children> Supervisor<C> {
                     .any(|c| c.spec.significant && c.is_alive()),
             };
             if end {
-                self.log.push(SupEvent::AutoShutdown { id: id.to_string() });
+                record(
+                    &mut self.log,
+                    children,
+                    SupEvent::AutoShutdown { id: id.to_string() },
+                );
                 self.stop_all(children).await;
                 return Outcome::Shutdown(ExitReason::Shutdown);
             }
@@ -419,14 +493,25 @@ impl<C: Children> Supervisor<C> {
     async fn restart(&mut self, children: &mut C, i: usize) -> Outcome {
         let id = self.children[i].spec.id.clone();
         loop {
+            if children.stopping() {
+                return Outcome::Continue;
+            }
             if let RestartVerdict::GiveUp { in_period } = self.intensity.record() {
-                self.log.push(SupEvent::GaveUp {
-                    restarts: in_period,
-                });
+                record(
+                    &mut self.log,
+                    children,
+                    SupEvent::GaveUp {
+                        restarts: in_period,
+                    },
+                );
                 self.stop_all(children).await;
                 return Outcome::Shutdown(ExitReason::Shutdown);
             }
-            self.log.push(SupEvent::Restarting { id: id.clone() });
+            record(
+                &mut self.log,
+                children,
+                SupEvent::Restarting { id: id.clone() },
+            );
             let Some(i) = self.find(&id) else {
                 return Outcome::Continue;
             };
@@ -564,7 +649,7 @@ impl<C: Children> Supervisor<C> {
     }
 
     /// Removes a stopped child's spec.
-    pub fn delete_child(&mut self, id: &str) -> Result<(), SupError> {
+    pub fn delete_child(&mut self, children: &mut C, id: &str) -> Result<(), SupError> {
         if self.flags.strategy == Strategy::Dynamic {
             return Err(self.unsupported("delete_child"));
         }
@@ -576,7 +661,7 @@ impl<C: Children> Supervisor<C> {
             State::Restarting => Err(SupError::Restarting { id: id.into() }),
             State::NotRunning => {
                 self.children.remove(i);
-                self.log.push(SupEvent::Removed { id: id.into() });
+                record(&mut self.log, children, SupEvent::Removed { id: id.into() });
                 Ok(())
             }
         }
@@ -614,7 +699,7 @@ impl<C: Children> Supervisor<C> {
 
     fn unsupported(&self, op: &'static str) -> SupError {
         SupError::Unsupported {
-            op,
+            op: op.to_string(),
             strategy: self.flags.strategy,
         }
     }

@@ -332,7 +332,7 @@ fn the_api_gives_otps_error_cases() {
             SupError::AlreadyStarted { id: "a".into() }
         );
         assert_eq!(
-            s.delete_child("a").unwrap_err(),
+            s.delete_child(&mut kids, "a").unwrap_err(),
             SupError::Running { id: "a".into() }
         );
         assert_eq!(
@@ -348,9 +348,9 @@ fn the_api_gives_otps_error_cases() {
         );
         s.restart_child(&mut kids, "a").await.unwrap();
         s.terminate_child(&mut kids, "a").await.unwrap();
-        s.delete_child("a").unwrap();
+        s.delete_child(&mut kids, "a").unwrap();
         assert_eq!(
-            s.delete_child("a").unwrap_err(),
+            s.delete_child(&mut kids, "a").unwrap_err(),
             SupError::NotFound { id: "a".into() }
         );
         assert_eq!(

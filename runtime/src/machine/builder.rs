@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::Actor;
-use tokio::sync::{broadcast, OnceCell};
+use tokio::sync::OnceCell;
 
-use super::{Machine, Shared, StarSlot, DEFAULT_REQUEST_TIMEOUT};
+use super::{Machine, Shared, DEFAULT_REQUEST_TIMEOUT};
 use crate::deadline::Deadlines;
-use crate::star::{MachineRoot, Star, StarArgs, StarCounters};
+use crate::event::{EventSink, Observer};
+use crate::stars::{MachineRoot, RootArgs, StarSlot};
 use crate::targets;
+use crate::Event;
 use crate::{
     Driver, Kind, MachineError, MemRegistry, Particle, ParticleDriver, Registry, RestartLimit,
 };
@@ -28,6 +30,7 @@ pub struct MachineBuilder {
     request_timeout: Duration,
     event_capacity: usize,
     shutdown_timeout: Duration,
+    observers: Vec<Observer>,
 }
 
 /// How long a stopping particle may take before it is killed (OTP's default
@@ -46,6 +49,7 @@ impl MachineBuilder {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            observers: Vec::new(),
         }
     }
 
@@ -65,6 +69,13 @@ impl MachineBuilder {
     /// Installs a Rust particle as the Driver of `kind`.
     pub fn kind<P: Particle>(self, kind: impl Into<Kind>, particle: P) -> Self {
         self.driver(kind, Arc::new(ParticleDriver::new(particle)))
+    }
+
+    /// Installs an OTP supervisor as `kind`: each particle of that Kind
+    /// supervises the children `spec` names (see [`crate::SupervisorRef`]).
+    /// Specs are checked when a supervisor starts: a bad one fails its start.
+    pub fn supervisor(self, kind: impl Into<Kind>, spec: crate::SupervisorSpec) -> Self {
+        self.kind(kind, crate::supervision::SupervisorParticle { spec })
     }
 
     /// Installs a Driver for `kind` (one per Kind: a second is an error at build).
@@ -100,6 +111,15 @@ impl MachineBuilder {
         self
     }
 
+    /// Calls `observer` with every event, synchronously, where it happens:
+    /// unlike [`Machine::events`] it sees events in the exact order they
+    /// happened relative to what particles do, and never falls behind. For
+    /// test probes and logs; keep it quick, it runs inside the runtime.
+    pub fn observer(mut self, observer: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
     /// Uses another Registry implementation.
     pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
         self.registry = Some(registry);
@@ -127,29 +147,19 @@ impl MachineBuilder {
         let registry = self
             .registry
             .unwrap_or_else(|| Arc::new(MemRegistry::new()));
-        let (events, _) = broadcast::channel(self.event_capacity);
-        let star_failed = |star: usize| {
-            move |e: ractor::SpawnErr| MachineError::StarStart {
-                star,
-                reason: e.to_string(),
-            }
+        let events = Arc::new(EventSink::new(self.event_capacity, self.observers));
+        let stars: Arc<[StarSlot]> = (0..self.stars).map(|_| StarSlot::new()).collect();
+        let args = RootArgs {
+            slots: stars.clone(),
+            events: events.clone(),
         };
-        let (root, _) = Actor::spawn(None, MachineRoot, ())
-            .await
-            .map_err(star_failed(0))?;
-        let mut stars = Vec::with_capacity(self.stars);
-        for id in 0..self.stars {
-            let counters = Arc::new(StarCounters::default());
-            let args = StarArgs {
-                id,
-                events: events.clone(),
-                counters: counters.clone(),
-            };
-            let (actor, _) = Actor::spawn_linked(None, Star, args, root.get_cell())
+        let (root, _) =
+            Actor::spawn(None, MachineRoot, args)
                 .await
-                .map_err(star_failed(id))?;
-            stars.push(StarSlot { actor, counters });
-        }
+                .map_err(|e| MachineError::StarStart {
+                    star: 0,
+                    reason: e.to_string(),
+                })?;
         tracing::info!(target: targets::MACHINE, stars = self.stars, "machine started");
         Ok(Machine {
             shared: Arc::new(Shared {

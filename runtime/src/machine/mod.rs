@@ -16,29 +16,26 @@ pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEO
 
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
+use crate::event::EventSink;
 use crate::lane::{deliver, Letter};
-use crate::star::{StarCounters, StarMsg, StarStats};
+use crate::star::{StarMsg, StarStats};
+use crate::stars::StarSlot;
 use crate::targets;
 use crate::{
     Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, Lane, LaneLimit, Launch,
     Method, MonitorRef, Point, Record, Registry, RegistryError, RestartLimit, SpawnError, Status,
-    TreeSpec, Wave, WaveError, WaveKind,
+    SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-struct StarSlot {
-    actor: ActorRef<StarMsg>,
-    counters: Arc<StarCounters>,
-}
-
 struct Shared {
-    stars: Vec<StarSlot>,
+    stars: Arc<[StarSlot]>,
     root: ActorRef<()>,
     drivers: HashMap<Kind, Arc<dyn Driver>, ahash::RandomState>,
     registry: Arc<dyn Registry>,
-    events: broadcast::Sender<Event>,
+    events: Arc<EventSink>,
     next_star: AtomicUsize,
     limit: RestartLimit,
     request_timeout: Duration,
@@ -119,6 +116,20 @@ impl Machine {
         self.shared.stars.len()
     }
 
+    /// Fault injection: makes Star `star`'s actor fail, as a bug in it
+    /// would. The Machine's root supervisor restarts it (its particles are
+    /// not touched; their restart histories start afresh).
+    pub fn crash_star(&self, star: usize, reason: &str) -> Result<(), SpawnError> {
+        let Some(slot) = self.shared.stars.get(star) else {
+            return Err(SpawnError::NoSuchStar {
+                star,
+                stars: self.shared.stars.len(),
+            });
+        };
+        slot.send(StarMsg::Fail(reason.to_string()));
+        Ok(())
+    }
+
     /// Each Star's counters.
     pub fn star_stats(&self) -> Vec<StarStats> {
         self.shared
@@ -154,10 +165,8 @@ impl Machine {
         self.shared.events.subscribe()
     }
 
-    fn emit(&self, event: impl FnOnce() -> Event) {
-        if self.shared.events.receiver_count() > 0 {
-            let _ = self.shared.events.send(event());
-        }
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        self.shared.events.emit(event);
     }
 
     /// Spawns a particle and waits until its `start` has succeeded.
@@ -184,7 +193,7 @@ impl Machine {
         opts: SpawnOptions,
     ) -> Result<Lane, SpawnError> {
         let (tx, rx) = oneshot::channel();
-        let lane = self.launch(point, None, kind, args, opts, Some(tx))?;
+        let lane = self.launch(point, None, kind, args, opts, Some(tx), false)?;
         wait_ready(lane.point(), rx).await?;
         Ok(lane)
     }
@@ -192,7 +201,15 @@ impl Machine {
     /// Spawns a particle without waiting for its `start` (Erlang's `spawn`):
     /// waves sent to it meanwhile wait in its lane.
     pub fn spawn_nowait(&self, point: Point, kind: Kind, args: Body) -> Result<Lane, SpawnError> {
-        self.launch(point, None, kind, args, SpawnOptions::default(), None)
+        self.launch(
+            point,
+            None,
+            kind,
+            args,
+            SpawnOptions::default(),
+            None,
+            false,
+        )
     }
 
     /// [`Machine::spawn_nowait`] with placement and restart options.
@@ -203,7 +220,7 @@ impl Machine {
         args: Body,
         opts: SpawnOptions,
     ) -> Result<Lane, SpawnError> {
-        self.launch(point, None, kind, args, opts, None)
+        self.launch(point, None, kind, args, opts, None, false)
     }
 
     /// The runtime particles run on.
@@ -219,8 +236,45 @@ impl Machine {
         }
     }
 
+    /// Spawns a child of the supervisor particle `sup`: its restarts are
+    /// the supervisor's to decide, not its Star's.
+    pub(crate) fn launch_supervised(
+        &self,
+        point: Point,
+        sup: &Arc<ParticleCell>,
+        kind: Kind,
+        args: Body,
+        opts: SpawnOptions,
+    ) -> Result<Lane, SpawnError> {
+        self.launch(point, Some(sup.clone()), kind, args, opts, None, true)
+    }
+
+    /// Counts a crash a supervisor particle handles, on the child's Star.
+    pub(crate) fn count_crash(&self, star: usize) {
+        self.shared.stars[star]
+            .counters
+            .crashes
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a restart a supervisor particle performs, on the child's Star.
+    pub(crate) fn count_restart(&self, star: usize) {
+        self.shared.stars[star]
+            .counters
+            .restarts
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A handle for OTP's supervisor API on the supervisor particle at
+    /// `point` (see [`SupervisorRef`]).
+    pub fn supervisor(&self, point: &Point) -> SupervisorRef {
+        SupervisorRef::new(self.clone(), point.clone())
+    }
+
     /// Registers and launches one particle. `parent` is its parent's cell
     /// when the caller has it (a particle spawning a child), saving a lookup.
+    /// A `supervised` particle is a child of a supervisor particle.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn launch(
         &self,
         point: Point,
@@ -229,6 +283,7 @@ impl Machine {
         args: Body,
         opts: SpawnOptions,
         ready: Option<ReadyTx>,
+        supervised: bool,
     ) -> Result<Lane, SpawnError> {
         let sh = &*self.shared;
         if sh.down.load(Ordering::Acquire) {
@@ -286,6 +341,7 @@ impl Machine {
             limit,
             sh.next_seq.fetch_add(1, Ordering::Relaxed),
             opts.lane,
+            supervised,
         ));
         sh.registry.register(cell.clone()).map_err(|e| match e {
             RegistryError::Occupied { point } => SpawnError::AlreadyExists { point },
@@ -338,7 +394,7 @@ impl Machine {
         let mut failed = None;
         for p in plan {
             let (tx, rx) = oneshot::channel();
-            match self.launch(p.point, None, p.kind, p.args, p.options, Some(tx)) {
+            match self.launch(p.point, None, p.kind, p.args, p.options, Some(tx), false) {
                 Ok(lane) => spawned.push((lane, rx)),
                 Err(e) => {
                     failed = Some(e);
@@ -508,6 +564,11 @@ impl Machine {
             let (lane, queued) = queued?;
             lane.answer_within(queued, timeout).await
         }
+    }
+
+    /// How long [`Machine::ask`] waits (the builder's `request_timeout`).
+    pub fn request_timeout(&self) -> Duration {
+        self.shared.request_timeout
     }
 
     /// A request from the Machine itself (sender `ROOT`), with the

@@ -27,6 +27,11 @@ impl Machine {
     /// Called from inside a particle of that subtree, it does not wait for
     /// the caller or the caller's ancestors (they end once the caller's
     /// handler returns): waiting would be waiting for itself.
+    ///
+    /// A child of a supervisor particle stopped this way has exited with
+    /// reason shutdown, as after Erlang's `exit(Pid, shutdown)`: its
+    /// supervisor restarts it if its restart type says so (permanent). Use
+    /// [`crate::SupervisorRef::terminate_child`] to stop one for good.
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
         let mut seen = HashSet::new();
         for round in 0..STOP_ROUNDS {
@@ -40,20 +45,37 @@ impl Machine {
             if cells.is_empty() {
                 break;
             }
+            // A supervised particle at `point` itself is restarted by its
+            // supervisor (outside the subtree), as OTP's would be after an
+            // exit: what appears at `point` afterwards is not ours to stop.
+            let supervised = cells
+                .iter()
+                .any(|c| c.managed().is_some() && c.point() == point);
             self.stop_cells(cells).await;
+            if supervised {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// Stops these particles, deepest first, one depth at a time.
-    pub(crate) async fn stop_cells(&self, mut cells: Vec<Arc<ParticleCell>>) {
-        cells.sort_by_key(|c| (c.point().depth(), c.spawn_seq()));
+    /// Stops these particles, deepest first, one depth at a time. The
+    /// children of a supervisor particle among them are left to it: it
+    /// stops them in reverse start order, each within its shutdown.
+    pub(crate) async fn stop_cells(&self, cells: Vec<Arc<ParticleCell>>) {
         // The particle whose task is calling, if it is among them: neither it
         // nor its ancestors can be waited for from here.
         let caller = cells
             .iter()
             .find(|c| c.is_current_task())
             .map(|c| c.point().clone());
+        let seqs: HashSet<u64> = cells.iter().map(|c| c.spawn_seq()).collect();
+        let (supervised, mut cells): (Vec<_>, Vec<_>) = cells.into_iter().partition(|c| {
+            c.managed().is_some()
+                && c.parent_cell()
+                    .is_some_and(|p| seqs.contains(&p.spawn_seq()))
+        });
+        cells.sort_by_key(|c| (c.point().depth(), c.spawn_seq()));
         let mut rest = &cells[..];
         while let Some(last) = rest.last() {
             let depth = last.point().depth();
@@ -72,6 +94,29 @@ impl Machine {
                 self.shared.registry.unregister(cell);
             }
         }
+        // Whatever their supervisors left (one killed mid-way). A supervisor
+        // still alive (the caller's own, not waited for) stops its children
+        // itself, in its order.
+        let left: Vec<_> = supervised
+            .into_iter()
+            .filter(|c| c.parent_cell().is_none_or(|p| p.has_ended()))
+            .collect();
+        for cell in &left {
+            cell.lane.request_shutdown();
+        }
+        for cell in &left {
+            if caller.as_ref().is_some_and(|me| cell.point().contains(me)) {
+                continue;
+            }
+            self.await_end(cell).await;
+            self.shared.registry.unregister(cell);
+        }
+    }
+
+    /// Removes an ended particle's record (a given-up particle's stays until
+    /// then).
+    pub(crate) fn forget(&self, cell: &Arc<ParticleCell>) {
+        self.shared.registry.unregister(cell);
     }
 
     /// True if `cell`'s particle has children registered.
@@ -80,8 +125,14 @@ impl Machine {
     }
 
     /// Waits for a particle told to stop to end; past the shutdown timeout
-    /// it is killed (OTP's shutdown timeout, then `brutal_kill`).
+    /// it is killed (OTP's shutdown timeout, then `brutal_kill`). A
+    /// supervisor is waited for as long as its children's shutdowns take
+    /// (OTP's `infinity` for supervisor children).
     async fn await_end(&self, cell: &Arc<ParticleCell>) {
+        if cell.stops_own_children() {
+            cell.ended().await;
+            return;
+        }
         if tokio::time::timeout(self.shared.shutdown_timeout, cell.ended())
             .await
             .is_err()
@@ -146,8 +197,8 @@ impl Machine {
             .get_or_init(|| {
                 async {
                     let _ = self.stop(&Point::root()).await;
-                    for star in &self.shared.stars {
-                        star.actor.stop(None);
+                    for star in self.shared.stars.iter() {
+                        star.stop();
                     }
                     self.shared.root.stop(None);
                     tracing::info!(target: targets::MACHINE, "machine stopped");
@@ -173,7 +224,7 @@ impl Machine {
             stopping,
             reply,
         };
-        if self.shared.stars[cell.star()].actor.cast(msg).is_err() {
+        if !self.shared.stars[cell.star()].send(msg) {
             return (Decision::GiveUp, std::time::Duration::ZERO);
         }
         rx.await
@@ -198,9 +249,7 @@ impl Machine {
         // watcher that respawns at this Point on the news finds it free.
         cell.set_status(Status::Stopped);
         if cell.restarts() > 0 && !gave_up {
-            let _ = self.shared.stars[cell.star()]
-                .actor
-                .cast(StarMsg::Forget(cell.spawn_seq()));
+            self.shared.stars[cell.star()].send(StarMsg::Forget(cell.spawn_seq()));
         }
         if !gave_up {
             self.shared.registry.unregister(cell);
@@ -228,6 +277,9 @@ impl Machine {
                     },
                 );
             }
+        }
+        if let Some(m) = cell.managed() {
+            m.set_ended();
         }
         cell.mark_ended();
     }

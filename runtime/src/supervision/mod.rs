@@ -1,0 +1,25 @@
+//! Supervisor particles: OTP's supervisor behaviour from
+//! `hyperverse_supervisors`, run as a particle whose children are particles.
+//!
+//! A child of a supervisor particle reports each end of an incarnation to
+//! it and waits, its lane open; the supervisor decides per its strategy,
+//! restart types and intensity, and resumes the child on the same lane
+//! (queued waves kept, in order) or ends it. Past its intensity the
+//! supervisor stops its children in reverse start order and dies with
+//! reason shutdown, so its own supervisor (or Star) acts: escalation.
+
+mod api;
+mod child;
+mod kids;
+mod managed;
+mod particle;
+mod start;
+
+pub use api::{SupervisorError, SupervisorRef};
+pub use kids::ChildRef;
+pub use particle::SupervisorSpec;
+pub use start::{ChildStart, StartFn};
+
+pub(crate) use child::{report_exit, run_managed, EXIT};
+pub(crate) use managed::Managed;
+pub(crate) use particle::SupervisorParticle;

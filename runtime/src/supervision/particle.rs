@@ -1,0 +1,206 @@
+//! Supervisor particles: OTP's `supervisor` as a particle, its children
+//! particles under it.
+
+use hyperverse_supervisors::{ChildSpec, ExitReason, Outcome, SupError, SupFlags, Supervisor};
+
+use super::child::{ExitReport, EXIT};
+use super::kids::{ChildRef, Kids};
+use super::{api, ChildStart};
+use crate::targets;
+use crate::{Body, CodecError, CrashNotice, Ctx, Event, Particle, ParticleError, Wave};
+
+/// What a supervisor particle supervises: OTP's `init/1` result, flags and
+/// child specs. Register it as a Kind with
+/// [`crate::MachineBuilder::supervisor`]; every particle of that Kind is a
+/// supervisor with these children.
+#[derive(Debug, Clone)]
+pub struct SupervisorSpec {
+    /// Strategy, intensity, auto-shutdown.
+    pub flags: SupFlags,
+    /// The children, in start order (a dynamic supervisor: its one template).
+    pub children: Vec<ChildSpec<ChildStart>>,
+}
+
+impl SupervisorSpec {
+    /// A supervisor with these flags and children.
+    pub fn new(flags: SupFlags, children: Vec<ChildSpec<ChildStart>>) -> Self {
+        SupervisorSpec { flags, children }
+    }
+}
+
+/// The Particle behind every supervisor Kind.
+pub(crate) struct SupervisorParticle {
+    pub(crate) spec: SupervisorSpec,
+}
+
+pub(crate) struct SupState {
+    sup: Supervisor<Kids>,
+    kids: Kids,
+}
+
+impl Particle for SupervisorParticle {
+    type State = SupState;
+    const STOPS_OWN_CHILDREN: bool = true;
+
+    async fn start(&self, ctx: &Ctx, _args: &Body) -> Result<SupState, ParticleError> {
+        let mut kids = Kids::new(ctx.clone());
+        let flags = self.spec.flags;
+        match Supervisor::try_start(flags, self.spec.children.clone(), &mut kids).await {
+            Ok(mut sup) => {
+                // Its events went out as they happened (`Kids::event`).
+                sup.take_log();
+                kids.reconcile(&sup).await;
+                Ok(SupState { sup, kids })
+            }
+            Err((e, _)) => {
+                kids.end_all().await;
+                Err(Box::new(e))
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        ctx: &Ctx,
+        st: &mut SupState,
+        wave: Wave,
+    ) -> Result<Body, ParticleError> {
+        if &*wave.method == EXIT {
+            // Escalation is the one way out of here: bad input is ignored.
+            return match st.child_exit(ctx, wave).await {
+                Ok(()) => Ok(Body::empty()),
+                Err(reason) => Err(Box::new(reason)),
+            };
+        }
+        let (method, from) = (wave.method.clone(), wave.from.clone());
+        st.kids.caller = Some(from.clone());
+        let answer = st.call(wave).await;
+        st.kids.caller = None;
+        match answer {
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                // OTP's supervisor logs what it cannot understand and goes on.
+                tracing::warn!(target: targets::ROUTE, supervisor = %ctx.me(), %method, %from, error = %e, "a supervisor ignores a malformed call");
+                Ok(Body::empty())
+            }
+        }
+    }
+
+    async fn stop(&self, _ctx: &Ctx, mut st: SupState) {
+        // Reverse start order, each child within its shutdown.
+        st.sup.shutdown(&mut st.kids).await;
+        st.kids.end_all().await;
+    }
+}
+
+impl SupState {
+    /// One call of the supervisor API; an error is a body that does not
+    /// decode, or a method it does not know.
+    async fn call(&mut self, wave: Wave) -> Result<Body, CodecError> {
+        let reply = match &*wave.method {
+            api::WHICH_CHILDREN => Body::encode(&self.sup.which_children())?,
+            api::COUNT_CHILDREN => Body::encode(&self.sup.count_children())?,
+            api::START_CHILD => {
+                let spec: ChildSpec<ChildStart> = wave.body.decode()?;
+                let r = self.sup.start_child(&mut self.kids, spec).await;
+                self.settle().await;
+                Body::encode(&r)?
+            }
+            api::ADD_CHILD => {
+                let (id, args): (String, Body) = wave.body.decode()?;
+                let r = match self.sup.template() {
+                    Some(t) => {
+                        let start = t.start.clone().args(args);
+                        self.sup.add_child(&mut self.kids, id, start).await
+                    }
+                    None => Err(SupError::Unsupported {
+                        op: "add_child".into(),
+                        strategy: self.sup.flags().strategy,
+                    }),
+                };
+                self.settle().await;
+                Body::encode(&r)?
+            }
+            api::TERMINATE_CHILD => {
+                let id: String = wave.body.decode()?;
+                let r = self.sup.terminate_child(&mut self.kids, &id).await;
+                self.settle().await;
+                Body::encode(&r)?
+            }
+            api::RESTART_CHILD => {
+                let id: String = wave.body.decode()?;
+                let r = self.sup.restart_child(&mut self.kids, &id).await;
+                self.settle().await;
+                Body::encode(&r)?
+            }
+            api::DELETE_CHILD => {
+                let id: String = wave.body.decode()?;
+                let r = self.sup.delete_child(&mut self.kids, &id);
+                self.settle().await;
+                Body::encode(&r)?
+            }
+            other => return Err(CodecError::Decode(format!("unknown method `{other}`"))),
+        };
+        Ok(reply)
+    }
+
+    /// Ends the children no longer run. (The log's events went out as
+    /// they happened, through `Kids::event`.)
+    async fn settle(&mut self) {
+        self.sup.take_log();
+        self.kids.reconcile(&self.sup).await;
+    }
+
+    /// A child's incarnation ended: the supervisor acts per its strategy.
+    /// An error is the supervisor's own exit (escalation).
+    async fn child_exit(&mut self, ctx: &Ctx, wave: Wave) -> Result<(), ExitReason> {
+        let child = wave.from;
+        if child.parent().as_ref() != Some(ctx.me()) {
+            return Ok(());
+        }
+        let report: ExitReport = match wave.body.decode() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: targets::ROUTE, supervisor = %ctx.me(), from = %child, error = %e, "a supervisor ignores a malformed exit report");
+                return Ok(());
+            }
+        };
+        let id = child.name().to_string();
+        let handle = ChildRef {
+            point: child.clone(),
+            seq: report.seq,
+            incarnation: report.incarnation,
+        };
+        let current = self.sup.handle(&id).as_ref() == Some(&handle);
+        let outcome = self
+            .sup
+            .child_exited(&mut self.kids, &id, &handle, report.exit.clone())
+            .await;
+        if current && !report.exit.is_normal() {
+            let (kind, restarts, star) = match self.kids.cell(&id) {
+                Some(c) => (c.kind().clone(), c.restarts(), c.star()),
+                None => (crate::Kind::new("unknown"), 0, ctx.cell.star()),
+            };
+            let notice = CrashNotice {
+                child: child.clone(),
+                kind,
+                reason: report.exit.to_string(),
+                restarts,
+                in_period: self.sup.restarts_in_period(),
+                star,
+                supervisor: Some(ctx.me().clone()),
+                gave_up: self.sup.handle(&id).is_none(),
+                in_flight: report.in_flight,
+            };
+            tracing::warn!(target: targets::CRASH, point = %child, reason = %notice.reason, supervisor = %ctx.me(), "supervised particle crashed");
+            ctx.machine.emit(|| Event::Crashed(notice));
+        }
+        self.settle().await;
+        match outcome {
+            Outcome::Continue => Ok(()),
+            // Escalation: it dies with reason shutdown, and its own
+            // supervisor (or Star) acts.
+            Outcome::Shutdown(reason) => Err(reason),
+        }
+    }
+}

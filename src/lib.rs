@@ -8,7 +8,8 @@
 //! - [`runtime`] (also re-exported at the top level): points, waves, lanes,
 //!   particles, stars, machines, the registry.
 //! - [`supervisors`]: OTP supervision logic.
-//! - [`modules`]: WASM modules (to come).
+//! - [`modules`]: WASM modules.
+//! - [`faults`]: fault injection: seeded fault plans and a test kit.
 //!
 //! ```
 //! use hyperverse::*;
@@ -29,6 +30,7 @@
 //! # }
 //! ```
 
+pub use hyperverse_faults as faults;
 pub use hyperverse_modules as modules;
 pub use hyperverse_runtime as runtime;
 pub use hyperverse_runtime::*;

@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::cell::ParticleCell;
 use crate::deadline::Deadlines;
+use crate::fault::{Fate, Fault, LaneFault};
 use crate::targets;
 use crate::{
     Body, CrashNotice, DownNotice, ExitSignal, Method, MonitorRef, Point, Wave, WaveError, WaveKind,
@@ -70,6 +71,8 @@ struct LaneState {
     /// While a supervisor stops this child, requests from it (and below it)
     /// are refused for the same reason: boxed, as only supervisors use it.
     refuse_from: Option<Box<Point>>,
+    /// Injected faults (boxed: only a faulty lane pays for them).
+    fault: Option<Box<LaneFault>>,
     /// Monitors and links: boxed, as most particles have neither and every
     /// particle pays for this field.
     watch: Option<Box<Watch>>,
@@ -165,6 +168,8 @@ pub(crate) struct LaneQueue {
     /// Set with `stop` when the stop comes from outside (a parent ending,
     /// `Machine::stop`): the end is then a shutdown, not a normal exit.
     shutdown: AtomicBool,
+    /// Set once a fault was injected: the receiver then takes the slow path.
+    faulted: AtomicBool,
     /// Boxed: most lanes are unbounded and pay one pointer for it.
     bound: Option<Box<Bound>>,
 }
@@ -174,6 +179,10 @@ pub(crate) enum Next {
     Letter(Letter),
     /// Stop was requested: finish now, before anything still queued.
     Stop,
+    /// An injected crash, with its reason.
+    Crash(String),
+    /// A fault changed while waiting: look again.
+    Interrupted,
 }
 
 impl LaneQueue {
@@ -280,6 +289,27 @@ impl LaneQueue {
         for letter in refused {
             letter.refuse(me);
         }
+    }
+
+    /// Injects a fault (its random choices seeded by `seed`, unless 0).
+    pub(crate) fn inject(&self, fault: Fault, seed: u64) {
+        let waker = {
+            let mut st = self.state.lock();
+            st.fault.get_or_insert_with(Box::default).apply(fault, seed);
+            self.faulted.store(true, Ordering::SeqCst);
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Takes an injected start failure, if any.
+    pub(crate) fn take_fail_start(&self) -> Option<String> {
+        if !self.faulted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.state.lock().fault.as_mut()?.fail_start.take()
     }
 
     /// Withdraws a stop request (a supervised child resuming after its
@@ -469,6 +499,101 @@ impl LaneReceiver {
 
     /// The next letter, in order; `Stop` once a stop is requested.
     pub(crate) async fn recv(&mut self) -> Next {
+        loop {
+            if self.cell.lane.faulted.load(Ordering::Acquire) {
+                // Boxed: the slow path takes no room in a healthy task.
+                return Box::pin(self.recv_faulty()).await;
+            }
+            match self.take(false).await {
+                Next::Interrupted => continue,
+                next => return next,
+            }
+        }
+    }
+
+    /// [`LaneReceiver::recv`] on a lane with faults injected: a pending
+    /// crash comes first, a pause holds letters, and each wave taken may be
+    /// dropped or delayed.
+    async fn recv_faulty(&mut self) -> Next {
+        let cell = self.cell.clone();
+        let lane = &cell.lane;
+        loop {
+            if lane.stop.load(Ordering::Acquire) {
+                return Next::Stop;
+            }
+            let paused = {
+                let mut st = lane.state.lock();
+                let f = st.fault.get_or_insert_with(Box::default);
+                if let Some(reason) = f.crash.take() {
+                    return Next::Crash(reason);
+                }
+                f.paused
+            };
+            if paused {
+                self.paused().await;
+                continue;
+            }
+            let letter = match self.take(true).await {
+                Next::Letter(letter) => letter,
+                Next::Interrupted => continue,
+                other => return other,
+            };
+            if letter.is_system() {
+                return Next::Letter(letter);
+            }
+            let fate = lane
+                .state
+                .lock()
+                .fault
+                .get_or_insert_with(Box::default)
+                .fate();
+            match fate {
+                Fate::Handle => return Next::Letter(letter),
+                Fate::Delay(d) => {
+                    // Held at the front of the batch, not in hand: if the
+                    // incarnation is dropped meanwhile (killed), the letter
+                    // stays for the next one.
+                    self.batch.push_front(letter);
+                    lane.sleep_unless_stopped(d).await;
+                    if lane.stop.load(Ordering::Acquire) {
+                        return Next::Stop;
+                    }
+                    if let Some(letter) = self.batch.pop_front() {
+                        return Next::Letter(letter);
+                    }
+                }
+                Fate::Drop => {
+                    if let Letter::Request(_, reply) = letter {
+                        let mut st = lane.state.lock();
+                        st.fault.get_or_insert_with(Box::default).swallow(reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits while the lane is paused (or until a stop).
+    async fn paused(&self) {
+        let lane = &self.cell.lane;
+        poll_fn(|cx| {
+            let mut st = lane.state.lock();
+            let paused = st
+                .fault
+                .as_ref()
+                .is_some_and(|f| f.paused && f.crash.is_none());
+            if !paused || lane.stop.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            st.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The next letter as it lies in the lane. On the healthy path
+    /// (`faulty` false), a fault injected while waiting interrupts it, so
+    /// that the next letter takes the faulty path.
+    async fn take(&mut self, faulty: bool) -> Next {
         let lane = &self.cell.lane;
         if lane.stop.load(Ordering::Acquire) {
             return Next::Stop;
@@ -480,6 +605,9 @@ impl LaneReceiver {
             let mut st = lane.state.lock();
             if lane.stop.load(Ordering::Acquire) {
                 return Poll::Ready(Next::Stop);
+            }
+            if st.fault.as_ref().is_some_and(|f| !faulty || f.interrupts()) {
+                return Poll::Ready(Next::Interrupted);
             }
             if st.queue.is_empty() {
                 match &st.waker {

@@ -205,15 +205,19 @@ pub(crate) async fn run<P: Particle>(
         // and so do the monitors it set.
         ctx.machine.fire_links(&ctx.cell, &reason, false);
         ctx.machine.drop_monitors(&ctx.cell);
-        match Box::pin(after_crash(&ctx, crash, &mut ready)).await.0 {
+        let why = match Box::pin(after_crash(&ctx, crash, &mut ready)).await.0 {
             // Told to stop during the backoff: no new incarnation.
-            Decision::Restart if ctx.cell.lane.stop_requested() => {
-                return guard.finish(lane.close(), stopped(&ctx))
+            Decision::Restart if ctx.cell.lane.stop_requested() => stopped(&ctx),
+            Decision::Restart => {
+                ctx.cell.set_closing(false);
+                continue;
             }
-            Decision::Restart => ctx.cell.set_closing(false),
-            Decision::Stop => return guard.finish(lane.close(), stopped(&ctx)),
-            Decision::GiveUp => return guard.finish(lane.close(), DownReason::GaveUp(reason)),
-        }
+            Decision::Stop => stopped(&ctx),
+            Decision::GiveUp => DownReason::GaveUp(reason),
+        };
+        // No next incarnation: children parked for it go now.
+        stop_children(&ctx).await;
+        return guard.finish(lane.close(), why);
     }
 }
 
@@ -238,8 +242,14 @@ pub(crate) async fn incarnation<P: Particle>(
     // Process flags belong to an incarnation.
     ctx.cell.set_traps_exits(false);
     let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
-    let starting = futures::future::lazy(|_| particle.start(ctx, args)).flatten();
-    let started = guarded(&ctx.cell, starting).instrument(span).await;
+    let started = match ctx.cell.lane.take_fail_start() {
+        // An injected start failure.
+        Some(reason) => Err(ExitReason::Error(reason)),
+        None => {
+            let starting = futures::future::lazy(|_| particle.start(ctx, args)).flatten();
+            guarded(&ctx.cell, starting).instrument(span).await
+        }
+    };
     let end = match started {
         Err(exit) => {
             let mut end = End::crash(exit, None, None);
@@ -294,15 +304,29 @@ pub(crate) async fn incarnation<P: Particle>(
         }
     };
     // A crashed incarnation's children do not outlive it (OTP: they are
-    // linked to it); the restart starts afresh. The lane is kept for the
-    // next incarnation, but its descendants' requests are refused meanwhile,
-    // and notices about the old children are dropped.
+    // linked to it); the restart starts afresh. A supervisor's supervised
+    // children are parked instead, lanes open, for its next incarnation to
+    // adopt (beyond OTP: no wave queued for them is lost). The lane is kept
+    // for the next incarnation, but its descendants' requests are refused
+    // meanwhile, and notices about the old children are dropped.
     ctx.cell.set_closing(true);
     lane.refuse_descendants(true);
-    stop_children(ctx).await;
+    if P::STOPS_OWN_CHILDREN {
+        park_children(ctx).await;
+    } else {
+        stop_children(ctx).await;
+    }
     lane.drop_notices();
     lane.refuse_descendants(false);
     end
+}
+
+/// Parks a crashed supervisor's supervised children (their incarnations
+/// killed, their lanes kept) and stops its other descendants.
+pub(crate) async fn park_children(ctx: &Ctx) {
+    if ctx.machine.has_children(&ctx.cell) {
+        Box::pin(ctx.machine.park_children(&ctx.cell)).await;
+    }
 }
 
 /// Stops the particle's children, if it has any. Boxed and behind a check:
@@ -351,6 +375,10 @@ async fn serve<P: Particle>(
     loop {
         let (wave, reply) = match lane.recv().await {
             Next::Stop => return End::Stop,
+            // An injected crash: as a panic in the next handler, with no
+            // wave in hand.
+            Next::Crash(reason) => return End::crash(ExitReason::Error(reason), None, None),
+            Next::Interrupted => continue,
             Next::Letter(Letter::Wave(wave)) => (wave, None),
             Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
             Next::Letter(Letter::Exit(signal)) => {

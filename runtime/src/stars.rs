@@ -47,6 +47,11 @@ impl StarSlot {
         }
     }
 
+    /// Its current actor's id (changes when it is restarted).
+    pub(crate) fn actor_id(&self) -> Option<ActorId> {
+        self.actor.read().as_ref().map(|a| a.get_id())
+    }
+
     /// Stops the Star normally (Machine shutdown).
     pub(crate) fn stop(&self) {
         if let Some(a) = &*self.actor.read() {

@@ -12,3 +12,5 @@ pub const RESTART: &str = "hyperverse::restart";
 pub const ROUTE: &str = "hyperverse::route";
 /// Machine and Star life (`info`, `debug`).
 pub const MACHINE: &str = "hyperverse::machine";
+/// Injected faults (`info`; a killed Star `warn`).
+pub const FAULT: &str = "hyperverse::fault";

@@ -1,6 +1,7 @@
 //! Machines: a process hosting Stars, routing waves between their particles.
 
 mod builder;
+mod faults;
 mod stop;
 
 use std::collections::HashMap;

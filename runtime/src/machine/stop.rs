@@ -19,6 +19,9 @@ use crate::{DownNotice, DownReason, Event, InFlight, Point, Status, WaveError};
 /// particles may spawn children while their subtree is being stopped.
 const STOP_ROUNDS: usize = 8;
 
+/// How long a crash waits for its Star to be back before it gives up.
+const STAR_DOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Machine {
     /// Stops the particle at `point` and everything below it (every particle
     /// for the root), children before parents, and waits until they have
@@ -155,6 +158,38 @@ impl Machine {
         cells
     }
 
+    /// Parks the supervised children of `cell`, a supervisor whose
+    /// incarnation crashed: each one's incarnation is killed and it waits,
+    /// lane open, for the supervisor's next incarnation to adopt it (or to
+    /// be stopped when there is none). Other descendants are stopped.
+    pub(crate) async fn park_children(&self, cell: &Arc<ParticleCell>) {
+        let all = self.descendants(cell);
+        let mine: Vec<Arc<ParticleCell>> = all
+            .iter()
+            .filter(|c| {
+                c.managed().is_some() && c.parent_cell().is_some_and(|p| Arc::ptr_eq(&p, cell))
+            })
+            .cloned()
+            .collect();
+        for c in &mine {
+            if let Some(m) = c.managed() {
+                m.kill();
+            }
+        }
+        for c in &mine {
+            if let Some(m) = c.managed() {
+                m.parked().await;
+            }
+        }
+        let rest: Vec<Arc<ParticleCell>> = all
+            .into_iter()
+            .filter(|c| !mine.iter().any(|m| m.point().contains(c.point())))
+            .collect();
+        if !rest.is_empty() {
+            self.stop_cells(rest).await;
+        }
+    }
+
     /// Stops `cell`'s children (and theirs), as its own end or restart
     /// requires: a particle's children do not outlive it, as in OTP.
     pub(crate) async fn stop_children(&self, cell: &Arc<ParticleCell>) {
@@ -208,7 +243,9 @@ impl Machine {
             .await;
     }
 
-    /// Asks the particle's Star what to do about a crash.
+    /// Asks the particle's Star what to do about a crash. A Star that is
+    /// down (failed, being restarted by the Machine) is asked again once it
+    /// is back; only a Machine shutting down gives up on the particle.
     pub(crate) async fn report_crash(
         &self,
         cell: &Arc<ParticleCell>,
@@ -216,19 +253,27 @@ impl Machine {
         in_flight: Option<InFlight>,
         stopping: bool,
     ) -> (Decision, std::time::Duration) {
-        let (reply, rx) = oneshot::channel();
-        let msg = StarMsg::Crashed {
-            cell: cell.clone(),
-            reason,
-            in_flight,
-            stopping,
-            reply,
-        };
-        if !self.shared.stars[cell.star()].send(msg) {
-            return (Decision::GiveUp, std::time::Duration::ZERO);
+        let give_up = (Decision::GiveUp, std::time::Duration::ZERO);
+        let t = std::time::Instant::now();
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let msg = StarMsg::Crashed {
+                cell: cell.clone(),
+                reason: reason.clone(),
+                in_flight: in_flight.clone(),
+                stopping,
+                reply,
+            };
+            if self.shared.stars[cell.star()].send(msg) {
+                if let Ok(decision) = rx.await {
+                    return decision;
+                }
+            }
+            if self.shared.down.load(Ordering::Acquire) || t.elapsed() > STAR_DOWN_WAIT {
+                return give_up;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        rx.await
-            .unwrap_or((Decision::GiveUp, std::time::Duration::ZERO))
     }
 
     /// A particle's task is ending: close its lane, answer what is left in

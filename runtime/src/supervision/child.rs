@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::managed::{Command, Wake};
 use crate::lane::{deliver, LaneReceiver};
-use crate::run::{incarnation, stop_children, End, EndGuard};
+use crate::run::{incarnation, park_children, stop_children, End, EndGuard};
 use crate::{Body, Ctx, DownReason, InFlight, Particle, Status, Wave, WaveError};
 
 /// The method of an exit report, a signal from a child to its supervisor.
@@ -74,7 +74,11 @@ pub(crate) async fn run_managed<P: Particle>(
                 // its children go now, as after a crash.
                 ctx.cell.set_closing(true);
                 lane.refuse_descendants(true);
-                stop_children(&ctx).await;
+                if P::STOPS_OWN_CHILDREN {
+                    park_children(&ctx).await;
+                } else {
+                    stop_children(&ctx).await;
+                }
                 lane.drop_notices();
                 lane.refuse_descendants(false);
                 (m.kill_exit(), false, None, None)
@@ -119,8 +123,15 @@ pub(crate) async fn run_managed<P: Particle>(
                 ctx.cell.lane.clear_stop();
                 ctx.cell.set_closing(false);
             }
-            Wake::Command(Command::End(why)) => return guard.finish(lane.close(), why),
-            Wake::Shutdown => return guard.finish(lane.close(), DownReason::Shutdown),
+            Wake::Command(Command::End(why)) => {
+                // Children parked for a next incarnation go with it.
+                stop_children(&ctx).await;
+                return guard.finish(lane.close(), why);
+            }
+            Wake::Shutdown => {
+                stop_children(&ctx).await;
+                return guard.finish(lane.close(), DownReason::Shutdown);
+            }
         }
     }
 }

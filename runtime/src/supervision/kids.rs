@@ -80,6 +80,54 @@ impl Kids {
         }
     }
 
+    /// A child of this supervisor's particle at `id` left by its last
+    /// incarnation (parked when it crashed), to be adopted: parked first if
+    /// it is somehow still running.
+    async fn orphan(&self, id: &str) -> Option<Arc<ParticleCell>> {
+        let point = self.ctx.me().child(id).ok()?;
+        let cell = self.ctx.machine.registry().cell(&point)?;
+        let mine = cell
+            .parent_cell()
+            .is_some_and(|p| Arc::ptr_eq(&p, &self.ctx.cell));
+        let m = cell.managed()?;
+        if !mine || cell.lane.shutdown_requested() {
+            return None;
+        }
+        if !matches!(m.phase(), Phase::Parked | Phase::Ended) {
+            m.kill();
+            m.parked().await;
+        }
+        (m.phase() == Phase::Parked).then_some(cell)
+    }
+
+    /// Ends the children parked by a crashed incarnation that this one did
+    /// not adopt (a dynamic supervisor's, as OTP does not restore them).
+    pub(crate) async fn end_orphans(&mut self) {
+        let me = self.ctx.me().clone();
+        let orphans: Vec<Arc<ParticleCell>> = self
+            .ctx
+            .machine
+            .registry()
+            .cells_under(&me)
+            .into_iter()
+            .filter(|c| {
+                c.managed().is_some()
+                    && c.parent_cell()
+                        .is_some_and(|p| Arc::ptr_eq(&p, &self.ctx.cell))
+                    && !self.live.values().any(|l| Arc::ptr_eq(l, c))
+            })
+            .collect();
+        for cell in orphans {
+            let m = cell.managed().expect("a supervised particle");
+            if !matches!(m.phase(), Phase::Parked | Phase::Ended) {
+                cell.lane.request_shutdown();
+            }
+            m.end(down_reason(m.last_exit()));
+            cell.ended().await;
+            self.ctx.machine.forget(&cell);
+        }
+    }
+
     /// Ends every child for good (the supervisor ends).
     pub(crate) async fn end_all(&mut self) {
         let ids: Vec<String> = self.live.keys().cloned().collect();
@@ -111,6 +159,13 @@ impl Children for Kids {
 
     async fn start(&mut self, id: &str, start: &ChildStart) -> Result<ChildRef, ExitReason> {
         let (kind, args) = start.resolve().map_err(ExitReason::Error)?;
+        if !self.live.contains_key(id) {
+            if let Some(cell) = self.orphan(id).await {
+                // Parked when this supervisor's last incarnation crashed:
+                // adopted, and resumed on its lane below.
+                self.live.insert(id.to_string(), cell);
+            }
+        }
         if let Some(cell) = self.live.get(id).cloned() {
             let m = cell.managed().expect("a supervised particle");
             if m.phase() == Phase::Parked && cell.kind() == &kind && !cell.lane.shutdown_requested()

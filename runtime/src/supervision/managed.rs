@@ -224,6 +224,11 @@ impl Managed {
         self.change(|st| {
             st.kill = true;
             st.kill_exit = exit;
+            // A resume not yet taken is withdrawn: the child stays parked
+            // (its supervisor's incarnation that resumed it is gone).
+            if matches!(st.command, Some(Command::Resume(_))) {
+                st.command = None;
+            }
         });
     }
 

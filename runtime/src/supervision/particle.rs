@@ -50,10 +50,12 @@ impl Particle for SupervisorParticle {
                 // Its events went out as they happened (`Kids::event`).
                 sup.take_log();
                 kids.reconcile(&sup).await;
+                kids.end_orphans().await;
                 Ok(SupState { sup, kids })
             }
             Err((e, _)) => {
                 kids.end_all().await;
+                kids.end_orphans().await;
                 Err(Box::new(e))
             }
         }

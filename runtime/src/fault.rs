@@ -1,0 +1,206 @@
+//! Fault injection: what a test (or a fault plan) can do to a running
+//! particle, and the per-lane state that carries it out.
+//!
+//! Faults act at the particle's own letter boundaries, in its own task: a
+//! crash is taken before its next letter (as a panic in its next handler
+//! would be), a pause holds its letters in the lane, a delay holds each
+//! chosen letter before it is handled (so per-sender order is kept, as on
+//! a slow link), a drop discards a chosen wave (a dropped request is never
+//! answered, so its requester times out with a typed error). Random
+//! choices come from a seeded generator per lane, so a fault plan replays.
+
+use std::time::Duration;
+
+use crate::lane::ReplyTx;
+
+/// A fault to inject into one particle with [`crate::Machine::inject`].
+///
+/// ```
+/// use hyperverse_runtime::*;
+/// use std::time::Duration;
+///
+/// struct Echo;
+/// impl Particle for Echo {
+///     type State = ();
+///     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> { Ok(()) }
+///     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> { Ok(w.body) }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let m = Machine::standalone().kind("echo", Echo).build().await?;
+/// let at: Point = "echo".parse()?;
+/// m.spawn(at.clone(), "echo".into(), Body::empty()).await?;
+///
+/// // Every wave is dropped: a request times out with a typed error.
+/// m.inject(&at, Fault::Drop { probability: 1.0 })?;
+/// let lost = m.request(Wave::request(Point::root(), at.clone(), "hi", "x"), Duration::from_millis(50));
+/// let lost = lost.await;
+/// assert!(matches!(lost, Err(WaveError::Timeout { .. })), "{lost:?}");
+///
+/// // Healed, then crashed as if it had panicked: its Star restarts it.
+/// m.inject(&at, Fault::Heal)?;
+/// m.inject(&at, Fault::Crash("injected".into()))?;
+/// assert_eq!(m.ask(&at, "hi", "again").await?.body.as_bytes(), b"again");
+/// assert_eq!(m.record(&at).unwrap().restarts, 1);
+///
+/// // Bad parameters are typed errors.
+/// assert!(matches!(
+///     m.inject(&at, Fault::Drop { probability: 2.0 }),
+///     Err(FaultError::BadProbability { .. })
+/// ));
+/// m.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Crash it before its next letter, as if its handler had panicked
+    /// with this reason (no wave is in hand, so none is lost).
+    Crash(String),
+    /// Stop taking letters until [`Fault::Resume`]; they queue meanwhile.
+    Pause,
+    /// Take letters again after a [`Fault::Pause`].
+    Resume,
+    /// Its next `start` fails with this reason (a crash at start).
+    FailNextStart(String),
+    /// Hold each wave taken from its lane, with this probability, for a
+    /// time drawn from `min..=max` before it is handled.
+    Delay {
+        min: Duration,
+        max: Duration,
+        probability: f64,
+    },
+    /// Discard each wave taken from its lane with this probability. A
+    /// dropped request is never answered: its requester times out.
+    Drop { probability: f64 },
+    /// Removes delays, drops and a pause.
+    Heal,
+}
+
+/// A fault that cannot be injected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    /// No live particle there.
+    #[error("no particle at {point}")]
+    NoSuchParticle { point: crate::Point },
+    /// A probability outside `0.0..=1.0`.
+    #[error("probability {probability} is not within 0..=1")]
+    BadProbability { probability: f64 },
+    /// A delay whose `min` exceeds its `max`.
+    #[error("delay min {min:?} is above max {max:?}")]
+    BadDelay { min: Duration, max: Duration },
+    /// No such Star.
+    #[error("no Star {star} (the Machine has {stars})")]
+    NoSuchStar { star: usize, stars: usize },
+    /// The Star was not restarted in time after a kill.
+    #[error("Star {star} was not restarted within {waited:?}")]
+    StarNotRestarted { star: usize, waited: Duration },
+}
+
+impl Fault {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), FaultError> {
+        let probability = match self {
+            Fault::Delay {
+                min,
+                max,
+                probability,
+            } => {
+                if min > max {
+                    return Err(FaultError::BadDelay {
+                        min: *min,
+                        max: *max,
+                    });
+                }
+                *probability
+            }
+            Fault::Drop { probability } => *probability,
+            _ => return Ok(()),
+        };
+        if (0.0..=1.0).contains(&probability) {
+            Ok(())
+        } else {
+            Err(FaultError::BadProbability { probability })
+        }
+    }
+}
+
+/// The faults in force on one lane.
+#[derive(Default)]
+pub(crate) struct LaneFault {
+    pub(crate) crash: Option<String>,
+    pub(crate) paused: bool,
+    pub(crate) fail_start: Option<String>,
+    delay: Option<(Duration, Duration, f64)>,
+    drop: f64,
+    /// SplitMix64 state: a tiny, seedable generator, so that a lane's
+    /// choices replay with its seed.
+    rng: u64,
+    /// Requests dropped: their answers never come (the requesters time out).
+    swallowed: Vec<ReplyTx>,
+}
+
+/// What to do with one wave taken from a faulty lane.
+pub(crate) enum Fate {
+    Handle,
+    Delay(Duration),
+    Drop,
+}
+
+impl LaneFault {
+    pub(crate) fn apply(&mut self, fault: Fault, seed: u64) {
+        if seed != 0 {
+            self.rng = seed;
+        }
+        match fault {
+            Fault::Crash(reason) => self.crash = Some(reason),
+            Fault::Pause => self.paused = true,
+            Fault::Resume => self.paused = false,
+            Fault::FailNextStart(reason) => self.fail_start = Some(reason),
+            Fault::Delay {
+                min,
+                max,
+                probability,
+            } => self.delay = Some((min, max, probability)),
+            Fault::Drop { probability } => self.drop = probability,
+            Fault::Heal => {
+                self.paused = false;
+                self.delay = None;
+                self.drop = 0.0;
+                self.swallowed.clear();
+            }
+        }
+    }
+
+    /// True while something interrupts the receiver (a crash, a pause).
+    pub(crate) fn interrupts(&self) -> bool {
+        self.crash.is_some() || self.paused
+    }
+
+    fn next_f64(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Decides one wave's fate.
+    pub(crate) fn fate(&mut self) -> Fate {
+        if self.drop > 0.0 && self.next_f64() < self.drop {
+            return Fate::Drop;
+        }
+        if let Some((min, max, p)) = self.delay {
+            if self.next_f64() < p {
+                let span = max.saturating_sub(min).as_nanos() as f64;
+                return Fate::Delay(min + Duration::from_nanos((span * self.next_f64()) as u64));
+            }
+        }
+        Fate::Handle
+    }
+
+    /// Keeps a dropped request's answer channel, unanswered.
+    pub(crate) fn swallow(&mut self, reply: ReplyTx) {
+        self.swallowed.push(reply);
+    }
+}

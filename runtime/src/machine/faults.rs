@@ -1,0 +1,86 @@
+//! Injecting faults into a running Machine (see [`crate::Fault`]).
+
+use std::time::{Duration, Instant};
+
+use super::Machine;
+use crate::star::StarMsg;
+use crate::targets;
+use crate::{Fault, FaultError, Point};
+
+/// How long `kill_star` waits for the Machine to restart the Star.
+const STAR_RESTART_WAIT: Duration = Duration::from_secs(5);
+
+impl Machine {
+    /// Injects `fault` into the particle at `point` (see [`Fault`]).
+    pub fn inject(&self, point: &Point, fault: Fault) -> Result<(), FaultError> {
+        self.inject_seeded(point, fault, 0)
+    }
+
+    /// [`Machine::inject`], seeding the lane's random choices (delays,
+    /// drops) with `seed` so that a run replays; 0 keeps the lane's seed.
+    pub fn inject_seeded(&self, point: &Point, fault: Fault, seed: u64) -> Result<(), FaultError> {
+        fault.validate()?;
+        let cell = self
+            .shared
+            .registry
+            .cell(point)
+            .filter(|c| !c.has_ended())
+            .ok_or_else(|| FaultError::NoSuchParticle {
+                point: point.clone(),
+            })?;
+        tracing::info!(target: targets::FAULT, %point, ?fault, "fault injected");
+        cell.lane.inject(fault, seed);
+        Ok(())
+    }
+
+    /// The live particles hosted by Star `star`, in Point order.
+    pub fn particles_on(&self, star: usize) -> Vec<Point> {
+        let mut points: Vec<Point> = self
+            .shared
+            .registry
+            .cells_under(&Point::root())
+            .into_iter()
+            .filter(|c| c.star() == star && !c.has_ended())
+            .map(|c| c.point().clone())
+            .collect();
+        points.sort();
+        points
+    }
+
+    /// Kills Star `star` abruptly: its actor fails (the Machine's root
+    /// supervisor restarts it, with fresh restart histories) and every
+    /// particle it hosts crashes with it, to be restarted by its supervisor
+    /// (its Star, or its supervisor particle). Returns the particles crashed.
+    pub async fn kill_star(&self, star: usize, reason: &str) -> Result<Vec<Point>, FaultError> {
+        let stars = self.shared.stars.len();
+        let slot = self
+            .shared
+            .stars
+            .get(star)
+            .ok_or(FaultError::NoSuchStar { star, stars })?;
+        let _span = tracing::warn_span!(target: targets::FAULT, "kill_star", star).entered();
+        let before = slot.actor_id();
+        slot.send(StarMsg::Fail(format!("killed: {reason}")));
+        // The particles' crashes go to the new Star: wait for it.
+        let t = Instant::now();
+        while slot.actor_id() == before {
+            if t.elapsed() > STAR_RESTART_WAIT {
+                return Err(FaultError::StarNotRestarted {
+                    star,
+                    waited: STAR_RESTART_WAIT,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let crashed = self.particles_on(star);
+        for point in &crashed {
+            // One that ended meanwhile is simply gone.
+            let _ = self.inject(
+                point,
+                Fault::Crash(format!("Star {star} was killed: {reason}")),
+            );
+        }
+        tracing::warn!(target: targets::FAULT, star, particles = crashed.len(), "star killed");
+        Ok(crashed)
+    }
+}

@@ -151,10 +151,9 @@ impl EventLog {
         .await
     }
 
-    /// Waits until the particle at `point` is ready again (started and
-    /// serving), polling the Registry: a crash just injected may not have
-    /// been taken yet, so it also waits for the Registry to show no crash
-    /// in hand for a moment.
+    /// Waits until the particle at `point` is ready again: started, serving,
+    /// and with no injected crash still waiting to be taken (so that right
+    /// after `inject(Crash)` it waits for the crash and the restart).
     pub async fn await_ready(
         &self,
         machine: &Machine,
@@ -164,8 +163,9 @@ impl EventLog {
         let deadline = Instant::now() + timeout;
         loop {
             if machine
-                .record(point)
-                .is_some_and(|r| r.status == Status::Ready)
+                .registry()
+                .cell(point)
+                .is_some_and(|c| c.status() == Status::Ready && !c.crash_pending())
             {
                 return Ok(());
             }

@@ -259,8 +259,11 @@ impl FaultPlan {
         };
         // A lane's own choices (delays, drops) are seeded from the plan.
         let lane_seed = self.seed ^ s.pick.rotate_left(17) ^ 1;
-        let injected =
-            |point: &Point, fault: Fault| machine.inject_seeded(point, fault, lane_seed).is_ok();
+        // Each lane its own stream: seeded from the plan and its Point.
+        let injected = |point: &Point, fault: Fault| {
+            let seed = lane_seed ^ fnv1a(point.to_string().as_bytes());
+            machine.inject_seeded(point, fault, seed).is_ok()
+        };
         match action {
             Action::Crash(target) => pick(target)
                 .filter(|p| injected(p, Fault::Crash(format!("fault plan {} crash", self.seed))))
@@ -346,4 +349,11 @@ fn delay(max: Duration, probability: f64) -> Fault {
         max,
         probability,
     }
+}
+
+/// FNV-1a: a fixed, dependency-free hash, so lane seeds replay everywhere.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

@@ -286,6 +286,12 @@ impl ParticleCell {
         self.code_version.store(version, Ordering::Release);
     }
 
+    /// True while a crash injected into it (see [`crate::Fault::Crash`])
+    /// waits to be taken at its next letter.
+    pub fn crash_pending(&self) -> bool {
+        self.lane.crash_pending()
+    }
+
     /// Waves waiting in its lane that its task has not yet taken (the task
     /// takes them in batches).
     pub fn queued(&self) -> usize {

@@ -54,7 +54,9 @@ use crate::lane::ReplyTx;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Crash it before its next letter, as if its handler had panicked
-    /// with this reason (no wave is in hand, so none is lost).
+    /// with this reason (no wave is in hand, so none is lost). A crash not
+    /// taken before the incarnation ends (it crashed by itself first, or
+    /// was stopped) is dropped: it was meant for that incarnation.
     Crash(String),
     /// Stop taking letters until [`Fault::Resume`]; they queue meanwhile.
     Pause,
@@ -70,7 +72,9 @@ pub enum Fault {
         probability: f64,
     },
     /// Discard each wave taken from its lane with this probability. A
-    /// dropped request is never answered: its requester times out.
+    /// dropped request is not answered: its requester times out (a
+    /// `Lane::call`, which has no timeout, gets `Stopped` when the particle
+    /// ends). The answer channels are kept until then.
     Drop { probability: f64 },
     /// Removes delays, drops and a pause.
     Heal,
@@ -91,6 +95,9 @@ pub enum FaultError {
     /// No such Star.
     #[error("no Star {star} (the Machine has {stars})")]
     NoSuchStar { star: usize, stars: usize },
+    /// The Machine is shutting down.
+    #[error("the Machine is shutting down")]
+    MachineDown,
     /// The Star was not restarted in time after a kill.
     #[error("Star {star} was not restarted within {waited:?}")]
     StarNotRestarted { star: usize, waited: Duration },
@@ -162,13 +169,29 @@ impl LaneFault {
                 probability,
             } => self.delay = Some((min, max, probability)),
             Fault::Drop { probability } => self.drop = probability,
+            // Requests already dropped stay unanswered (their requesters
+            // time out, as a drop promises) until the lane closes.
             Fault::Heal => {
                 self.paused = false;
                 self.delay = None;
                 self.drop = 0.0;
-                self.swallowed.clear();
             }
         }
+    }
+
+    /// True when nothing is in force or waiting.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.crash.is_none()
+            && !self.paused
+            && self.fail_start.is_none()
+            && self.delay.is_none()
+            && self.drop == 0.0
+            && self.swallowed.is_empty()
+    }
+
+    /// The answer channels of the requests dropped so far.
+    pub(crate) fn take_swallowed(&mut self) -> Vec<ReplyTx> {
+        std::mem::take(&mut self.swallowed)
     }
 
     /// True while something interrupts the receiver (a crash, a pause).

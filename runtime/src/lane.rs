@@ -295,13 +295,40 @@ impl LaneQueue {
     pub(crate) fn inject(&self, fault: Fault, seed: u64) {
         let waker = {
             let mut st = self.state.lock();
-            st.fault.get_or_insert_with(Box::default).apply(fault, seed);
-            self.faulted.store(true, Ordering::SeqCst);
+            let f = st.fault.get_or_insert_with(Box::default);
+            f.apply(fault, seed);
+            // A fully healed lane goes back to the fast path.
+            let idle = f.is_idle();
+            if idle {
+                st.fault = None;
+            }
+            self.faulted.store(!idle, Ordering::SeqCst);
             st.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Drops an injected crash not taken yet: it was meant for an
+    /// incarnation that has ended.
+    pub(crate) fn clear_pending_crash(&self) {
+        if self.faulted.load(Ordering::Acquire) {
+            if let Some(f) = self.state.lock().fault.as_mut() {
+                f.crash = None;
+            }
+        }
+    }
+
+    /// True while an injected crash waits to be taken.
+    pub(crate) fn crash_pending(&self) -> bool {
+        self.faulted.load(Ordering::Acquire)
+            && self
+                .state
+                .lock()
+                .fault
+                .as_ref()
+                .is_some_and(|f| f.crash.is_some())
     }
 
     /// Takes an injected start failure, if any.
@@ -330,13 +357,20 @@ impl LaneQueue {
     }
 
     /// Closes the lane for good and returns what was still queued.
-    pub(crate) fn close(&self) -> VecDeque<Letter> {
-        let rest = {
+    pub(crate) fn close(&self, point: &Point) -> VecDeque<Letter> {
+        let (rest, swallowed) = {
             let mut st = self.state.lock();
             st.closed = true;
             st.waker = None;
-            std::mem::take(&mut st.queue)
+            let swallowed = st.fault.as_mut().map(|f| f.take_swallowed());
+            (std::mem::take(&mut st.queue), swallowed)
         };
+        // Requests a drop fault swallowed: their particle is gone now.
+        for reply in swallowed.into_iter().flatten() {
+            let _ = reply.send(Err(WaveError::Stopped {
+                point: point.clone(),
+            }));
+        }
         // Senders waiting for room try again, find the lane closed, and
         // get `Stopped`.
         self.wake_room();
@@ -523,11 +557,16 @@ impl LaneReceiver {
             }
             let paused = {
                 let mut st = lane.state.lock();
-                let f = st.fault.get_or_insert_with(Box::default);
-                if let Some(reason) = f.crash.take() {
-                    return Next::Crash(reason);
+                match st.fault.as_mut() {
+                    Some(f) => {
+                        if let Some(reason) = f.crash.take() {
+                            return Next::Crash(reason);
+                        }
+                        f.paused
+                    }
+                    // Healed meanwhile.
+                    None => false,
                 }
-                f.paused
             };
             if paused {
                 self.paused().await;
@@ -545,8 +584,8 @@ impl LaneReceiver {
                 .state
                 .lock()
                 .fault
-                .get_or_insert_with(Box::default)
-                .fate();
+                .as_mut()
+                .map_or(Fate::Handle, |f| f.fate());
             match fate {
                 Fate::Handle => return Next::Letter(letter),
                 Fate::Delay(d) => {
@@ -565,7 +604,13 @@ impl LaneReceiver {
                 Fate::Drop => {
                     if let Letter::Request(_, reply) = letter {
                         let mut st = lane.state.lock();
-                        st.fault.get_or_insert_with(Box::default).swallow(reply);
+                        match st.fault.as_mut() {
+                            Some(f) => f.swallow(reply),
+                            // Healed meanwhile: the drop was decided, the
+                            // answer channel goes (the requester times out
+                            // or gets an error, never a hang).
+                            None => drop(reply),
+                        }
                     }
                 }
             }
@@ -606,7 +651,14 @@ impl LaneReceiver {
             if lane.stop.load(Ordering::Acquire) {
                 return Poll::Ready(Next::Stop);
             }
-            if st.fault.as_ref().is_some_and(|f| !faulty || f.interrupts()) {
+            // Healthy: a fault injected since sends it the slow way.
+            // Faulty: a crash or a pause comes before the next letter.
+            let interrupted = if faulty {
+                st.fault.as_ref().is_some_and(|f| f.interrupts())
+            } else {
+                lane.faulted.load(Ordering::Acquire)
+            };
+            if interrupted {
                 return Poll::Ready(Next::Interrupted);
             }
             if st.queue.is_empty() {
@@ -638,7 +690,7 @@ impl LaneReceiver {
     /// Closes the lane and returns every letter never handled, batch first.
     pub(crate) fn close(&mut self) -> VecDeque<Letter> {
         let mut rest = std::mem::take(&mut self.batch);
-        rest.extend(self.cell.lane.close());
+        rest.extend(self.cell.lane.close(self.cell.point()));
         rest
     }
 

@@ -239,8 +239,10 @@ pub(crate) async fn incarnation<P: Particle>(
     ready: &mut Option<ReadyTx>,
     lane: &mut LaneReceiver,
 ) -> End {
-    // Process flags belong to an incarnation.
+    // Process flags belong to an incarnation, and so does a crash injected
+    // into the last one that it did not live to take.
     ctx.cell.set_traps_exits(false);
+    ctx.cell.lane.clear_pending_crash();
     let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
     let started = match ctx.cell.lane.take_fail_start() {
         // An injected start failure.

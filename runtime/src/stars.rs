@@ -21,6 +21,10 @@ use crate::star::{Star, StarArgs, StarCounters, StarMsg};
 use crate::targets;
 use crate::{Event, Point};
 
+/// The start of a Star failure injected by `Machine::kill_star`: not a
+/// fault of the Star, so its restart does not count against the intensity.
+pub(crate) const KILLED: &str = "killed by a fault injection: ";
+
 /// How often Stars may fail before the Machine stops restarting them.
 const STAR_INTENSITY: (u32, Duration) = (10, Duration::from_secs(5));
 
@@ -159,8 +163,13 @@ impl Actor for MachineRoot {
     ) -> Result<(), ActorProcessingErr> {
         let (who, exit) = match evt {
             SupervisionEvent::ActorFailed(who, why) => {
-                tracing::error!(target: targets::MACHINE, actor = %who.get_id(), reason = %why, "star failed");
-                (who, ExitReason::Error(why.to_string()))
+                let why = why.to_string();
+                if why.starts_with(KILLED) {
+                    st.sup.exempt_next_restart();
+                } else {
+                    tracing::error!(target: targets::MACHINE, actor = %who.get_id(), reason = %why, "star failed");
+                }
+                (who, ExitReason::Error(why))
             }
             SupervisionEvent::ActorTerminated(who, _, _) => (who, ExitReason::Normal),
             _ => return Ok(()),

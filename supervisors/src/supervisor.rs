@@ -232,6 +232,8 @@ pub struct Supervisor<C: Children> {
     /// The one spec of a dynamic supervisor.
     template: Option<ChildSpec<C::Start>>,
     log: Vec<SupEvent>,
+    /// The next restart is not counted against the intensity.
+    exempt: bool,
 }
 
 impl<C: Children> Supervisor<C> {
@@ -264,6 +266,7 @@ impl<C: Children> Supervisor<C> {
             children: Vec::new(),
             template: None,
             log: Vec::new(),
+            exempt: false,
         };
         if flags.strategy == Strategy::Dynamic {
             sup.template = specs.into_iter().next();
@@ -311,6 +314,13 @@ impl<C: Children> Supervisor<C> {
     /// The template of a dynamic supervisor.
     pub fn template(&self) -> Option<&ChildSpec<C::Start>> {
         self.template.as_ref()
+    }
+
+    /// The next restart this supervisor makes is not counted against its
+    /// intensity: for an exit that is no fault of the child (a test's
+    /// injected kill), which must not make the supervisor give up.
+    pub fn exempt_next_restart(&mut self) {
+        self.exempt = true;
     }
 
     /// Restarts within the current intensity window.
@@ -496,7 +506,12 @@ impl<C: Children> Supervisor<C> {
             if children.stopping() {
                 return Outcome::Continue;
             }
-            if let RestartVerdict::GiveUp { in_period } = self.intensity.record() {
+            let verdict = if std::mem::take(&mut self.exempt) {
+                RestartVerdict::Restart { in_period: 0 }
+            } else {
+                self.intensity.record()
+            };
+            if let RestartVerdict::GiveUp { in_period } = verdict {
                 record(
                     &mut self.log,
                     children,

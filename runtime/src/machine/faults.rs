@@ -1,9 +1,11 @@
 //! Injecting faults into a running Machine (see [`crate::Fault`]).
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Machine;
 use crate::star::StarMsg;
+use crate::stars::KILLED;
 use crate::targets;
 use crate::{Fault, FaultError, Point};
 
@@ -59,11 +61,17 @@ impl Machine {
             .get(star)
             .ok_or(FaultError::NoSuchStar { star, stars })?;
         let _span = tracing::warn_span!(target: targets::FAULT, "kill_star", star).entered();
+        let down = || self.shared.down.load(Ordering::Acquire);
         let before = slot.actor_id();
-        slot.send(StarMsg::Fail(format!("killed: {reason}")));
+        if down() || !slot.send(StarMsg::Fail(format!("{KILLED}{reason}"))) {
+            return Err(FaultError::MachineDown);
+        }
         // The particles' crashes go to the new Star: wait for it.
         let t = Instant::now();
         while slot.actor_id() == before {
+            if down() {
+                return Err(FaultError::MachineDown);
+            }
             if t.elapsed() > STAR_RESTART_WAIT {
                 return Err(FaultError::StarNotRestarted {
                     star,

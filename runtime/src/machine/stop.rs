@@ -286,7 +286,7 @@ impl Machine {
         why: DownReason,
     ) {
         let gave_up = matches!(why, DownReason::GaveUp(_));
-        let leftover = leftover.into_iter().chain(cell.lane.close());
+        let leftover = leftover.into_iter().chain(cell.lane.close(cell.point()));
         for letter in leftover {
             letter.refuse(cell.point());
         }

@@ -58,8 +58,8 @@ pub(crate) async fn run_managed<P: Particle>(
     let m = ctx.cell.managed().expect("a supervised particle");
     let mut lane = LaneReceiver::new(ctx.cell.clone(), P::STOPS_OWN_CHILDREN);
     let mut ready = None;
+    m.begin();
     loop {
-        m.begin();
         let end = {
             let inc = incarnation(&*particle, &ctx, &args, &mut ready, &mut lane);
             tokio::select! {

@@ -42,6 +42,24 @@ pub(crate) struct Kids {
     pub(crate) caller: Option<Point>,
 }
 
+/// Refuses a child's requests to its supervisor while the supervisor stops
+/// it, and ends that however the stop ends (even if the supervisor's own
+/// incarnation is killed meanwhile).
+struct Refusing<'a>(&'a Ctx);
+
+impl<'a> Refusing<'a> {
+    fn start(ctx: &'a Ctx, child: &Point) -> Self {
+        ctx.cell.lane.refuse_requests_from(Some(child), ctx.me());
+        Refusing(ctx)
+    }
+}
+
+impl Drop for Refusing<'_> {
+    fn drop(&mut self) {
+        self.0.cell.lane.refuse_requests_from(None, self.0.me());
+    }
+}
+
 /// How a parked child's end reads to its monitors and links.
 fn down_reason(exit: ExitReason) -> DownReason {
     match exit {
@@ -248,11 +266,7 @@ impl Children for Kids {
         // A child waiting on its supervisor's answer (an API call from its
         // handler) would keep the supervisor waiting for it: its requests
         // are refused until it has stopped.
-        let me = self.ctx.me();
-        self.ctx
-            .cell
-            .lane
-            .refuse_requests_from(Some(cell.point()), me);
+        let _refusing = Refusing::start(&self.ctx, cell.point());
         // The child (or one below it) is waiting for the answer to the very
         // request being handled (`terminate_child` of itself): it cannot
         // stop before that answer, so it goes at once, as a non-trapping
@@ -274,7 +288,6 @@ impl Children for Kids {
             }
         }
         m.parked().await;
-        self.ctx.cell.lane.refuse_requests_from(None, me);
         if m.phase() == Phase::Ended {
             return ExitReason::Shutdown;
         }

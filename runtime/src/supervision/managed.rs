@@ -64,6 +64,18 @@ struct State {
     last_exit: ExitReason,
 }
 
+impl State {
+    /// A new incarnation begins.
+    fn begin(&mut self) {
+        self.incarnation += 1;
+        self.phase = Phase::Starting;
+        self.suspend = false;
+        self.kill = false;
+        self.kill_exit = ExitReason::Killed;
+        self.started = None;
+    }
+}
+
 /// Shared by a managed child's task and its supervisor.
 pub(crate) struct Managed {
     state: Mutex<State>,
@@ -110,17 +122,10 @@ impl Managed {
 
     // The child's side.
 
-    /// A new incarnation begins; returns its number.
-    pub(crate) fn begin(&self) -> u64 {
-        self.change(|st| {
-            st.incarnation += 1;
-            st.phase = Phase::Starting;
-            st.suspend = false;
-            st.kill = false;
-            st.kill_exit = ExitReason::Killed;
-            st.started = None;
-            st.incarnation
-        })
+    /// The first incarnation begins (later ones begin as they take their
+    /// `Resume`, under the same lock, so that no kill falls between).
+    pub(crate) fn begin(&self) {
+        self.change(State::begin);
     }
 
     /// The incarnation's `start` went this way.
@@ -160,8 +165,16 @@ impl Managed {
             if lane.shutdown_requested() {
                 return Poll::Ready(Wake::Shutdown);
             }
-            if let Some(c) = self.state.lock().command.take() {
-                return Poll::Ready(Wake::Command(c));
+            {
+                let mut st = self.state.lock();
+                if let Some(c) = st.command.take() {
+                    if matches!(c, Command::Resume(_)) {
+                        st.begin();
+                    }
+                    drop(st);
+                    self.changed.notify_waiters();
+                    return Poll::Ready(Wake::Command(c));
+                }
             }
             lane.wake_on_stop(cx.waker());
             if notified.as_mut().poll(cx).is_pending() {

@@ -7,6 +7,13 @@
 //! (queued waves kept, in order) or ends it. Past its intensity the
 //! supervisor stops its children in reverse start order and dies with
 //! reason shutdown, so its own supervisor (or Star) acts: escalation.
+//!
+//! A supervisor whose incarnation crashes (or is killed) parks its
+//! supervised children instead of ending them, and its next incarnation
+//! adopts them: beyond OTP, a supervisor's crash loses none of the waves
+//! queued for its children. A child whose incarnation is killed in the
+//! middle of a handler loses that one wave (its requester gets an error),
+//! as a killed Erlang process loses the message in hand.
 
 mod api;
 mod child;

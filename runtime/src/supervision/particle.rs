@@ -54,8 +54,9 @@ impl Particle for SupervisorParticle {
                 Ok(SupState { sup, kids })
             }
             Err((e, _)) => {
-                kids.end_all().await;
-                kids.end_orphans().await;
+                // Its children stay parked (the started ones were stopped,
+                // in reverse order): a next incarnation adopts them, and
+                // if there is none they end with it.
                 Err(Box::new(e))
             }
         }

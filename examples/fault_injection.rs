@@ -41,7 +41,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counter = Counter::default();
     let log = EventLog::new();
     let workers: Vec<ChildSpec<ChildStart>> = (0..20)
-        .map(|i| ChildSpec::worker(format!("w{i:02}"), ChildStart::kind("counter", Body::empty())))
+        .map(|i| {
+            ChildSpec::worker(
+                format!("w{i:02}"),
+                ChildStart::kind("counter", Body::empty()),
+            )
+        })
         .collect();
     let m = Machine::standalone()
         .stars(4)
@@ -126,7 +131,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .values()
         .all(|v| *v == (0..200).collect::<Vec<_>>());
 
-    let shown: Vec<_> = report.injected.iter().filter(|r| r.action != "delay").collect();
+    let shown: Vec<_> = report
+        .injected
+        .iter()
+        .filter(|r| r.action != "delay")
+        .collect();
     println!("\nfaults injected (the standing delays left out):");
     for r in &shown {
         println!("  {r}");

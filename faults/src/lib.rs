@@ -11,6 +11,8 @@
 //!   supervisor event, in order, with awaits such as "ready again" or "N
 //!   crash notices seen"), [`Probe`] (a particle that records the waves it
 //!   gets) and [`SeedGuard`] (prints the seed if the test fails).
+//! - [`Storm`]: a ready-made storm over a supervised tree that checks
+//!   nothing is lost and every supervisor follows its strategy.
 //!
 //! ```
 //! use hyperverse_faults::*;
@@ -58,11 +60,13 @@
 mod kit;
 mod plan;
 mod probe;
+mod storm;
 mod target;
 
 pub use kit::{EventLog, Logged, SeedGuard, TimedOut};
 pub use plan::{Action, FaultPlan, FaultRecord, FaultReport, Scheduled};
 pub use probe::{Probe, ProbeLog, Received};
+pub use storm::{Storm, StormReport};
 pub use target::Target;
 
 #[doc(no_inline)]

@@ -227,18 +227,20 @@ impl Storm {
             .stars(self.stars)
             .kind("account", Account(ledger.clone()))
             .observer(log.observer());
-        let mut branches = Vec::new();
-        for b in 0..self.branches {
-            let kids = (0..self.accounts)
+        let accounts = || {
+            (0..self.accounts)
                 .map(|a| {
                     ChildSpec::worker(account_id(a), ChildStart::kind("account", Body::empty()))
                 })
-                .collect();
+                .collect()
+        };
+        for (i, s) in STRATEGIES.iter().enumerate() {
+            let spec = SupervisorSpec::new(flags(*s), accounts());
+            builder = builder.supervisor(format!("branch-{i}"), spec);
+        }
+        let mut branches = Vec::new();
+        for b in 0..self.branches {
             let kind = format!("branch-{}", b % STRATEGIES.len());
-            if b < STRATEGIES.len() {
-                let spec = SupervisorSpec::new(flags(STRATEGIES[b]), kids);
-                builder = builder.supervisor(kind.clone(), spec);
-            }
             branches.push(ChildSpec::supervisor(
                 branch_id(b),
                 ChildStart::kind(kind, Body::empty()).star(b % self.stars),
@@ -439,7 +441,7 @@ async fn send(
             *n += 1;
         }
         i += 1;
-        if i % 32 == 0 {
+        if i.is_multiple_of(32) {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }

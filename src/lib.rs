@@ -8,7 +8,8 @@
 //! - [`runtime`] (also re-exported at the top level): points, waves, lanes,
 //!   particles, stars, machines, the registry.
 //! - [`supervisors`]: OTP supervision logic.
-//! - [`modules`]: WASM modules.
+//! - [`modules`]: WASM modules: store, guest ABI, sandbox, WASM particles,
+//!   hot reload.
 //! - [`faults`]: fault injection: seeded fault plans and a test kit.
 //!
 //! ```

@@ -37,7 +37,10 @@ async fn the_storm_loses_nothing_and_every_supervisor_follows_its_strategy() {
     assert!(report.violations.is_empty(), "{report}");
     assert_eq!(report.sent, report.delivered, "waves lost or duplicated");
     assert!(report.sent > 10_000, "{report}");
-    assert!(report.faults.count("crash") >= 20 * secs as usize, "{report}");
+    assert!(
+        report.faults.count("crash") >= 20 * secs as usize,
+        "{report}"
+    );
     assert!(report.faults.count("kill_star") >= 1, "{report}");
     assert!(report.restarts_checked > 0, "{report}");
 }

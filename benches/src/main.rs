@@ -16,8 +16,11 @@
 //! hyperverse-bench [--quick] [--json] [--only SHAPE[,SHAPE…]]
 //!   --quick  small sizes, for a smoke run (seconds, not minutes)
 //!   --json   one JSON object per line on stdout and nothing else
-//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart
+//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart, wasm
 //! ```
+//!
+//! The `wasm` shapes (`wasm.rs`) compare WASM particles with bare wasmer
+//! calls of the same guest, not with ractor.
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -37,6 +40,7 @@ mod restart;
 mod ring;
 mod skynet;
 mod spawn;
+mod wasm;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -119,10 +123,21 @@ impl Sizes {
 /// The implementation every baseline figure comes from.
 const BASELINE: &str = "ractor";
 const HYPERVERSE: &str = "hyperverse";
+/// The baseline of the `wasm` shapes: the same guest called bare.
+const WASMER: &str = "wasmer";
+
+/// The implementation `shape`'s baseline figure comes from.
+fn baseline_of(shape: &str) -> &'static str {
+    if family(shape) == "wasm" {
+        WASMER
+    } else {
+        BASELINE
+    }
+}
 
 /// The child processes, in order: each shape's Hyperverse run next to its
 /// baseline run, so that the two see the machine in the same mood.
-const JOBS: [(&str, &str); 12] = [
+const JOBS: [(&str, &str); 18] = [
     ("ring", HYPERVERSE),
     ("ring", BASELINE),
     ("skynet", HYPERVERSE),
@@ -135,6 +150,12 @@ const JOBS: [(&str, &str); 12] = [
     ("restart", HYPERVERSE),
     ("restart-sup", HYPERVERSE),
     ("restart", BASELINE),
+    ("wasm-spawn", HYPERVERSE),
+    ("wasm-spawn", WASMER),
+    ("wasm-wave", HYPERVERSE),
+    ("wasm-wave", WASMER),
+    ("wasm-reload", HYPERVERSE),
+    ("wasm-reload", WASMER),
 ];
 
 /// One report row: its name, where its Hyperverse figure comes from and where
@@ -145,7 +166,7 @@ struct RowSpec {
     baseline: (&'static str, &'static str),
 }
 
-const ROWS: [RowSpec; 13] = [
+const ROWS: [RowSpec; 17] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -215,6 +236,27 @@ const ROWS: [RowSpec; 13] = [
         hyperverse: ("restart-sup", "restart_p99"),
         baseline: ("restart", "restart_p99"),
     },
+    // WASM particles beside bare wasmer (see wasm.rs).
+    RowSpec {
+        bench: "wasm_spawn",
+        hyperverse: ("wasm-spawn", "wasm_spawn"),
+        baseline: ("wasm-spawn", "wasm_spawn"),
+    },
+    RowSpec {
+        bench: "wasm_wave",
+        hyperverse: ("wasm-wave", "wasm_wave"),
+        baseline: ("wasm-wave", "wasm_call"),
+    },
+    RowSpec {
+        bench: "wasm_request",
+        hyperverse: ("wasm-wave", "wasm_request"),
+        baseline: ("wasm-wave", "wasm_call"),
+    },
+    RowSpec {
+        bench: "wasm_reload",
+        hyperverse: ("wasm-reload", "wasm_reload"),
+        baseline: ("wasm-reload", "wasm_reload"),
+    },
 ];
 
 /// The shape a child shape belongs to, for `--only` (`spawn-nowait` is spawn).
@@ -231,7 +273,7 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart]";
+    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart,wasm]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
@@ -347,6 +389,12 @@ async fn measure(shape: String, imp: String, s: Sizes) -> Result<Vec<Measured>, 
         ("restart", HYPERVERSE) => restart::hyperverse(&s).await,
         ("restart-sup", HYPERVERSE) => restart::supervised(&s).await,
         ("restart", BASELINE) => restart::ractor(&s).await,
+        ("wasm-spawn", HYPERVERSE) => wasm::spawn_hyperverse(&s).await,
+        ("wasm-spawn", WASMER) => wasm::spawn_wasmer(&s).await,
+        ("wasm-wave", HYPERVERSE) => wasm::wave_hyperverse(&s).await,
+        ("wasm-wave", WASMER) => wasm::wave_wasmer(&s).await,
+        ("wasm-reload", HYPERVERSE) => wasm::reload_hyperverse(&s).await,
+        ("wasm-reload", WASMER) => wasm::reload_wasmer(&s).await,
         _ => return Err(format!("no such bench: {shape} on {imp}")),
     };
     result.map_err(|e| e.to_string())
@@ -443,9 +491,9 @@ fn orchestrate(opts: &Options) -> ExitCode {
         .filter(|r| wanted(r.hyperverse.0))
         .map(|r| Row {
             bench: r.bench,
-            baseline_name: BASELINE,
+            baseline_name: baseline_of(r.baseline.0),
             hyperverse: pick(r.hyperverse, HYPERVERSE),
-            baseline: pick(r.baseline, BASELINE),
+            baseline: pick(r.baseline, baseline_of(r.baseline.0)),
         })
         .collect();
 
@@ -470,7 +518,7 @@ fn heading(quick: bool) -> String {
         "hyperverse-bench ({} sizes): ring {}x{} laps, skynet {} leaves, spawn {} actors, \
          pingpong {} requests, restart {} crashes; median of {} reps (ring, pingpong) or of {} processes (spawn); skynet one run.\n\
          Each (shape, implementation) in its own process; tokio multi-thread, {} workers = cores; \
-         {} allocator; baseline = raw ractor 0.16 in the same sitting.",
+         {} allocator; baseline = raw ractor 0.16 in the same sitting (wasm rows: the same guest called bare with wasmer).",
         if quick { "quick" } else { "full" },
         s.ring_particles,
         s.ring_laps,

@@ -7,6 +7,7 @@ use hyperverse_runtime::{Fault, Machine, Point};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::Target;
 
@@ -227,7 +228,10 @@ impl FaultPlan {
     /// fault injected. Faults that find nothing to hit are counted as missed.
     pub async fn run(&self, machine: &Machine) -> FaultReport {
         let span = tracing::info_span!(target: "hyperverse::fault", "fault_plan", seed = self.seed);
-        let _enter = span.enter();
+        self.run_now(machine).instrument(span).await
+    }
+
+    async fn run_now(&self, machine: &Machine) -> FaultReport {
         tracing::info!(target: "hyperverse::fault", seed = self.seed, "fault plan starts");
         let start = Instant::now();
         let mut report = FaultReport {

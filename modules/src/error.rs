@@ -17,7 +17,9 @@ use thiserror::Error;
 /// `MemoryLimit`, `StackOverflow`, `AbiViolation`, `OutputLimit`,
 /// `GuestStatus`) are a crash of that guest call: the instance is still
 /// memory-safe to use, but its own state may be half-updated, so the runtime
-/// should treat it as crashed and start a fresh instance.
+/// treats it as crashed and starts a fresh instance. `NotLoaded` and `Host`
+/// come from the runtime integration: a WASM particle whose module was
+/// never loaded, and a host thread that failed under a guest.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ModuleError {
@@ -180,6 +182,25 @@ pub enum ModuleError {
         status: i32,
     },
 
+    /// A WASM particle's module has never been loaded into its
+    /// [`WasmHost`](crate::WasmHost): its `start` fails with this.
+    #[error("module `{module}` is not loaded")]
+    NotLoaded {
+        /// The module's name.
+        module: String,
+    },
+
+    /// The host thread running the guest failed under it (a bug in the
+    /// host or in wasmer, never the guest's doing): the call's particle
+    /// crashes and restarts on a healthy thread.
+    #[error("module `{module}`: host failure: {message}")]
+    Host {
+        /// The module's name.
+        module: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The on-disk artifact cache could not be set up.
     #[error("module cache at `{path}`: {message}")]
     Cache {
@@ -207,7 +228,9 @@ impl ModuleError {
             | Self::StackOverflow { module, .. }
             | Self::AbiViolation { module, .. }
             | Self::OutputLimit { module, .. }
-            | Self::GuestStatus { module, .. } => Some(module),
+            | Self::GuestStatus { module, .. }
+            | Self::NotLoaded { module }
+            | Self::Host { module, .. } => Some(module),
             Self::Cache { .. } => None,
         }
     }

@@ -17,7 +17,25 @@
 //!   wasmer `Store`; each call resets the fuel, and any trap, fuel exhaustion
 //!   or ceiling hit comes back as a typed [`ModuleError`], never a panic.
 //!   What the guest sends, replies and logs is buffered (`host.rs`) and
-//!   handed back with the call's result, so this crate needs no runtime.
+//!   handed back with the call's result, so the sandbox needs no runtime.
+//!
+//! And the runtime integration, built on those:
+//!
+//! - [`WasmHost`] (`wasm_host.rs`) runs modules as Kinds of a Machine:
+//!   [`WasmKind`] gives `Kind::wasm("counter")`, `WasmHost::install` its
+//!   Driver. A WASM particle (`particle.rs`) is an ordinary supervised
+//!   particle: each wave is one call of the guest's `handle`, the guest's
+//!   sends leave as waves from the particle, its reply answers the request,
+//!   and any sandbox failure is a crash its Star handles.
+//! - The host threads (`pool.rs`): wasmer's `Store` is not `Send`, so each
+//!   guest lives on one dedicated thread and the particle holds a `Send`
+//!   handle on it; every call is a job sent there.
+//! - Hot reload ([`WasmHost::reload`], `reload.rs`): a new version is
+//!   compiled, becomes current, and every live particle swaps to it in
+//!   its own lane (`snapshot`, new instance, `restore`), so waves sent
+//!   meanwhile wait and none is lost; the [`ReloadReport`] says who moved
+//!   and who stayed. The Registry's `Record::code_version` shows each
+//!   particle's version.
 //!
 //! ```
 //! use hyperverse_modules::{guests, Limits, ModuleStore};
@@ -31,6 +49,8 @@
 //! assert_eq!(out.reply, Some(1u64.to_le_bytes().to_vec()));
 //! # Ok::<(), hyperverse_modules::ModuleError>(())
 //! ```
+//!
+//! The same counter as a particle, reloaded live: see [`WasmHost`].
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -42,15 +62,31 @@ mod error;
 pub mod guests;
 mod host;
 mod instance;
+mod kind;
 mod limits;
+mod particle;
+mod pool;
+mod reload;
 mod store;
 mod tunables;
 mod version;
+mod wasm_host;
+
+/// `tracing` target of WASM particles (undeliverable guest sends, host
+/// thread failures).
+pub const TARGET_WASM: &str = "hyperverse::wasm";
+/// `tracing` target of hot reloads: an `info` span per reload, `debug` per
+/// particle moved, `warn` per particle that stays on its old version.
+pub const TARGET_RELOAD: &str = "hyperverse::reload";
 
 pub use error::ModuleError;
 pub use host::{GuestLog, GuestSend, HandleOutput, LogLevel};
 pub use instance::GuestInstance;
+pub use kind::{WasmKind, WASM_KIND_PREFIX};
 pub use limits::{Limits, MAX_PAGES, MAX_STACK_BYTES, MIN_STACK_BYTES};
+pub use particle::RELOAD_METHOD;
+pub use reload::{ReloadFailure, ReloadReport};
 pub use store::{CompiledModule, ModuleStore, StoreStats};
 pub use tunables::SandboxTunables;
 pub use version::{ContentHash, ModuleVersion};
+pub use wasm_host::{WasmHost, WasmHostBuilder, DEFAULT_RELOAD_TIMEOUT};

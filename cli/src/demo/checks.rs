@@ -45,7 +45,7 @@ pub fn expected_reason(crash: &Crash) -> String {
 
 /// Every check, in report order.
 pub fn all(f: &Findings) -> Vec<Check> {
-    vec![
+    let mut checks = vec![
         spawned(f),
         delivered(f),
         crash_waves(f),
@@ -53,8 +53,33 @@ pub fn all(f: &Findings) -> Vec<Check> {
         star_counters(f),
         registry(f),
         serving(f),
-        shutdown(f),
-    ]
+        hot_reload(f),
+    ];
+    checks.extend(storm(f));
+    checks.push(shutdown(f));
+    checks
+}
+
+/// The fault phase: the storm's invariant held and every supervisor
+/// followed its strategy.
+fn storm(f: &Findings) -> Option<Check> {
+    let phase = f.storm.as_ref()?;
+    let mut c = Check::new(
+        "fault storm: every accepted wave handled once, in order; every restart per strategy",
+    );
+    match &phase.report {
+        Ok(r) => {
+            c.expect(r.sent == r.delivered, || {
+                format!("{} waves sent, {} delivered", num(r.sent), num(r.delivered))
+            });
+            c.problems.extend(r.violations.iter().take(5).cloned());
+            c.expect(r.faults.count("crash") > 0, || {
+                "no fault was injected".into()
+            });
+        }
+        Err(e) => c.problems.push(format!("the storm could not run: {e}")),
+    }
+    Some(c)
 }
 
 fn spawned(f: &Findings) -> Check {
@@ -246,6 +271,53 @@ fn serving(f: &Findings) -> Check {
             Err(e) => c.problems.push(format!("{point}: {e}")),
         }
     }
+    c
+}
+
+fn hot_reload(f: &Findings) -> Check {
+    let h = &f.hot;
+    let mut c = Check::new(format!(
+        "hot reload under load: {} WASM counters v1 -> v2, {} waves, none lost",
+        num(h.particles),
+        num(h.sent)
+    ));
+    match &h.report {
+        Ok(report) => {
+            c.expect(report.is_complete(), || report.to_string());
+            let moved = report.reloaded.len() + report.current.len();
+            c.expect(moved == h.particles, || {
+                format!(
+                    "{} of {} counters moved to v2",
+                    num(moved),
+                    num(h.particles)
+                )
+            });
+        }
+        Err(e) => c.problems.push(format!("the reload failed: {e}")),
+    }
+    c.expect(h.counted == h.sent, || {
+        format!(
+            "{} waves sent, the counters counted {}",
+            num(h.sent),
+            num(h.counted)
+        )
+    });
+    c.expect(h.on_v2 == h.particles, || {
+        format!(
+            "{} of {} counters answer as v2",
+            num(h.on_v2),
+            num(h.particles)
+        )
+    });
+    c.problems.extend(h.not_on_v2.iter().cloned());
+    c.expect(h.registry_v2 == h.particles, || {
+        format!(
+            "the Registry shows version 2 for {} of {} counters",
+            num(h.registry_v2),
+            num(h.particles)
+        )
+    });
+    c.problems.extend(h.failures.iter().cloned());
     c
 }
 

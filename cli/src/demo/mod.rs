@@ -3,20 +3,27 @@
 //! It builds a standalone Machine, spawns a tree of regions and workers with
 //! `Machine::spawn_tree`, sends waves from several sender tasks while
 //! planned crashes happen, then asks the particles, the Registry and the
-//! Stars what they saw and checks that it adds up. The report is the point:
-//! every figure in it is read back from the runtime, never assumed.
+//! Stars what they saw and checks that it adds up. A fault phase runs a
+//! seeded storm on a Machine of its own. Then a hot-reload step:
+//! WASM counters take waves from several senders and are reloaded from v1
+//! to v2 mid-stream, and the counts must still add up. The report is the
+//! point: every figure in it is read back from the runtime, never assumed.
 
 mod checks;
+mod hot_reload;
 mod particles;
 mod plan;
 mod report;
+mod storm;
 mod traffic;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyperverse::modules::{guests, Limits, WasmHost};
 use hyperverse::{Body, CrashNotice, Lane, Machine, Point, Record, StarStats};
 
+use hot_reload::HotReload;
 use particles::{Region, Tally, Worker, NOTICES, PING, PLANNED_PANIC, REGION, WORKER};
 use plan::Plan;
 use traffic::Traffic;
@@ -54,6 +61,19 @@ pub struct DemoArgs {
     /// Seed choosing the wave targets and which workers crash, and when.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+
+    /// WASM counter particles in the hot-reload step.
+    #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub wasm_particles: usize,
+
+    /// `add` waves sent to the WASM counters while they are reloaded (by
+    /// `--senders` tasks).
+    #[arg(long, default_value_t = 20_000)]
+    pub wasm_waves: u64,
+
+    /// How long the fault phase's storm runs, in milliseconds (0 skips it).
+    #[arg(long, default_value_t = 1_500)]
+    pub storm_ms: u64,
 }
 
 impl DemoArgs {
@@ -82,6 +102,10 @@ pub struct Findings {
     pub seen: Seen,
     /// Particles still registered after `shutdown`.
     pub left_after_shutdown: usize,
+    /// The hot-reload step.
+    pub hot: HotReload,
+    /// The fault phase (`None` if skipped).
+    pub storm: Option<storm::StormPhase>,
     pub timings: Timings,
 }
 
@@ -111,6 +135,8 @@ pub struct Timings {
     pub spawn: Duration,
     /// Sending the waves, then pinging every worker until all are handled.
     pub waves: Duration,
+    /// The hot-reload step, spawning included.
+    pub hot_reload: Duration,
     pub shutdown: Duration,
     /// From parsing the plan to the end of shutdown.
     pub total: Duration,
@@ -127,16 +153,35 @@ pub async fn run(args: DemoArgs) -> Result<bool, Error> {
     silence_planned_panics();
 
     let tally = Arc::new(Tally::default());
+    let host = WasmHost::builder()
+        .limits(Limits::default())
+        .threads(stars)
+        .build();
+    host.load_wat(hot_reload::MODULE, guests::COUNTER_V1)?;
     let mut builder = Machine::standalone()
         .kind(REGION, Region)
         .kind(WORKER, Worker::new(tally.clone()));
-    builder = builder.stars(stars);
+    builder = host.install(builder, hot_reload::MODULE).stars(stars);
     let machine = builder.build().await?;
     report::header(&args, &plan, machine.stars());
 
     // Past this point the Machine must be shut down whatever happens.
     let mut timings = Timings::default();
     let seen = exercise(&machine, &plan, &tally, &mut timings).await;
+    let hot = hot_reload::run(
+        &machine,
+        &host,
+        args.wasm_particles,
+        args.wasm_waves,
+        args.senders,
+    )
+    .await;
+    timings.hot_reload = hot.elapsed;
+    // The fault phase runs on a Machine of its own.
+    let storm = match args.storm_ms {
+        0 => None,
+        ms => Some(storm::run(args.seed, Duration::from_millis(ms)).await),
+    };
     let t = Instant::now();
     machine.shutdown().await;
     timings.shutdown = t.elapsed();
@@ -147,6 +192,8 @@ pub async fn run(args: DemoArgs) -> Result<bool, Error> {
         plan,
         seen: seen?,
         left_after_shutdown,
+        hot,
+        storm,
         timings,
     };
     Ok(report::print(&findings))
@@ -274,6 +321,9 @@ mod tests {
             senders: 3,
             crashes: 6,
             seed: 1,
+            wasm_particles: 10,
+            wasm_waves: 2_000,
+            storm_ms: 300,
         };
         args.validate().unwrap();
         assert!(run(args).await.unwrap());
@@ -289,6 +339,9 @@ mod tests {
             senders: 1,
             crashes: 0,
             seed: 0,
+            wasm_particles: 1,
+            wasm_waves: 0,
+            storm_ms: 0,
         };
         assert!(args.validate().unwrap_err().contains("--regions"));
         args.particles = 10;

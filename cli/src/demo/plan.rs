@@ -186,6 +186,9 @@ mod tests {
             senders: 3,
             crashes,
             seed: 9,
+            wasm_particles: 1,
+            wasm_waves: 0,
+            storm_ms: 0,
         }
     }
 

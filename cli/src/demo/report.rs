@@ -37,7 +37,7 @@ fn count(n: impl TryInto<u64>, one: &str, many: &str) -> String {
 /// a slow or failing run still says what it was.
 pub fn header(args: &DemoArgs, plan: &Plan, stars: usize) {
     println!(
-        "hyperverse demo: {}, {} (1 root, {}, {}), {} from {} sender tasks, {}, seed {}",
+        "hyperverse demo: {}, {} (1 root, {}, {}), {} from {} sender tasks, {}, seed {}; then {} hot-reloaded under {}",
         count(stars, "star", "stars"),
         count(plan.layout.len(), "particle", "particles"),
         count(args.regions, "region", "regions"),
@@ -46,6 +46,8 @@ pub fn header(args: &DemoArgs, plan: &Plan, stars: usize) {
         args.senders,
         count(args.crashes, "crash", "crashes"),
         args.seed,
+        count(args.wasm_particles, "WASM counter", "WASM counters"),
+        count(args.wasm_waves, "wave", "waves"),
     );
     println!();
 }
@@ -57,6 +59,8 @@ pub fn print(f: &Findings) -> bool {
     waves(&mut out, f);
     crashes(&mut out, f);
     stars(&mut out, f);
+    hot_reload(&mut out, f);
+    storm(&mut out, f);
     let checks = checks::all(f);
     summary(&mut out, f, &checks);
     print!("{out}");
@@ -229,6 +233,117 @@ fn stars(out: &mut String, f: &Findings) {
             num(s.gave_up),
         ]
     }));
+    table(out, &rows);
+    out.push('\n');
+}
+
+fn storm(out: &mut String, f: &Findings) {
+    let Some(phase) = &f.storm else {
+        return;
+    };
+    match &phase.report {
+        Ok(r) => {
+            let _ = writeln!(
+                out,
+                "Faults    a seeded storm (seed {}) on its own Machine: {} particles over {} Stars, in {}",
+                r.seed,
+                num(r.particles),
+                r.stars,
+                dur(phase.elapsed)
+            );
+            let mut rows = vec![
+                vec![
+                    "injected".into(),
+                    num(r.faults.injected.len()),
+                    format!(
+                        "{} crashes (accounts and supervisors), {} Star kills, {} lanes delaying 5% of waves",
+                        num(r.faults.count("crash")),
+                        num(r.faults.count("kill_star")),
+                        num(r.faults.count("delay"))
+                    ),
+                ],
+                vec!["sent".into(), num(r.sent), "numbered waves accepted from 8 senders".into()],
+                vec![
+                    "delivered".into(),
+                    num(r.delivered),
+                    "handled exactly once, in per-sender order".into(),
+                ],
+                vec![
+                    "checked".into(),
+                    num(r.restarts_checked),
+                    "supervisor restarts, each against its strategy".into(),
+                ],
+            ];
+            for s in &r.star_stats {
+                rows.push(vec![
+                    format!("star {}", s.star),
+                    num(s.restarts),
+                    format!("restarts ({} crashes)", num(s.crashes)),
+                ]);
+            }
+            table(out, &rows);
+        }
+        Err(e) => {
+            let _ = writeln!(out, "Faults    the storm could not run: {e}");
+        }
+    }
+    out.push('\n');
+}
+
+fn hot_reload(out: &mut String, f: &Findings) {
+    let h = &f.hot;
+    let _ = writeln!(
+        out,
+        "Reload    {} WASM counters (`{}`, v1) under load from {}, reloaded to v2 mid-stream, in {}",
+        num(h.particles),
+        super::hot_reload::MODULE,
+        count(f.args.senders, "sender", "senders"),
+        dur(h.elapsed)
+    );
+    let mut rows = vec![
+        vec![
+            "sent".into(),
+            num(h.sent),
+            format!(
+                "`add` waves ({} before the reload began)",
+                num(h.sent_before_reload)
+            ),
+        ],
+        vec![
+            "counted".into(),
+            num(h.counted),
+            "the counters' counts added up afterwards".into(),
+        ],
+    ];
+    match &h.report {
+        Ok(r) => {
+            rows.push(vec![
+                "reloaded".into(),
+                num(r.reloaded.len() + r.current.len()),
+                format!(
+                    "{} -> {}@{}: swap {}, compile {}; {} failed, {} gone",
+                    r.previous
+                        .as_ref()
+                        .map_or("-".to_string(), |p| format!("{}@{}", p.name, p.seq)),
+                    r.version.name,
+                    r.version.seq,
+                    dur(r.swap),
+                    dur(r.compile),
+                    num(r.failed.len()),
+                    num(r.gone.len())
+                ),
+            ]);
+        }
+        Err(e) => rows.push(vec!["reloaded".into(), "0".into(), format!("failed: {e}")]),
+    }
+    rows.push(vec![
+        "on v2".into(),
+        num(h.on_v2),
+        format!(
+            "answer `version` with 2; the Registry shows version 2 for {}",
+            num(h.registry_v2)
+        ),
+    ]);
     table(out, &rows);
     out.push('\n');
 }

@@ -3,6 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use super::Machine;
 use crate::star::StarMsg;
 use crate::stars::KILLED;
@@ -54,13 +56,17 @@ impl Machine {
     /// particle it hosts crashes with it, to be restarted by its supervisor
     /// (its Star, or its supervisor particle). Returns the particles crashed.
     pub async fn kill_star(&self, star: usize, reason: &str) -> Result<Vec<Point>, FaultError> {
+        let span = tracing::warn_span!(target: targets::FAULT, "kill_star", star);
+        self.kill_star_now(star, reason).instrument(span).await
+    }
+
+    async fn kill_star_now(&self, star: usize, reason: &str) -> Result<Vec<Point>, FaultError> {
         let stars = self.shared.stars.len();
         let slot = self
             .shared
             .stars
             .get(star)
             .ok_or(FaultError::NoSuchStar { star, stars })?;
-        let _span = tracing::warn_span!(target: targets::FAULT, "kill_star", star).entered();
         let down = || self.shared.down.load(Ordering::Acquire);
         let before = slot.actor_id();
         if down() || !slot.send(StarMsg::Fail(format!("{KILLED}{reason}"))) {

@@ -1,0 +1,340 @@
+//! WASM particles: what running a guest as a particle costs beside calling
+//! it bare, on the reference guest (`modules/wat/counter_v1.wat`).
+//!
+//! Three shapes, each with its own process per implementation:
+//!
+//! - `wasm-spawn`: µs to spawn one WASM particle from a cached module
+//!   (`Machine::spawn`, which awaits the guest's instantiation and `init` on
+//!   its host thread), N kept alive. Baseline: `CompiledModule::instantiate`
+//!   and `init` on one thread, N kept alive: the sandbox alone.
+//! - `wasm-wave`: ns per wave into a guest. `wasm_wave` is throughput
+//!   (signals to many particles, one sender task, until all are handled);
+//!   `wasm_request` is latency (one request at a time to one particle).
+//!   Baseline: a bare wasmer call of the same guest's `handle` (the same
+//!   metered artifact, the method already in guest memory, no fuel reset
+//!   per call); the sandbox's own `GuestInstance::handle` is in the detail.
+//! - `wasm-reload`: ms to hot-reload 10,000 live particles (v1 to v2 and
+//!   back, each reload a new version, the artifacts already compiled: the
+//!   figure is the swap, compile times are in the detail). Baseline: the
+//!   same swaps (`snapshot`, instantiate, `restore`) of 10,000 bare
+//!   instances in a loop on one thread.
+//!
+//! The baseline implementation is called `wasmer` in the report.
+
+use std::error::Error;
+use std::time::Instant;
+
+use hyperverse::modules::WasmKind;
+use hyperverse::modules::{guests, CompiledModule, GuestInstance, Limits, ModuleStore, WasmHost};
+use hyperverse::{Body, Kind, Lane, Machine, Point};
+use wasmer::{imports, Function, Instance, Store, TypedFunction, Value};
+
+use crate::measure::{median, ns_per, us_per, Measured};
+use crate::Sizes;
+
+/// Particles (and bare instances) in the spawn and reload shapes: the
+/// issue's "10,000 live particles".
+const PARTICLES: usize = 10_000;
+/// Particles the `wasm_wave` signals are spread over.
+const WAVE_PARTICLES: usize = 100;
+/// Calls between the bare baseline's fuel top-ups (the sandbox resets
+/// fuel on every call; a bare call does not have to).
+const FUEL_EVERY: u64 = 1_000;
+
+fn ms_of(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn quick(s: &Sizes) -> bool {
+    s.spawn_n < Sizes::FULL.spawn_n
+}
+
+/// Reload reps: a reload of 10,000 particles is a few hundred ms.
+fn reload_reps(s: &Sizes) -> usize {
+    if quick(s) {
+        2
+    } else {
+        s.reps
+    }
+}
+
+fn host() -> Result<WasmHost, Box<dyn Error>> {
+    let host = WasmHost::new(Limits::default());
+    host.load_wat("counter", guests::COUNTER_V1)?;
+    Ok(host)
+}
+
+fn store() -> ModuleStore {
+    ModuleStore::new(Limits::default())
+}
+
+async fn spawn_all(machine: &Machine, n: usize, prefix: &str) -> Result<Vec<Lane>, Box<dyn Error>> {
+    let kind = Kind::wasm("counter");
+    let mut lanes = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = Point::parse(&format!("{prefix}-{i}"))?;
+        lanes.push(machine.spawn(at, kind.clone(), Body::empty()).await?);
+    }
+    Ok(lanes)
+}
+
+// ------------------------------------------------------------ spawn
+
+/// Hyperverse: `PARTICLES` WASM counters with `Machine::spawn`.
+pub async fn spawn_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let host = host()?;
+    let machine = host
+        .install(Machine::standalone(), "counter")
+        .build()
+        .await?;
+    // Warm: the host threads start, the allocator grows.
+    drop(spawn_all(&machine, 100, "warm").await?);
+    let mut reps = Vec::new();
+    for rep in 0..s.reps.min(3) {
+        let t = Instant::now();
+        let lanes = spawn_all(&machine, PARTICLES, &format!("r{rep}")).await?;
+        reps.push(us_per(t.elapsed(), PARTICLES as u64));
+        // Gone before the next rep, which then starts from the same place.
+        for lane in &lanes {
+            machine.stop(lane.point()).await?;
+        }
+    }
+    machine.shutdown().await;
+    Ok(vec![Measured::reps("wasm_spawn", "us/particle", reps)
+        .with("particles", PARTICLES)
+        .with("call", "Machine::spawn (awaits instantiate + init)")
+        .with("host_threads", host.threads())])
+}
+
+/// Baseline: `PARTICLES` instances of the same compiled module, each
+/// `init`ed, on one thread.
+pub async fn spawn_wasmer(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let store = store();
+    let counter = store.load_wat("counter", guests::COUNTER_V1)?;
+    let mut reps = Vec::new();
+    for _ in 0..s.reps.min(3) {
+        let t = Instant::now();
+        let mut kept = Vec::with_capacity(PARTICLES);
+        for _ in 0..PARTICLES {
+            let mut guest = counter.instantiate()?;
+            guest.init(&[])?;
+            kept.push(guest);
+        }
+        reps.push(us_per(t.elapsed(), PARTICLES as u64));
+        drop(kept);
+    }
+    Ok(vec![Measured::reps("wasm_spawn", "us/particle", reps)
+        .with("instances", PARTICLES)
+        .with(
+            "call",
+            "CompiledModule::instantiate + init, one thread",
+        )])
+}
+
+// ------------------------------------------------------------ waves
+
+/// Hyperverse: `wasm_wave` (signals spread over particles, until handled)
+/// and `wasm_request` (sequential requests to one particle).
+pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let host = host()?;
+    let machine = host
+        .install(Machine::standalone(), "counter")
+        .build()
+        .await?;
+    let lanes = spawn_all(&machine, WAVE_PARTICLES, "w").await?;
+    let from = Point::parse("driver")?;
+    let n = s.pingpong_n;
+
+    let mut signals = Vec::new();
+    let mut sent = 0;
+    for _ in 0..=s.reps {
+        // The first round warms up and is not kept.
+        let t = Instant::now();
+        for i in 0..n {
+            lanes[i as usize % lanes.len()].signal(from.clone(), "add", Body::empty())?;
+        }
+        // Each `get` queues behind that particle's waves.
+        let mut total = 0;
+        for lane in &lanes {
+            let got = lane.call(from.clone(), "get", Body::empty()).await?;
+            total += got.body.as_u64().ok_or("get replies a u64")?;
+        }
+        let elapsed = t.elapsed();
+        sent += n;
+        if total != sent {
+            return Err(format!("counted {total} adds, {sent} sent").into());
+        }
+        if sent > n {
+            signals.push(ns_per(elapsed, n));
+        }
+    }
+
+    let one = &lanes[0];
+    let requests = n / 4;
+    let mut latency = Vec::new();
+    for rep in 0..=s.reps {
+        let t = Instant::now();
+        for _ in 0..requests {
+            one.call(from.clone(), "get", Body::empty()).await?;
+        }
+        if rep > 0 {
+            latency.push(ns_per(t.elapsed(), requests));
+        }
+    }
+    machine.shutdown().await;
+    Ok(vec![
+        Measured::reps("wasm_wave", "ns/wave", signals)
+            .with("waves", n)
+            .with("particles", WAVE_PARTICLES)
+            .with("call", "Lane::signal `add`, then a `get` per particle")
+            .with("host_threads", host.threads()),
+        Measured::reps("wasm_request", "ns/wave", latency)
+            .with("requests", requests)
+            .with("call", "Lane::call `get`, one at a time"),
+    ])
+}
+
+/// Baseline: the guest's `handle` called bare with wasmer; the sandbox's
+/// `GuestInstance::handle` in the detail.
+pub async fn wave_wasmer(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let store = store();
+    let counter = store.load_wat("counter", guests::COUNTER_V1)?;
+    let n = s.pingpong_n;
+    let bare = bare_calls(&counter, n, s.reps)?;
+
+    let mut guest: GuestInstance = counter.instantiate()?;
+    guest.init(&[])?;
+    let mut sandboxed = Vec::new();
+    for rep in 0..=s.reps {
+        let t = Instant::now();
+        for _ in 0..n {
+            guest.handle("add", &[])?;
+        }
+        if rep > 0 {
+            sandboxed.push(ns_per(t.elapsed(), n));
+        }
+    }
+    let sandboxed = median(&sandboxed);
+    Ok(vec![Measured::reps("wasm_call", "ns/wave", bare)
+        .with("calls", n)
+        .with("call", "wasmer TypedFunction::call of `handle(\"add\")`")
+        .with(
+            "guest_instance_handle_ns",
+            (sandboxed * 10.0).round() / 10.0,
+        )])
+}
+
+/// `reps` timed rounds of `n` bare `handle("add")` calls (after one warm-up
+/// round), in ns per call.
+fn bare_calls(counter: &CompiledModule, n: u64, reps: usize) -> Result<Vec<f64>, Box<dyn Error>> {
+    let mut store = Store::new(counter.engine().clone());
+    let reply = Function::new_typed(&mut store, |_: i32, _: i32| {});
+    let imports = imports! { "hv" => { "reply" => reply } };
+    let instance = Instance::new(&mut store, counter.wasmer_module(), &imports)?;
+    let memory = instance.exports.get_memory("memory")?.clone();
+    let fuel = instance
+        .exports
+        .get_global("wasmer_metering_remaining_points")?
+        .clone();
+    let handle: TypedFunction<(i32, i32, i32, i32), i32> =
+        instance.exports.get_typed_function(&store, "handle")?;
+    // "add" at the heap's start, where `alloc` would put it.
+    memory.view(&store).write(1024, b"add")?;
+    let mut out = Vec::new();
+    for rep in 0..=reps {
+        let t = Instant::now();
+        for i in 0..n {
+            if i % FUEL_EVERY == 0 {
+                fuel.set(&mut store, Value::I64(i64::MAX))?;
+            }
+            if handle.call(&mut store, 1024, 3, 1027, 0)? != 0 {
+                return Err("handle refused add".into());
+            }
+        }
+        if rep > 0 {
+            out.push(ns_per(t.elapsed(), n));
+        }
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------ reload
+
+/// Hyperverse: `PARTICLES` live counters, each with some state, reloaded
+/// v1 -> v2 -> v1 ... by `WasmHost::reload_wat`.
+pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let host = host()?;
+    // Both artifacts compiled up front: the figure is the swap.
+    host.store().load_wat("warm-v2", guests::COUNTER_V2)?;
+    let machine = host
+        .install(Machine::standalone(), "counter")
+        .build()
+        .await?;
+    let lanes = spawn_all(&machine, PARTICLES, "c").await?;
+    let from = Point::parse("driver")?;
+    for lane in &lanes {
+        lane.signal(from.clone(), "add", Body::empty())?;
+    }
+    let mut reps = Vec::new();
+    let mut compile = Vec::new();
+    for rep in 0..reload_reps(s) {
+        let wat = if rep % 2 == 0 {
+            guests::COUNTER_V2
+        } else {
+            guests::COUNTER_V1
+        };
+        let t = Instant::now();
+        let report = host.reload_wat(&machine, "counter", wat).await?;
+        let elapsed = t.elapsed();
+        if !report.is_complete() || report.reloaded.len() != PARTICLES {
+            return Err(format!("reload incomplete: {report}").into());
+        }
+        reps.push(ms_of(elapsed));
+        compile.push(ms_of(report.compile));
+    }
+    // Every particle kept its count through every reload.
+    for lane in &lanes {
+        let got = lane.call(from.clone(), "get", Body::empty()).await?;
+        if got.body.as_u64() != Some(1) {
+            return Err(format!("{} lost its count: {:?}", lane.point(), got.body).into());
+        }
+    }
+    machine.shutdown().await;
+    Ok(vec![Measured::reps("wasm_reload", "ms", reps)
+        .with("particles", PARTICLES)
+        .with("call", "WasmHost::reload_wat (artifact cached)")
+        .with("compile_ms", median(&compile))
+        .with("host_threads", host.threads())])
+}
+
+/// Baseline: the same swaps of `PARTICLES` bare instances, one thread.
+pub async fn reload_wasmer(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
+    let store = store();
+    let v1 = store.load_wat("counter", guests::COUNTER_V1)?;
+    let v2 = store.load_wat("counter", guests::COUNTER_V2)?;
+    let mut guests = Vec::with_capacity(PARTICLES);
+    for _ in 0..PARTICLES {
+        let mut guest = v1.instantiate()?;
+        guest.init(&[])?;
+        guest.handle("add", &[])?;
+        guests.push(guest);
+    }
+    let mut reps = Vec::new();
+    for rep in 0..reload_reps(s) {
+        let target = if rep % 2 == 0 { &v2 } else { &v1 };
+        let t = Instant::now();
+        for guest in &mut guests {
+            let state = guest.snapshot()?;
+            let mut fresh = target.instantiate()?;
+            fresh.restore(&state)?;
+            *guest = fresh;
+        }
+        reps.push(ms_of(t.elapsed()));
+    }
+    Ok(vec![Measured::reps("wasm_reload", "ms", reps)
+        .with("instances", PARTICLES)
+        .with(
+            "call",
+            "snapshot + instantiate + restore, one thread",
+        )])
+}

@@ -1,0 +1,304 @@
+//! The WASM Kind's particle: the runtime's [`Particle`] trait over a guest.
+//!
+//! A WASM particle is an ordinary particle (one task, one lane, supervised
+//! by its Star) whose code is a guest: `start` instantiates the module's
+//! current version on a host thread and calls `init`; every wave is one
+//! call of the guest's `handle`; what the guest sends goes out as signals
+//! from the particle; its reply becomes the request's reply body. Any
+//! failure of the guest (trap, fuel, memory ceiling, stack, ABI) is an
+//! `Err` from the handler, so it is a crash like any other: the Star
+//! restarts the particle (a fresh instance, a fresh `init`) and the parent
+//! gets a crash notice carrying the guest's error.
+//!
+//! The particle's State holds no guest, only a handle on one (see
+//! `pool.rs` for why), plus the version it runs and its place in its
+//! module's list of live particles, which is what a hot reload walks.
+//!
+//! Hot reload is a system wave, `$wasm:reload`, that
+//! [`WasmHost::reload`](crate::WasmHost::reload) sends from ROOT (the
+//! Machine itself) to each live particle. The particle handles it like any
+//! wave, one at a time: while the guest is swapped the lane simply queues
+//! what arrives, and delivers it afterwards in per-sender order. That is
+//! the whole of "hold the lane"; no wave can be lost or reordered because
+//! nothing but the usual one-wave-at-a-time loop is involved. Only ROOT may
+//! reload (a guest cannot forge ROOT as a sender: its sends come from its
+//! own Point); the same method from anyone else goes to the guest like any
+//! other wave.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hyperverse_runtime::{Body, Ctx, Particle, ParticleError, Point, Wave};
+use parking_lot::Mutex;
+
+use crate::error::ModuleError;
+use crate::host::GuestSend;
+use crate::pool::{GuestHandle, Pool};
+use crate::reload::Outcome;
+use crate::store::{CompiledModule, ModuleStore};
+use crate::version::ModuleVersion;
+
+/// The method of the hot-reload system wave; its body is the target
+/// version's sequence number (8 bytes LE), its reply an encoded outcome.
+pub const RELOAD_METHOD: &str = "$wasm:reload";
+
+/// What a host shares with the particles of all its modules.
+pub(crate) struct HostShared {
+    pub(crate) store: Arc<ModuleStore>,
+    pub(crate) pool: Pool,
+    pub(crate) modules: Mutex<HashMap<Arc<str>, Arc<ModuleEntry>>>,
+    pub(crate) reload_timeout: std::time::Duration,
+}
+
+impl HostShared {
+    /// The entry of module `name`, made on first mention.
+    pub(crate) fn entry(&self, name: &str) -> Arc<ModuleEntry> {
+        let mut modules = self.modules.lock();
+        if let Some(entry) = modules.get(name) {
+            return entry.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        let entry = Arc::new(ModuleEntry {
+            name: name.clone(),
+            inner: Mutex::new(EntryInner::default()),
+            next_id: AtomicU64::new(0),
+            reloads: tokio::sync::Mutex::new(()),
+        });
+        modules.insert(name, entry.clone());
+        entry
+    }
+}
+
+/// One module as its particles see it: the version new incarnations start
+/// on, and the incarnations alive now.
+pub(crate) struct ModuleEntry {
+    pub(crate) name: Arc<str>,
+    inner: Mutex<EntryInner>,
+    next_id: AtomicU64,
+    /// Reloads of one module run one at a time.
+    pub(crate) reloads: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct EntryInner {
+    /// The version a new incarnation starts on.
+    current: Option<CompiledModule>,
+    /// Live incarnations (with a guest) by a number of their own: a Point
+    /// can briefly have two (one ending, one starting).
+    live: HashMap<u64, Point>,
+}
+
+impl ModuleEntry {
+    /// The current version for a new incarnation at `point`, which is
+    /// listed as live until the returned token drops. One lock for both, so
+    /// a reload (which swaps the version and reads the list under the same
+    /// lock) either sees this incarnation or was seen by it.
+    fn enlist(self: &Arc<Self>, point: &Point) -> Result<(CompiledModule, Live), ModuleError> {
+        let mut inner = self.inner.lock();
+        let module = inner
+            .current
+            .clone()
+            .ok_or_else(|| ModuleError::NotLoaded {
+                module: self.name.to_string(),
+            })?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        inner.live.insert(id, point.clone());
+        drop(inner);
+        let live = Live {
+            entry: self.clone(),
+            id,
+        };
+        Ok((module, live))
+    }
+
+    /// Makes `module` current unless a newer version already is; returns
+    /// the version it replaces and the Points of the live incarnations.
+    pub(crate) fn promote(&self, module: &CompiledModule) -> (Option<ModuleVersion>, Vec<Point>) {
+        let mut inner = self.inner.lock();
+        let previous = inner.current.as_ref().map(|m| m.version().clone());
+        if previous
+            .as_ref()
+            .is_none_or(|p| p.seq < module.version().seq)
+        {
+            inner.current = Some(module.clone());
+        }
+        let mut live: Vec<Point> = inner.live.values().cloned().collect();
+        drop(inner);
+        live.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        live.dedup();
+        (previous, live)
+    }
+
+    /// The version new incarnations start on.
+    pub(crate) fn current(&self) -> Option<CompiledModule> {
+        self.inner.lock().current.clone()
+    }
+
+    /// The Points of the live incarnations, sorted.
+    pub(crate) fn live(&self) -> Vec<Point> {
+        let mut live: Vec<Point> = self.inner.lock().live.values().cloned().collect();
+        live.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        live.dedup();
+        live
+    }
+}
+
+/// An incarnation's entry in its module's live list, removed on drop.
+struct Live {
+    entry: Arc<ModuleEntry>,
+    id: u64,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.entry.inner.lock().live.remove(&self.id);
+    }
+}
+
+/// The particle value of one WASM Kind (one module).
+pub(crate) struct WasmParticle {
+    pub(crate) host: Arc<HostShared>,
+    pub(crate) entry: Arc<ModuleEntry>,
+}
+
+/// A WASM particle's State: a handle on its guest (on a host thread), the
+/// version that guest runs, and its place in the live list. Dropping it (a
+/// crash, a stop) frees the guest and its Store.
+pub(crate) struct WasmState {
+    guest: GuestHandle,
+    module: CompiledModule,
+    _live: Live,
+}
+
+impl Particle for WasmParticle {
+    type State = WasmState;
+
+    async fn start(&self, ctx: &Ctx, args: &Body) -> Result<WasmState, ParticleError> {
+        let (module, live) = self.entry.enlist(ctx.me())?;
+        // The guest lives on its Star's host thread.
+        let star = ctx
+            .machine()
+            .registry()
+            .cell(ctx.me())
+            .map_or(0, |cell| cell.star());
+        let (guest, output) = self
+            .host
+            .pool
+            .start(star, module.clone(), args.clone())
+            .await?;
+        deliver(ctx, module.name(), "init", output.sends)?;
+        ctx.set_code_version(module.version().seq);
+        Ok(WasmState {
+            guest,
+            module,
+            _live: live,
+        })
+    }
+
+    async fn handle(
+        &self,
+        ctx: &Ctx,
+        state: &mut WasmState,
+        wave: Wave,
+    ) -> Result<Body, ParticleError> {
+        if &*wave.method == RELOAD_METHOD && wave.from.is_root() {
+            return Ok(self.reload(ctx, state, &wave.body).await.encode());
+        }
+        let Wave { method, body, .. } = wave;
+        let output = state.guest.handle(method, body).await?;
+        deliver(ctx, state.module.name(), "handle", output.sends)?;
+        Ok(output.reply.map(Body::from).unwrap_or_default())
+    }
+}
+
+impl WasmParticle {
+    /// The `$wasm:reload` system wave: moves the guest to the version the
+    /// body names, keeping its state; on any failure the guest stays on
+    /// its version, serving.
+    async fn reload(&self, ctx: &Ctx, state: &mut WasmState, body: &Body) -> Outcome {
+        let from = state.module.version().seq;
+        let Some(to) = body.as_u64() else {
+            return Outcome::Failed {
+                stays_on: from,
+                reason: "malformed reload wave (its body must be a version number)".into(),
+            };
+        };
+        if to <= from {
+            return Outcome::Current { at: from };
+        }
+        let Some(target) = self.host.store.version(&self.entry.name, to) else {
+            return Outcome::Failed {
+                stays_on: from,
+                reason: format!("module `{}` has no version {to}", self.entry.name),
+            };
+        };
+        match state.guest.reload(target.clone()).await {
+            Ok(()) => {
+                state.module = target;
+                ctx.set_code_version(to);
+                tracing::debug!(
+                    target: crate::TARGET_RELOAD,
+                    point = %ctx.me(),
+                    module = %self.entry.name,
+                    from,
+                    to,
+                    "particle reloaded"
+                );
+                Outcome::Reloaded { from }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    target: crate::TARGET_RELOAD,
+                    point = %ctx.me(),
+                    module = %self.entry.name,
+                    from,
+                    to,
+                    error = %e,
+                    "reload failed; the particle stays on its version"
+                );
+                Outcome::Failed {
+                    stays_on: from,
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Sends what the guest queued in one successful call, in order, as
+/// signals from the particle. Every address is checked first: one that is
+/// not a Point is the guest breaking the ABI (a crash, nothing sent). A
+/// wave that cannot be delivered (nobody there, a full lane) is dropped
+/// and logged, as a send to a dead process is in Erlang.
+fn deliver(
+    ctx: &Ctx,
+    module: &str,
+    export: &str,
+    sends: Vec<GuestSend>,
+) -> Result<(), ModuleError> {
+    if sends.is_empty() {
+        return Ok(());
+    }
+    let mut waves = Vec::with_capacity(sends.len());
+    for send in sends {
+        let to = Point::parse(&send.to).map_err(|e| ModuleError::AbiViolation {
+            module: module.to_string(),
+            export: export.to_string(),
+            message: format!("hv.send to `{}`: {e}", send.to),
+        })?;
+        waves.push((to, send.method, send.body));
+    }
+    for (to, method, body) in waves {
+        if let Err(e) = ctx.signal(&to, method, body) {
+            tracing::debug!(
+                target: crate::TARGET_WASM,
+                from = %ctx.me(),
+                %to,
+                error = %e,
+                "a guest's wave was not delivered"
+            );
+        }
+    }
+    Ok(())
+}

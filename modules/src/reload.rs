@@ -1,0 +1,237 @@
+//! What a hot reload did, particle by particle.
+//!
+//! Each live particle answers the `$wasm:reload` wave with an [`Outcome`],
+//! encoded in the reply body (a reply is bytes, so that the same wave would
+//! work across Machines). The host gathers the answers into a
+//! [`ReloadReport`]: which particles now run the new version, which already
+//! did, which stay on their old version and why, and which ended before
+//! their turn.
+
+use std::fmt;
+use std::time::Duration;
+
+use hyperverse_runtime::{Body, Point, WaveError};
+
+use crate::version::ModuleVersion;
+
+/// One particle's answer to a reload wave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Swapped to the target version, state kept.
+    Reloaded { from: u64 },
+    /// Already at the target version or a newer one.
+    Current { at: u64 },
+    /// Still on version `stays_on`, serving.
+    Failed { stays_on: u64, reason: String },
+}
+
+const RELOADED: u8 = 0;
+const CURRENT: u8 = 1;
+const FAILED: u8 = 2;
+
+impl Outcome {
+    /// `[tag] ++ version (8 bytes LE) ++ reason (UTF-8, failures only)`.
+    pub(crate) fn encode(&self) -> Body {
+        let (tag, version, reason) = match self {
+            Outcome::Reloaded { from } => (RELOADED, *from, ""),
+            Outcome::Current { at } => (CURRENT, *at, ""),
+            Outcome::Failed { stays_on, reason } => (FAILED, *stays_on, reason.as_str()),
+        };
+        let mut bytes = Vec::with_capacity(9 + reason.len());
+        bytes.push(tag);
+        bytes.extend_from_slice(&version.to_le_bytes());
+        bytes.extend_from_slice(reason.as_bytes());
+        Body::from(bytes)
+    }
+
+    pub(crate) fn decode(body: &Body) -> Option<Outcome> {
+        let bytes = body.as_bytes();
+        let (&tag, rest) = bytes.split_first()?;
+        let version = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+        let reason = &rest[8..];
+        match tag {
+            RELOADED if reason.is_empty() => Some(Outcome::Reloaded { from: version }),
+            CURRENT if reason.is_empty() => Some(Outcome::Current { at: version }),
+            FAILED => Some(Outcome::Failed {
+                stays_on: version,
+                reason: String::from_utf8_lossy(reason).into_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A particle the reload could not move to the new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadFailure {
+    /// The particle.
+    pub point: Point,
+    /// The version it still runs, serving, if it answered; `None` if it
+    /// did not (it crashed meanwhile, or did not answer in time: then its
+    /// reload wave may still be handled later).
+    pub stays_on: Option<u64>,
+    /// Why, e.g. the new version's `restore` trapped (the guest's error,
+    /// naming module and export).
+    pub reason: String,
+}
+
+/// What [`WasmHost::reload`](crate::WasmHost::reload) did.
+///
+/// Every particle that was live when the new version became current is in
+/// exactly one list. Those in `reloaded` run the new version with their
+/// state; those in `failed` still run their old version (and serve); those
+/// in `gone` ended before their turn (a restart or a new spawn starts on
+/// the new version anyway).
+///
+/// ```
+/// use hyperverse_modules::{guests, Limits, WasmHost, WasmKind};
+/// use hyperverse_runtime::{Body, Kind, Machine, Point};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let host = WasmHost::new(Limits::default());
+/// host.load_wat("counter", guests::COUNTER_V1)?;
+/// let machine = host.install(Machine::standalone(), "counter").build().await?;
+/// let at: Point = "c".parse()?;
+/// machine.spawn(at.clone(), Kind::wasm("counter"), Body::from_u64(5)).await?;
+///
+/// // This "v2" traps in `restore`: the particle stays on v1, count and all.
+/// let report = host.reload_wat(&machine, "counter", guests::RESTORE_TRAPS).await?;
+/// assert!(!report.is_complete());
+/// assert_eq!(report.failed[0].point, at);
+/// assert_eq!(report.failed[0].stays_on, Some(1));
+/// assert!(report.failed[0].reason.contains("`restore` trapped: unreachable"));
+/// let count = machine.ask(&at, "get", Body::empty()).await?;
+/// assert_eq!(count.body.as_u64(), Some(5));
+/// assert_eq!(machine.record(&at).unwrap().code_version, 1);
+/// machine.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The version the live particles were before (the module's current
+    /// version when the reload began), if there was one.
+    pub previous: Option<ModuleVersion>,
+    /// The new version: current from now on, for spawns and restarts.
+    pub version: ModuleVersion,
+    /// Moved to the new version, state kept.
+    pub reloaded: Vec<Point>,
+    /// Already on the new version (or a newer one) when their turn came:
+    /// started after it became current.
+    pub current: Vec<Point>,
+    /// Not moved: still on their old version, serving.
+    pub failed: Vec<ReloadFailure>,
+    /// Ended before their turn.
+    pub gone: Vec<Point>,
+    /// Compiling (or finding in the cache) and checking the new version.
+    pub compile: Duration,
+    /// Swapping every live particle, from the first reload wave sent to
+    /// the last answer.
+    pub swap: Duration,
+}
+
+impl ReloadReport {
+    pub(crate) fn new(previous: Option<ModuleVersion>, version: ModuleVersion) -> Self {
+        ReloadReport {
+            previous,
+            version,
+            reloaded: Vec::new(),
+            current: Vec::new(),
+            failed: Vec::new(),
+            gone: Vec::new(),
+            compile: Duration::ZERO,
+            swap: Duration::ZERO,
+        }
+    }
+
+    /// True if no particle failed: every live one runs the new version
+    /// (or has ended).
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// How many particles the reload dealt with.
+    pub fn particles(&self) -> usize {
+        self.reloaded.len() + self.current.len() + self.failed.len() + self.gone.len()
+    }
+
+    /// Files one particle's answer (or the error its reload wave met).
+    pub(crate) fn record(&mut self, point: Point, answer: Result<Body, WaveError>) {
+        match answer {
+            Ok(body) => match Outcome::decode(&body) {
+                Some(Outcome::Reloaded { .. }) => self.reloaded.push(point),
+                Some(Outcome::Current { .. }) => self.current.push(point),
+                Some(Outcome::Failed { stays_on, reason }) => self.failed.push(ReloadFailure {
+                    point,
+                    stays_on: Some(stays_on),
+                    reason,
+                }),
+                None => self.failed.push(ReloadFailure {
+                    point,
+                    stays_on: None,
+                    reason: format!("unreadable answer to the reload wave: {body:?}"),
+                }),
+            },
+            Err(
+                WaveError::NoSuchParticle { .. }
+                | WaveError::Stopped { .. }
+                | WaveError::MachineDown,
+            ) => self.gone.push(point),
+            Err(e) => self.failed.push(ReloadFailure {
+                point,
+                stays_on: None,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ReloadReport {
+    /// `counter@1 -> counter@2: 3 reloaded, 0 already current, 1 failed,
+    /// 0 gone (compile 1.2 ms, swap 0.4 ms)`, then one line per failure.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let to = format!("{}@{}", self.version.name, self.version.seq);
+        match &self.previous {
+            Some(p) => write!(f, "{}@{} -> {to}", p.name, p.seq)?,
+            None => write!(f, "{to}")?,
+        }
+        write!(
+            f,
+            ": {} reloaded, {} already current, {} failed, {} gone (compile {:.1} ms, swap {:.1} ms)",
+            self.reloaded.len(),
+            self.current.len(),
+            self.failed.len(),
+            self.gone.len(),
+            self.compile.as_secs_f64() * 1e3,
+            self.swap.as_secs_f64() * 1e3,
+        )?;
+        for failure in &self.failed {
+            write!(f, "\n  {}: {}", failure.point, failure.reason)?;
+            if let Some(v) = failure.stays_on {
+                write!(f, " (stays on {}@{v})", self.version.name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_round_trip_and_garbage_is_refused() {
+        for outcome in [
+            Outcome::Reloaded { from: 1 },
+            Outcome::Current { at: 7 },
+            Outcome::Failed {
+                stays_on: 3,
+                reason: "module `m`: `restore` trapped: unreachable".into(),
+            },
+        ] {
+            assert_eq!(Outcome::decode(&outcome.encode()), Some(outcome));
+        }
+        assert_eq!(Outcome::decode(&Body::empty()), None);
+        assert_eq!(Outcome::decode(&Body::from(vec![0, 1, 2])), None);
+        assert_eq!(Outcome::decode(&Body::from(vec![9; 9])), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! [`WasmHost`]: WASM modules as Kinds of a Machine, and their hot reload.
+//!
+//! The host owns a [`ModuleStore`] and the host threads guests run on (see
+//! `pool.rs`). Each module it runs is a Kind, `Kind::wasm(name)`, installed
+//! on a [`MachineBuilder`] with [`WasmHost::install`]; the Driver is the
+//! runtime's ordinary [`ParticleDriver`], because a WASM particle is an
+//! ordinary particle whose State is a handle on its guest (`particle.rs`).
+//!
+//! The host does not keep the Machine: a Machine holds its Drivers, so a
+//! host holding the Machine would keep both alive forever. The calls that
+//! need it ([`WasmHost::reload`]) take it as an argument.
+//!
+//! A reload runs in two steps. First the new version is compiled (on a
+//! blocking thread, so no runtime worker stalls) and checked; a module that
+//! fails is refused and nothing changes. Then, under the module's lock, it
+//! becomes current (every incarnation that starts from now on runs it) and
+//! the live incarnations are listed: any incarnation is either in that list
+//! or started on the new version. Each listed particle is sent the
+//! `$wasm:reload` system wave, all at once, and the answers gathered into a
+//! [`ReloadReport`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyperverse_runtime::{
+    Body, Driver, Kind, Machine, MachineBuilder, ParticleDriver, Point, Wave,
+};
+use parking_lot::Mutex;
+use tracing::Instrument;
+
+use crate::error::ModuleError;
+use crate::limits::Limits;
+use crate::particle::{HostShared, WasmParticle, RELOAD_METHOD};
+use crate::pool::Pool;
+use crate::reload::ReloadReport;
+use crate::store::{CompiledModule, ModuleStore};
+use crate::WasmKind;
+
+/// How long a reload waits for each particle's answer unless told
+/// otherwise: a particle answers once it has handled what was queued before
+/// the reload wave, which under load can take a while.
+pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs WASM modules as particles of a Machine, and reloads them live.
+///
+/// Cheap to clone (one reference count); every clone is the same host.
+/// Install a host on one Machine: a reload moves the live particles it
+/// finds on the Machine it is given.
+///
+/// ```
+/// use hyperverse_modules::{guests, Limits, WasmHost, WasmKind};
+/// use hyperverse_runtime::{Body, Kind, Machine, Point};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let host = WasmHost::new(Limits::default());
+/// host.load_wat("counter", guests::COUNTER_V1)?;
+/// let machine = host.install(Machine::standalone(), "counter").build().await?;
+///
+/// let at: Point = "counter".parse()?;
+/// machine.spawn(at.clone(), Kind::wasm("counter"), Body::from_u64(41)).await?;
+/// machine.signal(&at, "add", Body::empty())?;
+/// let got = machine.ask(&at, "get", Body::empty()).await?;
+/// assert_eq!(got.body.as_u64(), Some(42));
+/// assert_eq!(machine.record(&at).unwrap().code_version, 1);
+///
+/// // Version 2, live: the count is kept, the behaviour changes.
+/// let report = host.reload_wat(&machine, "counter", guests::COUNTER_V2).await?;
+/// assert!(report.is_complete());
+/// assert_eq!(report.reloaded, vec![at.clone()]);
+/// let add = machine.ask(&at, "add", Body::empty()).await?; // v2 replies to add
+/// assert_eq!(add.body.as_u64(), Some(43));
+/// assert_eq!(machine.record(&at).unwrap().code_version, 2);
+/// machine.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WasmHost {
+    shared: Arc<HostShared>,
+}
+
+impl std::fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut modules: Vec<String> = self
+            .shared
+            .modules
+            .lock()
+            .keys()
+            .map(|name| name.to_string())
+            .collect();
+        modules.sort();
+        f.debug_struct("WasmHost")
+            .field("modules", &modules)
+            .field("threads", &self.threads())
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
+
+/// Builds a [`WasmHost`]: `WasmHost::builder().threads(4).build()`.
+#[derive(Debug)]
+pub struct WasmHostBuilder {
+    store: Option<ModuleStore>,
+    limits: Limits,
+    threads: Option<usize>,
+    reload_timeout: Duration,
+}
+
+impl WasmHostBuilder {
+    /// The sandbox limits of every module (default: [`Limits::default`]);
+    /// ignored if [`WasmHostBuilder::store`] is given.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Uses `store` (e.g. one with a disk cache) instead of a new one.
+    pub fn store(mut self, store: ModuleStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How many host threads run guests (default: one per core, as a
+    /// Machine has one Star per core; a particle's guest runs on thread
+    /// `star % threads`). Started on first use.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// How long a reload waits for each particle's answer (default
+    /// [`DEFAULT_RELOAD_TIMEOUT`]).
+    pub fn reload_timeout(mut self, timeout: Duration) -> Self {
+        self.reload_timeout = timeout;
+        self
+    }
+
+    /// The host.
+    pub fn build(self) -> WasmHost {
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let store = self.store.unwrap_or_else(|| ModuleStore::new(self.limits));
+        WasmHost {
+            shared: Arc::new(HostShared {
+                store: Arc::new(store),
+                pool: Pool::new(threads),
+                modules: Mutex::new(HashMap::new()),
+                reload_timeout: self.reload_timeout,
+            }),
+        }
+    }
+}
+
+impl WasmHost {
+    /// A host whose modules run under `limits`, with the default threads.
+    pub fn new(limits: Limits) -> Self {
+        Self::builder().limits(limits).build()
+    }
+
+    /// A builder, for threads, a store of your own or the reload timeout.
+    pub fn builder() -> WasmHostBuilder {
+        WasmHostBuilder {
+            store: None,
+            limits: Limits::default(),
+            threads: None,
+            reload_timeout: DEFAULT_RELOAD_TIMEOUT,
+        }
+    }
+
+    /// The module store (every version of every module, compiled once).
+    /// Load through the host ([`WasmHost::load`], [`WasmHost::reload`]):
+    /// a version loaded into the store directly is not what new particles
+    /// start on.
+    pub fn store(&self) -> &ModuleStore {
+        &self.shared.store
+    }
+
+    /// How many host threads run guests (started or not).
+    pub fn threads(&self) -> usize {
+        self.shared.pool.size()
+    }
+
+    /// How many host threads have started.
+    pub fn threads_started(&self) -> usize {
+        self.shared.pool.started()
+    }
+
+    /// Loads a WebAssembly binary as the next version of `name` and makes it
+    /// the version new particles of `Kind::wasm(name)` start on. Live
+    /// particles keep theirs: use [`WasmHost::reload`] to move them.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<CompiledModule, ModuleError> {
+        let module = self.shared.store.load(name, wasm)?;
+        self.shared.entry(name).promote(&module);
+        Ok(module)
+    }
+
+    /// [`WasmHost::load`] from WebAssembly text.
+    pub fn load_wat(&self, name: &str, wat: &str) -> Result<CompiledModule, ModuleError> {
+        let module = self.shared.store.load_wat(name, wat)?;
+        self.shared.entry(name).promote(&module);
+        Ok(module)
+    }
+
+    /// The version new particles of module `name` start on.
+    pub fn current(&self, name: &str) -> Option<CompiledModule> {
+        self.shared.modules.lock().get(name)?.current()
+    }
+
+    /// The live particles of module `name` (those with a running guest),
+    /// sorted by Point.
+    pub fn live(&self, name: &str) -> Vec<Point> {
+        match self.shared.modules.lock().get(name) {
+            Some(entry) => entry.live(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The Driver of `Kind::wasm(name)`, for [`MachineBuilder::driver`].
+    /// The module may be loaded later; until it is, spawns of it fail with
+    /// [`ModuleError::NotLoaded`].
+    pub fn driver(&self, name: &str) -> Arc<dyn Driver> {
+        Arc::new(ParticleDriver::new(WasmParticle {
+            host: self.shared.clone(),
+            entry: self.shared.entry(name),
+        }))
+    }
+
+    /// Installs module `name` on `builder` as `Kind::wasm(name)`.
+    pub fn install(&self, builder: MachineBuilder, name: &str) -> MachineBuilder {
+        builder.driver(Kind::wasm(name), self.driver(name))
+    }
+
+    /// Hot reload: loads `wasm` as the next version of `name`, then moves
+    /// every live particle of `Kind::wasm(name)` on `machine` to it, each
+    /// keeping its state (`snapshot` in the old instance, `restore` in a new
+    /// one). Waves sent meanwhile wait in the particles' lanes and are
+    /// handled afterwards, in order. A particle whose move fails stays on
+    /// its old version, serving; the report names it. Particles spawned (or
+    /// restarted) from now on start on the new version.
+    ///
+    /// `Err` only if the new bytes are refused (they do not compile, or
+    /// break the ABI): then nothing changed.
+    pub async fn reload(
+        &self,
+        machine: &Machine,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<ReloadReport, ModuleError> {
+        let started = Instant::now();
+        let (store, owned_name, bytes) =
+            (self.shared.store.clone(), name.to_string(), wasm.to_vec());
+        let module = compile(name, move || store.load(&owned_name, &bytes)).await?;
+        Ok(self.upgrade(machine, module, started.elapsed()).await)
+    }
+
+    /// [`WasmHost::reload`] from WebAssembly text.
+    pub async fn reload_wat(
+        &self,
+        machine: &Machine,
+        name: &str,
+        wat: &str,
+    ) -> Result<ReloadReport, ModuleError> {
+        let started = Instant::now();
+        let (store, owned_name, text) =
+            (self.shared.store.clone(), name.to_string(), wat.to_string());
+        let module = compile(name, move || store.load_wat(&owned_name, &text)).await?;
+        Ok(self.upgrade(machine, module, started.elapsed()).await)
+    }
+
+    /// The second step of a reload: `module` (a version already in the
+    /// store) becomes current and every live particle is moved to it.
+    async fn upgrade(
+        &self,
+        machine: &Machine,
+        module: CompiledModule,
+        compile: Duration,
+    ) -> ReloadReport {
+        let entry = self.shared.entry(module.name());
+        let version = module.version().clone();
+        let span = tracing::info_span!(
+            target: crate::TARGET_RELOAD,
+            "reload",
+            module = %version.name,
+            to = version.seq,
+            particles = tracing::field::Empty,
+        );
+        let serial = entry.reloads.lock().instrument(span.clone()).await;
+        let started = Instant::now();
+        let (previous, live) = entry.promote(&module);
+        span.record("particles", live.len());
+
+        // Every request is queued before any answer is awaited: the swaps
+        // run concurrently, across the host threads.
+        let timeout = self.shared.reload_timeout;
+        let body = Body::from_u64(version.seq);
+        let answers = live.into_iter().map(|point| {
+            let wave = Wave::request(Point::root(), point.clone(), RELOAD_METHOD, body.clone());
+            let answer = machine.request(wave, timeout);
+            async move { (point, answer.await.map(|reply| reply.body)) }
+        });
+        let answers = futures::future::join_all(answers)
+            .instrument(span.clone())
+            .await;
+        drop(serial);
+
+        let mut report = ReloadReport::new(previous, version);
+        for (point, answer) in answers {
+            report.record(point, answer);
+        }
+        report.compile = compile;
+        report.swap = started.elapsed();
+        span.in_scope(|| {
+            tracing::info!(
+                target: crate::TARGET_RELOAD,
+                reloaded = report.reloaded.len(),
+                current = report.current.len(),
+                failed = report.failed.len(),
+                gone = report.gone.len(),
+                swap_ms = report.swap.as_secs_f64() * 1e3,
+                "reload done"
+            );
+            for failure in &report.failed {
+                tracing::warn!(
+                    target: crate::TARGET_RELOAD,
+                    point = %failure.point,
+                    reason = %failure.reason,
+                    "particle stays on its old version"
+                );
+            }
+        });
+        report
+    }
+}
+
+/// Runs a load (a compile, unless cached) on a blocking thread when inside a
+/// multi-thread runtime, so that no runtime worker stalls on Cranelift;
+/// inline otherwise.
+async fn compile(
+    name: &str,
+    load: impl FnOnce() -> Result<CompiledModule, ModuleError> + Send + 'static,
+) -> Result<CompiledModule, ModuleError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            match tokio::task::spawn_blocking(load).await {
+                Ok(loaded) => loaded,
+                Err(e) => Err(ModuleError::Host {
+                    module: name.to_string(),
+                    message: format!("the compile task failed: {e}"),
+                }),
+            }
+        }
+        _ => load(),
+    }
+}

@@ -136,13 +136,7 @@ impl Kids {
             })
             .collect();
         for cell in orphans {
-            let m = cell.managed().expect("a supervised particle");
-            if !matches!(m.phase(), Phase::Parked | Phase::Ended) {
-                cell.lane.request_shutdown();
-            }
-            m.end(down_reason(m.last_exit()));
-            cell.ended().await;
-            self.ctx.machine.forget(&cell);
+            self.end_cell(&cell).await;
         }
     }
 
@@ -155,9 +149,13 @@ impl Kids {
     }
 
     async fn end(&mut self, id: &str) {
-        let Some(cell) = self.live.remove(id) else {
-            return;
-        };
+        if let Some(cell) = self.live.remove(id) {
+            self.end_cell(&cell).await;
+        }
+    }
+
+    /// Ends one child for good and waits until it has.
+    async fn end_cell(&self, cell: &Arc<ParticleCell>) {
         let m = cell.managed().expect("a supervised particle");
         if !matches!(m.phase(), Phase::Parked | Phase::Ended) {
             // Not stopped by the supervisor first: stop it from outside.
@@ -167,7 +165,7 @@ impl Kids {
         cell.ended().await;
         // A child ended after a crash ends as given up, whose record would
         // otherwise stay: the supervisor is done with it.
-        self.ctx.machine.forget(&cell);
+        self.ctx.machine.forget(cell);
     }
 }
 

@@ -262,6 +262,10 @@ pub(crate) fn host_imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostEn
     }
 }
 
+/// What one `hv.send` costs against the output limit beyond its bytes:
+/// about the host's own bookkeeping for a wave.
+const SEND_OVERHEAD: i32 = 64;
+
 /// `hv.send`: queue a signal wave (allowed in `init` and `handle`).
 fn hv_send(
     mut env: FunctionEnvMut<HostEnv>,
@@ -280,7 +284,9 @@ fn hv_send(
                 data.phase
             )));
         }
-        data.charge(&[to_len, method_len, body_len])?;
+        // Each send also costs its overhead, so that empty sends cannot
+        // queue without bound.
+        data.charge(&[to_len, method_len, body_len, SEND_OVERHEAD])?;
         let to = data.read_utf8(&store, to_ptr, to_len, "hv.send address")?;
         let method = data.read_utf8(&store, method_ptr, method_len, "hv.send method")?;
         let body = data.read(&store, body_ptr, body_len, "hv.send body")?;

@@ -227,6 +227,18 @@ impl WasmParticle {
         if to <= from {
             return Outcome::Current { at: from };
         }
+        // Only as far as the host has made current: the wave's sender (ROOT)
+        // is no credential, as any code can ask from the Machine.
+        let current = self.entry.current().map_or(0, |m| m.version().seq);
+        if to > current {
+            return Outcome::Failed {
+                stays_on: from,
+                reason: format!(
+                    "version {to} of `{}` is not current (the host's is {current})",
+                    self.entry.name
+                ),
+            };
+        }
         let Some(target) = self.host.store.version(&self.entry.name, to) else {
             return Outcome::Failed {
                 stays_on: from,

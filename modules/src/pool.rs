@@ -178,7 +178,11 @@ fn run(slab: &mut Slab, job: Job) {
                 let output = guest.init(args.as_bytes())?;
                 Ok((slab.insert(guest), output))
             });
-            let _ = reply.send(started);
+            // Nobody waits any more (the particle was stopped or killed
+            // while starting): no handle will ever free it, so free it now.
+            if let Err(Ok((slot, _))) = reply.send(started) {
+                drop(slab.remove(slot));
+            }
         }
         Job::Handle {
             slot,
@@ -395,15 +399,41 @@ impl Pool {
                 "its host thread is gone (a new one starts next time)",
             ));
         }
-        let (slot, output) = answer
-            .await
-            .unwrap_or_else(|_| Err(lost(&name, "its host thread dropped the call")))?;
+        let mut pending = PendingStart {
+            answer: Some(answer),
+            thread: thread.clone(),
+        };
+        let answer = pending.answer.as_mut().expect("just set");
+        let got = answer.await;
+        pending.answer = None;
+        let (slot, output) =
+            got.unwrap_or_else(|_| Err(lost(&name, "its host thread dropped the call")))?;
         let handle = GuestHandle {
             thread,
             slot,
             module: name,
         };
         Ok((handle, output))
+    }
+}
+
+/// A start still waiting for its answer. Dropped before it (the particle
+/// stopped or killed while starting), it frees an instance that was made
+/// anyway: no handle will ever exist to free it. (An answer sent after the
+/// drop finds the channel closed, and the host thread frees it there.)
+struct PendingStart {
+    answer: Option<oneshot::Receiver<Result<(SlotId, HandleOutput), ModuleError>>>,
+    thread: mpsc::Sender<Job>,
+}
+
+impl Drop for PendingStart {
+    fn drop(&mut self) {
+        if let Some(mut answer) = self.answer.take() {
+            answer.close();
+            if let Ok(Ok((slot, _))) = answer.try_recv() {
+                let _ = self.thread.send(Job::Free { slot });
+            }
+        }
     }
 }
 

@@ -283,20 +283,24 @@ pub(crate) async fn incarnation<P: Particle>(
                     }
                 }
                 ctx.cell.set_closing(true);
-                let stop = guarded(&ctx.cell, async {
-                    particle.stop(ctx, state).await;
-                    Ok(())
-                });
+                // Made only when awaited: a `stop` future held across
+                // `stop_children` would take room in every particle's task.
+                let stop = |state| {
+                    guarded(&ctx.cell, async move {
+                        particle.stop(ctx, state).await;
+                        Ok(())
+                    })
+                };
                 if P::STOPS_OWN_CHILDREN {
                     // A supervisor stops its children itself, in its order;
                     // whatever is left goes after.
-                    let _ = stop.await;
+                    let _ = stop(state).await;
                     stop_children(ctx).await;
                 } else {
                     // Children end before their parent's `stop` runs (OTP:
                     // a supervisor terminates its children, then itself).
                     stop_children(ctx).await;
-                    let _ = stop.await;
+                    let _ = stop(state).await;
                 }
                 return end;
             }

@@ -71,13 +71,14 @@ impl Intensity {
         self.period
     }
 
-    /// Restarts recorded within the window that ends now.
+    /// Restarts recorded within the window that ends now. O(log n): the
+    /// record is in time order, so the expired ones are a prefix.
     pub fn in_period(&self) -> u32 {
         let now = Instant::now();
-        self.recent
-            .iter()
-            .filter(|&&t| now.saturating_duration_since(t) < self.period)
-            .count() as u32
+        let expired = self
+            .recent
+            .partition_point(|&t| now.saturating_duration_since(t) >= self.period);
+        (self.recent.len() - expired) as u32
     }
 
     /// Records a crash now and says whether a restart is still allowed.
@@ -124,6 +125,16 @@ mod tests {
     fn zero_max_gives_up_on_first_crash() {
         let mut i = Intensity::new(0, Duration::from_secs(1)).unwrap();
         assert_eq!(i.record(), RestartVerdict::GiveUp { in_period: 1 });
+    }
+
+    #[test]
+    fn in_period_counts_only_the_window() {
+        let mut i = Intensity::new(100, Duration::from_secs(10)).unwrap();
+        let now = Instant::now();
+        i.record_at(now - Duration::from_secs(30));
+        i.record_at(now - Duration::from_secs(5));
+        i.record_at(now);
+        assert_eq!(i.in_period(), 2);
     }
 
     #[test]

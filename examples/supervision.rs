@@ -47,7 +47,7 @@ fn sub(id: &str, kind: &str) -> ChildSpec<ChildStart> {
 /// One line per thing the runtime did.
 fn describe(e: &Event) -> Option<String> {
     match e {
-        Event::Supervisor { supervisor, event } => Some(format!("  [{supervisor}] {event:?}")),
+        Event::Supervisor { supervisor, event } => Some(format!("  [{supervisor}] {event}")),
         Event::Crashed(n) => Some(format!(
             "  CRASH {} ({}), wave in hand: {:?}, restarts in period: {}",
             n.child,

@@ -70,20 +70,6 @@ impl Particle for Worker {
     }
 }
 
-/// The supervisor's events, as short lines.
-fn line(e: &SupEvent) -> String {
-    match e {
-        SupEvent::Started { id } => format!("started {id}"),
-        SupEvent::StartFailed { id, reason } => format!("start_failed {id}: {reason}"),
-        SupEvent::Exited { id, reason } => format!("exited {id}: {reason}"),
-        SupEvent::Stopped { id, reason } => format!("stopped {id}: {reason}"),
-        SupEvent::Restarting { id } => format!("restarting {id}"),
-        SupEvent::Removed { id } => format!("removed {id}"),
-        SupEvent::GaveUp { restarts } => format!("gave_up after {restarts}"),
-        SupEvent::AutoShutdown { id } => format!("auto_shutdown by {id}"),
-    }
-}
-
 /// A Machine with the worker Kind and the given supervisors; an observer
 /// writes the supervisors' events into the workers' log as they happen.
 struct Rig {
@@ -101,7 +87,7 @@ impl Rig {
             .shutdown_timeout(Duration::from_secs(2))
             .observer(move |e| {
                 if let Event::Supervisor { supervisor, event } = e {
-                    seen.note(format!("{supervisor}: {}", line(event)));
+                    seen.note(format!("{supervisor}: {}", event));
                 }
             });
         for (kind, spec) in sups {

@@ -97,19 +97,6 @@ impl Particle for Worker {
     }
 }
 
-fn line(e: &SupEvent) -> String {
-    match e {
-        SupEvent::Started { id } => format!("started {id}"),
-        SupEvent::StartFailed { id, reason } => format!("start_failed {id}: {reason}"),
-        SupEvent::Exited { id, reason } => format!("exited {id}: {reason}"),
-        SupEvent::Stopped { id, reason } => format!("stopped {id}: {reason}"),
-        SupEvent::Restarting { id } => format!("restarting {id}"),
-        SupEvent::Removed { id } => format!("removed {id}"),
-        SupEvent::GaveUp { restarts } => format!("gave_up after {restarts}"),
-        SupEvent::AutoShutdown { id } => format!("auto_shutdown by {id}"),
-    }
-}
-
 struct Rig {
     m: Machine,
     ctl: Arc<Control>,
@@ -131,7 +118,7 @@ impl Rig {
             .observer(move |e| {
                 if let Event::Supervisor { supervisor, event } = e {
                     if !supervisor.is_root() {
-                        seen.note(format!("{supervisor}: {}", line(event)));
+                        seen.note(format!("{supervisor}: {}", event));
                     }
                 }
             });

@@ -82,6 +82,31 @@ pub enum SupEvent {
     AutoShutdown { id: String },
 }
 
+/// One line per event, for logs and tests: `started a`, `exited a: boom`,
+/// `stopped b: shutdown`, `restarting a`, `removed t`, `gave_up after 3`,
+/// `auto_shutdown by s`.
+///
+/// ```
+/// use hyperverse_supervisors::{ExitReason, SupEvent};
+///
+/// let e = SupEvent::Exited { id: "db".into(), reason: ExitReason::Error("boom".into()) };
+/// assert_eq!(e.to_string(), "exited db: boom");
+/// ```
+impl fmt::Display for SupEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SupEvent::Started { id } => write!(f, "started {id}"),
+            SupEvent::StartFailed { id, reason } => write!(f, "start_failed {id}: {reason}"),
+            SupEvent::Exited { id, reason } => write!(f, "exited {id}: {reason}"),
+            SupEvent::Stopped { id, reason } => write!(f, "stopped {id}: {reason}"),
+            SupEvent::Restarting { id } => write!(f, "restarting {id}"),
+            SupEvent::Removed { id } => write!(f, "removed {id}"),
+            SupEvent::GaveUp { restarts } => write!(f, "gave_up after {restarts}"),
+            SupEvent::AutoShutdown { id } => write!(f, "auto_shutdown by {id}"),
+        }
+    }
+}
+
 /// What the supervisor's owner must do after an exit was handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -6,7 +6,8 @@
 //! - [`Kind`] and [`Driver`]: what a particle is, and what runs it.
 //! - [`Lane`]: a particle's mailbox; per-sender order, kept across restarts.
 //! - Stars: supervisors (ractor actors) that restart crashed particles and
-//!   send [`CrashNotice`]s to their parents.
+//!   send [`CrashNotice`]s to their parents; the Machine's root actor
+//!   supervises the Stars.
 //! - [`Registry`]: where each particle lives and how it is doing.
 //! - [`Machine`]: hosts the Stars, places particles, routes waves, shuts down
 //!   children before parents.
@@ -16,6 +17,10 @@
 //! - [`LaneLimit`]: bounded lanes, with backpressure or a typed refusal.
 //! - [`SupervisorSpec`]: OTP supervisors as particles (strategies, restart
 //!   types, intensity, shutdown order), driven through [`SupervisorRef`].
+//! - [`Fault`]: fault injection ([`Machine::inject`], [`Machine::kill_star`]);
+//!   seeded fault plans and a test kit are in the `hyperverse-faults` crate.
+//! - [`Observer`]: see every [`Event`] in order as it happens
+//!   ([`MachineBuilder::observer`]).
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 

@@ -11,8 +11,10 @@ use tracing_subscriber::EnvFilter;
 /// hidden: the CLI's own output already reports every crash, and the demo
 /// crashes workers on purpose, so those lines would only be noise. Errors
 /// from the Stars (a give-up, a failed Star) still show: they are never
-/// planned. `RUST_LOG=warn` brings the crash lines back.
-const DEFAULT_FILTER: &str = "warn,hyperverse::crash=error";
+/// planned. The same goes for injected faults (target `hyperverse::fault`:
+/// the demo's storm kills Stars on purpose). `RUST_LOG=warn` brings both
+/// back.
+const DEFAULT_FILTER: &str = "warn,hyperverse::crash=error,hyperverse::fault=error";
 
 /// Installs the global subscriber. A `RUST_LOG` that does not parse is
 /// reported and replaced by the default, rather than silently ignored or

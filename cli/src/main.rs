@@ -29,9 +29,11 @@ enum Command {
     /// Run a tour of the runtime on an embedded Machine.
     ///
     /// Spawns a tree of ~1,000 particles across the Stars, sends waves from
-    /// several senders while a few workers crash on purpose, then reports
-    /// what the particles, the Registry and the Stars saw. Exits with 1 if
-    /// any invariant fails (a lost wave, a missing crash notice, ...).
+    /// several senders while a few workers crash on purpose, hot-reloads
+    /// WASM particles under load, runs a seeded fault storm on a Machine of
+    /// its own, then reports what the particles, the Registry and the Stars
+    /// saw. Exits with 1 if any invariant fails (a lost wave, a missing
+    /// crash notice, ...).
     Demo(demo::DemoArgs),
 }
 

@@ -665,17 +665,7 @@ impl<C: Children> Supervisor<C> {
         children: &mut C,
         id: &str,
     ) -> Result<C::Handle, SupError> {
-        if self.flags.strategy == Strategy::Dynamic {
-            return Err(self.unsupported("restart_child"));
-        }
-        let i = self
-            .find(id)
-            .ok_or_else(|| SupError::NotFound { id: id.into() })?;
-        match self.children[i].state {
-            State::Running(_) => return Err(SupError::Running { id: id.into() }),
-            State::Restarting => return Err(SupError::Restarting { id: id.into() }),
-            State::NotRunning => {}
-        }
+        let i = self.stopped_child("restart_child", id)?;
         match self.start_at(children, i).await {
             Ok(()) => Ok(self.handle(id).expect("just started")),
             Err(reason) => {
@@ -690,8 +680,18 @@ impl<C: Children> Supervisor<C> {
 
     /// Removes a stopped child's spec.
     pub fn delete_child(&mut self, children: &mut C, id: &str) -> Result<(), SupError> {
+        let i = self.stopped_child("delete_child", id)?;
+        self.children.remove(i);
+        record(&mut self.log, children, SupEvent::Removed { id: id.into() });
+        Ok(())
+    }
+
+    /// The index of child `id` for an operation `op` that needs it stopped,
+    /// with OTP's errors: not on a dynamic supervisor, not found, running,
+    /// restarting.
+    fn stopped_child(&self, op: &'static str, id: &str) -> Result<usize, SupError> {
         if self.flags.strategy == Strategy::Dynamic {
-            return Err(self.unsupported("delete_child"));
+            return Err(self.unsupported(op));
         }
         let i = self
             .find(id)
@@ -699,11 +699,7 @@ impl<C: Children> Supervisor<C> {
         match self.children[i].state {
             State::Running(_) => Err(SupError::Running { id: id.into() }),
             State::Restarting => Err(SupError::Restarting { id: id.into() }),
-            State::NotRunning => {
-                self.children.remove(i);
-                record(&mut self.log, children, SupEvent::Removed { id: id.into() });
-                Ok(())
-            }
+            State::NotRunning => Ok(i),
         }
     }
 

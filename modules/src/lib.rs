@@ -4,9 +4,10 @@
 //! The pieces, one per file:
 //!
 //! - [`ModuleStore`] (`store.rs`) loads a module by name from bytes or WAT;
-//!   each load is a new [`ModuleVersion`] (name, sequence, content hash).
-//!   Compiled artifacts are cached in memory and, optionally, on disk, so
-//!   loading the same bytes again (or after a restart) skips compilation.
+//!   each load of new bytes is a new [`ModuleVersion`] (name, sequence,
+//!   content hash), and a store keeps a bounded number of them. Compiled
+//!   artifacts are cached in memory and, optionally, on disk, so loading
+//!   the same bytes again (or after a restart) skips compilation.
 //! - The guest ABI (`abi.rs`, and `modules/ABI.md` for guest authors): the
 //!   exports a module must provide and the host functions it may import.
 //!   Every load is checked against it, so a module that would not run is
@@ -86,7 +87,7 @@ pub use kind::{WasmKind, WASM_KIND_PREFIX};
 pub use limits::{Limits, MAX_PAGES, MAX_STACK_BYTES, MIN_STACK_BYTES};
 pub use particle::RELOAD_METHOD;
 pub use reload::{ReloadFailure, ReloadReport};
-pub use store::{CompiledModule, ModuleStore, StoreStats};
+pub use store::{CompiledModule, ModuleStore, StoreStats, DEFAULT_KEEP_VERSIONS};
 pub use tunables::SandboxTunables;
 pub use version::{ContentHash, ModuleVersion};
 pub use wasm_host::{WasmHost, WasmHostBuilder, DEFAULT_RELOAD_TIMEOUT};

@@ -6,8 +6,10 @@
 //! - [`ModuleStore`] (`store.rs`) loads a module by name from bytes or WAT;
 //!   each load of new bytes is a new [`ModuleVersion`] (name, sequence,
 //!   content hash), and a store keeps a bounded number of them. Compiled
-//!   artifacts are cached in memory and, optionally, on disk, so loading
-//!   the same bytes again (or after a restart) skips compilation.
+//!   artifacts are cached in memory and, optionally, on disk
+//!   (`disk_cache.rs`: authenticated with a [`CacheSecret`], bounded by
+//!   [`DiskCacheConfig`]), so loading the same bytes again (or after a
+//!   restart) skips compilation.
 //! - The guest ABI (`abi.rs`, and `modules/ABI.md` for guest authors): the
 //!   exports a module must provide and the host functions it may import.
 //!   Every load is checked against it, so a module that would not run is
@@ -80,7 +82,10 @@ pub const TARGET_WASM: &str = "hyperverse::wasm";
 /// particle moved, `warn` per particle that stays on its old version.
 pub const TARGET_RELOAD: &str = "hyperverse::reload";
 
-pub use error::ModuleError;
+pub use disk_cache::{
+    CacheSecret, DiskCacheConfig, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_FILES,
+};
+pub use error::{CacheRefusal, ModuleError};
 pub use host::{GuestLog, GuestSend, HandleOutput, LogLevel};
 pub use instance::GuestInstance;
 pub use kind::{WasmKind, WASM_KIND_PREFIX};

@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 use wasmer::{Engine, Module};
 
 use crate::abi;
-use crate::disk_cache::DiskCache;
+use crate::disk_cache::{CacheSecret, DiskCache, DiskCacheConfig, Lookup, Written};
 use crate::engine::{fresh_engine, ArtifactKey};
 use crate::error::ModuleError;
 use crate::instance::GuestInstance;
@@ -134,6 +134,12 @@ pub struct StoreStats {
     pub disk_hits: u64,
     /// Artifacts written to the disk cache.
     pub disk_writes: u64,
+    /// Files in the disk cache refused and removed: a wrong MAC (written
+    /// with another secret, under another key, or damaged), or not a plain
+    /// file.
+    pub disk_refused: u64,
+    /// Artifacts the disk cache evicted to stay within its caps.
+    pub disk_evictions: u64,
     /// Versions dropped because they were neither among the newest kept
     /// nor in use.
     pub versions_dropped: u64,
@@ -145,6 +151,8 @@ struct Counters {
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     disk_writes: AtomicU64,
+    disk_refused: AtomicU64,
+    disk_evictions: AtomicU64,
     versions_dropped: AtomicU64,
 }
 
@@ -271,18 +279,38 @@ impl ModuleStore {
         }
     }
 
-    /// A store that also caches artifacts in `dir` (created if absent), so
-    /// a restarted Machine skips compiling modules it has seen. The
-    /// directory must be private to the Machine: see the crate's
-    /// `disk_cache` docs for the trust it needs.
-    pub fn with_disk_cache(limits: Limits, dir: impl AsRef<Path>) -> Result<Self, ModuleError> {
-        let dir = dir.as_ref();
-        let disk = DiskCache::open(dir).map_err(|e| ModuleError::Cache {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+    /// A store that also caches artifacts in `dir` (created `0700` if
+    /// absent), authenticated with `secret`, with the default caps, so a
+    /// restarted Machine (given the same secret) skips compiling modules
+    /// it has seen. See [`DiskCacheConfig`] for caps, and the crate's
+    /// `disk_cache` docs for why a cached artifact is trusted.
+    ///
+    /// # Errors
+    ///
+    /// [`ModuleError::CacheRefused`] if `dir` is a symlink, is not owned by
+    /// this process's effective user, is writable by group or others, lies
+    /// below a directory others can change, or holds `secret`'s file;
+    /// [`ModuleError::Cache`] if it cannot be created or inspected.
+    pub fn with_disk_cache(
+        limits: Limits,
+        dir: impl AsRef<Path>,
+        secret: CacheSecret,
+    ) -> Result<Self, ModuleError> {
+        let config = DiskCacheConfig::new(dir.as_ref(), secret);
+        Self::with_disk_cache_config(limits, config)
+    }
+
+    /// [`ModuleStore::with_disk_cache`] with the cache's caps chosen.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModuleStore::with_disk_cache`].
+    pub fn with_disk_cache_config(
+        limits: Limits,
+        config: DiskCacheConfig,
+    ) -> Result<Self, ModuleError> {
         Ok(Self {
-            disk: Some(disk),
+            disk: Some(DiskCache::open(config)?),
             ..Self::new(limits)
         })
     }
@@ -307,6 +335,8 @@ impl ModuleStore {
             memory_hits: get(&self.counters.memory_hits),
             disk_hits: get(&self.counters.disk_hits),
             disk_writes: get(&self.counters.disk_writes),
+            disk_refused: get(&self.counters.disk_refused),
+            disk_evictions: get(&self.counters.disk_evictions),
             versions_dropped: get(&self.counters.versions_dropped),
         }
     }
@@ -457,18 +487,36 @@ impl ModuleStore {
             }
         };
         match disk.store(key, &bytes) {
-            Ok(()) => Counters::add(&self.counters.disk_writes, 1),
+            Ok(Written::Stored { evicted }) => {
+                Counters::add(&self.counters.disk_writes, 1);
+                Counters::add(&self.counters.disk_evictions, evicted);
+            }
+            Ok(Written::TooLarge) => {
+                tracing::info!(
+                    module = name,
+                    bytes = bytes.len(),
+                    "wasm artifact larger than the disk cache's cap, not cached"
+                );
+            }
             Err(e) => tracing::warn!(module = name, error = %e, "cannot cache wasm artifact"),
         }
     }
 
     /// The artifact stored on disk under `key`, loaded into `engine`.
     fn load_from_disk(&self, key: &ArtifactKey, engine: &Engine) -> Option<Artifact> {
-        let bytes = self.disk.as_ref()?.load(key)?;
-        // SAFETY: `bytes` were written by `DiskCache::store` for this exact
-        // key (wasm hash, wasmer version, compiler, limits, target) and
-        // passed its checksum; see the `disk_cache` module docs for the
-        // full argument and its trust assumption about the directory.
+        let bytes = match self.disk.as_ref()?.load(key) {
+            Lookup::Hit(bytes) => bytes,
+            Lookup::Miss => return None,
+            Lookup::Refused => {
+                Counters::add(&self.counters.disk_refused, 1);
+                return None;
+            }
+        };
+        // SAFETY: `bytes` passed `DiskCache::load`'s MAC, whose key is
+        // derived from a secret outside the cache and which covers this
+        // exact `ArtifactKey` (wasm hash, wasmer version, compiler, limits,
+        // target): only a holder of the secret wrote them, for this key.
+        // See the `disk_cache` module docs for the full argument.
         match unsafe { Module::deserialize(engine, bytes) } {
             Ok(module) => Some(Artifact {
                 module,

@@ -8,7 +8,7 @@
 //! caches and an artifact is executable code (two different modules must
 //! never share one); BLAKE3 rather than SHA-256 because it is several times
 //! faster on large modules and needs no extra crates for hex or keyed
-//! hashing.
+//! hashing (the disk cache's MAC is keyed BLAKE3).
 
 use std::fmt;
 use std::sync::Arc;

@@ -37,8 +37,9 @@
 //!   compiled, becomes current, and every live particle swaps to it in
 //!   its own lane (`snapshot`, new instance, `restore`), so waves sent
 //!   meanwhile wait and none is lost; the [`ReloadReport`] says who moved
-//!   and who stayed. The Registry's `Record::code_version` shows each
-//!   particle's version.
+//!   and who stayed, and whether the new version was rolled back because
+//!   a particle's move to it failed. The Registry's `Record::code_version`
+//!   shows each particle's version.
 //!
 //! ```
 //! use hyperverse_modules::{guests, Limits, ModuleStore};

@@ -426,7 +426,12 @@ impl ModuleStore {
         compiled
     }
 
-    /// The current (newest) version of `name`.
+    /// The current (newest) version of `name`. A [`WasmHost`]'s current
+    /// version, the one new particles start on, can be an older one: after
+    /// a reload that was rolled back (see [`ReloadReport`]).
+    ///
+    /// [`WasmHost`]: crate::WasmHost
+    /// [`ReloadReport`]: crate::ReloadReport
     pub fn current(&self, name: &str) -> Option<CompiledModule> {
         self.state.lock().versions.get(name)?.current().cloned()
     }

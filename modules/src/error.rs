@@ -201,14 +201,94 @@ pub enum ModuleError {
         message: String,
     },
 
-    /// The on-disk artifact cache could not be set up.
+    /// The on-disk artifact cache (or its secret) could not be set up: an
+    /// I/O error.
     #[error("module cache at `{path}`: {message}")]
     Cache {
-        /// The cache directory.
+        /// The cache directory or secret file.
         path: String,
         /// What went wrong.
         message: String,
     },
+
+    /// A disk cache directory, or the secret that authenticates its
+    /// artifacts, was refused because someone other than this process's
+    /// user could change it. Cached artifacts are native code, so trusting
+    /// such a directory would let them choose what the Machine runs.
+    #[error("module cache: refused `{path}`: {reason}")]
+    CacheRefused {
+        /// The directory or file refused.
+        path: String,
+        /// Why.
+        reason: CacheRefusal,
+    },
+}
+
+/// Why a disk cache directory or its secret file was refused (see
+/// [`ModuleError::CacheRefused`]). Modes are shown in octal.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CacheRefusal {
+    /// The path is a symbolic link: whoever can change the link chooses
+    /// the directory (or secret) actually used.
+    #[error("it is a symbolic link")]
+    Symlink,
+    /// The path exists but is not a directory (or, for a secret, not a
+    /// regular file).
+    #[error("it is not a {expected}")]
+    WrongType {
+        /// `directory` or `regular file`.
+        expected: &'static str,
+    },
+    /// The directory is owned by another user, who could write to it.
+    #[error("it is owned by uid {owner}, not by this process's effective uid {euid}")]
+    NotOwned {
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        euid: u32,
+    },
+    /// The directory is writable by its group or by everyone.
+    #[error("it is writable by group or others (mode {mode:o})")]
+    WritableByOthers {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A directory above the cache lets others rename or replace the
+    /// cache: it is owned by someone other than root and this user, or is
+    /// writable by others without the sticky bit.
+    #[error("the directory `{ancestor}` above it can be changed by others ({why})")]
+    UnsafeAncestor {
+        /// The directory at fault.
+        ancestor: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The secret file can be read or written by its group or by everyone.
+    #[error(
+        "the secret is readable or writable by group or others (mode {mode:o}); it must be 0600"
+    )]
+    SecretExposed {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The secret file is not the 32 bytes a secret is.
+    #[error("the secret file holds {len} bytes, a cache secret is 32")]
+    SecretLength {
+        /// Its length.
+        len: u64,
+    },
+    /// The secret file lies inside the cache directory: anyone who can read
+    /// the cache could then forge its artifacts.
+    #[error("its secret `{secret}` lies inside it; keep the secret outside the cache")]
+    SecretInsideCache {
+        /// The secret file.
+        secret: String,
+    },
+    /// This platform has no Unix permissions to check, so the cache cannot
+    /// be trusted.
+    #[error("disk caches need Unix file permissions, which this platform lacks")]
+    Unsupported,
 }
 
 impl ModuleError {
@@ -231,7 +311,7 @@ impl ModuleError {
             | Self::GuestStatus { module, .. }
             | Self::NotLoaded { module }
             | Self::Host { module, .. } => Some(module),
-            Self::Cache { .. } => None,
+            Self::Cache { .. } | Self::CacheRefused { .. } => None,
         }
     }
 }

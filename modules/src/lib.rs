@@ -4,9 +4,12 @@
 //! The pieces, one per file:
 //!
 //! - [`ModuleStore`] (`store.rs`) loads a module by name from bytes or WAT;
-//!   each load is a new [`ModuleVersion`] (name, sequence, content hash).
-//!   Compiled artifacts are cached in memory and, optionally, on disk, so
-//!   loading the same bytes again (or after a restart) skips compilation.
+//!   each load of new bytes is a new [`ModuleVersion`] (name, sequence,
+//!   content hash), and a store keeps a bounded number of them. Compiled
+//!   artifacts are cached in memory and, optionally, on disk
+//!   (`disk_cache.rs`: authenticated with a [`CacheSecret`], bounded by
+//!   [`DiskCacheConfig`]), so loading the same bytes again (or after a
+//!   restart) skips compilation.
 //! - The guest ABI (`abi.rs`, and `modules/ABI.md` for guest authors): the
 //!   exports a module must provide and the host functions it may import.
 //!   Every load is checked against it, so a module that would not run is
@@ -34,8 +37,9 @@
 //!   compiled, becomes current, and every live particle swaps to it in
 //!   its own lane (`snapshot`, new instance, `restore`), so waves sent
 //!   meanwhile wait and none is lost; the [`ReloadReport`] says who moved
-//!   and who stayed. The Registry's `Record::code_version` shows each
-//!   particle's version.
+//!   and who stayed, and whether the new version was rolled back because
+//!   a particle's move to it failed. The Registry's `Record::code_version`
+//!   shows each particle's version.
 //!
 //! ```
 //! use hyperverse_modules::{guests, Limits, ModuleStore};
@@ -79,14 +83,17 @@ pub const TARGET_WASM: &str = "hyperverse::wasm";
 /// particle moved, `warn` per particle that stays on its old version.
 pub const TARGET_RELOAD: &str = "hyperverse::reload";
 
-pub use error::ModuleError;
+pub use disk_cache::{
+    CacheSecret, DiskCacheConfig, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_FILES,
+};
+pub use error::{CacheRefusal, ModuleError};
 pub use host::{GuestLog, GuestSend, HandleOutput, LogLevel};
 pub use instance::GuestInstance;
 pub use kind::{WasmKind, WASM_KIND_PREFIX};
 pub use limits::{Limits, MAX_PAGES, MAX_STACK_BYTES, MIN_STACK_BYTES};
 pub use particle::RELOAD_METHOD;
 pub use reload::{ReloadFailure, ReloadReport};
-pub use store::{CompiledModule, ModuleStore, StoreStats};
+pub use store::{CompiledModule, ModuleStore, StoreStats, DEFAULT_KEEP_VERSIONS};
 pub use tunables::SandboxTunables;
 pub use version::{ContentHash, ModuleVersion};
 pub use wasm_host::{WasmHost, WasmHostBuilder, DEFAULT_RELOAD_TIMEOUT};

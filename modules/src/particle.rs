@@ -37,7 +37,6 @@ use crate::host::GuestSend;
 use crate::pool::{GuestHandle, Pool};
 use crate::reload::Outcome;
 use crate::store::{CompiledModule, ModuleStore};
-use crate::version::ModuleVersion;
 
 /// The method of the hot-reload system wave; its body is the target
 /// version's sequence number (8 bytes LE), its reply an encoded outcome.
@@ -112,22 +111,43 @@ impl ModuleEntry {
         Ok((module, live))
     }
 
-    /// Makes `module` current unless a newer version already is; returns
-    /// the version it replaces and the Points of the live incarnations.
-    pub(crate) fn promote(&self, module: &CompiledModule) -> (Option<ModuleVersion>, Vec<Point>) {
+    /// Makes `module` current unless it or a newer version already is;
+    /// says what it replaced and lists the live incarnations (under the
+    /// same lock, see [`ModuleEntry::enlist`]).
+    pub(crate) fn promote(&self, module: &CompiledModule) -> Promotion {
         let mut inner = self.inner.lock();
-        let previous = inner.current.as_ref().map(|m| m.version().clone());
-        if previous
+        let previous = inner.current.clone();
+        let promoted = previous
             .as_ref()
-            .is_none_or(|p| p.seq < module.version().seq)
-        {
+            .is_none_or(|p| p.version().seq < module.version().seq);
+        if promoted {
             inner.current = Some(module.clone());
         }
         let mut live: Vec<Point> = inner.live.values().cloned().collect();
         drop(inner);
         live.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         live.dedup();
-        (previous, live)
+        Promotion {
+            previous,
+            promoted,
+            live,
+        }
+    }
+
+    /// Makes `previous` current again if `failed` still is, so that new
+    /// incarnations stop starting on a version that failed; a version made
+    /// current since (by another load) is newer and stays. Returns whether
+    /// it rolled back.
+    pub(crate) fn roll_back(&self, failed: &CompiledModule, previous: &CompiledModule) -> bool {
+        let mut inner = self.inner.lock();
+        let still_current = inner
+            .current
+            .as_ref()
+            .is_some_and(|m| m.version().seq == failed.version().seq);
+        if still_current {
+            inner.current = Some(previous.clone());
+        }
+        still_current
     }
 
     /// The version new incarnations start on.
@@ -142,6 +162,17 @@ impl ModuleEntry {
         live.dedup();
         live
     }
+}
+
+/// What [`ModuleEntry::promote`] did.
+pub(crate) struct Promotion {
+    /// The version current before, if any.
+    pub(crate) previous: Option<CompiledModule>,
+    /// Whether the module became current (not if it, or a newer version,
+    /// already was).
+    pub(crate) promoted: bool,
+    /// The Points of the live incarnations, sorted.
+    pub(crate) live: Vec<Point>,
 }
 
 /// An incarnation's entry in its module's live list, removed on drop.

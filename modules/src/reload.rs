@@ -4,8 +4,8 @@
 //! encoded in the reply body (a reply is bytes, so that the same wave would
 //! work across Machines). The host gathers the answers into a
 //! [`ReloadReport`]: which particles now run the new version, which already
-//! did, which stay on their old version and why, and which ended before
-//! their turn.
+//! did, which stay on their old version and why, which ended before
+//! their turn, and whether the new version was rolled back.
 
 use std::fmt;
 use std::time::Duration;
@@ -81,7 +81,30 @@ pub struct ReloadFailure {
 /// exactly one list. Those in `reloaded` run the new version with their
 /// state; those in `failed` still run their old version (and serve); those
 /// in `gone` ended before their turn (a restart or a new spawn starts on
-/// the new version anyway).
+/// the current version anyway).
+///
+/// # Rollback
+///
+/// If any particle *answered* that its move failed (a `failed` entry with
+/// `stays_on: Some(_)`: the old instance's `snapshot`, the new version's
+/// instantiation or its `restore` failed), the version that was current
+/// before the reload is made current again and `rolled_back` is true: a
+/// version that could not take over a live particle's state is not one to
+/// start every later spawn and restart on. The reply does not say which of
+/// the three steps failed, and a version that cannot take over its
+/// predecessor's particles needs fixing either way, so any answered
+/// failure counts. A particle that did not answer (`stays_on: None`: it
+/// crashed meanwhile or timed out) proves nothing about the new version and
+/// does not cause a rollback. Nor is anything rolled back if the reload
+/// did not make the version current (it, or a newer one, already was), or
+/// if another load made a newer version current meanwhile: that one stays.
+///
+/// Particles that did move (in `reloaded`, or started on the new version
+/// during the reload) stay on it: moving them back would need the old
+/// version to `restore` a snapshot the new one wrote, which the ABI does
+/// not promise (a new version reads its predecessors' snapshots, not the
+/// reverse), and they are running. They move on with the next reload; a
+/// restart starts them on the current, rolled-back version.
 ///
 /// ```
 /// use hyperverse_modules::{guests, Limits, WasmHost, WasmKind};
@@ -103,6 +126,11 @@ pub struct ReloadFailure {
 /// let count = machine.ask(&at, "get", Body::empty()).await?;
 /// assert_eq!(count.body.as_u64(), Some(5));
 /// assert_eq!(machine.record(&at).unwrap().code_version, 1);
+///
+/// // And v1 is current again: new particles do not start on the failure.
+/// assert!(report.rolled_back);
+/// assert!(report.to_string().contains("rolled back to counter@1"));
+/// assert_eq!(host.current("counter").unwrap().version().seq, 1);
 /// machine.shutdown().await;
 /// # Ok(()) }
 /// ```
@@ -111,7 +139,8 @@ pub struct ReloadReport {
     /// The version the live particles were before (the module's current
     /// version when the reload began), if there was one.
     pub previous: Option<ModuleVersion>,
-    /// The new version: current from now on, for spawns and restarts.
+    /// The new version: current from now on, for spawns and restarts,
+    /// unless `rolled_back`.
     pub version: ModuleVersion,
     /// Moved to the new version, state kept.
     pub reloaded: Vec<Point>,
@@ -122,6 +151,9 @@ pub struct ReloadReport {
     pub failed: Vec<ReloadFailure>,
     /// Ended before their turn.
     pub gone: Vec<Point>,
+    /// True if a particle's move to the new version failed and so
+    /// `previous` is current again (see "Rollback" above).
+    pub rolled_back: bool,
     /// Compiling (or finding in the cache) and checking the new version.
     pub compile: Duration,
     /// Swapping every live particle, from the first reload wave sent to
@@ -138,6 +170,7 @@ impl ReloadReport {
             current: Vec::new(),
             failed: Vec::new(),
             gone: Vec::new(),
+            rolled_back: false,
             compile: Duration::ZERO,
             swap: Duration::ZERO,
         }
@@ -147,6 +180,12 @@ impl ReloadReport {
     /// (or has ended).
     pub fn is_complete(&self) -> bool {
         self.failed.is_empty()
+    }
+
+    /// True if a particle answered that its move to the new version
+    /// failed: the rule for rolling back (see "Rollback" above).
+    pub(crate) fn refused_by_a_particle(&self) -> bool {
+        self.failed.iter().any(|f| f.stays_on.is_some())
     }
 
     /// How many particles the reload dealt with.
@@ -187,7 +226,8 @@ impl ReloadReport {
 
 impl fmt::Display for ReloadReport {
     /// `counter@1 -> counter@2: 3 reloaded, 0 already current, 1 failed,
-    /// 0 gone (compile 1.2 ms, swap 0.4 ms)`, then one line per failure.
+    /// 0 gone (compile 1.2 ms, swap 0.4 ms)`, then `; rolled back to
+    /// counter@1` if it was, then one line per failure.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let to = format!("{}@{}", self.version.name, self.version.seq);
         match &self.previous {
@@ -204,6 +244,9 @@ impl fmt::Display for ReloadReport {
             self.compile.as_secs_f64() * 1e3,
             self.swap.as_secs_f64() * 1e3,
         )?;
+        if let (true, Some(p)) = (self.rolled_back, &self.previous) {
+            write!(f, "; rolled back to {}@{}", p.name, p.seq)?;
+        }
         for failure in &self.failed {
             write!(f, "\n  {}: {}", failure.point, failure.reason)?;
             if let Some(v) = failure.stays_on {

@@ -2,12 +2,13 @@
 //!
 //! The name says which module, the sequence number says which load of it
 //! (so the Registry can show "counter@3" and a reload can be told from the
-//! version it replaces even when the bytes are the same), and the content
-//! hash says which code. The hash is BLAKE3 of the WebAssembly binary: a
-//! cryptographic hash, because it keys the compiled-artifact caches and an
-//! artifact is executable code (two different modules must never share
-//! one); BLAKE3 rather than SHA-256 because it is several times faster on
-//! large modules and needs no extra crates for hex or keyed hashing.
+//! version it replaces even when its bytes are those of an older one), and
+//! the content hash says which code. The hash is BLAKE3 of the WebAssembly
+//! binary: a cryptographic hash, because it keys the compiled-artifact
+//! caches and an artifact is executable code (two different modules must
+//! never share one); BLAKE3 rather than SHA-256 because it is several times
+//! faster on large modules and needs no extra crates for hex or keyed
+//! hashing (the disk cache's MAC is keyed BLAKE3).
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,9 +50,12 @@ impl fmt::Display for ContentHash {
 
 /// One load of a module: `name@seq`, with the hash of its code.
 ///
-/// Every load makes a new version, with the next `seq` for that name
-/// (starting at 1), even when the bytes are those of an earlier version; the
-/// artifact is shared then, not recompiled.
+/// A load makes a new version, with the next `seq` for that name (starting
+/// at 1), unless its bytes are those of the name's current version: then
+/// it *is* that version. Bytes of an older version make a new version (a
+/// reload back to old code is still a move forward), sharing the artifact
+/// rather than recompiling. Sequence numbers are never reused, even after
+/// the store drops old versions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModuleVersion {
     /// The module's name.

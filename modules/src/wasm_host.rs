@@ -17,7 +17,10 @@
 //! the live incarnations are listed: any incarnation is either in that list
 //! or started on the new version. Each listed particle is sent the
 //! `$wasm:reload` system wave, all at once, and the answers gathered into a
-//! [`ReloadReport`].
+//! [`ReloadReport`]. If a particle's move to the new version failed, the
+//! version that was current before becomes current again (see
+//! [`ReloadReport::rolled_back`] for the rule), so that spawns and restarts
+//! do not start on a version that could not take over a live particle.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +34,7 @@ use tracing::Instrument;
 
 use crate::error::ModuleError;
 use crate::limits::Limits;
-use crate::particle::{HostShared, WasmParticle, RELOAD_METHOD};
+use crate::particle::{HostShared, ModuleEntry, Promotion, WasmParticle, RELOAD_METHOD};
 use crate::pool::Pool;
 use crate::reload::ReloadReport;
 use crate::store::{CompiledModule, ModuleStore};
@@ -170,7 +173,8 @@ impl WasmHost {
         }
     }
 
-    /// The module store (every version of every module, compiled once).
+    /// The module store (the versions of every module it keeps, compiled
+    /// once; the version each particle runs is kept while it runs).
     /// Load through the host ([`WasmHost::load`], [`WasmHost::reload`]):
     /// a version loaded into the store directly is not what new particles
     /// start on.
@@ -191,6 +195,11 @@ impl WasmHost {
     /// Loads a WebAssembly binary as the next version of `name` and makes it
     /// the version new particles of `Kind::wasm(name)` start on. Live
     /// particles keep theirs: use [`WasmHost::reload`] to move them.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModuleStore::load`]: the bytes do not compile or break the
+    /// ABI; then nothing changed.
     pub fn load(&self, name: &str, wasm: &[u8]) -> Result<CompiledModule, ModuleError> {
         let module = self.shared.store.load(name, wasm)?;
         self.shared.entry(name).promote(&module);
@@ -198,6 +207,10 @@ impl WasmHost {
     }
 
     /// [`WasmHost::load`] from WebAssembly text.
+    ///
+    /// # Errors
+    ///
+    /// As [`ModuleStore::load_wat`].
     pub fn load_wat(&self, name: &str, wat: &str) -> Result<CompiledModule, ModuleError> {
         let module = self.shared.store.load_wat(name, wat)?;
         self.shared.entry(name).promote(&module);
@@ -239,10 +252,19 @@ impl WasmHost {
     /// one). Waves sent meanwhile wait in the particles' lanes and are
     /// handled afterwards, in order. A particle whose move fails stays on
     /// its old version, serving; the report names it. Particles spawned (or
-    /// restarted) from now on start on the new version.
+    /// restarted) from now on start on the new version, unless a particle's
+    /// move failed: then the version current before the reload is current
+    /// again ([`ReloadReport::rolled_back`] says when, and why the
+    /// particles that did move stay moved).
     ///
-    /// `Err` only if the new bytes are refused (they do not compile, or
-    /// break the ABI): then nothing changed.
+    /// Bytes equal to the current version's are that version (see
+    /// [`ModuleStore::load`]): the report then finds every particle
+    /// already current.
+    ///
+    /// # Errors
+    ///
+    /// Only if the new bytes are refused (they do not compile, or break the
+    /// ABI): then nothing changed.
     pub async fn reload(
         &self,
         machine: &Machine,
@@ -257,6 +279,10 @@ impl WasmHost {
     }
 
     /// [`WasmHost::reload`] from WebAssembly text.
+    ///
+    /// # Errors
+    ///
+    /// As [`WasmHost::reload`], and if the text does not parse.
     pub async fn reload_wat(
         &self,
         machine: &Machine,
@@ -271,7 +297,8 @@ impl WasmHost {
     }
 
     /// The second step of a reload: `module` (a version already in the
-    /// store) becomes current and every live particle is moved to it.
+    /// store) becomes current and every live particle is moved to it; if a
+    /// move failed, the previous version becomes current again.
     async fn upgrade(
         &self,
         machine: &Machine,
@@ -289,7 +316,11 @@ impl WasmHost {
         );
         let serial = entry.reloads.lock().instrument(span.clone()).await;
         let started = Instant::now();
-        let (previous, live) = entry.promote(&module);
+        let Promotion {
+            previous,
+            promoted,
+            live,
+        } = entry.promote(&module);
         span.record("particles", live.len());
 
         // Every request is queued before any answer is awaited: the swaps
@@ -304,12 +335,17 @@ impl WasmHost {
         let answers = futures::future::join_all(answers)
             .instrument(span.clone())
             .await;
-        drop(serial);
 
-        let mut report = ReloadReport::new(previous, version);
+        let mut report = ReloadReport::new(previous.as_ref().map(|m| m.version().clone()), version);
         for (point, answer) in answers {
             report.record(point, answer);
         }
+        if promoted {
+            report.rolled_back = roll_back_if_refused(&entry, &module, previous.as_ref(), &report);
+        }
+        // Held until the current version is settled, so that the next
+        // reload of this module starts from it.
+        drop(serial);
         report.compile = compile;
         report.swap = started.elapsed();
         span.in_scope(|| {
@@ -319,6 +355,7 @@ impl WasmHost {
                 current = report.current.len(),
                 failed = report.failed.len(),
                 gone = report.gone.len(),
+                rolled_back = report.rolled_back,
                 swap_ms = report.swap.as_secs_f64() * 1e3,
                 "reload done"
             );
@@ -333,6 +370,34 @@ impl WasmHost {
         });
         report
     }
+}
+
+/// After the swaps: if a particle refused `module` (see
+/// [`ReloadReport::rolled_back`]), makes `previous` current again, unless
+/// a newer version became current meanwhile. Returns whether it did.
+fn roll_back_if_refused(
+    entry: &ModuleEntry,
+    module: &CompiledModule,
+    previous: Option<&CompiledModule>,
+    report: &ReloadReport,
+) -> bool {
+    let Some(previous) = previous else {
+        return false;
+    };
+    if !report.refused_by_a_particle() {
+        return false;
+    }
+    let rolled_back = entry.roll_back(module, previous);
+    if rolled_back {
+        tracing::warn!(
+            target: crate::TARGET_RELOAD,
+            module = %entry.name,
+            failed = module.version().seq,
+            current = previous.version().seq,
+            "a particle could not move to the new version: rolled back"
+        );
+    }
+    rolled_back
 }
 
 /// Runs a load (a compile, unless cached) on a blocking thread when inside a

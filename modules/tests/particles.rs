@@ -368,14 +368,15 @@ async fn a_reload_whose_restore_traps_leaves_the_particles_on_v1() {
         let record = machine.record(at).unwrap();
         assert_eq!((record.code_version, record.restarts), (1, 0));
     }
-    // The new version is current all the same: a new particle starts on it
-    // (its `init` is fine; only moving state into it fails).
+    // The failed version is rolled back: a new particle starts on v1.
+    assert!(report.rolled_back, "{report}");
+    assert!(report.to_string().contains("rolled back to counter@1"));
     let fresh = point("fresh");
     machine
         .spawn(fresh.clone(), Kind::wasm("counter"), Body::empty())
         .await
         .unwrap();
-    assert_eq!(version(&machine, &fresh).await, [2]);
+    assert_eq!(version(&machine, &fresh).await, [1]);
     // A later good version moves everyone, the v1 ones included.
     let fixed = host
         .reload_wat(&machine, "counter", guests::COUNTER_V2)
@@ -432,13 +433,15 @@ async fn particles_spawned_or_restarted_after_a_reload_run_the_new_version() {
     let record = machine.record(&old).unwrap();
     assert_eq!((record.code_version, record.restarts), (2, 1));
 
-    // A second reload to the same version's bytes is still a new version.
+    // A second reload to the current version's bytes is that version:
+    // nothing to move.
     let again = host
         .reload_wat(&machine, "counter", guests::COUNTER_V2)
         .await
         .unwrap();
-    assert_eq!(again.version.seq, 3);
-    assert_eq!(again.reloaded.len(), 2);
+    assert_eq!(again.version.seq, 2);
+    assert_eq!((again.reloaded.len(), again.current.len()), (0, 2));
+    assert!(!again.rolled_back);
     assert_eq!(
         host.store().stats().compiles,
         2,

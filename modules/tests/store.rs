@@ -3,7 +3,7 @@
 mod common;
 
 use common::{guest_wat, small_limits, store};
-use hyperverse_modules::{guests, ContentHash, ModuleError, ModuleStore};
+use hyperverse_modules::{guests, CacheSecret, ContentHash, ModuleError, ModuleStore};
 
 #[test]
 fn each_load_is_a_new_version_with_seq_and_hash() {
@@ -44,7 +44,11 @@ fn the_same_bytes_again_skip_compilation() {
     let stats = store.stats();
     assert_eq!(stats.compiles, 1, "neither reload compiled");
     assert_eq!(stats.memory_hits, 2);
-    assert_eq!(again.version().seq, 2, "still a new version");
+    assert_eq!(
+        again.version().seq,
+        1,
+        "the current version's bytes are that version"
+    );
 
     // The shared artifact runs in each version's own instances.
     let mut guest = elsewhere.instantiate().unwrap();
@@ -228,6 +232,12 @@ fn a_failed_load_leaves_the_current_version_current() {
     assert_eq!(store.versions("counter").len(), 1);
 }
 
+/// The secret of the disk caches in these tests (kept by the caller: the
+/// same one after a "restart").
+fn secret() -> CacheSecret {
+    CacheSecret::from_bytes([42; 32])
+}
+
 /// The artifact files in `dir`.
 fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
@@ -240,7 +250,7 @@ fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn the_disk_cache_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let first = ModuleStore::with_disk_cache(small_limits(), dir.path()).unwrap();
+    let first = ModuleStore::with_disk_cache(small_limits(), dir.path(), secret()).unwrap();
     first.load_wat("counter", guests::COUNTER_V1).unwrap();
     assert_eq!(first.stats().compiles, 1);
     assert_eq!(first.stats().disk_writes, 1);
@@ -248,7 +258,7 @@ fn the_disk_cache_survives_a_restart() {
     drop(first);
 
     // A "restarted Machine": a new store on the same directory.
-    let second = ModuleStore::with_disk_cache(small_limits(), dir.path()).unwrap();
+    let second = ModuleStore::with_disk_cache(small_limits(), dir.path(), secret()).unwrap();
     let counter = second.load_wat("counter", guests::COUNTER_V1).unwrap();
     let stats = second.stats();
     assert_eq!((stats.compiles, stats.disk_hits), (0, 1));
@@ -263,7 +273,7 @@ fn the_disk_cache_survives_a_restart() {
 
     // The metering survived the round trip: a looper still runs out of fuel.
     let looper = second.load_wat("looper", guests::LOOPER).unwrap();
-    let third = ModuleStore::with_disk_cache(small_limits(), dir.path()).unwrap();
+    let third = ModuleStore::with_disk_cache(small_limits(), dir.path(), secret()).unwrap();
     let looper_again = third.load_wat("looper", guests::LOOPER).unwrap();
     assert_eq!(third.stats().disk_hits, 1);
     for module in [looper, looper_again] {
@@ -279,11 +289,12 @@ fn the_disk_cache_survives_a_restart() {
 #[test]
 fn the_disk_cache_is_keyed_by_limits_and_rejects_damaged_files() {
     let dir = tempfile::tempdir().unwrap();
-    let first = ModuleStore::with_disk_cache(small_limits(), dir.path()).unwrap();
+    let first = ModuleStore::with_disk_cache(small_limits(), dir.path(), secret()).unwrap();
     first.load_wat("counter", guests::COUNTER_V1).unwrap();
 
     // Other limits: another key, so another compile and another file.
-    let other = ModuleStore::with_disk_cache(small_limits().with_fuel(5), dir.path()).unwrap();
+    let other =
+        ModuleStore::with_disk_cache(small_limits().with_fuel(5), dir.path(), secret()).unwrap();
     other.load_wat("counter", guests::COUNTER_V1).unwrap();
     assert_eq!(other.stats().compiles, 1);
     assert_eq!(artifacts(dir.path()).len(), 2);
@@ -295,7 +306,7 @@ fn the_disk_cache_is_keyed_by_limits_and_rejects_damaged_files() {
         bytes[middle] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
     }
-    let after = ModuleStore::with_disk_cache(small_limits(), dir.path()).unwrap();
+    let after = ModuleStore::with_disk_cache(small_limits(), dir.path(), secret()).unwrap();
     let counter = after.load_wat("counter", guests::COUNTER_V1).unwrap();
     assert_eq!((after.stats().compiles, after.stats().disk_hits), (1, 0));
     assert_eq!(
@@ -309,7 +320,7 @@ fn the_disk_cache_is_keyed_by_limits_and_rejects_damaged_files() {
     for path in artifacts(dir.path()) {
         std::fs::write(&path, b"HVWASM1\0short").unwrap();
     }
-    let truncated = ModuleStore::with_disk_cache(small_limits(), dir.path()).unwrap();
+    let truncated = ModuleStore::with_disk_cache(small_limits(), dir.path(), secret()).unwrap();
     truncated.load_wat("counter", guests::COUNTER_V1).unwrap();
     assert_eq!(truncated.stats().compiles, 1);
 }
@@ -317,7 +328,8 @@ fn the_disk_cache_is_keyed_by_limits_and_rejects_damaged_files() {
 #[test]
 fn a_cache_directory_that_cannot_be_made_is_an_error() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let err = ModuleStore::with_disk_cache(small_limits(), file.path().join("sub")).unwrap_err();
+    let err = ModuleStore::with_disk_cache(small_limits(), file.path().join("sub"), secret())
+        .unwrap_err();
     assert!(matches!(err, ModuleError::Cache { .. }), "{err:?}");
     assert_eq!(err.module(), None);
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
-use hyperverse_supervisors::{Backoff, Intensity, IntensityError};
+use hyperverse_supervisors::{Backoff, Intensity, IntensityError, Restart};
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -67,6 +67,8 @@ pub struct ParticleCell {
     /// notices go there.
     parent: Option<(Point, Weak<ParticleCell>)>,
     limit: RestartLimit,
+    /// When its Star restarts it (OTP's restart type).
+    restart: Restart,
     seq: u64,
     status: AtomicU8,
     restarts: AtomicU32,
@@ -105,6 +107,7 @@ impl ParticleCell {
         star: usize,
         parent: Option<&Arc<ParticleCell>>,
         limit: RestartLimit,
+        restart: Restart,
         seq: u64,
         lane: Option<LaneLimit>,
         managed: bool,
@@ -115,6 +118,7 @@ impl ParticleCell {
             star,
             parent: parent.map(|p| (p.point().clone(), Arc::downgrade(p))),
             limit,
+            restart,
             seq,
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
@@ -256,6 +260,13 @@ impl ParticleCell {
     /// Its restart limit.
     pub fn restart_limit(&self) -> &RestartLimit {
         &self.limit
+    }
+
+    /// Its restart type: when its Star restarts it (see
+    /// [`crate::SpawnOptions::restart`]; a supervisor particle's child
+    /// follows its child spec instead).
+    pub fn restart_type(&self) -> Restart {
+        self.restart
     }
 
     /// Where it is in its life.

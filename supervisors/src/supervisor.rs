@@ -13,7 +13,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AutoShutdown, ChildSpec, ChildType, ExitReason, Intensity, IntensityError, Restart,
+    AutoShutdown, BackoffError, ChildSpec, ChildType, ExitReason, Intensity, IntensityError, Restart,
     RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
 };
 
@@ -123,6 +123,9 @@ pub enum SupError {
     /// Bad flags.
     #[error("bad supervisor flags: {0}")]
     Flags(#[from] IntensityError),
+    /// A restart backoff that cannot work.
+    #[error("{0}")]
+    Backoff(#[from] BackoffError),
     /// A bad child spec.
     #[error("bad child spec: {0}")]
     Spec(#[from] SpecError),
@@ -210,6 +213,40 @@ fn check_significance<S>(flags: &SupFlags, spec: &ChildSpec<S>) -> Result<(), Su
         return Err(SupError::SignificantWithoutAutoShutdown {
             id: spec.id.clone(),
         });
+    }
+    Ok(())
+}
+
+/// Checks a supervisor's flags and child specs as [`Supervisor::start`]
+/// does before it starts anything (OTP's `init/1` result check): sound
+/// intensity, valid specs with distinct ids, significance only with
+/// auto-shutdown, a dynamic supervisor's one template.
+///
+/// ```
+/// use hyperverse_supervisors::*;
+///
+/// let twice = vec![ChildSpec::worker("a", ()), ChildSpec::worker("a", ())];
+/// assert!(check_spec(&SupFlags::default(), &twice).is_err());
+/// assert!(check_spec(&SupFlags::default(), &twice[..1]).is_ok());
+/// ```
+pub fn check_spec<S>(flags: &SupFlags, specs: &[ChildSpec<S>]) -> Result<(), SupError> {
+    flags.validate()?;
+    if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
+        // OTP 27: auto_shutdown is not valid for simple_one_for_one.
+        return Err(SupError::DynamicAutoShutdown);
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        spec.validate()?;
+        check_significance(flags, spec)?;
+        if specs[..i].iter().any(|s| s.id == spec.id) {
+            return Err(SpecError::DuplicateId {
+                id: spec.id.clone(),
+            }
+            .into());
+        }
+    }
+    if flags.strategy == Strategy::Dynamic && specs.len() != 1 {
+        return Err(SupError::DynamicTemplate { specs: specs.len() });
     }
     Ok(())
 }
@@ -315,25 +352,7 @@ impl<C: Children> Supervisor<C> {
 
     /// Checks flags and specs before anything starts.
     fn validated(flags: &SupFlags, specs: &[ChildSpec<C::Start>]) -> Result<(), SupError> {
-        flags.validate()?;
-        if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
-            // OTP 27: auto_shutdown is not valid for simple_one_for_one.
-            return Err(SupError::DynamicAutoShutdown);
-        }
-        for (i, spec) in specs.iter().enumerate() {
-            spec.validate()?;
-            check_significance(flags, spec)?;
-            if specs[..i].iter().any(|s| s.id == spec.id) {
-                return Err(SpecError::DuplicateId {
-                    id: spec.id.clone(),
-                }
-                .into());
-            }
-        }
-        if flags.strategy == Strategy::Dynamic && specs.len() != 1 {
-            return Err(SupError::DynamicTemplate { specs: specs.len() });
-        }
-        Ok(())
+        check_spec(flags, specs)
     }
 
     /// The template of a dynamic supervisor.

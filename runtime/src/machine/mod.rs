@@ -24,7 +24,8 @@ use crate::stars::StarSlot;
 use crate::targets;
 use crate::{
     Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, Lane, LaneLimit, Launch,
-    Method, MonitorRef, Point, Record, Registry, RegistryError, RestartLimit, SpawnError, Status,
+    Method, MonitorRef, Point, Record, Registry, RegistryError, Restart, RestartLimit, SpawnError,
+    Status,
     SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
 };
 
@@ -61,6 +62,14 @@ pub struct SpawnOptions {
     pub restart_limit: Option<RestartLimit>,
     /// Bounds its lane (default: unbounded).
     pub lane: Option<LaneLimit>,
+    /// When its Star restarts it, as OTP's restart types (default
+    /// permanent): `Permanent` after every crash (within its restart
+    /// limit), `Transient` only after an abnormal exit (a supervisor that
+    /// escalates exits with reason shutdown, a normal exit, and is not
+    /// restarted), `Temporary` never. A particle not restarted ends with
+    /// its exit reason, and its parent's crash notice says `gave_up`. (A
+    /// child of a supervisor particle follows its child spec instead.)
+    pub restart: Restart,
 }
 
 type ReadyTx = oneshot::Sender<Result<(), String>>;
@@ -340,6 +349,7 @@ impl Machine {
             star,
             parent.as_ref(),
             limit,
+            opts.restart,
             sh.next_seq.fetch_add(1, Ordering::Relaxed),
             opts.lane,
             supervised,
@@ -354,14 +364,21 @@ impl Machine {
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: targets::SPAWN, "particle spawned");
         self.emit(|| Event::Spawned { point, kind, star });
-        driver.launch(Launch::new(
+        let launch = Launch::new(
             Ctx {
                 machine: self.clone(),
                 cell: cell.clone(),
             },
             args,
             ready,
-        ));
+        );
+        // A Driver is user code: a panic in it must not leave a registered
+        // particle that never runs (the dropped `Launch` ends it).
+        if let Err(panic) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.launch(launch)))
+        {
+            tracing::error!(target: targets::SPAWN, panic = %crate::event::panic_text(&*panic), "a driver panicked");
+        }
         if cell.never_ran() {
             // The Driver dropped its Launch: the particle never ran.
             return Err(SpawnError::StartFailed {

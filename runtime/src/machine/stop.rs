@@ -252,6 +252,7 @@ impl Machine {
         reason: String,
         in_flight: Option<InFlight>,
         stopping: bool,
+        normal: bool,
     ) -> (Decision, std::time::Duration) {
         let give_up = (Decision::GiveUp, std::time::Duration::ZERO);
         let t = std::time::Instant::now();
@@ -262,6 +263,7 @@ impl Machine {
                 reason: reason.clone(),
                 in_flight: in_flight.clone(),
                 stopping,
+                normal,
                 reply,
             };
             if self.shared.stars[cell.star()].send(msg) {

@@ -1,7 +1,9 @@
 //! Supervisor particles: OTP's `supervisor` as a particle, its children
 //! particles under it.
 
-use hyperverse_supervisors::{ChildSpec, ExitReason, Outcome, SupError, SupFlags, Supervisor};
+use hyperverse_supervisors::{
+    Backoff, ChildSpec, ExitReason, Outcome, SupError, SupFlags, Supervisor,
+};
 
 use super::child::{ExitReport, EXIT};
 use super::kids::{ChildRef, Kids};
@@ -19,12 +21,36 @@ pub struct SupervisorSpec {
     pub flags: SupFlags,
     /// The children, in start order (a dynamic supervisor: its one template).
     pub children: Vec<ChildSpec<ChildStart>>,
+    /// Beyond OTP: a growing delay before each restart of a child (default:
+    /// the Machine's [`crate::MachineBuilder::restart_backoff`], if any).
+    /// The supervisor keeps answering calls while it waits.
+    pub backoff: Option<Backoff>,
 }
 
 impl SupervisorSpec {
     /// A supervisor with these flags and children.
     pub fn new(flags: SupFlags, children: Vec<ChildSpec<ChildStart>>) -> Self {
-        SupervisorSpec { flags, children }
+        SupervisorSpec {
+            flags,
+            children,
+            backoff: None,
+        }
+    }
+
+    /// Delays each restart of a child by this backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// Checks the spec as the supervisor's start would (OTP's check of
+    /// `init/1`'s result), and its backoff.
+    pub fn validate(&self) -> Result<(), SupError> {
+        hyperverse_supervisors::check_spec(&self.flags, &self.children)?;
+        if let Some(b) = &self.backoff {
+            b.validate().map_err(SupError::Backoff)?;
+        }
+        Ok(())
     }
 }
 

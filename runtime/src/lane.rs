@@ -94,6 +94,16 @@ impl LaneState {
     fn watch(&mut self) -> &mut Watch {
         self.watch.get_or_insert_with(Box::default)
     }
+
+    /// Frees the watch lists once they are all empty: a particle that
+    /// monitored or was linked once pays nothing for it afterwards.
+    fn prune_watch(&mut self) {
+        if self.watch.as_ref().is_some_and(|w| {
+            w.monitors.is_empty() && w.links.is_empty() && w.watching.is_empty()
+        }) {
+            self.watch = None;
+        }
+    }
 }
 
 impl LaneState {
@@ -438,15 +448,36 @@ impl LaneQueue {
         true
     }
 
-    /// Removes a monitor; true if it was there (and so will never fire).
-    pub(crate) fn remove_monitor(&self, r: MonitorRef) -> bool {
+    /// Removes a monitor; its watcher if it was there (it will never fire).
+    pub(crate) fn remove_monitor(&self, r: MonitorRef) -> Option<Weak<ParticleCell>> {
         let mut st = self.state.lock();
-        let Some(watch) = st.watch.as_mut() else {
-            return false;
-        };
-        let before = watch.monitors.len();
-        watch.monitors.retain(|(m, _)| *m != r);
-        watch.monitors.len() != before
+        let watch = st.watch.as_mut()?;
+        let at = watch.monitors.iter().position(|(m, _)| *m == r)?;
+        let (_, watcher) = watch.monitors.swap_remove(at);
+        st.prune_watch();
+        Some(watcher)
+    }
+
+    /// Forgets a monitor this particle set (demonitored, or fired): the
+    /// watcher keeps nothing of a target it no longer watches.
+    pub(crate) fn forget_watching(&self, r: MonitorRef) {
+        let mut st = self.state.lock();
+        if let Some(watch) = st.watch.as_mut() {
+            if let Some(at) = watch.watching.iter().position(|(_, m)| *m == r) {
+                watch.watching.swap_remove(at);
+                st.prune_watch();
+            }
+        }
+    }
+
+    /// Monitors on this particle, links, and monitors it set: what its
+    /// watch lists hold (for tests of their growth).
+    pub(crate) fn watch_len(&self) -> usize {
+        self.state
+            .lock()
+            .watch
+            .as_ref()
+            .map_or(0, |w| w.monitors.len() + w.links.len() + w.watching.len())
     }
 
     /// Adds a link to `other` (once); false if this lane is closed.
@@ -467,8 +498,10 @@ impl LaneQueue {
 
     /// Removes the link to `other`, if any.
     pub(crate) fn remove_link(&self, other: &ParticleCell) {
-        if let Some(watch) = self.state.lock().watch.as_mut() {
+        let mut st = self.state.lock();
+        if let Some(watch) = st.watch.as_mut() {
             watch.links.retain(|l| !std::ptr::eq(l.as_ptr(), other));
+            st.prune_watch();
         }
     }
 

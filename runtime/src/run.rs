@@ -223,6 +223,11 @@ pub(crate) async fn run<P: Particle>(
             },
             Decision::GiveUp => DownReason::GaveUp(reason),
         };
+        // Given up (or not restarted, per its restart type): its record
+        // leaves the Registry now, so that its Point is free (its parent
+        // may respawn there at its notice) and nothing of it stays behind.
+        // Its children are its own (found by identity), not the new ones'.
+        ctx.machine.forget(&ctx.cell);
         // No next incarnation: children parked for it go now.
         stop_children(&ctx).await;
         return guard.finish(lane.close(), why);

@@ -446,13 +446,18 @@ impl Machine {
     pub(crate) fn monitor_cell(&self, watcher: &Arc<ParticleCell>, target: &Point) -> MonitorRef {
         let r = MonitorRef(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
         let live = match self.shared.registry.cell(target) {
-            Some(t) if t.lane.add_monitor(r, Arc::downgrade(watcher)) => {
+            Some(t) => {
                 // Monitors belong to the watcher's incarnation (as to an
-                // Erlang process): they go when it crashes or ends.
+                // Erlang process): they go when it crashes or ends. Noted
+                // first, so that a target ending at once finds it to forget.
                 watcher.lane.note_watching(&t, r);
-                true
+                let added = t.lane.add_monitor(r, Arc::downgrade(watcher));
+                if !added {
+                    watcher.lane.forget_watching(r);
+                }
+                added
             }
-            _ => false,
+            None => false,
         };
         if !live {
             send_down(
@@ -519,10 +524,19 @@ impl Machine {
     /// Removes a monitor on `target`; true if it had not fired yet (it
     /// never will now).
     pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
-        self.shared
+        let Some(watcher) = self
+            .shared
             .registry
             .cell(target)
-            .is_some_and(|t| t.lane.remove_monitor(monitor))
+            .and_then(|t| t.lane.remove_monitor(monitor))
+        else {
+            return false;
+        };
+        // The watcher forgets it too: nothing of it is left on either side.
+        if let Some(watcher) = watcher.upgrade() {
+            watcher.lane.forget_watching(monitor);
+        }
+        true
     }
 
     /// A lane to the particle at `point`, for repeated sends without lookups.

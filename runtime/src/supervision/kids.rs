@@ -121,19 +121,12 @@ impl Kids {
     /// Ends the children parked by a crashed incarnation that this one did
     /// not adopt (a dynamic supervisor's, as OTP does not restore them).
     pub(crate) async fn end_orphans(&mut self) {
-        let me = self.ctx.me().clone();
         let orphans: Vec<Arc<ParticleCell>> = self
             .ctx
-            .machine
-            .registry()
-            .cells_under(&me)
+            .cell
+            .children()
             .into_iter()
-            .filter(|c| {
-                c.managed().is_some()
-                    && c.parent_cell()
-                        .is_some_and(|p| Arc::ptr_eq(&p, &self.ctx.cell))
-                    && !self.live.values().any(|l| Arc::ptr_eq(l, c))
-            })
+            .filter(|c| c.managed().is_some() && !self.live.values().any(|l| Arc::ptr_eq(l, c)))
             .collect();
         for cell in orphans {
             self.end_cell(&cell).await;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -394,6 +394,217 @@ async fn given_up_particles_leave_the_registry() {
     top.signal(Point::root(), "crash", Body::empty()).unwrap();
     eventually("top gone", || m.record(&p("top")).is_none()).await;
     m.spawn(p("top"), "p".into(), Body::empty()).await.unwrap();
+    timeout(SECS5, m.shutdown()).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// A supervisor particle retries by a message to itself, and answers.
+
+/// Its `start` fails while `failing` is set; counts its starts.
+#[derive(Default)]
+struct Flaky {
+    failing: AtomicBool,
+    starts: AtomicUsize,
+}
+struct F(Arc<Flaky>);
+impl Particle for F {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        self.0.starts.fetch_add(1, Ordering::SeqCst);
+        if self.0.failing.load(Ordering::SeqCst) {
+            return Err("cannot start now".into());
+        }
+        Ok(())
+    }
+    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        match &*w.method {
+            "crash" => Err("asked to crash".into()),
+            _ => Ok(w.body),
+        }
+    }
+}
+
+fn flaky_sup(backoff: Option<Backoff>) -> SupervisorSpec {
+    let spec = SupervisorSpec::new(
+        SupFlags::new(Strategy::OneForOne).intensity(100_000, Duration::from_secs(60)),
+        vec![ChildSpec::worker("w", ChildStart::kind("flaky", Body::empty()))],
+    );
+    match backoff {
+        Some(b) => spec.backoff(b),
+        None => spec,
+    }
+}
+
+async fn flaky_machine(sups: Vec<(&str, SupervisorSpec)>) -> (Machine, Arc<Flaky>) {
+    let flaky = Arc::new(Flaky::default());
+    let mut b = Machine::standalone()
+        .stars(2)
+        .kind("flaky", F(flaky.clone()))
+        .request_timeout(Duration::from_secs(2));
+    for (kind, spec) in sups {
+        b = b.supervisor(kind, spec);
+    }
+    (b.build().await.unwrap(), flaky)
+}
+
+/// The child's state as `which_children` reports it: (running, restarting).
+async fn child_w(sup: &SupervisorRef) -> (bool, bool) {
+    let kids = timeout(SECS5, sup.which_children())
+        .await
+        .expect("no hang")
+        .expect("the supervisor answers");
+    (kids[0].handle.is_some(), kids[0].restarting)
+}
+
+/// A supervisor particle retried a failing child start in a loop inside
+/// the handling of the exit report: it answered nothing meanwhile
+/// (`which_children` timed out), and the `restarting` state it keeps could
+/// never be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_retrying_a_failing_child_still_answers_which_children() {
+    // Retried at once (no backoff): between tries, calls are answered.
+    let (m, flaky) = flaky_machine(vec![("s", flaky_sup(None))]).await;
+    m.spawn(p("sup"), "s".into(), Body::empty()).await.unwrap();
+    let sup = m.supervisor(&p("sup"));
+    assert_eq!(child_w(&sup).await, (true, false));
+    flaky.failing.store(true, Ordering::SeqCst);
+    m.signal(&p("sup:w"), "crash", Body::empty()).unwrap();
+    // Answered while it retries: it shows the child restarting.
+    let mut seen_restarting = false;
+    for _ in 0..1000 {
+        if child_w(&sup).await == (false, true) {
+            seen_restarting = true;
+            break;
+        }
+    }
+    assert!(seen_restarting);
+    // Many calls answered while it keeps trying.
+    for _ in 0..20 {
+        assert_eq!(child_w(&sup).await, (false, true));
+        assert_eq!(sup.count_children().await.unwrap().active, 0);
+    }
+    flaky.failing.store(false, Ordering::SeqCst);
+    eventually("w restarted", || {
+        m.lane(&p("sup:w"))
+            .is_ok_and(|l| l.cell().status() == Status::Ready)
+    })
+    .await;
+    assert_eq!(child_w(&sup).await, (true, false));
+    timeout(SECS5, m.shutdown()).await.unwrap();
+}
+
+/// Nothing could stop a retry loop (OTP's `terminate_child` of a
+/// restarting child cancels its retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_child_breaks_a_retry_loop() {
+    let (m, flaky) = flaky_machine(vec![("s", flaky_sup(None))]).await;
+    m.spawn(p("sup"), "s".into(), Body::empty()).await.unwrap();
+    let sup = m.supervisor(&p("sup"));
+    flaky.failing.store(true, Ordering::SeqCst);
+    m.signal(&p("sup:w"), "crash", Body::empty()).unwrap();
+    eventually("retrying", || flaky.starts.load(Ordering::SeqCst) > 5).await;
+    // OTP: restart_child and delete_child of a restarting child refuse.
+    assert_eq!(
+        sup.restart_child("w").await.unwrap_err(),
+        SupervisorError::Refused(SupError::Restarting { id: "w".into() })
+    );
+    assert_eq!(
+        sup.delete_child("w").await.unwrap_err(),
+        SupervisorError::Refused(SupError::Restarting { id: "w".into() })
+    );
+    timeout(SECS5, sup.terminate_child("w"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(child_w(&sup).await, (false, false));
+    // No attempt after the retry in flight (if any): the loop is broken.
+    let after = flaky.starts.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        assert_eq!(child_w(&sup).await, (false, false));
+    }
+    assert!(flaky.starts.load(Ordering::SeqCst) <= after + 1);
+    assert!(m.record(&p("sup:w")).is_none());
+    // It is a stopped child now: restart_child starts it.
+    flaky.failing.store(false, Ordering::SeqCst);
+    sup.restart_child("w").await.unwrap();
+    assert_eq!(child_w(&sup).await, (true, false));
+    assert_eq!(
+        m.ask(&p("sup:w"), "ping", Body::from_u64(3))
+            .await
+            .unwrap()
+            .body
+            .as_u64(),
+        Some(3)
+    );
+    timeout(SECS5, m.shutdown()).await.unwrap();
+}
+
+/// Only the Star's restarts backed off; a supervisor particle restarted a
+/// crashing child at once, every time. Its spec's backoff (or the
+/// Machine's `restart_backoff`) now delays each restart, while the
+/// supervisor keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_particle_restarts_back_off() {
+    let hour = Duration::from_secs(3600);
+    let short = Backoff::new(Duration::from_millis(20), Duration::from_millis(20));
+    let (m, flaky) = flaky_machine(vec![
+        ("slow", flaky_sup(Some(Backoff::new(hour, hour)))),
+        ("quick", flaky_sup(Some(short))),
+    ])
+    .await;
+    m.spawn(p("slow"), "slow".into(), Body::empty())
+        .await
+        .unwrap();
+    let slow = m.supervisor(&p("slow"));
+    let starts = flaky.starts.load(Ordering::SeqCst);
+    m.signal(&p("slow:w"), "crash", Body::empty()).unwrap();
+    eventually("w restarting", || {
+        m.lane(&p("slow:w"))
+            .is_ok_and(|l| l.cell().status() == Status::Restarting)
+    })
+    .await;
+    // An hour's backoff: it waits, restarting, answering all along.
+    for _ in 0..20 {
+        assert_eq!(child_w(&slow).await, (false, true));
+    }
+    assert_eq!(flaky.starts.load(Ordering::SeqCst), starts);
+    // A short one: it restarts after its delay.
+    m.spawn(p("quick"), "quick".into(), Body::empty())
+        .await
+        .unwrap();
+    let quick = m.supervisor(&p("quick"));
+    let lane = m.lane(&p("quick:w")).unwrap();
+    for n in 1..=3 {
+        lane.signal(Point::root(), "crash", Body::empty()).unwrap();
+        eventually("quick:w restarted", || {
+            lane.cell().restarts() == n && lane.cell().status() == Status::Ready
+        })
+        .await;
+    }
+    assert_eq!(child_w(&quick).await, (true, false));
+    // A delayed restart is cancelled by terminate_child.
+    slow.terminate_child("w").await.unwrap();
+    assert_eq!(child_w(&slow).await, (false, false));
+    timeout(SECS5, m.shutdown()).await.unwrap();
+
+    // The Machine's restart_backoff applies when the spec has none.
+    let flaky = Arc::new(Flaky::default());
+    let m = Machine::standalone()
+        .kind("flaky", F(flaky.clone()))
+        .supervisor("s", flaky_sup(None))
+        .restart_backoff(Backoff::new(hour, hour))
+        .build()
+        .await
+        .unwrap();
+    m.spawn(p("sup"), "s".into(), Body::empty()).await.unwrap();
+    let sup = m.supervisor(&p("sup"));
+    m.signal(&p("sup:w"), "crash", Body::empty()).unwrap();
+    eventually("w restarting", || {
+        m.lane(&p("sup:w"))
+            .is_ok_and(|l| l.cell().status() == Status::Restarting)
+    })
+    .await;
+    assert_eq!(child_w(&sup).await, (false, true));
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
 

@@ -233,6 +233,11 @@ impl Machine {
         self.launch(point, None, kind, args, opts, None, false)
     }
 
+    /// The Machine's default restart backoff, if any.
+    pub(crate) fn default_backoff(&self) -> Option<hyperverse_supervisors::Backoff> {
+        self.shared.limit.backoff.as_deref().copied()
+    }
+
     /// The runtime particles run on.
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.shared.runtime

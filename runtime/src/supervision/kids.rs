@@ -85,12 +85,17 @@ impl Kids {
     }
 
     /// Ends, for good, every child `sup` does not run now (removed,
-    /// terminated, not restarted), and waits until they have ended.
+    /// terminated, not restarted), and waits until they have ended. A child
+    /// whose restart waits to be tried again stays parked, its lane and
+    /// queued waves kept for the restart.
     pub(crate) async fn reconcile(&mut self, sup: &Supervisor<Kids>) {
         let stale: Vec<String> = self
             .live
             .iter()
-            .filter(|(id, cell)| sup.handle(id).is_none_or(|h| h.seq != cell.spawn_seq()))
+            .filter(|(id, cell)| match sup.handle(id) {
+                Some(h) => h.seq != cell.spawn_seq(),
+                None => !sup.is_restarting(id),
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {

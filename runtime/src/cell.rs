@@ -365,6 +365,14 @@ impl ParticleCell {
         self.lane.len()
     }
 
+    /// Letters its lane's crash handling has looked at, in all: only
+    /// requests from its descendants waiting in its lane, never the rest of
+    /// the queue (for tests that a restart's cost does not grow with it).
+    #[doc(hidden)]
+    pub fn letters_scanned(&self) -> u64 {
+        self.lane.scanned()
+    }
+
     /// Entries in its monitor and link lists (monitors on it, links, and
     /// monitors it set on others): for tests that they do not grow.
     #[doc(hidden)]

@@ -293,7 +293,12 @@ impl Particle for Respawner {
     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
         Ok(w.body)
     }
-    async fn crash_notice(&self, ctx: &Ctx, _: &mut (), n: CrashNotice) -> Result<(), ParticleError> {
+    async fn crash_notice(
+        &self,
+        ctx: &Ctx,
+        _: &mut (),
+        n: CrashNotice,
+    ) -> Result<(), ParticleError> {
         if n.gave_up {
             ctx.spawn_child_with("c", &Kind::new("node"), Body::empty(), fragile())?;
         }
@@ -326,8 +331,9 @@ async fn a_given_up_particle_respawned_at_once_is_never_stopped_by_the_old_end()
         old.signal(Point::root(), "crash", Body::empty()).unwrap();
         eventually("the old one ended", || old.cell().has_ended()).await;
         eventually("a new one", || {
-            m.lane(&c)
-                .is_ok_and(|l| l.cell().spawn_seq() != old_kids && l.cell().status() == Status::Ready)
+            m.lane(&c).is_ok_and(|l| {
+                l.cell().spawn_seq() != old_kids && l.cell().status() == Status::Ready
+            })
         })
         .await;
         let new = m.lane(&c).unwrap();
@@ -336,7 +342,10 @@ async fn a_given_up_particle_respawned_at_once_is_never_stopped_by_the_old_end()
             m.record(&p(&format!("r:c:g{old_kids}"))).is_none()
         })
         .await;
-        assert!(!new.cell().has_ended(), "round {round}: the new c was stopped");
+        assert!(
+            !new.cell().has_ended(),
+            "round {round}: the new c was stopped"
+        );
         let reply = timeout(SECS5, m.ask(&c, "ping", Body::from_u64(round)))
             .await
             .unwrap()
@@ -380,12 +389,22 @@ async fn given_up_particles_leave_the_registry() {
     for lane in &lanes {
         lane.signal(Point::root(), "crash", Body::empty()).unwrap();
     }
-    eventually("all given up", || lanes.iter().all(|l| l.cell().has_ended())).await;
-    assert_eq!(m.registry().len(), 1, "{:?}", m.registry().subtree(&Point::root()));
+    eventually("all given up", || {
+        lanes.iter().all(|l| l.cell().has_ended())
+    })
+    .await;
+    assert_eq!(
+        m.registry().len(),
+        1,
+        "{:?}",
+        m.registry().subtree(&Point::root())
+    );
     assert!(m.record(&p("app")).unwrap().children.is_empty());
     assert!(m.record(&p("app:w0")).is_none());
     // The Points are free.
-    m.spawn(p("app:w0"), "p".into(), Body::empty()).await.unwrap();
+    m.spawn(p("app:w0"), "p".into(), Body::empty())
+        .await
+        .unwrap();
     // A top-level one too.
     let top = m
         .spawn_with(p("top"), "p".into(), Body::empty(), limit(0))
@@ -456,10 +475,14 @@ async fn a_restart_costs_the_same_with_400k_waves_queued() {
         .await
         .unwrap();
     m.signal(&p("a:c"), "ask_parent", Body::empty()).unwrap();
-    eventually("the child's request queued", || a.cell().queued() as u64 == WAVES + 1).await;
+    eventually("the child's request queued", || {
+        a.cell().queued() as u64 == WAVES + 1
+    })
+    .await;
     assert_eq!(a.cell().letters_scanned(), 0);
     for n in 1..=RESTARTS {
-        m.inject(&p("a"), Fault::Crash(format!("crash {n}"))).unwrap();
+        m.inject(&p("a"), Fault::Crash(format!("crash {n}")))
+            .unwrap();
         eventually("restarted", || {
             a.cell().restarts() == n && a.cell().status() == Status::Ready
         })
@@ -515,7 +538,10 @@ impl Particle for F {
 fn flaky_sup(backoff: Option<Backoff>) -> SupervisorSpec {
     let spec = SupervisorSpec::new(
         SupFlags::new(Strategy::OneForOne).intensity(100_000, Duration::from_secs(60)),
-        vec![ChildSpec::worker("w", ChildStart::kind("flaky", Body::empty()))],
+        vec![ChildSpec::worker(
+            "w",
+            ChildStart::kind("flaky", Body::empty()),
+        )],
     );
     match backoff {
         Some(b) => spec.backoff(b),
@@ -782,7 +808,8 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
         .unwrap();
     t.signal(Point::root(), "crash", Body::empty()).unwrap();
     eventually("t restarted", || t.cell().restarts() == 1).await;
-    t.signal(Point::root(), "exit_normal", Body::empty()).unwrap();
+    t.signal(Point::root(), "exit_normal", Body::empty())
+        .unwrap();
     eventually("t gone", || m.record(&p("t")).is_none()).await;
     assert_eq!(t.cell().restarts(), 1);
     // Temporary ones never.
@@ -896,7 +923,10 @@ async fn ended_targets_are_pruned_from_watchers() {
     const N: usize = 1_000;
     for i in 0..N {
         let at = p(&format!("t{i}"));
-        let t = m.spawn(at.clone(), "p".into(), Body::empty()).await.unwrap();
+        let t = m
+            .spawn(at.clone(), "p".into(), Body::empty())
+            .await
+            .unwrap();
         m.monitor(&p("w"), &at).unwrap();
         m.stop(&at).await.unwrap();
         assert!(t.cell().has_ended());

@@ -128,9 +128,11 @@ impl LaneState {
     /// Frees the watch lists once they are all empty: a particle that
     /// monitored or was linked once pays nothing for it afterwards.
     fn prune_watch(&mut self) {
-        if self.watch.as_ref().is_some_and(|w| {
-            w.monitors.is_empty() && w.links.is_empty() && w.watching.is_empty()
-        }) {
+        if self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.monitors.is_empty() && w.links.is_empty() && w.watching.is_empty())
+        {
             self.watch = None;
         }
     }

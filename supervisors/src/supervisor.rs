@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AutoShutdown, Backoff, BackoffError, BackoffState, ChildSpec, ChildType, ExitReason, Intensity, IntensityError, Restart,
-    RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
+    AutoShutdown, Backoff, BackoffError, BackoffState, ChildSpec, ChildType, ExitReason, Intensity,
+    IntensityError, Restart, RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
 };
 
 /// Starts and stops the children of one supervisor.
@@ -666,7 +666,9 @@ impl<C: Children> Supervisor<C> {
             self.children[i].state = State::Restarting;
         }
         let started = match self.flags.strategy {
-            Strategy::OneForOne | Strategy::Dynamic => self.start_at(children, i).await.map_err(|_| i),
+            Strategy::OneForOne | Strategy::Dynamic => {
+                self.start_at(children, i).await.map_err(|_| i)
+            }
             Strategy::OneForAll => self.restart_from(children, 0).await,
             Strategy::RestForOne => self.restart_from(children, i).await,
         };

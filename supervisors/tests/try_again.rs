@@ -136,7 +136,11 @@ fn one_for_all_tries_again_with_the_child_that_failed() {
         assert_eq!(crash(&mut s, &mut kids, "a").await, again("b"));
         assert!(s.which_children()[1].restarting);
         assert_eq!(s.try_again(&mut kids, "b").await, Outcome::Continue);
-        let running: Vec<bool> = s.which_children().iter().map(|c| c.handle.is_some()).collect();
+        let running: Vec<bool> = s
+            .which_children()
+            .iter()
+            .map(|c| c.handle.is_some())
+            .collect();
         assert_eq!(running, [true, true, true]);
         assert_eq!(kids.alive.len(), 3, "{:?}", kids.alive);
     });

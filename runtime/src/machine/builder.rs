@@ -81,10 +81,11 @@ impl MachineBuilder {
     pub fn supervisor(mut self, kind: impl Into<Kind>, spec: crate::SupervisorSpec) -> Self {
         let kind = kind.into();
         if let Err(error) = spec.validate() {
-            self.bad_supervisor.get_or_insert(MachineError::BadSupervisor {
-                kind: kind.clone(),
-                error,
-            });
+            self.bad_supervisor
+                .get_or_insert(MachineError::BadSupervisor {
+                    kind: kind.clone(),
+                    error,
+                });
         }
         self.kind(kind, crate::supervision::SupervisorParticle { spec })
     }

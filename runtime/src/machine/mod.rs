@@ -25,8 +25,7 @@ use crate::targets;
 use crate::{
     Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, Lane, LaneLimit, Launch,
     Method, MonitorRef, Point, Record, Registry, RegistryError, Restart, RestartLimit, SpawnError,
-    Status,
-    SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
+    Status, SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.

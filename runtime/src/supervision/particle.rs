@@ -13,11 +13,9 @@ use parking_lot::Mutex;
 use super::child::{ExitReport, EXIT};
 use super::kids::{ChildRef, Kids};
 use super::{api, ChildStart};
-use crate::targets;
 use crate::lane::deliver;
-use crate::{
-    Body, CodecError, CrashNotice, Ctx, Event, Particle, ParticleError, Wave, WaveError,
-};
+use crate::targets;
+use crate::{Body, CodecError, CrashNotice, Ctx, Event, Particle, ParticleError, Wave, WaveError};
 
 /// What a supervisor particle supervises: OTP's `init/1` result, flags and
 /// child specs. Register it as a Kind with
@@ -115,7 +113,12 @@ impl Retries {
                 return;
             };
             retries.due.lock().push(id);
-            let wave = Wave::signal(cell.point().clone(), cell.point().clone(), RETRY, Body::empty());
+            let wave = Wave::signal(
+                cell.point().clone(),
+                cell.point().clone(),
+                RETRY,
+                Body::empty(),
+            );
             // A full bounded lane is waited out (its letters are handled
             // meanwhile); a closed one means the supervisor has ended.
             let mut wave = Some(wave);

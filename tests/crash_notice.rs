@@ -182,16 +182,25 @@ async fn past_the_restart_limit_the_child_is_given_up() {
             .collect::<Vec<_>>(),
         vec![(1, false), (2, false), (2, true)]
     );
-    eventually("status stopped", || {
-        m.record(&child).unwrap().status == Status::Stopped
-    })
-    .await;
-    // Requests to a given-up particle fail at once, typed.
+    // A given-up particle leaves the Registry (it used to stay, Stopped).
+    eventually("record gone", || m.record(&child).is_none()).await;
+    // Requests to a given-up particle fail at once, typed: through a lane
+    // kept from before, `Stopped`; by its Point, nothing lives there.
     let started = std::time::Instant::now();
-    let err = m.ask(&child, "seen", Body::empty()).await.unwrap_err();
+    let err = lane
+        .request(app.clone(), "seen", Body::empty(), Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         WaveError::Stopped {
+            point: child.clone()
+        }
+    );
+    let err = m.ask(&child, "seen", Body::empty()).await.unwrap_err();
+    assert_eq!(
+        err,
+        WaveError::NoSuchParticle {
             point: child.clone()
         }
     );

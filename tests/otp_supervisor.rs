@@ -200,16 +200,18 @@ async fn a_child_failing_to_start_fails_the_supervisor_start() {
             "sup: stopped a: shutdown",
         ]
     );
-    // No child is left behind (the supervisor's own record stays, given
-    // up, as any given-up particle's does), and `d` never started.
+    // No child is left behind, nor the given-up supervisor's own record
+    // (it used to stay, Stopped), and `d` never started.
     eventually("children gone", || !r.m.registry().has_children(&p("sup"))).await;
-    assert_eq!(r.m.record(&p("sup")).unwrap().status, Status::Stopped);
+    eventually("record gone", || r.m.record(&p("sup")).is_none()).await;
     r.m.shutdown().await;
 }
 
-/// `sup_flags`, `child_specs`: bad flags and specs are typed errors at start.
+/// `sup_flags`, `child_specs`: bad flags and specs are typed errors, at
+/// build (`MachineError::BadSupervisor`) when the spec alone shows it; a
+/// child id that is no Point segment fails the start.
 #[tokio::test]
-async fn bad_flags_and_specs_fail_the_start() {
+async fn bad_flags_and_specs_fail_the_build_or_the_start() {
     let zero_period = SupervisorSpec::new(
         SupFlags::new(Strategy::OneForOne).intensity(1, Duration::ZERO),
         vec![worker("a")],
@@ -233,12 +235,23 @@ async fn bad_flags_and_specs_fail_the_start() {
         ("duplicate", duplicate, "two child specs have the id `a`"),
         ("bad_id", bad_id, "bad child id `not:one`"),
     ];
-    let sups: Vec<(&str, SupervisorSpec)> = cases.iter().map(|(k, s, _)| (*k, s.clone())).collect();
-    let r = Rig::new(sups).await;
-    for (i, (kind, _, expected)) in cases.iter().enumerate() {
-        let err = r.spawn_sup(&format!("sup{i}"), kind).await.unwrap_err();
+    let (at_start, at_build) = cases.split_last().unwrap();
+    for (kind, spec, expected) in at_build {
+        let err = Machine::standalone()
+            .supervisor(*kind, spec.clone())
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, MachineError::BadSupervisor { kind: k, .. } if k.as_str() == *kind),
+            "{kind}: {err}"
+        );
         assert!(err.to_string().contains(expected), "{kind}: {err}");
     }
+    let (kind, spec, expected) = at_start;
+    let r = Rig::new(vec![(*kind, spec.clone())]).await;
+    let err = r.spawn_sup("sup0", kind).await.unwrap_err();
+    assert!(err.to_string().contains(expected), "{kind}: {err}");
     // Nothing was started but `bad_id`'s failed attempt.
     let log = r.settled_log().await;
     assert!(log.iter().all(|l| !l.starts_with("start ")), "{log:?}");

@@ -4,9 +4,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
-use hyperverse_supervisors::{Backoff, Intensity, IntensityError};
+use hyperverse_supervisors::{Backoff, Intensity, IntensityError, Restart};
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
 
 use tokio::sync::Notify;
 
@@ -67,6 +70,8 @@ pub struct ParticleCell {
     /// notices go there.
     parent: Option<(Point, Weak<ParticleCell>)>,
     limit: RestartLimit,
+    /// When its Star restarts it (OTP's restart type).
+    restart: Restart,
     seq: u64,
     status: AtomicU8,
     restarts: AtomicU32,
@@ -95,6 +100,10 @@ pub struct ParticleCell {
     /// Its code stops its own children in its `stop` (a supervisor): the
     /// Machine's shutdown timeout does not cut that short.
     stops_own_children: AtomicBool,
+    /// Its children, by spawn sequence (start order): this particle's own,
+    /// not whoever lives at its Point later, so that its end never touches
+    /// a newer particle at its Point or that one's children.
+    children: Mutex<BTreeMap<u64, Arc<ParticleCell>>>,
 }
 
 impl ParticleCell {
@@ -105,6 +114,7 @@ impl ParticleCell {
         star: usize,
         parent: Option<&Arc<ParticleCell>>,
         limit: RestartLimit,
+        restart: Restart,
         seq: u64,
         lane: Option<LaneLimit>,
         managed: bool,
@@ -115,6 +125,7 @@ impl ParticleCell {
             star,
             parent: parent.map(|p| (p.point().clone(), Arc::downgrade(p))),
             limit,
+            restart,
             seq,
             status: AtomicU8::new(Status::Starting as u8),
             restarts: AtomicU32::new(0),
@@ -128,6 +139,7 @@ impl ParticleCell {
             traps_exits: AtomicBool::new(false),
             managed: managed.then(|| Box::new(Managed::new())),
             stops_own_children: AtomicBool::new(false),
+            children: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -148,6 +160,54 @@ impl ParticleCell {
     /// Its parent's cell, if the parent is still alive.
     pub(crate) fn parent_cell(&self) -> Option<Arc<ParticleCell>> {
         self.parent.as_ref().and_then(|(_, p)| p.upgrade())
+    }
+
+    /// Admits `child` among its children, unless it takes no children now
+    /// (ending, between incarnations): checked under the same lock a parent
+    /// that starts ending reads its children with, so it either sees the
+    /// child or has refused it.
+    pub(crate) fn adopt(&self, child: &Arc<ParticleCell>) -> bool {
+        let mut children = self.children.lock();
+        if !self.accepts_children() {
+            return false;
+        }
+        children.insert(child.spawn_seq(), child.clone());
+        true
+    }
+
+    /// Removes `child` from its children (it has ended, or been replaced
+    /// at its Point).
+    pub(crate) fn disown(&self, child: &ParticleCell) {
+        let mut children = self.children.lock();
+        if children
+            .get(&child.spawn_seq())
+            .is_some_and(|c| std::ptr::eq(&**c, child))
+        {
+            children.remove(&child.spawn_seq());
+        }
+    }
+
+    /// Its children, in start order.
+    pub(crate) fn children(&self) -> Vec<Arc<ParticleCell>> {
+        self.children.lock().values().cloned().collect()
+    }
+
+    /// True if it has children.
+    pub(crate) fn has_children(&self) -> bool {
+        !self.children.lock().is_empty()
+    }
+
+    /// Its descendants (not itself), found through its own children lists:
+    /// by depth, siblings in start order.
+    pub(crate) fn descendants(&self) -> Vec<Arc<ParticleCell>> {
+        let mut out = self.children();
+        let mut i = 0;
+        while i < out.len() {
+            let more = out[i].children();
+            out.extend(more);
+            i += 1;
+        }
+        out
     }
 
     /// True when called from this particle's own code (one of its
@@ -258,6 +318,13 @@ impl ParticleCell {
         &self.limit
     }
 
+    /// Its restart type: when its Star restarts it (see
+    /// [`crate::SpawnOptions::restart`]; a supervisor particle's child
+    /// follows its child spec instead).
+    pub fn restart_type(&self) -> Restart {
+        self.restart
+    }
+
     /// Where it is in its life.
     pub fn status(&self) -> Status {
         Status::from_u8(self.status.load(Ordering::Acquire))
@@ -296,6 +363,21 @@ impl ParticleCell {
     /// takes them in batches).
     pub fn queued(&self) -> usize {
         self.lane.len()
+    }
+
+    /// Letters its lane's crash handling has looked at, in all: only
+    /// requests from its descendants waiting in its lane, never the rest of
+    /// the queue (for tests that a restart's cost does not grow with it).
+    #[doc(hidden)]
+    pub fn letters_scanned(&self) -> u64 {
+        self.lane.scanned()
+    }
+
+    /// Entries in its monitor and link lists (monitors on it, links, and
+    /// monitors it set on others): for tests that they do not grow.
+    #[doc(hidden)]
+    pub fn watch_len(&self) -> usize {
+        self.lane.watch_len()
     }
 }
 

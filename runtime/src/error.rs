@@ -123,6 +123,13 @@ pub enum MachineError {
     /// A restart backoff that cannot work.
     #[error("{0}")]
     Backoff(#[from] hyperverse_supervisors::BackoffError),
+    /// A supervisor Kind's spec cannot work (bad flags, a bad or duplicate
+    /// child spec, a bad backoff): see [`crate::MachineBuilder::supervisor`].
+    #[error("supervisor kind `{kind}`: {error}")]
+    BadSupervisor {
+        kind: Kind,
+        error: hyperverse_supervisors::SupError,
+    },
     /// A Star (a ractor actor) could not be started.
     #[error("star {star} failed to start: {reason}")]
     StarStart { star: usize, reason: String },

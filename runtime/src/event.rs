@@ -1,11 +1,24 @@
 //! Events: what the runtime did, for logs, demos and test assertions.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use hyperverse_supervisors::SupEvent;
 use tokio::sync::broadcast;
 
+use crate::targets;
 use crate::{CrashNotice, Kind, Point};
+
+/// The text of a caught panic's payload.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic".to_string()
+    }
+}
 
 /// One thing the runtime did. Subscribe with [`crate::Machine::events`].
 /// New kinds of events may be added: match with a wildcard arm.
@@ -31,7 +44,10 @@ pub enum Event {
 }
 
 /// Sees every event synchronously, as it happens, on the thread that
-/// caused it (see [`crate::MachineBuilder::observer`]). Keep it quick.
+/// caused it (see [`crate::MachineBuilder::observer`]). Keep it quick. A
+/// panic in an observer is caught and logged: it never unwinds into the
+/// runtime (a Star, a particle's end, a spawn), and the other observers
+/// and subscribers still get the event.
 pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Where the runtime's events go: synchronous observers, then the
@@ -60,7 +76,16 @@ impl EventSink {
         }
         let event = event();
         for o in &self.observers {
-            o(&event);
+            // User code: it must not unwind into the runtime, which calls
+            // this from a Star, from a particle's end and from spawns.
+            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| o(&event))) {
+                tracing::error!(
+                    target: targets::MACHINE,
+                    panic = %panic_text(&*panic),
+                    ?event,
+                    "an observer panicked (ignored)"
+                );
+            }
         }
         if listened {
             let _ = self.tx.send(event);

@@ -11,7 +11,7 @@
 //! lives on. The receiver takes the whole queue at once (one lock per batch,
 //! not per wave) and hands it out front to back.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -59,9 +59,39 @@ impl Letter {
     }
 }
 
+/// A letter as it waits in a lane: stamped, under the lane's lock, with
+/// what a restart needs to know of it without looking through the queue.
+pub(crate) struct Stamped {
+    letter: Letter,
+    /// The receiver's incarnation epoch when it was queued: a crash notice,
+    /// exit signal or down notice of an earlier one is dropped when taken.
+    epoch: u32,
+    /// Non-zero for a request from a descendant of the lane's particle:
+    /// its answer channel waits in [`Below`] under this ticket (the letter
+    /// holds a stand-in), so that a crash can answer it without a scan.
+    ticket: u32,
+}
+
+/// The answer channels of the requests from a particle's descendants that
+/// wait in its lane (boxed in the lane: most particles never get one). A
+/// crash answers them all (`Stopped`) at once, so a child blocked on its
+/// crashing parent can stop: the cost is theirs, never the other waves'.
+#[derive(Default)]
+struct Below {
+    next: u32,
+    replies: HashMap<u32, (Point, ReplyTx)>,
+    /// Letters looked at by crash handling (for tests that a restart does
+    /// not scan the queue).
+    scanned: u64,
+}
+
 #[derive(Default)]
 struct LaneState {
-    queue: VecDeque<Letter>,
+    queue: VecDeque<Stamped>,
+    /// The receiver's incarnation epoch (see [`Stamped::epoch`]).
+    epoch: u32,
+    /// Requests from descendants waiting here (see [`Below`]).
+    below: Option<Box<Below>>,
     waker: Option<Waker>,
     closed: bool,
     /// While the particle stops its children (to end or restart), requests
@@ -94,9 +124,79 @@ impl LaneState {
     fn watch(&mut self) -> &mut Watch {
         self.watch.get_or_insert_with(Box::default)
     }
+
+    /// Frees the watch lists once they are all empty: a particle that
+    /// monitored or was linked once pays nothing for it afterwards.
+    fn prune_watch(&mut self) {
+        if self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.monitors.is_empty() && w.links.is_empty() && w.watching.is_empty())
+        {
+            self.watch = None;
+        }
+    }
 }
 
 impl LaneState {
+    /// Stamps a letter being queued. A request from a descendant leaves its
+    /// answer channel in [`Below`] (the queued letter holds a stand-in).
+    fn stamp(&mut self, letter: Letter) -> Stamped {
+        let epoch = self.epoch;
+        let letter = match letter {
+            Letter::Request(wave, tx) if wave.to.is_ancestor_of(&wave.from) => {
+                let below = self.below.get_or_insert_with(Box::default);
+                below.next = below.next.wrapping_add(1).max(1);
+                let ticket = below.next;
+                below.replies.insert(ticket, (wave.from.clone(), tx));
+                let stand_in = oneshot::channel().0;
+                return Stamped {
+                    letter: Letter::Request(wave, stand_in),
+                    epoch,
+                    ticket,
+                };
+            }
+            other => other,
+        };
+        Stamped {
+            letter,
+            epoch,
+            ticket: 0,
+        }
+    }
+
+    /// The letter as it was sent, its answer channel back in place; `None`
+    /// if that request was answered meanwhile (refused at a crash).
+    fn unstamp(&mut self, stamped: Stamped) -> Option<Letter> {
+        if stamped.ticket == 0 {
+            return Some(stamped.letter);
+        }
+        let (_, tx) = self.below.as_mut()?.replies.remove(&stamped.ticket)?;
+        match stamped.letter {
+            Letter::Request(wave, _) => Some(Letter::Request(wave, tx)),
+            other => Some(other),
+        }
+    }
+
+    /// Takes the answer channels of the waiting requests from descendants
+    /// that `refused` picks (by sender), to answer them `Stopped`.
+    fn take_below(&mut self, refused: impl Fn(&Point) -> bool) -> Vec<ReplyTx> {
+        let Some(below) = self.below.as_mut() else {
+            return Vec::new();
+        };
+        below.scanned += below.replies.len() as u64;
+        let tickets: Vec<u32> = below
+            .replies
+            .iter()
+            .filter(|(_, (from, _))| refused(from))
+            .map(|(t, _)| *t)
+            .collect();
+        tickets
+            .into_iter()
+            .filter_map(|t| below.replies.remove(&t).map(|(_, tx)| tx))
+            .collect()
+    }
+
     fn refuses(&self, letter: &Letter) -> bool {
         let Letter::Request(wave, _) = letter else {
             return false;
@@ -215,7 +315,8 @@ impl LaneQueue {
                     return Err((letter, Refusal::Full));
                 }
             }
-            st.queue.push_back(letter);
+            let stamped = st.stamp(letter);
+            st.queue.push_back(stamped);
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -271,24 +372,23 @@ impl LaneQueue {
 
     /// Refuses requests from `child` and below (answering those queued with
     /// `Stopped`) while a supervisor stops that child, or ends that window
-    /// (`None`). Only for particles that receive one letter at a time, as
-    /// supervisors do: nothing waits in a receiver's batch.
+    /// (`None`). Only the requests from descendants waiting here are looked
+    /// at (see [`Below`]), never the rest of the queue.
     pub(crate) fn refuse_requests_from(&self, child: Option<&Point>, me: &Point) {
-        let refused: Vec<Letter> = {
+        let refused = {
             let mut st = self.state.lock();
             st.refuse_from = child.map(|c| Box::new(c.clone()));
-            if child.is_none() {
+            let Some(child) = child else {
                 return;
-            }
-            let (refused, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut st.queue)
-                .into_iter()
-                .partition(|l| st.refuses(l));
-            st.queue = kept;
-            refused.into()
+            };
+            st.take_below(|from| child.contains(from))
         };
-        for letter in refused {
-            letter.refuse(me);
-        }
+        refuse_replies(refused, me);
+    }
+
+    /// Letters crash handling has looked at, in all (see [`Below`]).
+    pub(crate) fn scanned(&self) -> u64 {
+        self.state.lock().below.as_ref().map_or(0, |b| b.scanned)
     }
 
     /// Injects a fault (its random choices seeded by `seed`, unless 0).
@@ -358,13 +458,20 @@ impl LaneQueue {
 
     /// Closes the lane for good and returns what was still queued.
     pub(crate) fn close(&self, point: &Point) -> VecDeque<Letter> {
-        let (rest, swallowed) = {
+        let (rest, swallowed, below) = {
             let mut st = self.state.lock();
             st.closed = true;
             st.waker = None;
             let swallowed = st.fault.as_mut().map(|f| f.take_swallowed());
-            (std::mem::take(&mut st.queue), swallowed)
+            let below = st.below.take();
+            (std::mem::take(&mut st.queue), swallowed, below)
         };
+        // Requests from descendants: answered here (their letters hold
+        // stand-ins).
+        if let Some(below) = below {
+            refuse_replies(below.replies.into_values().map(|(_, tx)| tx), point);
+        }
+        let rest = rest.into_iter().map(|s| s.letter).collect();
         // Requests a drop fault swallowed: their particle is gone now.
         for reply in swallowed.into_iter().flatten() {
             let _ = reply.send(Err(WaveError::Stopped {
@@ -410,6 +517,15 @@ impl LaneQueue {
     }
 }
 
+/// Answers requests that will never be handled with `Stopped`.
+fn refuse_replies(replies: impl IntoIterator<Item = ReplyTx>, point: &Point) {
+    for tx in replies {
+        let _ = tx.send(Err(WaveError::Stopped {
+            point: point.clone(),
+        }));
+    }
+}
+
 impl Letter {
     fn is_for_incarnation(&self) -> bool {
         matches!(self, Letter::Notice(_) | Letter::Exit(_) | Letter::Down(_))
@@ -438,15 +554,36 @@ impl LaneQueue {
         true
     }
 
-    /// Removes a monitor; true if it was there (and so will never fire).
-    pub(crate) fn remove_monitor(&self, r: MonitorRef) -> bool {
+    /// Removes a monitor; its watcher if it was there (it will never fire).
+    pub(crate) fn remove_monitor(&self, r: MonitorRef) -> Option<Weak<ParticleCell>> {
         let mut st = self.state.lock();
-        let Some(watch) = st.watch.as_mut() else {
-            return false;
-        };
-        let before = watch.monitors.len();
-        watch.monitors.retain(|(m, _)| *m != r);
-        watch.monitors.len() != before
+        let watch = st.watch.as_mut()?;
+        let at = watch.monitors.iter().position(|(m, _)| *m == r)?;
+        let (_, watcher) = watch.monitors.swap_remove(at);
+        st.prune_watch();
+        Some(watcher)
+    }
+
+    /// Forgets a monitor this particle set (demonitored, or fired): the
+    /// watcher keeps nothing of a target it no longer watches.
+    pub(crate) fn forget_watching(&self, r: MonitorRef) {
+        let mut st = self.state.lock();
+        if let Some(watch) = st.watch.as_mut() {
+            if let Some(at) = watch.watching.iter().position(|(_, m)| *m == r) {
+                watch.watching.swap_remove(at);
+                st.prune_watch();
+            }
+        }
+    }
+
+    /// Monitors on this particle, links, and monitors it set: what its
+    /// watch lists hold (for tests of their growth).
+    pub(crate) fn watch_len(&self) -> usize {
+        self.state
+            .lock()
+            .watch
+            .as_ref()
+            .map_or(0, |w| w.monitors.len() + w.links.len() + w.watching.len())
     }
 
     /// Adds a link to `other` (once); false if this lane is closed.
@@ -467,8 +604,10 @@ impl LaneQueue {
 
     /// Removes the link to `other`, if any.
     pub(crate) fn remove_link(&self, other: &ParticleCell) {
-        if let Some(watch) = self.state.lock().watch.as_mut() {
+        let mut st = self.state.lock();
+        if let Some(watch) = st.watch.as_mut() {
             watch.links.retain(|l| !std::ptr::eq(l.as_ptr(), other));
+            st.prune_watch();
         }
     }
 
@@ -515,7 +654,9 @@ impl LaneQueue {
 /// The receiving half: owned by the particle's task for all its incarnations.
 pub(crate) struct LaneReceiver {
     cell: Arc<ParticleCell>,
-    batch: VecDeque<Letter>,
+    batch: VecDeque<Stamped>,
+    /// The lane's incarnation epoch (only this receiver changes it).
+    epoch: u32,
     /// Takes one letter at a time instead of a batch, so that what is not
     /// yet handled stays in the shared queue (supervisors: see
     /// [`LaneQueue::refuse_requests_from`]).
@@ -527,6 +668,7 @@ impl LaneReceiver {
         LaneReceiver {
             cell,
             batch: VecDeque::new(),
+            epoch: 0,
             single,
         }
     }
@@ -592,13 +734,16 @@ impl LaneReceiver {
                     // Held at the front of the batch, not in hand: if the
                     // incarnation is dropped meanwhile (killed), the letter
                     // stays for the next one.
-                    self.batch.push_front(letter);
+                    let stamped = lane.state.lock().stamp(letter);
+                    self.batch.push_front(stamped);
                     lane.sleep_unless_stopped(d).await;
                     if lane.stop.load(Ordering::Acquire) {
                         return Next::Stop;
                     }
-                    if let Some(letter) = self.batch.pop_front() {
-                        return Next::Letter(letter);
+                    if let Some(stamped) = self.batch.pop_front() {
+                        if let Some(letter) = self.open(stamped) {
+                            return Next::Letter(letter);
+                        }
                     }
                 }
                 Fate::Drop => {
@@ -639,17 +784,44 @@ impl LaneReceiver {
     /// (`faulty` false), a fault injected while waiting interrupts it, so
     /// that the next letter takes the faulty path.
     async fn take(&mut self, faulty: bool) -> Next {
+        loop {
+            let stamped = match self.take_stamped(faulty).await {
+                Ok(stamped) => stamped,
+                Err(next) => return next,
+            };
+            if let Some(letter) = self.open(stamped) {
+                return Next::Letter(letter);
+            }
+        }
+    }
+
+    /// The letter as it was sent; `None` if it is not to be handled: a
+    /// notice, exit signal or down notice for an incarnation that has
+    /// ended, or a request from a descendant answered at a crash. Looked
+    /// at as it is taken, so a restart never goes through the queue.
+    fn open(&mut self, stamped: Stamped) -> Option<Letter> {
+        if stamped.epoch != self.epoch && stamped.letter.is_for_incarnation() {
+            return None;
+        }
+        if stamped.ticket == 0 {
+            return Some(stamped.letter);
+        }
+        self.cell.lane.state.lock().unstamp(stamped)
+    }
+
+    /// The next stamped letter, or what the receiver gets instead.
+    async fn take_stamped(&mut self, faulty: bool) -> Result<Stamped, Next> {
         let lane = &self.cell.lane;
         if lane.stop.load(Ordering::Acquire) {
-            return Next::Stop;
+            return Err(Next::Stop);
         }
         if let Some(letter) = self.batch.pop_front() {
-            return Next::Letter(letter);
+            return Ok(letter);
         }
         poll_fn(|cx| {
             let mut st = lane.state.lock();
             if lane.stop.load(Ordering::Acquire) {
-                return Poll::Ready(Next::Stop);
+                return Poll::Ready(Err(Next::Stop));
             }
             // Healthy: a fault injected since sends it the slow way.
             // Faulty: a crash or a pause comes before the next letter.
@@ -659,7 +831,7 @@ impl LaneReceiver {
                 lane.faulted.load(Ordering::Acquire)
             };
             if interrupted {
-                return Poll::Ready(Next::Interrupted);
+                return Poll::Ready(Err(Next::Interrupted));
             }
             if st.queue.is_empty() {
                 match &st.waker {
@@ -674,7 +846,7 @@ impl LaneReceiver {
                 if let Some(b) = &lane.bound {
                     b.room.notify_waiters();
                 }
-                return Poll::Ready(Next::Letter(letter));
+                return Poll::Ready(Ok(letter));
             }
             std::mem::swap(&mut st.queue, &mut self.batch);
             drop(st);
@@ -682,56 +854,45 @@ impl LaneReceiver {
                 b.room.notify_waiters();
             }
             let letter = self.batch.pop_front().expect("batch is not empty");
-            Poll::Ready(Next::Letter(letter))
+            Poll::Ready(Ok(letter))
         })
         .await
     }
 
     /// Closes the lane and returns every letter never handled, batch first.
     pub(crate) fn close(&mut self) -> VecDeque<Letter> {
-        let mut rest = std::mem::take(&mut self.batch);
+        let mut rest: VecDeque<Letter> = std::mem::take(&mut self.batch)
+            .into_iter()
+            .map(|s| s.letter)
+            .collect();
         rest.extend(self.cell.lane.close(self.cell.point()));
         rest
     }
 
     /// Starts refusing requests from the particle's descendants (and
-    /// answers those already queued with `Stopped`), or ends that window.
+    /// answers those already queued with `Stopped`, so that a child waiting
+    /// on this particle can stop), or ends that window. Only those requests
+    /// are looked at (see [`Below`]): the cost does not grow with the queue.
     pub(crate) fn refuse_descendants(&mut self, refuse: bool) {
-        let me = self.cell.point().clone();
+        let me = self.cell.point();
         let refused = {
             let mut st = self.cell.lane.state.lock();
             st.refuse_below = refuse.then(|| me.clone());
             if !refuse {
                 return;
             }
-            let (refused, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut st.queue)
-                .into_iter()
-                .partition(|l| st.refuses(l));
-            st.queue = kept;
-            refused
+            st.take_below(|_| true)
         };
-        let (mut refused_too, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.batch)
-            .into_iter()
-            .partition(|l| matches!(l, Letter::Request(w, _) if me.is_ancestor_of(&w.from)));
-        self.batch = kept;
-        refused_too.extend(refused);
-        for letter in refused_too {
-            letter.refuse(&me);
-        }
+        refuse_replies(refused, me);
     }
 
     /// Drops the letters that were for the incarnation that crashed: crash
     /// notices about its children (gone), exit signals from its links and
-    /// down notices from its monitors (both belonged to it).
+    /// down notices from its monitors (both belonged to it). A new epoch:
+    /// those queued before are dropped as they are taken, not looked for now.
     pub(crate) fn drop_notices(&mut self) {
-        self.batch.retain(|l| !l.is_for_incarnation());
-        self.cell
-            .lane
-            .state
-            .lock()
-            .queue
-            .retain(|l| !l.is_for_incarnation());
-        self.cell.lane.wake_room();
+        self.epoch = self.epoch.wrapping_add(1);
+        self.cell.lane.state.lock().epoch = self.epoch;
     }
 }
 

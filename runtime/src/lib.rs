@@ -20,7 +20,8 @@
 //! - [`Fault`]: fault injection ([`Machine::inject`], [`Machine::kill_star`]);
 //!   seeded fault plans and a test kit are in the `hyperverse-faults` crate.
 //! - [`Observer`]: see every [`Event`] in order as it happens
-//!   ([`MachineBuilder::observer`]).
+//!   ([`MachineBuilder::observer`]); a panic in one is caught and logged,
+//!   never unwound into the runtime.
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 

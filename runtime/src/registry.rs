@@ -4,7 +4,6 @@
 //! it (one particle per Point). The trait is what a clustered Registry will
 //! implement later; [`MemRegistry`] is the standalone one.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -82,9 +81,10 @@ pub enum RegistryError {
 /// assert_eq!(reg.len(), 0);
 /// ```
 pub trait Registry: Send + Sync + 'static {
-    /// Registers a new particle. A Point whose particle was given up
-    /// (status `Stopped`) may be taken again; a live one may not. A child is
-    /// admitted only while its parent is registered and accepts children.
+    /// Registers a new particle. A Point whose particle was given up and
+    /// is still ending (status `Stopped`) may be taken again; a live one
+    /// may not. A child is admitted only while its parent is registered and
+    /// accepts children.
     fn register(&self, cell: Arc<ParticleCell>) -> Result<(), RegistryError>;
     /// Removes `cell`'s particle if `cell` is still the one registered at
     /// its Point (a newer particle there is left alone); true if removed.
@@ -116,17 +116,11 @@ pub trait Registry: Send + Sync + 'static {
     }
 }
 
-struct Entry {
-    cell: Arc<ParticleCell>,
-    /// By spawn sequence: start order, with O(log n) insert and removal
-    /// however many children a parent has.
-    children: BTreeMap<u64, Point>,
-}
-
 /// The in-memory Registry: a sharded concurrent map, so spawns and lookups
-/// on different Points rarely contend.
+/// on different Points rarely contend. Each particle's children are kept by
+/// its own cell (by identity, in start order), not here.
 pub struct MemRegistry {
-    map: DashMap<Point, Entry, ahash::RandomState>,
+    map: DashMap<Point, Arc<ParticleCell>, ahash::RandomState>,
 }
 
 /// Shards of the map: many more than cores, because every spawn, stop and
@@ -147,16 +141,16 @@ impl MemRegistry {
         Self::default()
     }
 
-    fn snapshot(point: &Point, e: &Entry) -> Record {
+    fn snapshot(point: &Point, cell: &ParticleCell) -> Record {
         Record {
             point: point.clone(),
-            kind: e.cell.kind().clone(),
-            star: e.cell.star(),
-            status: e.cell.status(),
-            parent: e.cell.parent().cloned(),
-            children: e.children.values().cloned().collect(),
-            restarts: e.cell.restarts(),
-            code_version: e.cell.code_version(),
+            kind: cell.kind().clone(),
+            star: cell.star(),
+            status: cell.status(),
+            parent: cell.parent().cloned(),
+            children: cell.children().iter().map(|c| c.point().clone()).collect(),
+            restarts: cell.restarts(),
+            code_version: cell.code_version(),
         }
     }
 }
@@ -166,45 +160,34 @@ impl Registry for MemRegistry {
         let point = cell.point().clone();
         match self.map.entry(point.clone()) {
             MapEntry::Occupied(mut o) => {
-                if o.get().cell.status() != crate::Status::Stopped {
+                if o.get().status() != crate::Status::Stopped {
                     return Err(RegistryError::Occupied { point });
                 }
-                // A given-up particle is replaced: it leaves its parent's
-                // children, where the new one enters in its own start order.
-                let entry = o.get_mut();
-                let old = std::mem::replace(&mut entry.cell, cell.clone());
-                entry.children.clear();
+                // A given-up particle still ending is replaced: it leaves
+                // its parent's children, where the new one enters in its
+                // own start order. Its own children stay its own.
+                let old = std::mem::replace(o.get_mut(), cell.clone());
                 drop(o);
-                if let Some(parent) = old.parent() {
-                    if let Some(mut p) = self.map.get_mut(parent) {
-                        p.children.remove(&old.spawn_seq());
-                    }
+                if let Some(parent) = old.parent_cell() {
+                    parent.disown(&old);
                 }
             }
             MapEntry::Vacant(v) => {
-                v.insert(Entry {
-                    cell: cell.clone(),
-                    children: BTreeMap::new(),
-                });
+                v.insert(cell.clone());
             }
         }
-        // The entry guard is dropped above: locking the parent's shard now
-        // cannot deadlock even if it is the same shard. The parent admits the
-        // child under its entry's lock, so a parent that starts ending either
-        // sees the child among its children or has refused it.
+        // The entry guard is dropped above. The parent admits the child
+        // under its children's lock (see `ParticleCell::adopt`).
         if let Some(parent) = cell.parent() {
-            let admitted = match (self.map.get_mut(parent), cell.parent_cell()) {
-                (Some(mut entry), Some(parent_cell))
-                    if Arc::ptr_eq(&entry.cell, &parent_cell) && parent_cell.accepts_children() =>
-                {
-                    entry.children.insert(cell.spawn_seq(), point.clone());
-                    true
+            let admitted = match (self.map.get(parent), cell.parent_cell()) {
+                (Some(entry), Some(parent_cell)) if Arc::ptr_eq(&entry, &parent_cell) => {
+                    drop(entry);
+                    parent_cell.adopt(&cell)
                 }
                 _ => false,
             };
             if !admitted {
-                self.map
-                    .remove_if(&point, |_, e| Arc::ptr_eq(&e.cell, &cell));
+                self.map.remove_if(&point, |_, c| Arc::ptr_eq(c, &cell));
                 return Err(RegistryError::NoParent {
                     point,
                     parent: parent.clone(),
@@ -217,46 +200,42 @@ impl Registry for MemRegistry {
     fn unregister(&self, cell: &Arc<ParticleCell>) -> bool {
         let removed = self
             .map
-            .remove_if(cell.point(), |_, e| Arc::ptr_eq(&e.cell, cell));
+            .remove_if(cell.point(), |_, c| Arc::ptr_eq(c, cell));
         if removed.is_none() {
             return false;
         }
-        if let Some(parent) = cell.parent() {
-            if let Some(mut p) = self.map.get_mut(parent) {
-                p.children.remove(&cell.spawn_seq());
-            }
+        if let Some(parent) = cell.parent_cell() {
+            parent.disown(cell);
         }
         true
     }
 
     fn cell(&self, point: &Point) -> Option<Arc<ParticleCell>> {
-        self.map.get(point).map(|e| e.cell.clone())
+        self.map.get(point).map(|c| c.clone())
     }
 
     fn record(&self, point: &Point) -> Option<Record> {
-        self.map.get(point).map(|e| Self::snapshot(point, &e))
+        let cell = self.cell(point)?;
+        Some(Self::snapshot(point, &cell))
     }
 
     fn cells_under(&self, point: &Point) -> Vec<Arc<ParticleCell>> {
         if point.is_root() {
-            let mut all: Vec<Arc<ParticleCell>> = self.map.iter().map(|e| e.cell.clone()).collect();
+            let mut all: Vec<Arc<ParticleCell>> = self.map.iter().map(|e| e.clone()).collect();
             all.sort_by_cached_key(|c| (c.point().depth(), c.spawn_seq()));
             return all;
         }
         // Breadth-first over the children lists: by depth, siblings in start order.
-        let mut out = Vec::new();
-        let mut queue = std::collections::VecDeque::from([point.clone()]);
-        while let Some(p) = queue.pop_front() {
-            if let Some(e) = self.map.get(&p) {
-                queue.extend(e.children.values().cloned());
-                out.push(e.cell.clone());
-            }
-        }
+        let Some(top) = self.cell(point) else {
+            return Vec::new();
+        };
+        let mut out = vec![top.clone()];
+        out.extend(top.descendants());
         out
     }
 
     fn has_children(&self, point: &Point) -> bool {
-        self.map.get(point).is_some_and(|e| !e.children.is_empty())
+        self.cell(point).is_some_and(|c| c.has_children())
     }
 
     fn len(&self) -> usize {
@@ -277,6 +256,7 @@ mod tests {
             0,
             parent.as_ref(),
             RestartLimit::default(),
+            Default::default(),
             seq,
             None,
             false,

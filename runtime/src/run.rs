@@ -201,6 +201,7 @@ pub(crate) async fn run<P: Particle>(
         // Crashes are rare: their bookkeeping runs in a boxed future, so that
         // it takes no room in the task of every idle particle.
         let reason = crash.reason.clone();
+        let exit = crash.exit.clone();
         // The crashed incarnation's links end with it (the linked die too),
         // and so do the monitors it set.
         ctx.machine.fire_links(&ctx.cell, &reason, false);
@@ -213,8 +214,20 @@ pub(crate) async fn run<P: Particle>(
                 continue;
             }
             Decision::Stop => stopped(&ctx),
+            // Not restarted, per its restart type: it ends as it exited.
+            Decision::Exit => match exit {
+                ExitReason::Normal => DownReason::Stopped,
+                ExitReason::Shutdown | ExitReason::ShutdownWith(_) => DownReason::Shutdown,
+                ExitReason::Killed => DownReason::Killed,
+                ExitReason::Error(_) => DownReason::GaveUp(reason),
+            },
             Decision::GiveUp => DownReason::GaveUp(reason),
         };
+        // Given up (or not restarted, per its restart type): its record
+        // leaves the Registry now, so that its Point is free (its parent
+        // may respawn there at its notice) and nothing of it stays behind.
+        // Its children are its own (found by identity), not the new ones'.
+        ctx.machine.forget(&ctx.cell);
         // No next incarnation: children parked for it go now.
         stop_children(&ctx).await;
         return guard.finish(lane.close(), why);
@@ -351,7 +364,13 @@ async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> (D
     let stopping = ctx.cell.lane.stop_requested();
     let (decision, delay) = ctx
         .machine
-        .report_crash(&ctx.cell, crash.reason.clone(), crash.in_flight, stopping)
+        .report_crash(
+            &ctx.cell,
+            crash.reason.clone(),
+            crash.in_flight,
+            stopping,
+            crash.exit.is_normal(),
+        )
         .await;
     if let Some(requester) = crash.requester {
         let _ = requester.send(Err(WaveError::Crashed {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use hyperverse_supervisors::{BackoffState, Intensity, RestartVerdict};
+use hyperverse_supervisors::{BackoffState, Intensity, Restart, RestartVerdict};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
@@ -29,6 +29,10 @@ pub(crate) enum Decision {
     Restart,
     /// It was being stopped when it crashed: it ends (normally), no restart.
     Stop,
+    /// Its restart type says no restart after this exit (a temporary
+    /// particle, or a transient one that exited normally): it ends with
+    /// its exit reason.
+    Exit,
     GiveUp,
 }
 
@@ -41,6 +45,9 @@ pub(crate) enum StarMsg {
         in_flight: Option<InFlight>,
         /// A stop was requested before or while it crashed.
         stopping: bool,
+        /// Its exit reason is a normal one (OTP's normal or shutdown): a
+        /// transient particle is not restarted after it.
+        normal: bool,
         /// The decision, and how long to wait before a restart.
         reply: oneshot::Sender<(Decision, Duration)>,
     },
@@ -140,9 +147,29 @@ impl Actor for Star {
                 reason,
                 in_flight,
                 stopping,
+                normal,
                 reply,
             } => {
-                let _ = reply.send(st.crashed(&cell, reason, in_flight, stopping));
+                // A bad report must not kill the Star: it would be resent to
+                // the next Star, which would die of it too, and so on until
+                // the Machine stops restarting Stars. A report whose
+                // handling panics ends its particle (given up) instead.
+                let seq = cell.spawn_seq();
+                let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    st.crashed(&cell, reason, in_flight, stopping, normal)
+                }));
+                let decision = decided.unwrap_or_else(|panic| {
+                    st.histories.remove(&seq);
+                    tracing::error!(
+                        target: targets::CRASH,
+                        star = st.args.id,
+                        point = %cell.point(),
+                        panic = %crate::event::panic_text(&*panic),
+                        "handling a crash report panicked: the particle is given up"
+                    );
+                    (Decision::GiveUp, Duration::ZERO)
+                });
+                let _ = reply.send(decision);
             }
             StarMsg::Forget(seq) => {
                 st.histories.remove(&seq);
@@ -160,6 +187,7 @@ impl StarState {
         reason: String,
         in_flight: Option<InFlight>,
         stopping: bool,
+        normal: bool,
     ) -> (Decision, Duration) {
         let point = cell.point();
         let span = tracing::warn_span!(target: targets::CRASH, "crash", star = self.args.id, point = %point, kind = %cell.kind());
@@ -174,8 +202,15 @@ impl StarState {
                 intensity: limit.intensity().unwrap_or_default(),
                 backoff: limit.backoff.as_ref().map(|b| b.start()),
             });
-        let verdict = if stopping {
-            // Told to stop: not restarted, and not counted as a restart.
+        // OTP's restart types, for a top-level particle as for a child.
+        let wanted = match cell.restart_type() {
+            Restart::Permanent => true,
+            Restart::Transient => !normal,
+            Restart::Temporary => false,
+        };
+        let verdict = if stopping || !wanted {
+            // Told to stop, or not to be restarted after this exit: not
+            // restarted, and not counted as a restart.
             None
         } else {
             Some(history.intensity.record())
@@ -196,9 +231,20 @@ impl StarState {
             delay = backoff.next_delay(std::time::Instant::now(), self.random);
         }
         let (decision, restarts) = match verdict {
-            None => {
+            None if stopping => {
                 self.histories.remove(&cell.spawn_seq());
                 (Decision::Stop, cell.restarts())
+            }
+            None => {
+                self.histories.remove(&cell.spawn_seq());
+                // Its Point is free as soon as its parent hears of it.
+                cell.set_status(Status::Stopped);
+                tracing::info!(
+                    target: targets::CRASH,
+                    restart = ?cell.restart_type(),
+                    "not restarted (its restart type)"
+                );
+                (Decision::Exit, cell.restarts())
             }
             Some(verdict) => match verdict {
                 RestartVerdict::Restart { .. } => {

@@ -178,7 +178,15 @@ impl Actor for MachineRoot {
         let Some(id) = st.kids.ids.remove(&aid) else {
             return Ok(());
         };
-        let outcome = st.sup.child_exited(&mut st.kids, &id, &aid, exit).await;
+        let mut outcome = st.sup.child_exited(&mut st.kids, &id, &aid, exit).await;
+        // A Star that fails to start is retried at once (its supervisor has
+        // no backoff and nothing else to answer), within the intensity.
+        while let Outcome::TryAgain { id, after } = outcome {
+            if !after.is_zero() {
+                tokio::time::sleep(after).await;
+            }
+            outcome = st.sup.try_again(&mut st.kids, &id).await;
+        }
         st.sup.take_log();
         if let Outcome::Shutdown(_) = outcome {
             tracing::error!(target: targets::MACHINE, "stars keep failing: the Machine stops restarting them");

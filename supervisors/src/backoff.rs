@@ -63,10 +63,23 @@ impl Backoff {
         self
     }
 
+    /// The longest delay a backoff may ask for (a day): longer is surely a
+    /// mistake, and a delay near `Duration::MAX` overflows every clock.
+    pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
     /// Checks a backoff set field by field: finite, growing, `initial` at
-    /// most `max`, jitter within 0..=1.
+    /// most `max`, `max` at most [`Backoff::MAX_DELAY`], jitter within 0..=1.
+    ///
+    /// ```
+    /// use hyperverse_supervisors::Backoff;
+    /// use std::time::Duration;
+    ///
+    /// assert!(Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).validate().is_ok());
+    /// assert!(Backoff::new(Duration::MAX, Duration::MAX).validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), BackoffError> {
         let ok = self.initial <= self.max
+            && self.max <= Self::MAX_DELAY
             && self.multiplier.is_finite()
             && self.multiplier >= 1.0
             && (0.0..=1.0).contains(&self.jitter);
@@ -104,6 +117,8 @@ pub struct BackoffState {
 impl BackoffState {
     /// The delay before the restart for a crash at `now`; `random` is any
     /// random number (it picks the jitter), passed in so tests can replay.
+    /// It saturates: whatever the policy's numbers (even unvalidated ones),
+    /// the delay is at most [`Backoff::MAX_DELAY`] and nothing overflows.
     pub fn next_delay(&mut self, now: Instant, random: u64) -> Duration {
         let p = &self.policy;
         // Quiet is measured from the last restart, not the last crash: a
@@ -123,14 +138,17 @@ impl BackoffState {
         } else {
             0.0
         };
-        let delay = Duration::try_from_secs_f64(base * (1.0 + jitter * unit)).unwrap_or(p.max);
-        self.last = Some(now + delay);
+        let delay = Duration::try_from_secs_f64(base * (1.0 + jitter * unit))
+            .unwrap_or(p.max)
+            .min(Backoff::MAX_DELAY);
+        // A clock near its end saturates rather than overflows.
+        self.last = Some(now.checked_add(delay).unwrap_or(now));
         delay
     }
 }
 
 /// A backoff whose numbers cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("bad restart backoff: {0}")]
 pub struct BackoffError(String);
 
@@ -149,6 +167,17 @@ mod tests {
             high > Duration::from_millis(149) && high <= Duration::from_millis(150),
             "{high:?}"
         );
+    }
+
+    #[test]
+    fn huge_numbers_saturate_instead_of_overflowing() {
+        let huge = Backoff::new(Duration::MAX, Duration::MAX);
+        assert!(huge.validate().is_err());
+        let mut s = huge.jitter(1.0).start();
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(s.next_delay(t, u64::MAX), Backoff::MAX_DELAY);
+        }
     }
 
     #[test]

@@ -28,4 +28,6 @@ pub use flags::{AutoShutdown, Strategy, SupFlags};
 pub use intensity::{Intensity, IntensityError, RestartVerdict};
 pub use reason::ExitReason;
 pub use spec::{ChildSpec, ChildType, Restart, Shutdown, SpecError, DEFAULT_SHUTDOWN};
-pub use supervisor::{ChildInfo, Children, Counts, Outcome, SupError, SupEvent, Supervisor};
+pub use supervisor::{
+    check_spec, ChildInfo, Children, Counts, Outcome, SupError, SupEvent, Supervisor,
+};

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// When a child is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// When a child is restarted (OTP's default: permanent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Restart {
     /// Always.
+    #[default]
     Permanent,
     /// Only after an abnormal exit.
     Transient,

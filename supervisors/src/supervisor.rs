@@ -9,12 +9,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AutoShutdown, ChildSpec, ChildType, ExitReason, Intensity, IntensityError, Restart,
-    RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
+    AutoShutdown, Backoff, BackoffError, BackoffState, ChildSpec, ChildType, ExitReason, Intensity,
+    IntensityError, Restart, RestartVerdict, Shutdown, SpecError, Strategy, SupFlags,
 };
 
 /// Starts and stops the children of one supervisor.
@@ -115,6 +116,18 @@ pub enum Outcome {
     /// The supervisor has stopped all its children and must now end with
     /// this reason (its own supervisor then sees it end).
     Shutdown(ExitReason),
+    /// OTP's `{try_again_restart, Id}`: restarting child `id` failed (or
+    /// its backoff delays it). The owner keeps supervising (answering
+    /// calls) and, `after` this long, calls [`Supervisor::try_again`] with
+    /// `id`, as OTP's supervisor sends itself a message. Meanwhile the
+    /// child shows as restarting; a `terminate_child` of it cancels the
+    /// retry (then `try_again` does nothing).
+    TryAgain {
+        /// The child to restart.
+        id: String,
+        /// How long to wait first (zero without a backoff).
+        after: Duration,
+    },
 }
 
 /// Errors of the supervisor API, with OTP's cases.
@@ -123,6 +136,9 @@ pub enum SupError {
     /// Bad flags.
     #[error("bad supervisor flags: {0}")]
     Flags(#[from] IntensityError),
+    /// A restart backoff that cannot work.
+    #[error("{0}")]
+    Backoff(#[from] BackoffError),
     /// A bad child spec.
     #[error("bad child spec: {0}")]
     Spec(#[from] SpecError),
@@ -195,6 +211,8 @@ enum State<H> {
 struct Child<S, H> {
     spec: ChildSpec<S>,
     state: State<H>,
+    /// Its place in the supervisor's backoff, if it has one.
+    backoff: Option<BackoffState>,
 }
 
 impl<S, H> Child<S, H> {
@@ -210,6 +228,40 @@ fn check_significance<S>(flags: &SupFlags, spec: &ChildSpec<S>) -> Result<(), Su
         return Err(SupError::SignificantWithoutAutoShutdown {
             id: spec.id.clone(),
         });
+    }
+    Ok(())
+}
+
+/// Checks a supervisor's flags and child specs as [`Supervisor::start`]
+/// does before it starts anything (OTP's `init/1` result check): sound
+/// intensity, valid specs with distinct ids, significance only with
+/// auto-shutdown, a dynamic supervisor's one template.
+///
+/// ```
+/// use hyperverse_supervisors::*;
+///
+/// let twice = vec![ChildSpec::worker("a", ()), ChildSpec::worker("a", ())];
+/// assert!(check_spec(&SupFlags::default(), &twice).is_err());
+/// assert!(check_spec(&SupFlags::default(), &twice[..1]).is_ok());
+/// ```
+pub fn check_spec<S>(flags: &SupFlags, specs: &[ChildSpec<S>]) -> Result<(), SupError> {
+    flags.validate()?;
+    if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
+        // OTP 27: auto_shutdown is not valid for simple_one_for_one.
+        return Err(SupError::DynamicAutoShutdown);
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        spec.validate()?;
+        check_significance(flags, spec)?;
+        if specs[..i].iter().any(|s| s.id == spec.id) {
+            return Err(SpecError::DuplicateId {
+                id: spec.id.clone(),
+            }
+            .into());
+        }
+    }
+    if flags.strategy == Strategy::Dynamic && specs.len() != 1 {
+        return Err(SupError::DynamicTemplate { specs: specs.len() });
     }
     Ok(())
 }
@@ -259,6 +311,10 @@ pub struct Supervisor<C: Children> {
     log: Vec<SupEvent>,
     /// The next restart is not counted against the intensity.
     exempt: bool,
+    /// Beyond OTP: a growing delay before each restart of a child.
+    backoff: Option<Backoff>,
+    /// Picks backoff jitter (xorshift; quality is not the point).
+    random: u64,
 }
 
 impl<C: Children> Supervisor<C> {
@@ -292,6 +348,8 @@ impl<C: Children> Supervisor<C> {
             template: None,
             log: Vec::new(),
             exempt: false,
+            backoff: None,
+            random: 0x9E37_79B9_7F4A_7C15,
         };
         if flags.strategy == Strategy::Dynamic {
             sup.template = specs.into_iter().next();
@@ -302,6 +360,7 @@ impl<C: Children> Supervisor<C> {
             sup.children.push(Child {
                 spec,
                 state: State::NotRunning,
+                backoff: None,
             });
             let last = sup.children.len() - 1;
             if let Err(reason) = sup.start_at(children, last).await {
@@ -315,30 +374,24 @@ impl<C: Children> Supervisor<C> {
 
     /// Checks flags and specs before anything starts.
     fn validated(flags: &SupFlags, specs: &[ChildSpec<C::Start>]) -> Result<(), SupError> {
-        flags.validate()?;
-        if flags.strategy == Strategy::Dynamic && flags.auto_shutdown != AutoShutdown::Never {
-            // OTP 27: auto_shutdown is not valid for simple_one_for_one.
-            return Err(SupError::DynamicAutoShutdown);
-        }
-        for (i, spec) in specs.iter().enumerate() {
-            spec.validate()?;
-            check_significance(flags, spec)?;
-            if specs[..i].iter().any(|s| s.id == spec.id) {
-                return Err(SpecError::DuplicateId {
-                    id: spec.id.clone(),
-                }
-                .into());
-            }
-        }
-        if flags.strategy == Strategy::Dynamic && specs.len() != 1 {
-            return Err(SupError::DynamicTemplate { specs: specs.len() });
-        }
-        Ok(())
+        check_spec(flags, specs)
     }
 
     /// The template of a dynamic supervisor.
     pub fn template(&self) -> Option<&ChildSpec<C::Start>> {
         self.template.as_ref()
+    }
+
+    /// Delays each restart of a child by `backoff` (each child has its own
+    /// place in it), or no longer (`None`, OTP's way). A delayed restart is
+    /// an [`Outcome::TryAgain`] whose `after` is the delay: the supervisor
+    /// keeps answering meanwhile, and the attempt, when it comes, counts
+    /// against the intensity.
+    pub fn set_backoff(&mut self, backoff: Option<Backoff>) {
+        self.backoff = backoff;
+        for c in &mut self.children {
+            c.backoff = None;
+        }
     }
 
     /// The next restart this supervisor makes is not counted against its
@@ -374,6 +427,13 @@ impl<C: Children> Supervisor<C> {
             State::Running(h) => Some(h.clone()),
             _ => None,
         })
+    }
+
+    /// True while child `id`'s restart waits to be tried again (see
+    /// [`Outcome::TryAgain`]).
+    pub fn is_restarting(&self, id: &str) -> bool {
+        self.find(id)
+            .is_some_and(|i| matches!(self.children[i].state, State::Restarting))
     }
 
     fn find(&self, id: &str) -> Option<usize> {
@@ -457,7 +517,10 @@ impl<C: Children> Supervisor<C> {
 
     /// A child ended by itself with `reason`. `handle` names the incarnation
     /// that ended: an exit of an incarnation the supervisor already replaced
-    /// or stopped is ignored.
+    /// or stopped is ignored. A restart that fails to start (or is delayed
+    /// by the backoff) is an [`Outcome::TryAgain`]: call
+    /// [`Supervisor::try_again`] later, as OTP's supervisor retries by a
+    /// message to itself rather than in a loop.
     pub async fn child_exited(
         &mut self,
         children: &mut C,
@@ -522,52 +585,101 @@ impl<C: Children> Supervisor<C> {
         Outcome::Continue
     }
 
-    /// Restarts per the strategy because the child at `i` must be; each
-    /// attempt counts against the intensity, and a start that fails is
-    /// tried again until the intensity gives out.
+    /// The backoff delay before the next restart of the child at `i`
+    /// (zero without a backoff).
+    fn delay(&mut self, i: usize) -> Duration {
+        let Some(policy) = &self.backoff else {
+            return Duration::ZERO;
+        };
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        let random = self.random;
+        self.children[i]
+            .backoff
+            .get_or_insert_with(|| policy.start())
+            .next_delay(Instant::now(), random)
+    }
+
+    /// The child at `i` must be restarted: at once, or after its backoff
+    /// delay (an [`Outcome::TryAgain`], the child restarting meanwhile).
     async fn restart(&mut self, children: &mut C, i: usize) -> Outcome {
+        let after = self.delay(i);
+        if after.is_zero() {
+            return self.attempt(children, i).await;
+        }
         let id = self.children[i].spec.id.clone();
-        loop {
-            if children.stopping() {
-                return Outcome::Continue;
+        self.children[i].state = State::Restarting;
+        Outcome::TryAgain { id, after }
+    }
+
+    /// OTP's `try_again_restart`: tries again to restart child `id` after
+    /// an [`Outcome::TryAgain`]. The attempt counts against the intensity
+    /// (past it, the supervisor gives up: [`Outcome::Shutdown`]); it may
+    /// fail again (another `TryAgain`). Nothing is done if the child is no
+    /// longer restarting: it was terminated, deleted or started meanwhile,
+    /// or the supervisor is stopping.
+    pub async fn try_again(&mut self, children: &mut C, id: &str) -> Outcome {
+        match self.find(id) {
+            Some(i) if matches!(self.children[i].state, State::Restarting) => {
+                self.attempt(children, i).await
             }
-            let verdict = if std::mem::take(&mut self.exempt) {
-                RestartVerdict::Restart { in_period: 0 }
-            } else {
-                self.intensity.record()
-            };
-            if let RestartVerdict::GiveUp { in_period } = verdict {
-                record(
-                    &mut self.log,
-                    children,
-                    SupEvent::GaveUp {
-                        restarts: in_period,
-                    },
-                );
-                self.stop_all(children).await;
-                return Outcome::Shutdown(ExitReason::Shutdown);
-            }
+            _ => Outcome::Continue,
+        }
+    }
+
+    /// One restart per the strategy because the child at `i` must be
+    /// restarted; it counts against the intensity. A start that fails is
+    /// OTP's `{try_again, Id}` for the child that failed (after its backoff
+    /// delay, if any), never a loop here: the owner answers calls between
+    /// attempts.
+    async fn attempt(&mut self, children: &mut C, i: usize) -> Outcome {
+        if children.stopping() {
+            return Outcome::Continue;
+        }
+        let id = self.children[i].spec.id.clone();
+        let verdict = if std::mem::take(&mut self.exempt) {
+            RestartVerdict::Restart { in_period: 0 }
+        } else {
+            self.intensity.record()
+        };
+        if let RestartVerdict::GiveUp { in_period } = verdict {
             record(
                 &mut self.log,
                 children,
-                SupEvent::Restarting { id: id.clone() },
+                SupEvent::GaveUp {
+                    restarts: in_period,
+                },
             );
-            let Some(i) = self.find(&id) else {
-                return Outcome::Continue;
-            };
-            // On a retry of one_for_all / rest_for_one the child may be
-            // running again (started by the attempt that failed further on):
-            // it is stopped with the others, never forgotten.
-            if !matches!(self.children[i].state, State::Running(_)) {
-                self.children[i].state = State::Restarting;
+            self.stop_all(children).await;
+            return Outcome::Shutdown(ExitReason::Shutdown);
+        }
+        record(
+            &mut self.log,
+            children,
+            SupEvent::Restarting { id: id.clone() },
+        );
+        // On a retry of one_for_all / rest_for_one the child may be
+        // running again (started by the attempt that failed further on):
+        // it is stopped with the others, never forgotten.
+        if !matches!(self.children[i].state, State::Running(_)) {
+            self.children[i].state = State::Restarting;
+        }
+        let started = match self.flags.strategy {
+            Strategy::OneForOne | Strategy::Dynamic => {
+                self.start_at(children, i).await.map_err(|_| i)
             }
-            let started = match self.flags.strategy {
-                Strategy::OneForOne | Strategy::Dynamic => self.start_at(children, i).await,
-                Strategy::OneForAll => self.restart_from(children, 0).await,
-                Strategy::RestForOne => self.restart_from(children, i).await,
-            };
-            if started.is_ok() {
-                return Outcome::Continue;
+            Strategy::OneForAll => self.restart_from(children, 0).await,
+            Strategy::RestForOne => self.restart_from(children, i).await,
+        };
+        match started {
+            Ok(()) => Outcome::Continue,
+            Err(failed) => {
+                let after = self.delay(failed);
+                Outcome::TryAgain {
+                    id: self.children[failed].spec.id.clone(),
+                    after,
+                }
             }
         }
     }
@@ -576,12 +688,18 @@ impl<C: Children> Supervisor<C> {
     /// crashed one is down already, unless an earlier attempt restarted
     /// it), then starts them again in order; temporary bystanders are
     /// removed, not restarted.
-    async fn restart_from(&mut self, children: &mut C, from: usize) -> Result<(), ExitReason> {
-        for i in (from..self.children.len()).rev() {
+    /// On failure, the index of the child that failed to start.
+    async fn restart_from(&mut self, children: &mut C, from: usize) -> Result<(), usize> {
+        let mut i = self.children.len();
+        while i > from {
+            i -= 1;
+            // A temporary bystander's spec goes (the indices after it move).
             self.stop_at(children, i).await;
         }
         for i in from..self.children.len() {
-            self.start_at(children, i).await?;
+            if self.start_at(children, i).await.is_err() {
+                return Err(i);
+            }
         }
         Ok(())
     }
@@ -638,6 +756,7 @@ impl<C: Children> Supervisor<C> {
         self.children.push(Child {
             spec,
             state: State::NotRunning,
+            backoff: None,
         });
         let last = self.children.len() - 1;
         match self.start_at(children, last).await {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{specs, Fake};
+use common::{settle, specs, Fake};
 use hyperverse_supervisors::*;
 
 async fn leaks(
@@ -26,6 +26,8 @@ async fn leaks(
     let out = sup
         .child_exited(&mut kids, crashed, &h, ExitReason::Error("boom".into()))
         .await;
+    assert!(matches!(out, Outcome::TryAgain { .. }), "{out:?}");
+    let out = settle(&mut sup, &mut kids, out).await;
     assert_eq!(out, Outcome::Continue);
     // Alive incarnations the supervisor does not know about.
     let known: Vec<u64> = sup

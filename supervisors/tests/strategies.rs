@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{specs, Fake};
+use common::{settle, specs, Fake};
 use futures::executor::block_on;
 use hyperverse_supervisors::*;
 
@@ -44,7 +44,10 @@ async fn crash(
     reason: ExitReason,
 ) -> Outcome {
     let h = sup.handle(id).unwrap();
-    sup.child_exited(kids, id, &h, reason).await
+    // Failed restarts are retried at once, as the owner of the supervisor
+    // would (see `try_again.rs` for what happens in between).
+    let outcome = sup.child_exited(kids, id, &h, reason).await;
+    settle(sup, kids, outcome).await
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub struct MachineBuilder {
     event_capacity: usize,
     shutdown_timeout: Duration,
     observers: Vec<Observer>,
+    /// The first bad supervisor spec given, reported by `build`.
+    bad_supervisor: Option<MachineError>,
 }
 
 /// How long a stopping particle may take before it is killed (OTP's default
@@ -50,6 +52,7 @@ impl MachineBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             observers: Vec::new(),
+            bad_supervisor: None,
         }
     }
 
@@ -73,8 +76,17 @@ impl MachineBuilder {
 
     /// Installs an OTP supervisor as `kind`: each particle of that Kind
     /// supervises the children `spec` names (see [`crate::SupervisorRef`]).
-    /// Specs are checked when a supervisor starts: a bad one fails its start.
-    pub fn supervisor(self, kind: impl Into<Kind>, spec: crate::SupervisorSpec) -> Self {
+    /// The spec is checked here: a bad one is
+    /// [`MachineError::BadSupervisor`] from [`MachineBuilder::build`].
+    pub fn supervisor(mut self, kind: impl Into<Kind>, spec: crate::SupervisorSpec) -> Self {
+        let kind = kind.into();
+        if let Err(error) = spec.validate() {
+            self.bad_supervisor
+                .get_or_insert(MachineError::BadSupervisor {
+                    kind: kind.clone(),
+                    error,
+                });
+        }
         self.kind(kind, crate::supervision::SupervisorParticle { spec })
     }
 
@@ -114,7 +126,9 @@ impl MachineBuilder {
     /// Calls `observer` with every event, synchronously, where it happens:
     /// unlike [`Machine::events`] it sees events in the exact order they
     /// happened relative to what particles do, and never falls behind. For
-    /// test probes and logs; keep it quick, it runs inside the runtime.
+    /// test probes and logs; keep it quick, it runs inside the runtime. A
+    /// panic in it is caught and logged (`hyperverse::machine`), never
+    /// unwound into the runtime.
     pub fn observer(mut self, observer: impl Fn(&Event) + Send + Sync + 'static) -> Self {
         self.observers.push(Arc::new(observer));
         self
@@ -133,6 +147,9 @@ impl MachineBuilder {
         };
         if self.stars == 0 {
             return Err(MachineError::NoStars);
+        }
+        if let Some(bad) = self.bad_supervisor {
+            return Err(bad);
         }
         self.limit.intensity()?;
         if let Some(b) = &self.limit.backoff {

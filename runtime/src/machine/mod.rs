@@ -24,8 +24,8 @@ use crate::stars::StarSlot;
 use crate::targets;
 use crate::{
     Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, Lane, LaneLimit, Launch,
-    Method, MonitorRef, Point, Record, Registry, RegistryError, RestartLimit, SpawnError, Status,
-    SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
+    Method, MonitorRef, Point, Record, Registry, RegistryError, Restart, RestartLimit, SpawnError,
+    Status, SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
 };
 
 /// How long [`Machine::ask`] waits unless the builder says otherwise.
@@ -61,6 +61,14 @@ pub struct SpawnOptions {
     pub restart_limit: Option<RestartLimit>,
     /// Bounds its lane (default: unbounded).
     pub lane: Option<LaneLimit>,
+    /// When its Star restarts it, as OTP's restart types (default
+    /// permanent): `Permanent` after every crash (within its restart
+    /// limit), `Transient` only after an abnormal exit (a supervisor that
+    /// escalates exits with reason shutdown, a normal exit, and is not
+    /// restarted), `Temporary` never. A particle not restarted ends with
+    /// its exit reason, and its parent's crash notice says `gave_up`. (A
+    /// child of a supervisor particle follows its child spec instead.)
+    pub restart: Restart,
 }
 
 type ReadyTx = oneshot::Sender<Result<(), String>>;
@@ -224,6 +232,11 @@ impl Machine {
         self.launch(point, None, kind, args, opts, None, false)
     }
 
+    /// The Machine's default restart backoff, if any.
+    pub(crate) fn default_backoff(&self) -> Option<hyperverse_supervisors::Backoff> {
+        self.shared.limit.backoff.as_deref().copied()
+    }
+
     /// The runtime particles run on.
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.shared.runtime
@@ -340,6 +353,7 @@ impl Machine {
             star,
             parent.as_ref(),
             limit,
+            opts.restart,
             sh.next_seq.fetch_add(1, Ordering::Relaxed),
             opts.lane,
             supervised,
@@ -354,14 +368,21 @@ impl Machine {
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: targets::SPAWN, "particle spawned");
         self.emit(|| Event::Spawned { point, kind, star });
-        driver.launch(Launch::new(
+        let launch = Launch::new(
             Ctx {
                 machine: self.clone(),
                 cell: cell.clone(),
             },
             args,
             ready,
-        ));
+        );
+        // A Driver is user code: a panic in it must not leave a registered
+        // particle that never runs (the dropped `Launch` ends it).
+        if let Err(panic) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.launch(launch)))
+        {
+            tracing::error!(target: targets::SPAWN, panic = %crate::event::panic_text(&*panic), "a driver panicked");
+        }
         if cell.never_ran() {
             // The Driver dropped its Launch: the particle never ran.
             return Err(SpawnError::StartFailed {
@@ -429,13 +450,18 @@ impl Machine {
     pub(crate) fn monitor_cell(&self, watcher: &Arc<ParticleCell>, target: &Point) -> MonitorRef {
         let r = MonitorRef(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
         let live = match self.shared.registry.cell(target) {
-            Some(t) if t.lane.add_monitor(r, Arc::downgrade(watcher)) => {
+            Some(t) => {
                 // Monitors belong to the watcher's incarnation (as to an
-                // Erlang process): they go when it crashes or ends.
+                // Erlang process): they go when it crashes or ends. Noted
+                // first, so that a target ending at once finds it to forget.
                 watcher.lane.note_watching(&t, r);
-                true
+                let added = t.lane.add_monitor(r, Arc::downgrade(watcher));
+                if !added {
+                    watcher.lane.forget_watching(r);
+                }
+                added
             }
-            _ => false,
+            None => false,
         };
         if !live {
             send_down(
@@ -502,10 +528,19 @@ impl Machine {
     /// Removes a monitor on `target`; true if it had not fired yet (it
     /// never will now).
     pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
-        self.shared
+        let Some(watcher) = self
+            .shared
             .registry
             .cell(target)
-            .is_some_and(|t| t.lane.remove_monitor(monitor))
+            .and_then(|t| t.lane.remove_monitor(monitor))
+        else {
+            return false;
+        };
+        // The watcher forgets it too: nothing of it is left on either side.
+        if let Some(watcher) = watcher.upgrade() {
+            watcher.lane.forget_watching(monitor);
+        }
+        true
     }
 
     /// A lane to the particle at `point`, for repeated sends without lookups.

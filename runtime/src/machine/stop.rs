@@ -93,7 +93,6 @@ impl Machine {
                     continue;
                 }
                 self.await_end(cell).await;
-                // A given-up particle keeps its record until it is stopped.
                 self.shared.registry.unregister(cell);
             }
         }
@@ -116,15 +115,15 @@ impl Machine {
         }
     }
 
-    /// Removes an ended particle's record (a given-up particle's stays until
-    /// then).
+    /// Removes `cell`'s record, if it is still the one at its Point.
     pub(crate) fn forget(&self, cell: &Arc<ParticleCell>) {
         self.shared.registry.unregister(cell);
     }
 
-    /// True if `cell`'s particle has children registered.
+    /// True if `cell`'s particle (that one, not whoever holds its Point
+    /// now) has children.
     pub(crate) fn has_children(&self, cell: &ParticleCell) -> bool {
-        self.shared.registry.has_children(cell.point())
+        cell.has_children()
     }
 
     /// Waits for a particle told to stop to end; past the shutdown timeout
@@ -151,11 +150,10 @@ impl Machine {
         }
     }
 
-    /// `cell`'s descendants (not itself).
+    /// `cell`'s descendants (not itself), by identity: an ended particle's
+    /// own, never those of a newer particle at its Point.
     pub(crate) fn descendants(&self, cell: &Arc<ParticleCell>) -> Vec<Arc<ParticleCell>> {
-        let mut cells = self.shared.registry.cells_under(cell.point());
-        cells.retain(|c| !Arc::ptr_eq(c, cell));
-        cells
+        cell.descendants()
     }
 
     /// Parks the supervised children of `cell`, a supervisor whose
@@ -252,6 +250,7 @@ impl Machine {
         reason: String,
         in_flight: Option<InFlight>,
         stopping: bool,
+        normal: bool,
     ) -> (Decision, std::time::Duration) {
         let give_up = (Decision::GiveUp, std::time::Duration::ZERO);
         let t = std::time::Instant::now();
@@ -262,6 +261,7 @@ impl Machine {
                 reason: reason.clone(),
                 in_flight: in_flight.clone(),
                 stopping,
+                normal,
                 reply,
             };
             if self.shared.stars[cell.star()].send(msg) {
@@ -277,8 +277,8 @@ impl Machine {
     }
 
     /// A particle's task is ending: close its lane, answer what is left in
-    /// it, and unregister it unless it was given up (its record then stays,
-    /// `Stopped`, until the Point is stopped or taken again).
+    /// it, and unregister it (a given-up particle too: its record left when
+    /// it was given up, unless its Point was taken meanwhile).
     pub(crate) fn finish(
         &self,
         cell: &Arc<ParticleCell>,
@@ -296,8 +296,8 @@ impl Machine {
         if cell.restarts() > 0 && !gave_up {
             self.shared.stars[cell.star()].send(StarMsg::Forget(cell.spawn_seq()));
         }
+        self.shared.registry.unregister(cell);
         if !gave_up {
-            self.shared.registry.unregister(cell);
             tracing::debug!(target: targets::SPAWN, point = %cell.point(), "particle stopped");
             self.emit(|| Event::Stopped {
                 point: cell.point().clone(),
@@ -313,6 +313,9 @@ impl Machine {
         self.drop_monitors(cell);
         for (monitor, watcher) in cell.lane.take_monitors() {
             if let Some(watcher) = watcher.upgrade() {
+                // The monitor has fired: the watcher keeps nothing of this
+                // particle (its `Weak` would keep the cell's memory).
+                watcher.lane.forget_watching(monitor);
                 super::send_down(
                     &watcher,
                     DownNotice {

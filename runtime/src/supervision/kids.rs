@@ -85,12 +85,17 @@ impl Kids {
     }
 
     /// Ends, for good, every child `sup` does not run now (removed,
-    /// terminated, not restarted), and waits until they have ended.
+    /// terminated, not restarted), and waits until they have ended. A child
+    /// whose restart waits to be tried again stays parked, its lane and
+    /// queued waves kept for the restart.
     pub(crate) async fn reconcile(&mut self, sup: &Supervisor<Kids>) {
         let stale: Vec<String> = self
             .live
             .iter()
-            .filter(|(id, cell)| sup.handle(id).is_none_or(|h| h.seq != cell.spawn_seq()))
+            .filter(|(id, cell)| match sup.handle(id) {
+                Some(h) => h.seq != cell.spawn_seq(),
+                None => !sup.is_restarting(id),
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
@@ -121,19 +126,12 @@ impl Kids {
     /// Ends the children parked by a crashed incarnation that this one did
     /// not adopt (a dynamic supervisor's, as OTP does not restore them).
     pub(crate) async fn end_orphans(&mut self) {
-        let me = self.ctx.me().clone();
         let orphans: Vec<Arc<ParticleCell>> = self
             .ctx
-            .machine
-            .registry()
-            .cells_under(&me)
+            .cell
+            .children()
             .into_iter()
-            .filter(|c| {
-                c.managed().is_some()
-                    && c.parent_cell()
-                        .is_some_and(|p| Arc::ptr_eq(&p, &self.ctx.cell))
-                    && !self.live.values().any(|l| Arc::ptr_eq(l, c))
-            })
+            .filter(|c| c.managed().is_some() && !self.live.values().any(|l| Arc::ptr_eq(l, c)))
             .collect();
         for cell in orphans {
             self.end_cell(&cell).await;

@@ -1,13 +1,21 @@
 //! Supervisor particles: OTP's `supervisor` as a particle, its children
 //! particles under it.
 
-use hyperverse_supervisors::{ChildSpec, ExitReason, Outcome, SupError, SupFlags, Supervisor};
+use hyperverse_supervisors::{
+    Backoff, ChildSpec, ExitReason, Outcome, SupError, SupFlags, Supervisor,
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::child::{ExitReport, EXIT};
 use super::kids::{ChildRef, Kids};
 use super::{api, ChildStart};
+use crate::lane::deliver;
 use crate::targets;
-use crate::{Body, CodecError, CrashNotice, Ctx, Event, Particle, ParticleError, Wave};
+use crate::{Body, CodecError, CrashNotice, Ctx, Event, Particle, ParticleError, Wave, WaveError};
 
 /// What a supervisor particle supervises: OTP's `init/1` result, flags and
 /// child specs. Register it as a Kind with
@@ -19,12 +27,36 @@ pub struct SupervisorSpec {
     pub flags: SupFlags,
     /// The children, in start order (a dynamic supervisor: its one template).
     pub children: Vec<ChildSpec<ChildStart>>,
+    /// Beyond OTP: a growing delay before each restart of a child (default:
+    /// the Machine's [`crate::MachineBuilder::restart_backoff`], if any).
+    /// The supervisor keeps answering calls while it waits.
+    pub backoff: Option<Backoff>,
 }
 
 impl SupervisorSpec {
     /// A supervisor with these flags and children.
     pub fn new(flags: SupFlags, children: Vec<ChildSpec<ChildStart>>) -> Self {
-        SupervisorSpec { flags, children }
+        SupervisorSpec {
+            flags,
+            children,
+            backoff: None,
+        }
+    }
+
+    /// Delays each restart of a child by this backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// Checks the spec as the supervisor's start would (OTP's check of
+    /// `init/1`'s result), and its backoff.
+    pub fn validate(&self) -> Result<(), SupError> {
+        hyperverse_supervisors::check_spec(&self.flags, &self.children)?;
+        if let Some(b) = &self.backoff {
+            b.validate().map_err(SupError::Backoff)?;
+        }
+        Ok(())
     }
 }
 
@@ -36,6 +68,76 @@ pub(crate) struct SupervisorParticle {
 pub(crate) struct SupState {
     sup: Supervisor<Kids>,
     kids: Kids,
+    /// The restarts it owes itself (OTP's `try_again_restart`).
+    retries: Arc<Retries>,
+}
+
+/// The method of the wave that wakes a supervisor particle to try its due
+/// restarts again. It carries nothing: which children are due is in the
+/// supervisor's own [`Retries`], out of reach of any wave, so a forged one
+/// can only make the supervisor look at an empty list.
+pub(crate) const RETRY: &str = "$sup:retry";
+
+/// The restarts a supervisor particle owes itself: a child whose restart
+/// failed (or waits for its backoff) is put here when its delay is over,
+/// and the supervisor is woken by a [`RETRY`] wave to try it again. The
+/// supervisor answers calls meanwhile (OTP's supervisor sends itself
+/// `{try_again_restart, Id}` for the same reason).
+#[derive(Default)]
+pub(crate) struct Retries {
+    due: Mutex<Vec<String>>,
+    /// The timers of retries not yet due: stopped with the incarnation
+    /// that owes them.
+    timers: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Drop for SupState {
+    fn drop(&mut self) {
+        for timer in self.retries.timers.lock().drain(..) {
+            timer.abort();
+        }
+    }
+}
+
+impl Retries {
+    /// Tries `id` again after `after`: marks it due then, and wakes the
+    /// supervisor.
+    fn schedule(self: &Arc<Self>, ctx: &Ctx, id: String, after: Duration) {
+        let retries = Arc::downgrade(self);
+        let cell = Arc::downgrade(&ctx.cell);
+        let wake = async move {
+            if !after.is_zero() {
+                tokio::time::sleep(after).await;
+            }
+            let (Some(retries), Some(cell)) = (retries.upgrade(), cell.upgrade()) else {
+                return;
+            };
+            retries.due.lock().push(id);
+            let wave = Wave::signal(
+                cell.point().clone(),
+                cell.point().clone(),
+                RETRY,
+                Body::empty(),
+            );
+            // A full bounded lane is waited out (its letters are handled
+            // meanwhile); a closed one means the supervisor has ended.
+            let mut wave = Some(wave);
+            while let Some(w) = wave.take() {
+                if let Err(WaveError::LaneFull { .. }) = deliver(&cell, w.clone()) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    wave = Some(w);
+                }
+            }
+        };
+        let timer = ctx.machine.runtime().spawn(wake).abort_handle();
+        let mut timers = self.timers.lock();
+        timers.retain(|t| !t.is_finished());
+        timers.push(timer);
+    }
+
+    fn take_due(&self) -> Vec<String> {
+        std::mem::take(&mut *self.due.lock())
+    }
 }
 
 impl Particle for SupervisorParticle {
@@ -49,9 +151,14 @@ impl Particle for SupervisorParticle {
             Ok(mut sup) => {
                 // Its events went out as they happened (`Kids::event`).
                 sup.take_log();
+                sup.set_backoff(self.spec.backoff.or_else(|| ctx.machine.default_backoff()));
                 kids.reconcile(&sup).await;
                 kids.end_orphans().await;
-                Ok(SupState { sup, kids })
+                Ok(SupState {
+                    sup,
+                    kids,
+                    retries: Arc::default(),
+                })
             }
             Err((e, _)) => {
                 // Its children stay parked (the started ones were stopped,
@@ -68,6 +175,12 @@ impl Particle for SupervisorParticle {
         st: &mut SupState,
         wave: Wave,
     ) -> Result<Body, ParticleError> {
+        if &*wave.method == RETRY {
+            return match st.retry_due(ctx).await {
+                Ok(()) => Ok(Body::empty()),
+                Err(reason) => Err(Box::new(reason)),
+            };
+        }
         if &*wave.method == EXIT {
             // Escalation is the one way out of here: bad input is ignored.
             return match st.child_exit(ctx, wave).await {
@@ -192,18 +305,39 @@ impl SupState {
                 in_period: self.sup.restarts_in_period(),
                 star,
                 supervisor: Some(ctx.me().clone()),
-                gave_up: self.sup.handle(&id).is_none(),
+                gave_up: self.sup.handle(&id).is_none() && !self.sup.is_restarting(&id),
                 in_flight: report.in_flight,
             };
             tracing::warn!(target: targets::CRASH, point = %child, reason = %notice.reason, supervisor = %ctx.me(), "supervised particle crashed");
             ctx.machine.emit(|| Event::Crashed(notice));
         }
         self.settle().await;
+        self.follow(ctx, outcome)
+    }
+
+    /// Acts on a supervisor outcome: a retry is scheduled (the supervisor
+    /// keeps answering meanwhile); an error is its own exit (escalation).
+    fn follow(&mut self, ctx: &Ctx, outcome: Outcome) -> Result<(), ExitReason> {
         match outcome {
             Outcome::Continue => Ok(()),
+            Outcome::TryAgain { id, after } => {
+                tracing::info!(target: targets::RESTART, supervisor = %ctx.me(), %id, ?after, "supervisor will try the restart again");
+                self.retries.schedule(ctx, id, after);
+                Ok(())
+            }
             // Escalation: it dies with reason shutdown, and its own
             // supervisor (or Star) acts.
             Outcome::Shutdown(reason) => Err(reason),
         }
+    }
+
+    /// Tries again the restarts that are due (OTP's `try_again_restart`).
+    async fn retry_due(&mut self, ctx: &Ctx) -> Result<(), ExitReason> {
+        for id in self.retries.take_due() {
+            let outcome = self.sup.try_again(&mut self.kids, &id).await;
+            self.settle().await;
+            self.follow(ctx, outcome)?;
+        }
+        Ok(())
     }
 }

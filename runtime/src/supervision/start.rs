@@ -96,7 +96,7 @@ impl ChildStart {
         SpawnOptions {
             star: self.star,
             lane: self.lane,
-            restart_limit: None,
+            ..SpawnOptions::default()
         }
     }
 }

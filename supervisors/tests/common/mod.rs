@@ -49,3 +49,16 @@ impl Children for Fake {
 pub fn specs(ids: &[&str]) -> Vec<ChildSpec<()>> {
     ids.iter().map(|id| ChildSpec::worker(*id, ())).collect()
 }
+
+/// Drives a supervisor's retries as its owner would, with no delay: while
+/// an exit's outcome is `TryAgain`, try again.
+pub async fn settle<C: Children>(
+    sup: &mut Supervisor<C>,
+    kids: &mut C,
+    mut outcome: Outcome,
+) -> Outcome {
+    while let Outcome::TryAgain { id, .. } = outcome {
+        outcome = sup.try_again(kids, &id).await;
+    }
+    outcome
+}

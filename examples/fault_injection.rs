@@ -85,11 +85,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = {
         let (m, targets) = (m.clone(), targets.clone());
         tokio::spawn(async move {
-            let me: Point = "client".parse().unwrap();
             for n in 0..200u64 {
                 for t in &targets {
-                    let wave = Wave::signal(me.clone(), t.clone(), "n", Body::from_u64(n));
-                    m.send(wave).expect("every worker's lane stays open");
+                    // From the Machine (ROOT): the runtime stamps the sender.
+                    m.signal(t, "n", Body::from_u64(n))
+                        .expect("every worker's lane stays open");
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }

@@ -112,10 +112,9 @@ async fn send(lanes: &Arc<[Lane]>, sent: &Arc<AtomicU64>) -> Result<(), WaveErro
     for s in 0..SENDERS {
         let (lanes, sent) = (lanes.clone(), sent.clone());
         tasks.spawn(async move {
-            let from: Point = format!("sender-{s}").parse().expect("a valid point");
             for n in 0..PER_SENDER {
                 let lane = &lanes[(n as usize + s) % lanes.len()];
-                lane.signal(from.clone(), "add", Body::empty())?;
+                lane.signal("add", Body::empty())?;
                 sent.fetch_add(1, Ordering::Relaxed);
                 if n % 500 == 0 {
                     tokio::task::yield_now().await;

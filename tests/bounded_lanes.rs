@@ -55,7 +55,7 @@ async fn gated(when_full: WhenFull) -> (Machine, Gate, Lane) {
         .await
         .unwrap();
     // The particle takes "block" and waits in it; what follows queues up.
-    lane.signal(Point::root(), "block", Body::empty()).unwrap();
+    lane.signal("block", Body::empty()).unwrap();
     eventually("blocked", || lane.cell().queued() == 0).await;
     (m, gate, lane)
 }
@@ -63,57 +63,45 @@ async fn gated(when_full: WhenFull) -> (Machine, Gate, Lane) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_rejecting_lane_refuses_with_a_typed_error() {
     let (m, gate, lane) = gated(WhenFull::Reject).await;
-    lane.signal(Point::root(), "a", Body::empty()).unwrap();
-    lane.signal(Point::root(), "b", Body::empty()).unwrap();
+    lane.signal("a", Body::empty()).unwrap();
+    lane.signal("b", Body::empty()).unwrap();
     let full = WaveError::LaneFull {
         point: p("g"),
         capacity: 2,
     };
-    assert_eq!(
-        lane.signal(Point::root(), "c", Body::empty()),
-        Err(full.clone())
-    );
+    assert_eq!(lane.signal("c", Body::empty()), Err(full.clone()));
     assert_eq!(m.signal(&p("g"), "c", Body::empty()), Err(full.clone()));
     assert_eq!(
-        lane.send_waiting(Wave::signal(Point::root(), p("g"), "c", Body::empty()))
-            .await,
+        lane.signal_waiting("c", Body::empty()).await,
         Err(full.clone())
     );
-    assert_eq!(
-        lane.call(Point::root(), "c", Body::empty())
-            .await
-            .unwrap_err(),
-        full
-    );
+    assert_eq!(lane.call("c", Body::empty()).await.unwrap_err(), full);
     gate.open.add_permits(1);
     eventually("drained", || gate.handled.lock().len() == 3).await;
     assert_eq!(*gate.handled.lock(), ["block", "a", "b"]);
     // Room again.
-    lane.call(Point::root(), "d", Body::empty()).await.unwrap();
+    lane.call("d", Body::empty()).await.unwrap();
     m.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_waiting_lane_makes_senders_wait_and_loses_nothing() {
     let (m, gate, lane) = gated(WhenFull::Wait).await;
-    lane.signal(Point::root(), "a", Body::empty()).unwrap();
-    lane.signal(Point::root(), "b", Body::empty()).unwrap();
+    lane.signal("a", Body::empty()).unwrap();
+    lane.signal("b", Body::empty()).unwrap();
     // A synchronous send cannot wait: it is told the lane is full.
     assert!(matches!(
-        lane.signal(Point::root(), "x", Body::empty()),
+        lane.signal("x", Body::empty()),
         Err(WaveError::LaneFull { .. })
     ));
     // Async senders wait for room: a signal and a request.
     let waiting_signal = {
         let lane = lane.clone();
-        tokio::spawn(async move {
-            lane.send_waiting(Wave::signal(Point::root(), p("g"), "c", Body::empty()))
-                .await
-        })
+        tokio::spawn(async move { lane.signal_waiting("c", Body::empty()).await })
     };
     let waiting_call = {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.call(p("asker"), "d", Body::empty()).await.map(|_| ()) })
+        tokio::spawn(async move { lane.call("d", Body::empty()).await.map(|_| ()) })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(

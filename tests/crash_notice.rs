@@ -21,7 +21,10 @@ impl Particle for Parent {
     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
         Ok(())
     }
-    async fn handle(&self, _: &Ctx, _: &mut (), _: Wave) -> Result<Body, ParticleError> {
+    async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        // Passes a wave on to the child named in the body: from this particle.
+        let child = ctx.me().child(w.body.as_str()?)?;
+        ctx.signal(&child, w.method, Body::empty())?;
         Ok(Body::empty())
     }
     async fn crash_notice(&self, _: &Ctx, _: &mut (), n: CrashNotice) -> Result<(), ParticleError> {
@@ -77,14 +80,8 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     assert_eq!(m.record(&child).unwrap().parent, Some(app.clone()));
     assert_eq!(m.record(&app).unwrap().children, vec![child.clone()]);
 
-    // A crash by error return, with a signal in flight.
-    m.send(Wave::signal(
-        app.clone(),
-        child.clone(),
-        "fail",
-        Body::empty(),
-    ))
-    .unwrap();
+    // A crash by error return, with a signal from the parent in flight.
+    m.signal(&app, "fail", "worker").unwrap();
     eventually("the first notice", || parent.notices.lock().len() == 1).await;
     // The child serves again: a fresh incarnation (its count restarted).
     let seen = m.ask(&child, "seen", Body::empty()).await.unwrap();
@@ -140,12 +137,12 @@ async fn waves_queued_behind_a_crash_reach_the_next_incarnation() {
         .spawn(child.clone(), "worker".into(), Body::empty())
         .await
         .unwrap();
-    lane.signal(Point::root(), "fail", Body::empty()).unwrap();
+    lane.signal("fail", Body::empty()).unwrap();
     for _ in 0..100 {
-        lane.signal(Point::root(), "tick", Body::empty()).unwrap();
+        lane.signal("tick", Body::empty()).unwrap();
     }
     let seen = lane
-        .request(Point::root(), "seen", Body::empty(), Duration::from_secs(5))
+        .request("seen", Body::empty(), Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(
@@ -171,7 +168,7 @@ async fn past_the_restart_limit_the_child_is_given_up() {
         .await
         .unwrap();
     for _ in 0..3 {
-        lane.signal(app.clone(), "fail", Body::empty()).unwrap();
+        lane.signal("fail", Body::empty()).unwrap();
     }
     eventually("three notices", || parent.notices.lock().len() == 3).await;
     let notices = parent.notices.lock().clone();
@@ -188,7 +185,7 @@ async fn past_the_restart_limit_the_child_is_given_up() {
     // kept from before, `Stopped`; by its Point, nothing lives there.
     let started = std::time::Instant::now();
     let err = lane
-        .request(app.clone(), "seen", Body::empty(), Duration::from_secs(5))
+        .request("seen", Body::empty(), Duration::from_secs(5))
         .await
         .unwrap_err();
     assert_eq!(
@@ -310,13 +307,10 @@ async fn a_restart_backoff_delays_restarts_and_keeps_the_waves() {
         .unwrap();
     let t = std::time::Instant::now();
     // Two crashes in a row: 40 ms, then 80 ms before the restarts.
-    lane.signal(Point::root(), "fail", Body::empty()).unwrap();
-    lane.signal(Point::root(), "fail", Body::empty()).unwrap();
-    lane.signal(Point::root(), "tick", Body::empty()).unwrap();
-    let seen = lane
-        .call(Point::root(), "seen", Body::empty())
-        .await
-        .unwrap();
+    lane.signal("fail", Body::empty()).unwrap();
+    lane.signal("fail", Body::empty()).unwrap();
+    lane.signal("tick", Body::empty()).unwrap();
+    let seen = lane.call("seen", Body::empty()).await.unwrap();
     let waited = t.elapsed();
     assert_eq!(
         seen.body.as_u64(),

@@ -17,12 +17,14 @@ const CRASH_EVERY: u64 = 1_000;
 /// What the counter saw, kept outside it so it survives its restarts.
 #[derive(Default)]
 struct Seen {
-    /// Per sender, the sequence numbers handled, in order.
-    by_sender: HashMap<Point, Vec<u64>>,
+    /// Per sender (a task sending from outside any particle, so every wave
+    /// is the Machine's: the body names the task), the sequence numbers
+    /// handled, in order.
+    by_sender: HashMap<u64, Vec<u64>>,
     /// Waves handled in all (the crashing ones included), across incarnations.
     handled: u64,
     /// The waves it crashed on, as (sender, number).
-    crashed_on: Vec<(Point, u64)>,
+    crashed_on: Vec<(u64, u64)>,
 }
 
 #[derive(Clone, Default)]
@@ -38,15 +40,15 @@ impl Particle for Fragile {
     }
 
     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
-        let n = w.body.as_u64().ok_or("not a number")?;
+        let (from, n): (u64, u64) = w.body.decode()?;
         let mut seen = self.seen.lock();
         seen.handled += 1;
         if seen.handled.is_multiple_of(CRASH_EVERY) {
             // Its own logic: every thousandth wave is too much for it.
-            seen.crashed_on.push((w.from.clone(), n));
-            return Err(format!("wave {n} from {} was one too many", w.from).into());
+            seen.crashed_on.push((from, n));
+            return Err(format!("wave {n} from sender-{from} was one too many").into());
         }
-        seen.by_sender.entry(w.from.clone()).or_default().push(n);
+        seen.by_sender.entry(from).or_default().push(n);
         Ok(Body::empty())
     }
 }
@@ -103,9 +105,9 @@ async fn load(m: &Machine, lane: Lane, fragile: &Fragile) {
     for s in 0..SENDERS {
         let lane = lane.clone();
         senders.push(tokio::spawn(async move {
-            let me: Point = format!("sender-{s}").parse().unwrap();
             for n in 0..PER_SENDER {
-                lane.signal(me.clone(), "n", Body::from_u64(n)).unwrap();
+                let body = Body::encode(&(s, n)).unwrap();
+                lane.signal("n", body).unwrap();
                 if n % 64 == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -140,7 +142,7 @@ fn check(seen: &Seen, record: &Record, total: u64) {
     assert_eq!(seen.crashed_on.len() as u64, crashes);
     assert_eq!(record.restarts as u64, crashes);
     for s in 0..SENDERS {
-        let from: Point = format!("sender-{s}").parse().unwrap();
+        let from = s;
         let got = seen.by_sender.get(&from).cloned().unwrap_or_default();
         let lost: Vec<u64> = seen
             .crashed_on
@@ -150,6 +152,6 @@ fn check(seen: &Seen, record: &Record, total: u64) {
             .collect();
         // Exactly the numbers it sent, minus those that crashed the particle, in order.
         let want: Vec<u64> = (0..PER_SENDER).filter(|n| !lost.contains(n)).collect();
-        assert_eq!(got, want, "{from}: order or loss");
+        assert_eq!(got, want, "sender-{from}: order or loss");
     }
 }

@@ -95,9 +95,9 @@ async fn full_lane(probe: &Probe, m: &Machine) -> Lane {
         .spawn_with(p("g"), "probe".into(), Body::empty(), bounded(1))
         .await
         .unwrap();
-    lane.signal(Point::root(), "block", Body::empty()).unwrap();
+    lane.signal("block", Body::empty()).unwrap();
     eventually("blocked", || lane.cell().queued() == 0).await;
-    lane.signal(Point::root(), "filler", Body::empty()).unwrap();
+    lane.signal("filler", Body::empty()).unwrap();
     let _ = probe;
     lane
 }
@@ -110,12 +110,7 @@ async fn a_request_timeout_covers_the_wait_for_room() {
     // 100 ms timeouts; give them 2 s.
     let via_lane = tokio::time::timeout(
         Duration::from_secs(2),
-        lane.request(
-            Point::root(),
-            "q",
-            Body::empty(),
-            Duration::from_millis(100),
-        ),
+        lane.request("q", Body::empty(), Duration::from_millis(100)),
     )
     .await;
     let via_ask = tokio::time::timeout(Duration::from_secs(2), m.ask(&p("g"), "q", "")).await;
@@ -134,14 +129,11 @@ async fn senders_waiting_for_room_are_released_when_the_particle_stops() {
     let lane = full_lane(&probe, &m).await;
     let waiting_signal = {
         let lane = lane.clone();
-        tokio::spawn(async move {
-            lane.send_waiting(Wave::signal(Point::root(), p("g"), "w", Body::empty()))
-                .await
-        })
+        tokio::spawn(async move { lane.signal_waiting("w", Body::empty()).await })
     };
     let waiting_call = {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.call(p("x"), "c", Body::empty()).await.map(|_| ()) })
+        tokio::spawn(async move { lane.call("c", Body::empty()).await.map(|_| ()) })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stopper = {
@@ -156,7 +148,7 @@ async fn senders_waiting_for_room_are_released_when_the_particle_stops() {
     let c = tokio::time::timeout(Duration::from_secs(1), waiting_call).await;
     assert!(
         s.is_ok() && c.is_ok(),
-        "the particle has ended, yet send_waiting pending={} call pending={}",
+        "the particle has ended, yet signal_waiting pending={} call pending={}",
         s.is_err(),
         c.is_err()
     );
@@ -172,10 +164,10 @@ async fn a_zero_capacity_lane_is_refused_at_spawn() {
     if let Ok(lane) = spawned {
         let r = tokio::time::timeout(
             Duration::from_millis(300),
-            lane.send_waiting(Wave::signal(Point::root(), p("z"), "x", Body::empty())),
+            lane.signal_waiting("x", Body::empty()),
         )
         .await;
-        panic!("capacity 0 accepted at spawn; send_waiting after 300 ms: {r:?}");
+        panic!("capacity 0 accepted at spawn; signal_waiting after 300 ms: {r:?}");
     }
 }
 

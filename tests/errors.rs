@@ -51,12 +51,7 @@ async fn request_to_a_missing_point_fails_at_once() {
     // Far below the 5 s a hang would take; loose enough for a loaded CI machine.
     assert!(t.elapsed() < Duration::from_secs(1), "no hang");
     assert_eq!(
-        m.send(Wave::signal(
-            Point::root(),
-            nobody.clone(),
-            "x",
-            Body::empty()
-        )),
+        m.signal(&nobody, "x", Body::empty()),
         Err(WaveError::NoSuchParticle {
             point: nobody.clone()
         })
@@ -76,26 +71,26 @@ async fn request_to_a_stopped_particle_fails_at_once() {
         .spawn(p.clone(), "sleepy".into(), Body::empty())
         .await
         .unwrap();
-    let hi = lane.call(Point::root(), "echo", "hi").await.unwrap();
+    let hi = lane.call("echo", "hi").await.unwrap();
     assert_eq!(hi.body.as_bytes(), b"hi");
     // It stops itself after this request; one queued behind it gets `Stopped`.
-    let quit = lane.request(Point::root(), "quit", "bye", Duration::from_secs(1));
-    let behind = lane.request(Point::root(), "echo", "late", Duration::from_secs(5));
+    let quit = lane.request("quit", "bye", Duration::from_secs(1));
+    let behind = lane.request("echo", "late", Duration::from_secs(5));
     let (quit, behind) = tokio::join!(quit, behind);
     assert_eq!(quit.unwrap().body.as_bytes(), b"bye");
     let t = Instant::now();
     assert_eq!(behind.unwrap_err(), WaveError::Stopped { point: p.clone() });
     // Through the kept lane, and by Point (the record is gone).
     let err = lane
-        .request(Point::root(), "echo", "x", Duration::from_secs(5))
+        .request("echo", "x", Duration::from_secs(5))
         .await
         .unwrap_err();
     assert_eq!(err, WaveError::Stopped { point: p.clone() });
     // A call has no timeout, and still cannot hang on a stopped particle.
-    let err = lane.call(Point::root(), "echo", "x").await.unwrap_err();
+    let err = lane.call("echo", "x").await.unwrap_err();
     assert_eq!(err, WaveError::Stopped { point: p.clone() });
     assert_eq!(
-        lane.signal(Point::root(), "x", Body::empty()),
+        lane.signal("x", Body::empty()),
         Err(WaveError::Stopped { point: p.clone() })
     );
     assert!(matches!(

@@ -29,9 +29,15 @@ impl Particle for Slow {
     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
         Ok(())
     }
-    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+    async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
         let ms = || Duration::from_millis(w.body.as_u64().unwrap_or(0));
         match &*w.method {
+            // A request of its own to its parent, waiting up to the body's ms.
+            "ask_parent" => {
+                let parent = ctx.parent().ok_or("no parent")?.clone();
+                ctx.request(&parent, "hello", Body::empty(), ms()).await?;
+                Ok(Body::empty())
+            }
             "sleep" => {
                 self.busy.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(ms()).await;
@@ -184,7 +190,7 @@ async fn a_dropped_call_is_answered_when_its_particle_stops() {
         .await
         .unwrap();
     m.inject(&at, Fault::Drop { probability: 1.0 }).unwrap();
-    let call = lane.call(Point::root(), "hi", Body::from_u64(1));
+    let call = lane.call("hi", Body::from_u64(1));
     tokio::time::sleep(Duration::from_millis(50)).await; // taken and dropped
     timeout(SECS5, m.stop(&at)).await.unwrap().unwrap();
     let answer = timeout(Duration::from_secs(2), call).await;
@@ -217,10 +223,7 @@ async fn heal_does_not_answer_dropped_requests_with_stopped() {
         .unwrap();
     m.inject(&at, Fault::Drop { probability: 1.0 }).unwrap();
     let t = Instant::now();
-    let req = m.request(
-        Wave::request(Point::root(), at.clone(), "hi", Body::from_u64(1)),
-        Duration::from_millis(500),
-    );
+    let req = m.request(&at, "hi", Body::from_u64(1), Duration::from_millis(500));
     tokio::time::sleep(Duration::from_millis(50)).await;
     m.inject(&at, Fault::Heal).unwrap();
     let answer = timeout(SECS5, req).await.unwrap();
@@ -427,10 +430,7 @@ async fn stress_a_kill_racing_a_taken_resume_never_hangs_the_park() {
         // And the tree serves again.
         let answer = timeout(
             SECS5,
-            m.request(
-                Wave::request(Point::root(), w.clone(), "n", Body::from_u64(i)),
-                Duration::from_secs(3),
-            ),
+            m.request(&w, "n", Body::from_u64(i), Duration::from_secs(3)),
         )
         .await
         .expect("request hung");
@@ -722,21 +722,21 @@ async fn a_killed_supervisor_does_not_keep_refusing_its_childs_requests() {
     // Control: s2 serves requests from others.
     let control = timeout(
         SECS5,
-        m.request(
-            Wave::request(Point::root(), s2.clone(), "hello", Body::empty()),
-            Duration::from_secs(2),
-        ),
+        m.request(&s2, "hello", Body::empty(), Duration::from_secs(2)),
     )
     .await
     .unwrap();
     assert!(control.is_ok(), "{control:?}");
     // A request from x to its supervisor (any method: a supervisor answers
-    // an unknown one with an empty body).
+    // an unknown one with an empty body), sent from x's own handler: the
+    // runtime stamps x as its sender.
     let answer = timeout(
         SECS5,
         m.request(
-            Wave::request(x.clone(), s2.clone(), "hello", Body::empty()),
-            Duration::from_secs(2),
+            &x,
+            "ask_parent",
+            Body::from_u64(2_000),
+            Duration::from_secs(3),
         ),
     )
     .await

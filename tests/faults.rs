@@ -32,8 +32,13 @@ async fn probes(n: usize) -> (Machine, EventLog, ProbeLog) {
     (m, log, seen)
 }
 
-fn request(to: &Point, n: u64) -> Wave {
-    Wave::request(Point::root(), to.clone(), "n", Body::from_u64(n))
+fn request(
+    m: &Machine,
+    to: &Point,
+    n: u64,
+    timeout: Duration,
+) -> impl std::future::Future<Output = Result<Wave, WaveError>> + Send + 'static {
+    m.request(to, "n", Body::from_u64(n), timeout)
 }
 
 /// Drop faults make requests fail with a typed timeout error; nothing
@@ -45,7 +50,7 @@ async fn dropped_requests_time_out_with_a_typed_error() {
     m.inject(&at, Fault::Drop { probability: 1.0 }).unwrap();
     let t = Instant::now();
     let answers: Vec<_> = (0..20)
-        .map(|i| m.request(request(&at, i), Duration::from_millis(50)))
+        .map(|i| request(&m, &at, i, Duration::from_millis(50)))
         .collect();
     for a in answers {
         assert!(matches!(a.await, Err(WaveError::Timeout { .. })));
@@ -55,11 +60,7 @@ async fn dropped_requests_time_out_with_a_typed_error() {
 
     m.inject(&at, Fault::Heal).unwrap();
     assert_eq!(
-        m.request(request(&at, 7), SECS5)
-            .await
-            .unwrap()
-            .body
-            .as_u64(),
+        request(&m, &at, 7, SECS5).await.unwrap().body.as_u64(),
         Some(7)
     );
 
@@ -69,7 +70,7 @@ async fn dropped_requests_time_out_with_a_typed_error() {
         m.inject_seeded(&at, Fault::Drop { probability: 0.5 }, 99)
             .unwrap();
         let answers: Vec<_> = (0..40)
-            .map(|i| m.request(request(&at, i), Duration::from_millis(100)))
+            .map(|i| request(&m, &at, i, Duration::from_millis(100)))
             .collect();
         let mut answered = Vec::new();
         for (i, a) in answers.into_iter().enumerate() {
@@ -172,11 +173,7 @@ async fn crashes_and_failed_starts_are_restarted() {
     assert_eq!(reasons, ["injected", "no start for you"]);
     assert_eq!(m.record(&at).unwrap().restarts, 2);
     assert_eq!(
-        m.request(request(&at, 3), SECS5)
-            .await
-            .unwrap()
-            .body
-            .as_u64(),
+        request(&m, &at, 3, SECS5).await.unwrap().body.as_u64(),
         Some(3)
     );
     assert!(matches!(

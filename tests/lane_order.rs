@@ -73,7 +73,7 @@ impl Particle for Sender {
                 if n % 2 == 0 {
                     ctx.signal(sink, "seq", Body::from_u64(n))?;
                 } else {
-                    lane.signal(ctx.me().clone(), "seq", Body::from_u64(n))?;
+                    lane.signal("seq", Body::from_u64(n))?;
                 }
             }
             if n % 1024 == 0 {
@@ -137,8 +137,7 @@ async fn per_sender_order_across_stars_with_no_loss() {
         let lane = lane.clone();
         let go = go.clone();
         running.push(tokio::spawn(async move {
-            lane.request(Point::root(), "go", go, Duration::from_secs(60))
-                .await
+            lane.request("go", go, Duration::from_secs(60)).await
         }));
     }
     for r in running {

@@ -50,10 +50,7 @@ impl Particle for Node {
             "crash" => return Err("told to crash".into()),
             "call-me" => {
                 let me = ctx.lane(ctx.me())?;
-                let err = me
-                    .call(ctx.me().clone(), "x", Body::empty())
-                    .await
-                    .unwrap_err();
+                let err = me.call("x", Body::empty()).await.unwrap_err();
                 return Ok(Body::from(err.to_string()));
             }
             "seen" => return Ok(Body::encode(seen)?),
@@ -222,25 +219,15 @@ async fn requests_are_queued_when_made_and_edge_timeouts_behave() {
     let lane = m.spawn(p("a"), "node".into(), Body::empty()).await.unwrap();
 
     // The request is queued at the call, ahead of the signal sent after it.
-    let asked = lane.request(
-        Point::root(),
-        "first",
-        Body::empty(),
-        Duration::from_secs(5),
-    );
-    lane.signal(Point::root(), "second", Body::empty()).unwrap();
+    let asked = lane.request("first", Body::empty(), Duration::from_secs(5));
+    lane.signal("second", Body::empty()).unwrap();
     asked.await.unwrap();
-    let seen = lane
-        .call(Point::root(), "seen", Body::empty())
-        .await
-        .unwrap();
+    let seen = lane.call("seen", Body::empty()).await.unwrap();
     let seen: Vec<String> = seen.body.decode().unwrap();
     assert_eq!(seen, ["first", "second", "seen"]);
 
     // A timeout too large for the clock means no deadline, not a panic.
-    let r = lane
-        .request(Point::root(), "x", Body::empty(), Duration::MAX)
-        .await;
+    let r = lane.request("x", Body::empty(), Duration::MAX).await;
     assert!(r.is_ok());
 
     // A particle calling itself gets an error at once instead of waiting forever.

@@ -957,23 +957,16 @@ async fn the_lane_survives_a_supervised_restart() {
         .await
         .unwrap();
     let t = m.lane(&p("sup:t")).unwrap();
-    let me = p("sender");
+    // Sent from outside any handler: from the Machine (ROOT).
+    let me = Point::root();
     for i in 0..50 {
-        t.send(Wave::signal(me.clone(), p("sup:t"), "n", Body::from_u64(i)))
-            .unwrap();
+        t.signal("n", Body::from_u64(i)).unwrap();
     }
-    t.send(Wave::signal(
-        me.clone(),
-        p("sup:t"),
-        "slow_crash",
-        Body::empty(),
-    ))
-    .unwrap();
+    t.signal("slow_crash", Body::empty()).unwrap();
     // Queued behind the crash: answered by the next incarnation.
     let waiting = m.ask(&p("sup:t"), "get", Body::empty());
     for i in 50..100 {
-        t.send(Wave::signal(me.clone(), p("sup:t"), "n", Body::from_u64(i)))
-            .unwrap();
+        t.signal("n", Body::from_u64(i)).unwrap();
     }
     let first: Vec<u64> = waiting.await.unwrap().body.decode().unwrap();
     assert!(first.is_empty(), "a fresh incarnation answered: {first:?}");

@@ -106,7 +106,7 @@ async fn a_panicking_observer_does_not_take_down_a_star() {
         .await
         .unwrap();
     for i in 0..20 {
-        lane.signal(Point::root(), "crash", Body::empty()).unwrap();
+        lane.signal("crash", Body::empty()).unwrap();
         let reply = timeout(SECS5, m.ask(&p("a"), "ping", Body::from_u64(i)))
             .await
             .expect("the particle answers after each restart");
@@ -236,7 +236,7 @@ async fn an_overflowing_backoff_is_refused_or_saturated_and_stars_survive() {
         .await
         .unwrap();
     for _ in 0..3 {
-        lane.signal(Point::root(), "crash", Body::empty()).unwrap();
+        lane.signal("crash", Body::empty()).unwrap();
     }
     let reply = timeout(SECS5, m.ask(&p("a"), "ping", Body::from_u64(7)))
         .await
@@ -328,7 +328,7 @@ async fn a_given_up_particle_respawned_at_once_is_never_stopped_by_the_old_end()
     for round in 0..200 {
         let old = m.lane(&c).unwrap();
         let old_kids = old.cell().spawn_seq();
-        old.signal(Point::root(), "crash", Body::empty()).unwrap();
+        old.signal("crash", Body::empty()).unwrap();
         eventually("the old one ended", || old.cell().has_ended()).await;
         eventually("a new one", || {
             m.lane(&c).is_ok_and(|l| {
@@ -387,7 +387,7 @@ async fn given_up_particles_leave_the_registry() {
     }
     assert_eq!(m.registry().len(), 101);
     for lane in &lanes {
-        lane.signal(Point::root(), "crash", Body::empty()).unwrap();
+        lane.signal("crash", Body::empty()).unwrap();
     }
     eventually("all given up", || {
         lanes.iter().all(|l| l.cell().has_ended())
@@ -410,7 +410,7 @@ async fn given_up_particles_leave_the_registry() {
         .spawn_with(p("top"), "p".into(), Body::empty(), limit(0))
         .await
         .unwrap();
-    top.signal(Point::root(), "crash", Body::empty()).unwrap();
+    top.signal("crash", Body::empty()).unwrap();
     eventually("top gone", || m.record(&p("top")).is_none()).await;
     m.spawn(p("top"), "p".into(), Body::empty()).await.unwrap();
     timeout(SECS5, m.shutdown()).await.unwrap();
@@ -468,7 +468,7 @@ async fn a_restart_costs_the_same_with_400k_waves_queued() {
         .unwrap();
     m.inject(&p("a"), Fault::Pause).unwrap();
     for i in 0..WAVES {
-        a.signal(Point::root(), "add", Body::from_u64(i)).unwrap();
+        a.signal("add", Body::from_u64(i)).unwrap();
     }
     // A child waits on its parent: its request is queued behind them all.
     m.spawn(p("a:c"), "asker".into(), Body::empty())
@@ -689,7 +689,7 @@ async fn supervisor_particle_restarts_back_off() {
     let quick = m.supervisor(&p("quick"));
     let lane = m.lane(&p("quick:w")).unwrap();
     for n in 1..=3 {
-        lane.signal(Point::root(), "crash", Body::empty()).unwrap();
+        lane.signal("crash", Body::empty()).unwrap();
         eventually("quick:w restarted", || {
             lane.cell().restarts() == n && lane.cell().status() == Status::Ready
         })
@@ -806,10 +806,9 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
         .spawn_with(p("t"), "p".into(), Body::empty(), transient)
         .await
         .unwrap();
-    t.signal(Point::root(), "crash", Body::empty()).unwrap();
+    t.signal("crash", Body::empty()).unwrap();
     eventually("t restarted", || t.cell().restarts() == 1).await;
-    t.signal(Point::root(), "exit_normal", Body::empty())
-        .unwrap();
+    t.signal("exit_normal", Body::empty()).unwrap();
     eventually("t gone", || m.record(&p("t")).is_none()).await;
     assert_eq!(t.cell().restarts(), 1);
     // Temporary ones never.
@@ -821,7 +820,7 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
         .spawn_with(p("tmp"), "p".into(), Body::empty(), temporary)
         .await
         .unwrap();
-    tmp.signal(Point::root(), "crash", Body::empty()).unwrap();
+    tmp.signal("crash", Body::empty()).unwrap();
     eventually("tmp gone", || m.record(&p("tmp")).is_none()).await;
     assert_eq!(tmp.cell().restarts(), 0);
     // Their Points are free again.

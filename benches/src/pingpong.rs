@@ -88,17 +88,14 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
         .spawn(Point::parse("echo")?, Kind::new("echo"), Body::empty())
         .await?;
     let untimed = timed(s, || async {
-        count(echo.call(Point::root(), "ping", Body::empty()).await?)
+        count(echo.call("ping", Body::empty()).await?)
     })
     .await?;
     let echo = machine
         .spawn(Point::parse("echo-t")?, Kind::new("echo"), Body::empty())
         .await?;
     let with_timeout = timed(s, || async {
-        count(
-            echo.request(Point::root(), "ping", Body::empty(), TIMEOUT)
-                .await?,
-        )
+        count(echo.request("ping", Body::empty(), TIMEOUT).await?)
     })
     .await?;
     Ok(vec![

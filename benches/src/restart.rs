@@ -94,8 +94,8 @@ async fn crash_loop(worker: &Lane, n: usize) -> Result<Vec<u64>, Box<dyn Error>>
     let mut samples = Vec::with_capacity(n);
     for i in 0..n as u64 {
         let t = Instant::now();
-        worker.signal(Point::root(), "crash", Body::empty())?;
-        let generation = worker.call(Point::root(), "gen", Body::empty()).await?;
+        worker.signal("crash", Body::empty())?;
+        let generation = worker.call("gen", Body::empty()).await?;
         samples.push(t.elapsed().as_nanos() as u64);
         if generation.body.as_u64() != Some(i + 2) {
             return Err(

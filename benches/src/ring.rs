@@ -66,7 +66,7 @@ impl Particle for RingNode {
             st.next = Some(ctx.lane(&st.next_at)?);
         }
         let next = st.next.as_ref().expect("resolved just above");
-        next.signal(ctx.me().clone(), TOKEN, Body::from_u64(left - 1))?;
+        next.signal(TOKEN, Body::from_u64(left - 1))?;
         Ok(Body::empty())
     }
 }
@@ -91,7 +91,7 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
     }
     let first = first.ok_or("the ring is empty")?;
     let lap = |hops: u64| -> Result<(), hyperverse::WaveError> {
-        first.signal(Point::root(), TOKEN, Body::from_u64(hops - 1))
+        first.signal(TOKEN, Body::from_u64(hops - 1))
     };
 
     lap(n)?;

@@ -142,7 +142,6 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
         .build()
         .await?;
     let lanes = spawn_all(&machine, WAVE_PARTICLES, "w").await?;
-    let from = Point::parse("driver")?;
     let n = s.pingpong_n;
 
     let mut signals = Vec::new();
@@ -151,12 +150,12 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
         // The first round warms up and is not kept.
         let t = Instant::now();
         for i in 0..n {
-            lanes[i as usize % lanes.len()].signal(from.clone(), "add", Body::empty())?;
+            lanes[i as usize % lanes.len()].signal("add", Body::empty())?;
         }
         // Each `get` queues behind that particle's waves.
         let mut total = 0;
         for lane in &lanes {
-            let got = lane.call(from.clone(), "get", Body::empty()).await?;
+            let got = lane.call("get", Body::empty()).await?;
             total += got.body.as_u64().ok_or("get replies a u64")?;
         }
         let elapsed = t.elapsed();
@@ -175,7 +174,7 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
     for rep in 0..=s.reps {
         let t = Instant::now();
         for _ in 0..requests {
-            one.call(from.clone(), "get", Body::empty()).await?;
+            one.call("get", Body::empty()).await?;
         }
         if rep > 0 {
             latency.push(ns_per(t.elapsed(), requests));
@@ -271,9 +270,8 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
         .build()
         .await?;
     let lanes = spawn_all(&machine, PARTICLES, "c").await?;
-    let from = Point::parse("driver")?;
     for lane in &lanes {
-        lane.signal(from.clone(), "add", Body::empty())?;
+        lane.signal("add", Body::empty())?;
     }
     let mut reps = Vec::new();
     let mut compile = Vec::new();
@@ -294,7 +292,7 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
     }
     // Every particle kept its count through every reload.
     for lane in &lanes {
-        let got = lane.call(from.clone(), "get", Body::empty()).await?;
+        let got = lane.call("get", Body::empty()).await?;
         if got.body.as_u64() != Some(1) {
             return Err(format!("{} lost its count: {:?}", lane.point(), got.body).into());
         }

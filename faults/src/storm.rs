@@ -32,8 +32,11 @@ const STRATEGIES: [Strategy; 3] = [
 ];
 
 /// What the accounts handled, per (sender, account), in order: kept
-/// outside them, so that it survives their crashes.
-type Ledger = Arc<Mutex<HashMap<(Point, Point), Vec<u64>>>>;
+/// outside them, so that it survives their crashes. A sender is one of the
+/// storm's sending tasks, by number: they all send from outside any
+/// particle, so the runtime stamps every wave as the Machine's, and each
+/// wave's body names its task.
+type Ledger = Arc<Mutex<HashMap<(u64, Point), Vec<u64>>>>;
 
 struct Account(Ledger);
 
@@ -43,10 +46,10 @@ impl Particle for Account {
         Ok(())
     }
     async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
-        let n = w.body.as_u64().ok_or("not a number")?;
+        let (sender, n): (u64, u64) = w.body.decode()?;
         self.0
             .lock()
-            .entry((w.from, ctx.me().clone()))
+            .entry((sender, ctx.me().clone()))
             .or_default()
             .push(n);
         Ok(Body::empty())
@@ -281,7 +284,7 @@ impl Storm {
             .collect();
         let faults = self.plan().run(&machine).await;
         stop.store(true, Ordering::Relaxed);
-        let mut sent: HashMap<(Point, Point), u64> = HashMap::new();
+        let mut sent: HashMap<(u64, Point), u64> = HashMap::new();
         for s in senders {
             sent.extend(s.await?);
         }
@@ -301,7 +304,7 @@ impl Storm {
                 let got = ledger.get(key).map(Vec::as_slice).unwrap_or_default();
                 if !got.iter().copied().eq(0..*n) {
                     violations.push(format!(
-                        "{} -> {}: sent 0..{n}, handled {} waves (lost, duplicated or reordered)",
+                        "sender-{} -> {}: sent 0..{n}, handled {} waves (lost, duplicated or reordered)",
                         key.0,
                         key.1,
                         got.len()
@@ -426,18 +429,18 @@ async fn send(
     accounts: Vec<Point>,
     seed: u64,
     s: usize,
-) -> HashMap<(Point, Point), u64> {
-    let me: Point = format!("sender-{s}").parse().expect("a valid Point");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ s as u64);
-    let mut next: HashMap<(Point, Point), u64> = HashMap::new();
+) -> HashMap<(u64, Point), u64> {
+    let me = s as u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ me);
+    let mut next: HashMap<(u64, Point), u64> = HashMap::new();
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let to = &accounts[rng.gen_range(0..accounts.len())];
-        let n = next.entry((me.clone(), to.clone())).or_default();
-        let wave = Wave::signal(me.clone(), to.clone(), "n", Body::from_u64(*n));
+        let n = next.entry((me, to.clone())).or_default();
+        let body = Body::encode(&(me, *n)).expect("two numbers encode");
         // Not accepted (between two particles at that Point): sent again
         // later under the same number.
-        if machine.send(wave).is_ok() {
+        if machine.signal(to, "n", body).is_ok() {
             *n += 1;
         }
         i += 1;

@@ -91,7 +91,6 @@ pub use host::{GuestLog, GuestSend, HandleOutput, LogLevel};
 pub use instance::GuestInstance;
 pub use kind::{WasmKind, WASM_KIND_PREFIX};
 pub use limits::{Limits, MAX_PAGES, MAX_STACK_BYTES, MIN_STACK_BYTES};
-pub use particle::RELOAD_METHOD;
 pub use reload::{ReloadFailure, ReloadReport};
 pub use store::{CompiledModule, ModuleStore, StoreStats, DEFAULT_KEEP_VERSIONS};
 pub use tunables::SandboxTunables;

@@ -14,22 +14,26 @@
 //! `pool.rs` for why), plus the version it runs and its place in its
 //! module's list of live particles, which is what a hot reload walks.
 //!
-//! Hot reload is a system wave, `$wasm:reload`, that
-//! [`WasmHost::reload`](crate::WasmHost::reload) sends from ROOT (the
-//! Machine itself) to each live particle. The particle handles it like any
-//! wave, one at a time: while the guest is swapped the lane simply queues
-//! what arrives, and delivers it afterwards in per-sender order. That is
-//! the whole of "hold the lane"; no wave can be lost or reordered because
-//! nothing but the usual one-wave-at-a-time loop is involved. Only ROOT may
-//! reload (a guest cannot forge ROOT as a sender: its sends come from its
-//! own Point); the same method from anyone else goes to the guest like any
-//! other wave.
+//! Hot reload is trusted control, not a wave:
+//! [`WasmHost::reload`](crate::WasmHost::reload) sends each live particle a
+//! control letter with [`Machine::control`](hyperverse_runtime::Machine::control),
+//! its body the target version's sequence number (8 bytes LE), and the
+//! particle's [`Particle::control`] hook swaps the guest. The particle
+//! handles it like any letter, one at a time: while the guest is swapped
+//! the lane simply queues what arrives, and delivers it afterwards in
+//! per-sender order. That is the whole of "hold the lane"; no wave can be
+//! lost or reordered because nothing but the usual one-letter-at-a-time
+//! loop is involved. No wave can produce a control letter, whatever its
+//! method (a guest's `hv.send` included: a wave named `$wasm:reload` goes
+//! to the guest like any other), and the hook honours a reload only from
+//! the Machine itself (the runtime stamps the sender: a particle's handler
+//! calling `Machine::control` is that particle, not ROOT).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hyperverse_runtime::{Body, Ctx, Particle, ParticleError, Point, Wave};
+use hyperverse_runtime::{Body, Control, Ctx, Particle, ParticleError, Point, Wave};
 use parking_lot::Mutex;
 
 use crate::error::ModuleError;
@@ -37,10 +41,6 @@ use crate::host::GuestSend;
 use crate::pool::{GuestHandle, Pool};
 use crate::reload::Outcome;
 use crate::store::{CompiledModule, ModuleStore};
-
-/// The method of the hot-reload system wave; its body is the target
-/// version's sequence number (8 bytes LE), its reply an encoded outcome.
-pub const RELOAD_METHOD: &str = "$wasm:reload";
 
 /// What a host shares with the particles of all its modules.
 pub(crate) struct HostShared {
@@ -233,33 +233,56 @@ impl Particle for WasmParticle {
         state: &mut WasmState,
         wave: Wave,
     ) -> Result<Body, ParticleError> {
-        if &*wave.method == RELOAD_METHOD && wave.from.is_root() {
-            return Ok(self.reload(ctx, state, &wave.body).await.encode());
-        }
         let Wave { method, body, .. } = wave;
         let output = state.guest.handle(method, body).await?;
         deliver(ctx, state.module.name(), "handle", output.sends)?;
         Ok(output.reply.map(Body::from).unwrap_or_default())
     }
+
+    /// A hot reload ([`WasmHost::reload`](crate::WasmHost::reload)); its
+    /// answer is the encoded [`Outcome`].
+    async fn control(
+        &self,
+        ctx: &Ctx,
+        state: &mut WasmState,
+        control: Control,
+    ) -> Result<Body, ParticleError> {
+        Ok(self.reload(ctx, state, &control).await.encode())
+    }
 }
 
 impl WasmParticle {
-    /// The `$wasm:reload` system wave: moves the guest to the version the
-    /// body names, keeping its state; on any failure the guest stays on
-    /// its version, serving.
-    async fn reload(&self, ctx: &Ctx, state: &mut WasmState, body: &Body) -> Outcome {
+    /// A reload: moves the guest to the version the control's body names,
+    /// keeping its state; on any failure the guest stays on its version,
+    /// serving. Honoured only from the Machine itself (ROOT).
+    async fn reload(&self, ctx: &Ctx, state: &mut WasmState, control: &Control) -> Outcome {
         let from = state.module.version().seq;
-        let Some(to) = body.as_u64() else {
+        if !control.from.is_root() {
+            tracing::warn!(
+                target: crate::TARGET_RELOAD,
+                point = %ctx.me(),
+                sender = %control.from,
+                "a reload from a particle is refused (only the Machine may reload)"
+            );
             return Outcome::Failed {
                 stays_on: from,
-                reason: "malformed reload wave (its body must be a version number)".into(),
+                reason: format!(
+                    "a reload is honoured only from the Machine, not from {}",
+                    control.from
+                ),
+            };
+        }
+        let Some(to) = control.body.as_u64() else {
+            return Outcome::Failed {
+                stays_on: from,
+                reason: "malformed reload (its body must be a version number)".into(),
             };
         };
         if to <= from {
             return Outcome::Current { at: from };
         }
-        // Only as far as the host has made current: the wave's sender (ROOT)
-        // is no credential, as any code can ask from the Machine.
+        // Only as far as the host has made current: the Machine as sender
+        // is not enough, as any code outside a handler is the Machine.
         let current = self.entry.current().map_or(0, |m| m.version().seq);
         if to > current {
             return Outcome::Failed {

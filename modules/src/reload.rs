@@ -1,8 +1,8 @@
 //! What a hot reload did, particle by particle.
 //!
-//! Each live particle answers the `$wasm:reload` wave with an [`Outcome`],
-//! encoded in the reply body (a reply is bytes, so that the same wave would
-//! work across Machines). The host gathers the answers into a
+//! Each live particle answers the reload (trusted control from the Machine,
+//! see `particle.rs`) with an [`Outcome`], encoded in the answer's body
+//! (bytes, so that the same control would work across Machines). The host gathers the answers into a
 //! [`ReloadReport`]: which particles now run the new version, which already
 //! did, which stay on their old version and why, which ended before
 //! their turn, and whether the new version was rolled back.
@@ -14,7 +14,7 @@ use hyperverse_runtime::{Body, Point, WaveError};
 
 use crate::version::ModuleVersion;
 
-/// One particle's answer to a reload wave.
+/// One particle's answer to a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Swapped to the target version, state kept.
@@ -68,7 +68,7 @@ pub struct ReloadFailure {
     pub point: Point,
     /// The version it still runs, serving, if it answered; `None` if it
     /// did not (it crashed meanwhile, or did not answer in time: then its
-    /// reload wave may still be handled later).
+    /// reload may still be handled later).
     pub stays_on: Option<u64>,
     /// Why, e.g. the new version's `restore` trapped (the guest's error,
     /// naming module and export).
@@ -156,7 +156,7 @@ pub struct ReloadReport {
     pub rolled_back: bool,
     /// Compiling (or finding in the cache) and checking the new version.
     pub compile: Duration,
-    /// Swapping every live particle, from the first reload wave sent to
+    /// Swapping every live particle, from the first reload sent to
     /// the last answer.
     pub swap: Duration,
 }
@@ -193,7 +193,7 @@ impl ReloadReport {
         self.reloaded.len() + self.current.len() + self.failed.len() + self.gone.len()
     }
 
-    /// Files one particle's answer (or the error its reload wave met).
+    /// Files one particle's answer (or the error its reload met).
     pub(crate) fn record(&mut self, point: Point, answer: Result<Body, WaveError>) {
         match answer {
             Ok(body) => match Outcome::decode(&body) {
@@ -207,7 +207,7 @@ impl ReloadReport {
                 None => self.failed.push(ReloadFailure {
                     point,
                     stays_on: None,
-                    reason: format!("unreadable answer to the reload wave: {body:?}"),
+                    reason: format!("unreadable answer to the reload: {body:?}"),
                 }),
             },
             Err(

@@ -15,8 +15,9 @@
 //! fails is refused and nothing changes. Then, under the module's lock, it
 //! becomes current (every incarnation that starts from now on runs it) and
 //! the live incarnations are listed: any incarnation is either in that list
-//! or started on the new version. Each listed particle is sent the
-//! `$wasm:reload` system wave, all at once, and the answers gathered into a
+//! or started on the new version. Each listed particle is sent a reload as
+//! trusted control ([`Machine::control`], from the Machine itself; no wave
+//! can forge it), all at once, and the answers gathered into a
 //! [`ReloadReport`]. If a particle's move to the new version failed, the
 //! version that was current before becomes current again (see
 //! [`ReloadReport::rolled_back`] for the rule), so that spawns and restarts
@@ -26,15 +27,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyperverse_runtime::{
-    Body, Driver, Kind, Machine, MachineBuilder, ParticleDriver, Point, Wave,
-};
+use hyperverse_runtime::{Body, Driver, Kind, Machine, MachineBuilder, ParticleDriver, Point};
 use parking_lot::Mutex;
 use tracing::Instrument;
 
 use crate::error::ModuleError;
 use crate::limits::Limits;
-use crate::particle::{HostShared, ModuleEntry, Promotion, WasmParticle, RELOAD_METHOD};
+use crate::particle::{HostShared, ModuleEntry, Promotion, WasmParticle};
 use crate::pool::Pool;
 use crate::reload::ReloadReport;
 use crate::store::{CompiledModule, ModuleStore};
@@ -42,7 +41,7 @@ use crate::WasmKind;
 
 /// How long a reload waits for each particle's answer unless told
 /// otherwise: a particle answers once it has handled what was queued before
-/// the reload wave, which under load can take a while.
+/// the reload, which under load can take a while.
 pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs WASM modules as particles of a Machine, and reloads them live.
@@ -328,9 +327,8 @@ impl WasmHost {
         let timeout = self.shared.reload_timeout;
         let body = Body::from_u64(version.seq);
         let answers = live.into_iter().map(|point| {
-            let wave = Wave::request(Point::root(), point.clone(), RELOAD_METHOD, body.clone());
-            let answer = machine.request(wave, timeout);
-            async move { (point, answer.await.map(|reply| reply.body)) }
+            let answer = machine.control(&point, body.clone(), timeout);
+            async move { (point, answer.await) }
         });
         let answers = futures::future::join_all(answers)
             .instrument(span.clone())

@@ -1,14 +1,15 @@
 //! Edges of WASM particles found in review, each a bug before its fix: a
 //! start cancelled while the host thread was busy leaked its instance; a
 //! `$wasm:reload` from any code moved a particle to a version the host had
-//! not made current; empty guest sends escaped the output limit.
+//! not made current (reloads are trusted control now, honoured only from
+//! the Machine); empty guest sends escaped the output limit.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{guest_wat, small_limits};
-use hyperverse_modules::{guests, Limits, ModuleStore, WasmHost, WasmKind, RELOAD_METHOD};
+use hyperverse_modules::{guests, Limits, ModuleStore, WasmHost, WasmKind};
 use hyperverse_runtime::{Body, Ctx, Kind, Machine, Particle, ParticleError, Point, Wave};
 use tokio::time::timeout;
 
@@ -147,8 +148,10 @@ async fn a_guest_whose_start_is_cancelled_is_freed() {
     timeout(T, machine.shutdown()).await.unwrap();
 }
 
-/// Any other particle can send `$wasm:reload` "from ROOT" (Machine::ask
-/// stamps ROOT), moving a guest to a version the host never promoted.
+/// Any other particle could send `$wasm:reload` "from ROOT" (Machine::ask
+/// stamped ROOT), moving a guest to a version the host never promoted. A
+/// reload is trusted control now: a particle's handler sending one through
+/// `Machine::control` is stamped as that particle, and refused.
 struct Mallory;
 
 impl Particle for Mallory {
@@ -160,9 +163,9 @@ impl Particle for Mallory {
         let to = wave.body.as_u64().unwrap();
         let reply = ctx
             .machine()
-            .ask(&point("victim"), RELOAD_METHOD, Body::from_u64(to))
+            .control(&point("victim"), Body::from_u64(to), T)
             .await?;
-        Ok(reply.body)
+        Ok(reply)
     }
 }
 

@@ -128,11 +128,10 @@ async fn a_counter_keeps_every_wave_and_its_order_across_a_reload_under_load() {
     for s in 0..SENDERS {
         let (lane, sent) = (lane.clone(), sent.clone());
         senders.push(tokio::spawn(async move {
-            let from = point(&format!("sender-{s}"));
             for seq in 1..=PER_SENDER {
                 let mut body = vec![s as u8];
                 body.extend_from_slice(&seq.to_le_bytes());
-                lane.signal(from.clone(), "add", body).unwrap();
+                lane.signal("add", body).unwrap();
                 sent.fetch_add(1, Ordering::Relaxed);
                 // Paced, so that the stream spans the reload.
                 if seq % 250 == 0 {
@@ -160,7 +159,7 @@ async fn a_counter_keeps_every_wave_and_its_order_across_a_reload_under_load() {
         sent_before < TOTAL,
         "the reload began while waves were being sent ({sent_before} sent)"
     );
-    // The reload wave queues behind what was sent before it; v2 handles the rest.
+    // The reload queues behind what was sent before it; v2 handles the rest.
     assert_eq!(ask_u64(&machine, &at, "get").await, TOTAL, "no wave lost");
     assert_eq!(ask_u64(&machine, &at, "violations").await, 0, "order kept");
     let by_v2 = ask_u64(&machine, &at, "since").await;
@@ -234,14 +233,16 @@ async fn sandbox_failures_are_crashes_with_notices_and_the_machine_serves_on() {
             other => panic!("{name}: expected a crash, got {other:?}"),
         }
         // Restarted with a fresh instance, which fails the same way. A
-        // reload wave from anyone but ROOT is no reload: the guest gets it.
-        let forged = Wave::request(
-            point("someone"),
-            at.clone(),
-            "$wasm:reload",
-            Body::from_u64(9),
-        );
-        let forged = machine.request(forged, Duration::from_secs(5)).await;
+        // wave named like the old reload is no reload (a reload is control,
+        // never a wave), even from the Machine: the guest gets it.
+        let forged = machine
+            .request(
+                &at,
+                "$wasm:reload",
+                Body::from_u64(9),
+                Duration::from_secs(5),
+            )
+            .await;
         assert!(
             matches!(&forged, Err(WaveError::Crashed { reason, .. }) if reason.contains(message)),
             "{name}: {forged:?}"

@@ -33,7 +33,7 @@ use crate::lane::ReplyTx;
 ///
 /// // Every wave is dropped: a request times out with a typed error.
 /// m.inject(&at, Fault::Drop { probability: 1.0 })?;
-/// let lost = m.request(Wave::request(Point::root(), at.clone(), "hi", "x"), Duration::from_millis(50));
+/// let lost = m.request(&at, "hi", "x", Duration::from_millis(50));
 /// let lost = lost.await;
 /// assert!(matches!(lost, Err(WaveError::Timeout { .. })), "{lost:?}");
 ///
@@ -65,7 +65,9 @@ pub enum Fault {
     /// Its next `start` fails with this reason (a crash at start).
     FailNextStart(String),
     /// Hold each wave taken from its lane, with this probability, for a
-    /// time drawn from `min..=max` before it is handled.
+    /// time drawn from `min..=max` before it is handled. (Waves only:
+    /// notices and control letters, such as the supervisor API and exit
+    /// reports, pass delays and drops.)
     Delay {
         min: Duration,
         max: Duration,

@@ -10,6 +10,21 @@
 //! queued in the order that sender pushed them, whichever Star either side
 //! lives on. The receiver takes the whole queue at once (one lock per batch,
 //! not per wave) and hands it out front to back.
+//!
+//! Senders: every wave's sender is stamped by the runtime, never given by
+//! the caller. [`Lane::signal`], [`Lane::request`] and the rest take no
+//! sender: a wave sent inside a particle's handler is from that particle,
+//! and one sent from anywhere else is from the Machine itself
+//! ([`Point::root`]). The runtime's own guards key on the sender (a parent
+//! stopping its children refuses their requests, so that neither waits for
+//! the other), and so will what is coming: a cluster carries the sender to
+//! other Machines, and access rules on Points judge a wave by it. A sender
+//! the caller could write would let any code slip past all three.
+//!
+//! Control traffic (supervisor API calls, a supervised child's exit report,
+//! a Driver's trusted control such as a WASM hot reload) travels in the
+//! same lanes as letters of its own kind, not as waves: no wave, whatever
+//! its method, can produce one (see [`crate::Control`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
@@ -22,6 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
 use crate::cell::ParticleCell;
+use crate::control::{sender, ControlKind, ControlLetter, ControlReply, ControlRx, ControlTx};
 use crate::deadline::Deadlines;
 use crate::fault::{Fate, Fault, LaneFault};
 use crate::targets;
@@ -45,16 +61,38 @@ pub(crate) enum Letter {
     Down(DownNotice),
     /// A linked particle ended.
     Exit(ExitSignal),
+    /// Control traffic, made only by the runtime (boxed: rare).
+    Control(Box<ControlLetter>),
 }
 
 impl Letter {
     /// Answers a letter that will never be handled: a waiting request gets
     /// `Stopped` instead of hanging.
     pub(crate) fn refuse(self, point: &Point) {
-        if let Letter::Request(_, tx) = self {
-            let _ = tx.send(Err(WaveError::Stopped {
-                point: point.clone(),
-            }));
+        let stopped = || WaveError::Stopped {
+            point: point.clone(),
+        };
+        match self {
+            Letter::Request(_, tx) => {
+                let _ = tx.send(Err(stopped()));
+            }
+            Letter::Control(c) => {
+                if let Some(tx) = c.reply {
+                    let _ = tx.send(Err(stopped()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The sender of a letter that waits for an answer (a request, or a
+    /// control letter with a reply channel): the guards against a parent
+    /// and its child waiting for each other key on it.
+    fn requester(&self) -> Option<&Point> {
+        match self {
+            Letter::Request(wave, _) => Some(&wave.from),
+            Letter::Control(c) if c.reply.is_some() => Some(&c.from),
+            _ => None,
         }
     }
 }
@@ -79,7 +117,7 @@ pub(crate) struct Stamped {
 #[derive(Default)]
 struct Below {
     next: u32,
-    replies: HashMap<u32, (Point, ReplyTx)>,
+    replies: HashMap<u32, (Point, Answer)>,
     /// Letters looked at by crash handling (for tests that a restart does
     /// not scan the queue).
     scanned: u64,
@@ -138,49 +176,83 @@ impl LaneState {
     }
 }
 
+/// Where a waiting letter's answer goes: a request's or a control letter's.
+enum Answer {
+    Wave(ReplyTx),
+    Control(ControlTx),
+}
+
+impl Answer {
+    /// Answers `Stopped`: the letter will not be handled.
+    fn refuse(self, point: &Point) {
+        let stopped = WaveError::Stopped {
+            point: point.clone(),
+        };
+        match self {
+            Answer::Wave(tx) => {
+                let _ = tx.send(Err(stopped));
+            }
+            Answer::Control(tx) => {
+                let _ = tx.send(Err(stopped));
+            }
+        }
+    }
+}
+
 impl LaneState {
-    /// Stamps a letter being queued. A request from a descendant leaves its
-    /// answer channel in [`Below`] (the queued letter holds a stand-in).
+    /// Files `answer` from `from` in [`Below`]; returns its ticket.
+    fn file_below(&mut self, from: &Point, answer: Answer) -> u32 {
+        let below = self.below.get_or_insert_with(Box::default);
+        below.next = below.next.wrapping_add(1).max(1);
+        let ticket = below.next;
+        below.replies.insert(ticket, (from.clone(), answer));
+        ticket
+    }
+
+    /// Stamps a letter being queued. A request (or control letter waiting
+    /// for an answer) from a descendant leaves its answer channel in
+    /// [`Below`] (the queued letter holds a stand-in).
     fn stamp(&mut self, letter: Letter) -> Stamped {
         let epoch = self.epoch;
-        let letter = match letter {
+        let (letter, ticket) = match letter {
             Letter::Request(wave, tx) if wave.to.is_ancestor_of(&wave.from) => {
-                let below = self.below.get_or_insert_with(Box::default);
-                below.next = below.next.wrapping_add(1).max(1);
-                let ticket = below.next;
-                below.replies.insert(ticket, (wave.from.clone(), tx));
-                let stand_in = oneshot::channel().0;
-                return Stamped {
-                    letter: Letter::Request(wave, stand_in),
-                    epoch,
-                    ticket,
-                };
+                let ticket = self.file_below(&wave.from, Answer::Wave(tx));
+                (Letter::Request(wave, oneshot::channel().0), ticket)
             }
-            other => other,
+            Letter::Control(mut c) if c.reply.is_some() && c.to.is_ancestor_of(&c.from) => {
+                let tx = c.reply.take().expect("checked above");
+                let ticket = self.file_below(&c.from, Answer::Control(tx));
+                (Letter::Control(c), ticket)
+            }
+            other => (other, 0),
         };
         Stamped {
             letter,
             epoch,
-            ticket: 0,
+            ticket,
         }
     }
 
     /// The letter as it was sent, its answer channel back in place; `None`
-    /// if that request was answered meanwhile (refused at a crash).
+    /// if it was answered meanwhile (refused at a crash).
     fn unstamp(&mut self, stamped: Stamped) -> Option<Letter> {
         if stamped.ticket == 0 {
             return Some(stamped.letter);
         }
-        let (_, tx) = self.below.as_mut()?.replies.remove(&stamped.ticket)?;
-        match stamped.letter {
-            Letter::Request(wave, _) => Some(Letter::Request(wave, tx)),
-            other => Some(other),
+        let (_, answer) = self.below.as_mut()?.replies.remove(&stamped.ticket)?;
+        match (stamped.letter, answer) {
+            (Letter::Request(wave, _), Answer::Wave(tx)) => Some(Letter::Request(wave, tx)),
+            (Letter::Control(mut c), Answer::Control(tx)) => {
+                c.reply = Some(tx);
+                Some(Letter::Control(c))
+            }
+            (other, _) => Some(other),
         }
     }
 
-    /// Takes the answer channels of the waiting requests from descendants
+    /// Takes the answer channels of the waiting letters from descendants
     /// that `refused` picks (by sender), to answer them `Stopped`.
-    fn take_below(&mut self, refused: impl Fn(&Point) -> bool) -> Vec<ReplyTx> {
+    fn take_below(&mut self, refused: impl Fn(&Point) -> bool) -> Vec<Answer> {
         let Some(below) = self.below.as_mut() else {
             return Vec::new();
         };
@@ -198,16 +270,16 @@ impl LaneState {
     }
 
     fn refuses(&self, letter: &Letter) -> bool {
-        let Letter::Request(wave, _) = letter else {
+        let Some(from) = letter.requester() else {
             return false;
         };
         self.refuse_below
             .as_ref()
-            .is_some_and(|me| me.is_ancestor_of(&wave.from))
+            .is_some_and(|me| me.is_ancestor_of(from))
             || self
                 .refuse_from
                 .as_ref()
-                .is_some_and(|child| child.contains(&wave.from))
+                .is_some_and(|child| child.contains(from))
     }
 }
 
@@ -237,7 +309,7 @@ pub struct LaneLimit {
 /// A full lane's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WhenFull {
-    /// Backpressure: async senders ([`Lane::send_waiting`], requests) wait
+    /// Backpressure: async senders ([`Lane::signal_waiting`], requests) wait
     /// for room; a synchronous send cannot wait and gets
     /// [`WaveError::LaneFull`].
     Wait,
@@ -518,11 +590,9 @@ impl LaneQueue {
 }
 
 /// Answers requests that will never be handled with `Stopped`.
-fn refuse_replies(replies: impl IntoIterator<Item = ReplyTx>, point: &Point) {
-    for tx in replies {
-        let _ = tx.send(Err(WaveError::Stopped {
-            point: point.clone(),
-        }));
+fn refuse_replies(replies: impl IntoIterator<Item = Answer>, point: &Point) {
+    for answer in replies {
+        answer.refuse(point);
     }
 }
 
@@ -535,10 +605,17 @@ impl Letter {
     fn is_system(&self) -> bool {
         match self {
             Letter::Notice(_) | Letter::Down(_) | Letter::Exit(_) => true,
-            // A supervised child's exit report must reach its supervisor.
-            Letter::Wave(w) => &*w.method == crate::supervision::EXIT,
-            Letter::Request(..) => false,
+            // A supervised child's exit report must reach its supervisor;
+            // only the runtime makes one.
+            Letter::Control(c) => matches!(c.kind, ControlKind::Exit(_) | ControlKind::Retry),
+            Letter::Wave(_) | Letter::Request(..) => false,
         }
+    }
+
+    /// Injected faults (drops, delays) are for waves: the runtime's own
+    /// letters and control traffic pass them.
+    fn skips_faults(&self) -> bool {
+        !matches!(self, Letter::Wave(_) | Letter::Request(..))
     }
 }
 
@@ -719,7 +796,7 @@ impl LaneReceiver {
                 Next::Interrupted => continue,
                 other => return other,
             };
-            if letter.is_system() {
+            if letter.skips_faults() {
                 return Next::Letter(letter);
             }
             let fate = lane
@@ -902,6 +979,10 @@ impl LaneReceiver {
 /// [`crate::Machine::spawn`] returns) and send as often as you like; it
 /// stays valid across the particle's restarts, because the lane does.
 ///
+/// A lane takes no sender: what is sent through it is from the particle
+/// whose handler sends it, or from the Machine ([`Point::root`]) when sent
+/// from anywhere else (see the [module docs](crate::lane)).
+///
 /// ```
 /// # use hyperverse_runtime::*;
 /// # struct Echo;
@@ -913,8 +994,10 @@ impl LaneReceiver {
 /// # #[tokio::main] async fn main() {
 /// let machine = Machine::standalone().kind("echo", Echo).build().await.unwrap();
 /// let echo = machine.spawn("echo".parse().unwrap(), "echo".into(), Body::empty()).await.unwrap();
-/// let reply = echo.request(Point::root(), "ping", "hello", std::time::Duration::from_secs(1)).await.unwrap();
+/// let reply = echo.request("ping", "hello", std::time::Duration::from_secs(1)).await.unwrap();
 /// assert_eq!(reply.body.as_bytes(), b"hello");
+/// // Sent from outside any handler: from the Machine, so the reply goes to ROOT.
+/// assert!(reply.to.is_root());
 /// machine.shutdown().await;
 /// # }
 /// ```
@@ -939,105 +1022,204 @@ impl Lane {
         &self.cell
     }
 
-    /// Sends a signal from `from`.
+    /// Sends a signal; its sender is stamped by the runtime (the particle
+    /// whose handler calls this, else the Machine).
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::Stopped`] if the particle has ended.
+    /// [`WaveError::LaneFull`] if the lane is bounded and full, whatever its
+    /// policy: a synchronous send cannot wait (see [`Lane::signal_waiting`]).
     pub fn signal(
         &self,
-        from: Point,
         method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> Result<(), WaveError> {
-        self.send(Wave::signal(from, self.point().clone(), method, body))
+        deliver(
+            &self.cell,
+            Wave::signal(sender(), self.point().clone(), method, body),
+        )
     }
 
-    /// Delivers a ready-made signal (or reply) wave; its `to` must be this
-    /// lane's Point ([`WaveError::Misaddressed`] otherwise). A full bounded
-    /// lane refuses it with [`WaveError::LaneFull`]: this cannot wait (see
-    /// [`Lane::send_waiting`]).
-    pub fn send(&self, wave: Wave) -> Result<(), WaveError> {
-        self.check_to(&wave)?;
-        deliver(&self.cell, wave)
-    }
-
-    /// Delivers a signal, waiting for room if the lane is bounded with
-    /// [`WhenFull::Wait`] (backpressure); otherwise as [`Lane::send`].
-    pub async fn send_waiting(&self, wave: Wave) -> Result<(), WaveError> {
-        self.check_to(&wave)?;
-        self.cell
-            .lane
-            .push_waiting(Letter::Wave(wave))
-            .await
-            .map_err(|(_, refusal)| refusal_error(&self.cell, refusal))
+    /// Sends a signal, waiting for room if the lane is bounded with
+    /// [`WhenFull::Wait`] (backpressure); otherwise as [`Lane::signal`].
+    ///
+    /// The sender is stamped when this is called, and the signal is queued
+    /// then if there is room (keeping its place in order with the sender's
+    /// other waves); the future waits only for room.
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::Stopped`] if the particle has ended, or ends while this
+    /// waits for room. [`WaveError::LaneFull`] if the lane is full and its
+    /// policy is [`WhenFull::Reject`].
+    ///
+    /// # Cancel safety
+    ///
+    /// A signal queued when this was called stays queued if the future is
+    /// dropped (it will be handled). A signal still waiting for room is
+    /// dropped with the future and never queued.
+    pub fn signal_waiting(
+        &self,
+        method: impl Into<Method>,
+        body: impl Into<Body>,
+    ) -> impl Future<Output = Result<(), WaveError>> + Send + '_ {
+        let wave = Wave::signal(sender(), self.point().clone(), method, body);
+        let first = self.cell.lane.push(Letter::Wave(wave));
+        async move {
+            match first {
+                Ok(()) => Ok(()),
+                Err((letter, Refusal::Full)) => self
+                    .cell
+                    .lane
+                    .push_waiting(letter)
+                    .await
+                    .map_err(|(_, refusal)| refusal_error(&self.cell, refusal)),
+                Err((_, refusal)) => Err(refusal_error(&self.cell, refusal)),
+            }
+        }
     }
 
     /// Why a request cannot be queued (kept out of the hot path).
     #[cold]
     #[inline(never)]
     fn unsendable(&self, wave: &Wave) -> WaveError {
-        match self.check_to(wave) {
-            Err(e) => e,
-            // It would wait for itself: gen_server's `calling_self`.
-            Ok(()) => WaveError::CallingSelf {
-                point: wave.to.clone(),
-            },
-        }
-    }
-
-    fn check_to(&self, wave: &Wave) -> Result<(), WaveError> {
         if &wave.to != self.point() {
-            return Err(WaveError::Misaddressed {
+            return WaveError::Misaddressed {
                 lane: self.point().clone(),
                 to: wave.to.clone(),
-            });
+            };
         }
-        Ok(())
+        // It would wait for itself: gen_server's `calling_self`.
+        WaveError::CallingSelf {
+            point: wave.to.clone(),
+        }
     }
 
-    /// Sends a request from `from` and waits up to `timeout` for the reply.
+    /// Sends a request and waits up to `timeout` for the reply (a `timeout`
+    /// too large for the clock means no deadline). Its sender is stamped by
+    /// the runtime (the particle whose handler calls this, else the
+    /// Machine).
     ///
     /// The request is queued when this is called, not when the future is
     /// first polled, so it keeps its place in order with the sender's
     /// signals.
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::Timeout`] if no answer came in time (the deadline
+    /// covers any wait for room in a full lane).
+    /// [`WaveError::Crashed`] if the particle crashed handling it.
+    /// [`WaveError::Stopped`] if the particle ended before answering, or
+    /// refuses this sender for now: a parent stopping or restarting its
+    /// children refuses their requests, so that neither waits for the other.
+    /// [`WaveError::CallingSelf`] if a particle asks itself.
+    /// [`WaveError::LaneFull`] if the lane is full and its policy is
+    /// [`WhenFull::Reject`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw a request already queued: the
+    /// particle still handles it, and the reply is dropped. A request still
+    /// waiting for room in a full lane ([`WhenFull::Wait`]) is dropped with
+    /// the future and never queued.
     pub fn request(
         &self,
-        from: Point,
         method: impl Into<Method>,
         body: impl Into<Body>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
-        self.request_wave(
-            Wave::request(from, self.point().clone(), method, body),
-            timeout,
-        )
-    }
-
-    /// Sends a ready-made wave as a request and waits up to `timeout` for
-    /// the reply (a `timeout` too large for the clock means no deadline).
-    pub fn request_wave(
-        &self,
-        wave: Wave,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
-        let queued = self.enqueue(wave);
+        let queued = self.enqueue(Wave::request(sender(), self.point().clone(), method, body));
         async move { self.answer_within(queued, timeout).await }
     }
 
     /// Sends a request and waits for its reply with no timeout, like
-    /// `gen_server:call(…, infinity)` or ractor's `call!`.
+    /// `gen_server:call(…, infinity)` or ractor's `call!`; its sender is
+    /// stamped as for [`Lane::request`].
     ///
     /// A particle that stops or is given up answers every waiting request
     /// with [`WaveError::Stopped`], and a particle calling itself gets
     /// [`WaveError::CallingSelf`] at once; otherwise it waits as long as the
     /// particle takes. It skips the deadline, so it is the cheapest request;
     /// prefer [`Lane::request`] unless the target is trusted to answer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Lane::request`], without [`WaveError::Timeout`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Lane::request`]: a queued request is not withdrawn.
     pub fn call(
         &self,
-        from: Point,
         method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + '_ {
-        let queued = self.enqueue(Wave::request(from, self.point().clone(), method, body));
+        let queued = self.enqueue(Wave::request(sender(), self.point().clone(), method, body));
         // No deadline machinery here: this future stays small.
         async move { self.settle(self.queued(queued).await?.await) }
+    }
+
+    /// Sends a control letter from the stamped sender and waits up to
+    /// `timeout` for its answer. Queued when this is called; a full lane is
+    /// waited on, or refuses, per its policy, as for a request.
+    pub(crate) fn control(
+        &self,
+        kind: ControlKind,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ControlReply, WaveError>> + Send + 'static {
+        let lane = self.clone();
+        let (tx, rx): (_, ControlRx) = oneshot::channel();
+        let letter = Letter::Control(Box::new(ControlLetter {
+            from: sender(),
+            to: self.point().clone(),
+            kind,
+            reply: Some(tx),
+        }));
+        // `Err(None)`: it would wait for itself; `Err(Some(_))`: no room yet.
+        let first = if self.cell.is_current_task() {
+            Err(None)
+        } else {
+            match self.cell.lane.push(letter) {
+                Ok(()) => Ok(()),
+                Err((letter, Refusal::Full)) => Err(Some(letter)),
+                Err((letter, Refusal::Closed)) => {
+                    letter.refuse(self.point());
+                    Ok(())
+                }
+            }
+        };
+        async move {
+            let answered = async {
+                match first {
+                    Ok(()) => {}
+                    Err(None) => {
+                        return Err(WaveError::CallingSelf {
+                            point: lane.point().clone(),
+                        })
+                    }
+                    Err(Some(letter)) => match lane.cell.lane.push_waiting(letter).await {
+                        Ok(()) => {}
+                        Err((back, Refusal::Closed)) => back.refuse(lane.point()),
+                        Err((_, Refusal::Full)) => {
+                            return Err(refusal_error(&lane.cell, Refusal::Full))
+                        }
+                    },
+                }
+                rx.await.unwrap_or_else(|_| {
+                    Err(WaveError::Stopped {
+                        point: lane.point().clone(),
+                    })
+                })
+            };
+            match lane.deadlines.within(timeout, answered).await {
+                Some(answer) => answer,
+                None => Err(WaveError::Timeout {
+                    point: lane.point().clone(),
+                    after: timeout,
+                }),
+            }
+        }
     }
 
     /// Queues `wave` as a request; a closed lane answers it at once, a full
@@ -1140,6 +1322,14 @@ fn refusal_error(cell: &ParticleCell, refusal: Refusal) -> WaveError {
             capacity: cell.lane.limit().map_or(0, |l| l.capacity),
         },
     }
+}
+
+/// Queues a control letter that wants no answer (an exit report) in
+/// `cell`'s lane.
+pub(crate) fn deliver_control(cell: &ParticleCell, letter: ControlLetter) -> Result<(), WaveError> {
+    cell.lane
+        .push(Letter::Control(Box::new(letter)))
+        .map_err(|(_, refusal)| refusal_error(cell, refusal))
 }
 
 /// Queues a signal in `cell`'s lane: the one place every signal passes.

@@ -22,11 +22,17 @@
 //! - [`Observer`]: see every [`Event`] in order as it happens
 //!   ([`MachineBuilder::observer`]); a panic in one is caught and logged,
 //!   never unwound into the runtime.
+//! - Senders and control: every wave's sender is stamped by the runtime
+//!   (the particle whose handler sends it, else the Machine, [`Point::root`]);
+//!   no send API takes one. Control traffic (the supervisor API, exit
+//!   reports, [`Machine::control`] for a Driver's particles) is a typed
+//!   letter that no wave can produce (see [`Control`]).
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 
 mod body;
 mod cell;
+mod control;
 mod deadline;
 mod driver;
 mod error;
@@ -52,6 +58,7 @@ pub mod wave;
 
 pub use body::Body;
 pub use cell::{ParticleCell, RestartLimit};
+pub use control::Control;
 pub use driver::{Driver, Launch, ParticleDriver};
 pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::{Event, Observer};

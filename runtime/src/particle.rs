@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::cell::ParticleCell;
 use crate::{
-    Body, CrashNotice, DownNotice, ExitSignal, Kind, Lane, Machine, Method, MonitorRef, Point,
-    SpawnError, SpawnOptions, Wave, WaveError,
+    Body, Control, CrashNotice, DownNotice, ExitSignal, Kind, Lane, Machine, Method, MonitorRef,
+    Point, SpawnError, SpawnOptions, Wave, WaveError,
 };
 
 /// What a handler returns on failure. Any error converts into it with `?`;
@@ -126,6 +126,28 @@ pub trait Particle: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Trusted control from in-process Rust code, sent with
+    /// [`Machine::control`]: a letter of its own kind, which no wave can
+    /// produce, whatever its method. For Drivers whose particles take
+    /// orders from their host, such as a WASM module's hot reload.
+    ///
+    /// `control.from` is stamped by the runtime: [`Point::root`] if the
+    /// Machine itself sent it (code outside any handler), otherwise the
+    /// particle whose handler did. Decide here what to honour from whom.
+    /// The returned body answers the sender; an `Err` (or a panic) is a
+    /// crash, as in `handle`, and the sender gets
+    /// [`WaveError::Crashed`]. The default ignores the control and answers
+    /// with an empty body.
+    fn control(
+        &self,
+        ctx: &Ctx,
+        state: &mut Self::State,
+        control: Control,
+    ) -> impl Future<Output = Result<Body, ParticleError>> + Send {
+        let _ = (ctx, state, control);
+        async { Ok(Body::empty()) }
+    }
+
     /// The particle is stopping normally (not after a crash).
     fn stop(&self, ctx: &Ctx, state: Self::State) -> impl Future<Output = ()> + Send {
         let _ = (ctx, state);
@@ -167,6 +189,11 @@ impl Ctx {
     }
 
     /// Sends a signal from this particle.
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::signal`]: `NoSuchParticle` (or `MachineDown`),
+    /// `Stopped`, `LaneFull`.
     pub fn signal(
         &self,
         to: &Point,
@@ -174,11 +201,23 @@ impl Ctx {
         body: impl Into<Body>,
     ) -> Result<(), WaveError> {
         self.machine
-            .send(Wave::signal(self.me().clone(), to.clone(), method, body))
+            .route(Wave::signal(self.me().clone(), to.clone(), method, body))
     }
 
     /// Sends a request from this particle and waits up to `timeout`.
     /// The request is queued when this is called.
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::request`]; in particular a request to this particle's
+    /// parent (or any ancestor) while that parent stops or restarts its
+    /// children is refused with [`WaveError::Stopped`], so that neither
+    /// waits for the other.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw a request already queued: the
+    /// target still handles it, and the reply is dropped.
     pub fn request(
         &self,
         to: &Point,
@@ -186,7 +225,7 @@ impl Ctx {
         body: impl Into<Body>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        self.machine.request(
+        self.machine.route_request(
             Wave::request(self.me().clone(), to.clone(), method, body),
             timeout,
         )

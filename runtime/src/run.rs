@@ -21,6 +21,7 @@ use tracing::Instrument;
 use hyperverse_supervisors::ExitReason;
 
 use crate::cell::ParticleCell;
+use crate::control::ControlLetter;
 use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
 use crate::star::Decision;
 use crate::targets;
@@ -452,6 +453,39 @@ async fn serve<P: Particle>(
                 }));
                 if let Err(reason) = handled.await {
                     return End::crash(reason, Some(in_flight), None);
+                }
+                continue;
+            }
+            Next::Letter(Letter::Control(letter)) => {
+                let ControlLetter {
+                    from, kind, reply, ..
+                } = *letter;
+                let in_flight = InFlight {
+                    method: kind.label().into(),
+                    from: from.clone(),
+                };
+                // Boxed, as notices are: control is rare.
+                let handled = Box::pin(guarded(
+                    &ctx.cell,
+                    crate::control::handle(particle, ctx, state, from, kind),
+                ));
+                match handled.await {
+                    Ok(answer) => {
+                        if let (Some(reply), Some(answer)) = (reply, answer) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Err(reason) => {
+                        // Told at once (not after the Star decides, as a
+                        // request's sender is): control has no reply wave.
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(WaveError::Crashed {
+                                point: ctx.me().clone(),
+                                reason: reason.to_string(),
+                            }));
+                        }
+                        return End::crash(reason, Some(in_flight), None);
+                    }
                 }
                 continue;
             }

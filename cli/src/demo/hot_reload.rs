@@ -106,12 +106,11 @@ async fn exercise(
     for s in 0..senders {
         let share = waves / senders as u64 + u64::from((s as u64) < waves % senders as u64);
         let (lanes, sent, failed) = (lanes.clone(), sent.clone(), failed.clone());
-        let from = parent.child(&format!("sender-{s}"))?;
         tasks.spawn(async move {
             let mut failures = Vec::new();
             for n in 0..share {
                 let lane = &lanes[(n as usize * senders + s) % lanes.len()];
-                match lane.signal(from.clone(), "add", Body::empty()) {
+                match lane.signal("add", Body::empty()) {
                     Ok(()) => {
                         sent.fetch_add(1, Ordering::Relaxed);
                     }

@@ -37,8 +37,6 @@ pub struct Crash {
 /// One sender task's share of the traffic.
 #[derive(Debug, Clone)]
 pub struct SenderPlan {
-    /// The Point it sends from (no particle lives there: any Point may send).
-    pub from: Point,
     /// How many `work` waves it sends.
     pub waves: u64,
     /// Seed of its own generator (targets, signal or request).
@@ -117,7 +115,6 @@ impl Plan {
                 let share = args.waves / args.senders as u64
                     + u64::from((s as u64) < args.waves % args.senders as u64);
                 Ok(SenderPlan {
-                    from: Point::parse("demo")?.child(&format!("sender-{s}"))?,
                     waves: share,
                     seed: rng.gen(),
                     crashes: Vec::new(),

@@ -74,7 +74,7 @@ async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Pa
     let mut due = plan.crashes.iter().copied().peekable();
     for n in 0..=plan.waves {
         while let Some(i) = due.next_if(|&i| crashes[i].at == n) {
-            let outcome = crash(&plan, &lanes, &crashes[i]).await;
+            let outcome = crash(&lanes, &crashes[i]).await;
             part.crashed.push((i, outcome));
         }
         if n == plan.waves {
@@ -84,12 +84,7 @@ async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Pa
         if rng.gen_ratio(1, REQUEST_ONE_IN) {
             part.requests += 1;
             let reply = lane
-                .request(
-                    plan.from.clone(),
-                    WORK,
-                    Body::from_u64(n),
-                    DEFAULT_REQUEST_TIMEOUT,
-                )
+                .request(WORK, Body::from_u64(n), DEFAULT_REQUEST_TIMEOUT)
                 .await;
             match reply {
                 Ok(wave) if wave.body.as_u64() == Some(n) => part.acked += 1,
@@ -102,7 +97,7 @@ async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Pa
             }
         } else {
             part.signals += 1;
-            if let Err(e) = lane.signal(plan.from.clone(), WORK, Body::from_u64(n)) {
+            if let Err(e) = lane.signal(WORK, Body::from_u64(n)) {
                 part.failures.push(e.to_string());
             }
         }
@@ -112,19 +107,14 @@ async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Pa
 
 /// Sends one crash wave as a request, so the sender learns that the worker
 /// really crashed on it (a `Crashed` error carrying the reason).
-async fn crash(plan: &SenderPlan, lanes: &[Lane], crash: &Crash) -> Result<String, String> {
+async fn crash(lanes: &[Lane], crash: &Crash) -> Result<String, String> {
     let lane = &lanes[crash.worker];
     let method = match crash.how {
         How::Error => CRASH,
         How::Panic => PANIC,
     };
     let answer = lane
-        .request(
-            plan.from.clone(),
-            method,
-            crash.reason.clone(),
-            DEFAULT_REQUEST_TIMEOUT,
-        )
+        .request(method, crash.reason.clone(), DEFAULT_REQUEST_TIMEOUT)
         .await;
     match answer {
         Err(WaveError::Crashed { reason, .. }) => Ok(reason),

@@ -1,4 +1,15 @@
 //! Machines: a process hosting Stars, routing waves between their particles.
+//!
+//! Senders are the runtime's to set. No send API takes a sender:
+//! [`Machine::signal`], [`Machine::ask`], [`Machine::request`] and
+//! [`Machine::control`] stamp the particle whose handler calls them, or the
+//! Machine itself ([`Point::root`]) when called from anywhere else; [`Ctx`]
+//! stamps its own particle. The sender is what the runtime's guards key on
+//! (a parent stopping its children refuses their requests, whichever way
+//! they were sent), what the supervisor API is judged by (only the Machine
+//! or an ancestor of the supervisor may use it), and what a cluster will
+//! carry between Machines and access rules on Points will judge: none of
+//! that could stand on a sender the caller writes.
 
 mod builder;
 mod faults;
@@ -16,6 +27,7 @@ use tokio::sync::{broadcast, oneshot, OnceCell};
 pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT};
 
 use crate::cell::ParticleCell;
+use crate::control::{sender, ControlKind, ControlReply};
 use crate::deadline::Deadlines;
 use crate::event::EventSink;
 use crate::lane::{deliver, Letter};
@@ -566,27 +578,17 @@ impl Machine {
         })
     }
 
-    /// Routes a ready-made signal to `wave.to`.
-    pub fn send(&self, mut wave: Wave) -> Result<(), WaveError> {
+    /// Routes a signal (the runtime stamped its sender) to `wave.to`.
+    pub(crate) fn route(&self, mut wave: Wave) -> Result<(), WaveError> {
         if wave.kind == WaveKind::Request {
             wave.kind = WaveKind::Signal;
         }
         deliver(&*self.resolve(&wave.to)?, wave)
     }
 
-    /// Sends a signal from the Machine itself (sender `ROOT`).
-    pub fn signal(
-        &self,
-        to: &Point,
-        method: impl Into<Method>,
-        body: impl Into<Body>,
-    ) -> Result<(), WaveError> {
-        self.send(Wave::signal(Point::root(), to.clone(), method, body))
-    }
-
-    /// Routes a ready-made request to `wave.to` and waits up to `timeout`
-    /// for its reply. The request is queued when this is called.
-    pub fn request(
+    /// Routes a request (the runtime stamped its sender) to `wave.to` and
+    /// waits up to `timeout` for its reply. Queued when this is called.
+    pub(crate) fn route_request(
         &self,
         wave: Wave,
         timeout: Duration,
@@ -602,21 +604,124 @@ impl Machine {
         }
     }
 
+    /// Sends a signal to `to`. Its sender is stamped by the runtime: the
+    /// particle whose handler calls this, or the Machine itself
+    /// ([`Point::root`]) from anywhere else.
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::NoSuchParticle`] if nothing lives at `to`
+    /// ([`WaveError::MachineDown`] once the Machine is shut down).
+    /// [`WaveError::Stopped`] if the particle there has ended.
+    /// [`WaveError::LaneFull`] if its lane is bounded and full (a
+    /// synchronous send cannot wait: see [`Lane::signal_waiting`]).
+    pub fn signal(
+        &self,
+        to: &Point,
+        method: impl Into<Method>,
+        body: impl Into<Body>,
+    ) -> Result<(), WaveError> {
+        self.route(Wave::signal(sender(), to.clone(), method, body))
+    }
+
+    /// Sends a request to `to` and waits up to `timeout` for its reply (a
+    /// `timeout` too large for the clock means no deadline). Its sender is
+    /// stamped as for [`Machine::signal`], so a handler asking its own
+    /// parent this way is refused exactly as through [`Ctx::request`] while
+    /// the parent stops or restarts its children.
+    ///
+    /// The request is queued when this is called, not when the future is
+    /// first polled.
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::NoSuchParticle`] (or [`WaveError::MachineDown`]) if
+    /// nothing lives at `to`; otherwise as [`Lane::request`]: `Timeout`,
+    /// `Crashed`, `Stopped` (ended, or refusing this sender for now),
+    /// `CallingSelf`, `LaneFull`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw a request already queued: the
+    /// particle still handles it, and the reply is dropped. A request still
+    /// waiting for room in a full lane is dropped with the future.
+    pub fn request(
+        &self,
+        to: &Point,
+        method: impl Into<Method>,
+        body: impl Into<Body>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
+        self.route_request(Wave::request(sender(), to.clone(), method, body), timeout)
+    }
+
     /// How long [`Machine::ask`] waits (the builder's `request_timeout`).
     pub fn request_timeout(&self) -> Duration {
         self.shared.request_timeout
     }
 
-    /// A request from the Machine itself (sender `ROOT`), with the
-    /// builder's `request_timeout`.
+    /// [`Machine::request`] with the builder's `request_timeout`. Its
+    /// sender is stamped by the runtime: the particle whose handler calls
+    /// this, or the Machine itself ([`Point::root`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::request`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Machine::request`]: a queued request is not withdrawn.
     pub fn ask(
         &self,
         to: &Point,
         method: impl Into<Method>,
         body: impl Into<Body>,
     ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        let wave = Wave::request(Point::root(), to.clone(), method, body);
-        self.request(wave, self.shared.request_timeout)
+        self.request(to, method, body, self.shared.request_timeout)
+    }
+
+    /// Sends trusted control to the particle at `to` and waits up to
+    /// `timeout` for the answer its [`crate::Particle::control`] hook
+    /// returns. Control is a letter of its own kind, not a wave: no wave,
+    /// whatever its method, reaches that hook, so a Driver can take control
+    /// from in-process Rust code (a WASM host's hot reload) that no
+    /// particle or guest can forge by sending a wave.
+    ///
+    /// Its sender is stamped as for [`Machine::signal`] and handed to the
+    /// hook ([`crate::Control::from`]): the hook decides what to honour from
+    /// whom (a WASM reload is honoured only from the Machine itself). The
+    /// body is the Driver's own encoding; control is queued in order with
+    /// the particle's waves, when this is called, and bounded lanes treat
+    /// it as a request.
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::request`]: `NoSuchParticle` (or `MachineDown`),
+    /// `Timeout`, `Crashed` (the hook failed: a crash of the particle,
+    /// reported at once), `Stopped`, `CallingSelf`, `LaneFull`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Machine::request`]: dropping the future does not withdraw
+    /// control already queued; the hook still runs and its answer is
+    /// dropped.
+    pub fn control(
+        &self,
+        to: &Point,
+        body: impl Into<Body>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Body, WaveError>> + Send + 'static {
+        let sent = self.resolve(to).map(|cell| {
+            self.lane_to(cell)
+                .control(ControlKind::Driver(body.into()), timeout)
+        });
+        async move {
+            match sent?.await? {
+                ControlReply::Driver(body) => Ok(body),
+                // The hook's answer is the only reply to Driver control.
+                ControlReply::Supervisor(_) => Ok(Body::empty()),
+            }
+        }
     }
 }
 

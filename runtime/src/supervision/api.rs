@@ -1,21 +1,50 @@
 //! The supervisor API from outside: OTP's `which_children`,
 //! `count_children`, `start_child`, `terminate_child`, `restart_child` and
-//! `delete_child`, as requests to a supervisor particle.
+//! `delete_child`, as control letters to a supervisor particle.
+//!
+//! A call is a typed control letter ([`SupervisorCall`]), never a wave: no
+//! wave, whatever its method, reaches the supervisor's API. It is honoured
+//! only from the Machine itself or from an ancestor of the supervisor (the
+//! caller is stamped by the runtime); anyone else gets
+//! [`SupervisorError::Forbidden`].
 
 use hyperverse_supervisors::{ChildInfo, ChildSpec, Counts, SupError};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ChildRef, ChildStart};
-use crate::{Body, CodecError, Machine, Point, Wave, WaveError};
+use crate::control::{sender, ControlKind, ControlReply};
+use crate::{Body, CodecError, Machine, Point, WaveError};
 
-pub(crate) const WHICH_CHILDREN: &str = "$sup:which_children";
-pub(crate) const COUNT_CHILDREN: &str = "$sup:count_children";
-pub(crate) const START_CHILD: &str = "$sup:start_child";
-pub(crate) const ADD_CHILD: &str = "$sup:add_child";
-pub(crate) const TERMINATE_CHILD: &str = "$sup:terminate_child";
-pub(crate) const RESTART_CHILD: &str = "$sup:restart_child";
-pub(crate) const DELETE_CHILD: &str = "$sup:delete_child";
+/// One call of the supervisor API: the payload of a control letter.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SupervisorCall {
+    WhichChildren,
+    CountChildren,
+    StartChild(ChildSpec<ChildStart>),
+    AddChild { id: String, args: Body },
+    TerminateChild(String),
+    RestartChild(String),
+    DeleteChild(String),
+}
+
+/// A supervisor's answer to a [`SupervisorCall`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SupervisorReply {
+    Children(Vec<ChildInfo<ChildRef>>),
+    Counts(Counts),
+    Started(Result<ChildRef, SupError>),
+    Done(Result<(), SupError>),
+    /// The caller is neither the Machine nor an ancestor of the supervisor.
+    Forbidden,
+    /// The particle is not a supervisor.
+    NotASupervisor,
+}
+
+/// True if `caller` may use the API of the supervisor at `supervisor`: the
+/// Machine itself, or an ancestor of the supervisor.
+pub(crate) fn may_call(caller: &Point, supervisor: &Point) -> bool {
+    caller.is_root() || caller.is_ancestor_of(supervisor)
+}
 
 /// A supervisor API call that failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -27,13 +56,36 @@ pub enum SupervisorError {
     /// The supervisor could not be reached, or did not answer.
     #[error(transparent)]
     Wave(#[from] WaveError),
-    /// The call or its answer could not be encoded (a closure
-    /// [`ChildStart`] cannot cross a wave).
+    /// The call could not be encoded (a closure [`ChildStart`] cannot be
+    /// sent: it could never cross to another Machine).
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The caller may not use this supervisor's API: only the Machine
+    /// itself (code outside any handler) and the supervisor's ancestors
+    /// may. A supervisor's own children are refused, as any other particle.
+    #[error("{caller} may not use the supervisor API of {supervisor} (only the Machine and its ancestors may)")]
+    Forbidden {
+        /// Who called, as the runtime stamped it.
+        caller: Point,
+        /// The supervisor.
+        supervisor: Point,
+    },
+    /// The particle at that Point is not a supervisor particle.
+    #[error("{point} is not a supervisor")]
+    NotASupervisor {
+        /// Where the call went.
+        point: Point,
+    },
 }
 
 /// A handle to a supervisor particle, for OTP's supervisor API.
+///
+/// Only the Machine itself (code outside any particle's handler) and the
+/// supervisor's ancestors may use it: the caller is stamped by the runtime,
+/// and a call from any other particle, the supervisor's own children
+/// included, is refused with [`SupervisorError::Forbidden`]. (OTP lets a
+/// child call its supervisor; here that would let any particle under a
+/// supervisor stop or start its siblings.)
 ///
 /// ```
 /// use hyperverse_runtime::*;
@@ -91,72 +143,198 @@ impl SupervisorRef {
         &self.point
     }
 
-    async fn call<A: Serialize, T: DeserializeOwned>(
+    /// Sends `call` as a control letter from the caller the runtime
+    /// stamps, queued when the API method is called (not when its future
+    /// is first polled), and waits for the answer.
+    fn call(
         &self,
-        method: &'static str,
-        arg: &A,
-    ) -> Result<T, SupervisorError> {
-        let body = Body::encode(arg)?;
-        // From inside a particle, the call is that particle's: a supervisor
-        // stopping it then knows not to wait for it.
-        let from = crate::run::running_point().unwrap_or_else(Point::root);
-        let wave = Wave::request(from, self.point.clone(), method, body);
-        let reply = self
-            .machine
-            .request(wave, self.machine.request_timeout())
-            .await?;
-        Ok(reply.body.decode()?)
-    }
-
-    async fn op<A: Serialize, T: DeserializeOwned>(
-        &self,
-        method: &'static str,
-        arg: &A,
-    ) -> Result<T, SupervisorError> {
-        let r: Result<T, SupError> = self.call(method, arg).await?;
-        Ok(r?)
+        call: Result<SupervisorCall, CodecError>,
+    ) -> impl std::future::Future<Output = Result<SupervisorReply, SupervisorError>> + Send + 'static
+    {
+        let caller = sender();
+        let point = self.point.clone();
+        // Refused before anything is sent: a child calling its supervisor
+        // could otherwise keep the supervisor waiting for it while it stops
+        // that child. The supervisor checks again (the rule is its own).
+        let sent = match call {
+            Err(e) => Err(SupervisorError::from(e)),
+            Ok(_) if !may_call(&caller, &point) => Err(SupervisorError::Forbidden {
+                caller: caller.clone(),
+                supervisor: point.clone(),
+            }),
+            Ok(call) => self
+                .machine
+                .lane(&point)
+                .map(|lane| {
+                    lane.control(
+                        ControlKind::Supervisor(call),
+                        self.machine.request_timeout(),
+                    )
+                })
+                .map_err(SupervisorError::from),
+        };
+        async move {
+            match sent?.await? {
+                ControlReply::Supervisor(SupervisorReply::Forbidden) => {
+                    Err(SupervisorError::Forbidden {
+                        caller,
+                        supervisor: point,
+                    })
+                }
+                ControlReply::Supervisor(SupervisorReply::NotASupervisor)
+                | ControlReply::Driver(_) => Err(SupervisorError::NotASupervisor { point }),
+                ControlReply::Supervisor(reply) => Ok(reply),
+            }
+        }
     }
 
     /// The children in start order, each with its [`ChildRef`] when running.
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo<ChildRef>>, SupervisorError> {
-        self.call(WHICH_CHILDREN, &()).await
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::Forbidden`] unless called by the Machine or an
+    /// ancestor of the supervisor; [`SupervisorError::NotASupervisor`];
+    /// [`SupervisorError::Wave`] if the supervisor cannot be reached or
+    /// does not answer within the Machine's request timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Every call here is queued when the method is called; dropping the
+    /// future does not withdraw it: the supervisor still performs it, and
+    /// its answer is dropped.
+    pub fn which_children(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<ChildInfo<ChildRef>>, SupervisorError>>
+           + Send
+           + 'static {
+        let reply = self.call(Ok(SupervisorCall::WhichChildren));
+        async move {
+            match reply.await? {
+                SupervisorReply::Children(c) => Ok(c),
+                other => Err(unexpected(other)),
+            }
+        }
     }
 
     /// OTP's `count_children`.
-    pub async fn count_children(&self) -> Result<Counts, SupervisorError> {
-        self.call(COUNT_CHILDREN, &()).await
+    ///
+    /// # Errors
+    ///
+    /// As [`SupervisorRef::which_children`].
+    pub fn count_children(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Counts, SupervisorError>> + Send + 'static {
+        let reply = self.call(Ok(SupervisorCall::CountChildren));
+        async move {
+            match reply.await? {
+                SupervisorReply::Counts(c) => Ok(c),
+                other => Err(unexpected(other)),
+            }
+        }
     }
 
     /// Adds a child spec to a static supervisor and starts it.
-    pub async fn start_child(
+    ///
+    /// # Errors
+    ///
+    /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
+    /// with OTP's reason; [`SupervisorError::Codec`] for a closure
+    /// [`ChildStart`] (give it in the supervisor's spec instead).
+    pub fn start_child(
         &self,
         spec: ChildSpec<ChildStart>,
-    ) -> Result<ChildRef, SupervisorError> {
-        self.op(START_CHILD, &spec).await
+    ) -> impl std::future::Future<Output = Result<ChildRef, SupervisorError>> + Send + 'static {
+        let call = if spec.start.is_closure() {
+            Err(CodecError::Encode(
+                "a closure start cannot be sent to a supervisor; put it in the supervisor's spec"
+                    .into(),
+            ))
+        } else {
+            Ok(SupervisorCall::StartChild(spec))
+        };
+        started(self.call(call))
     }
 
     /// Starts a child of a dynamic supervisor from its template, named
     /// `id`, with these arguments.
-    pub async fn add_child(
+    ///
+    /// # Errors
+    ///
+    /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
+    /// with OTP's reason.
+    pub fn add_child(
         &self,
         id: impl Into<String>,
         args: impl Into<Body>,
-    ) -> Result<ChildRef, SupervisorError> {
-        self.op(ADD_CHILD, &(id.into(), args.into())).await
+    ) -> impl std::future::Future<Output = Result<ChildRef, SupervisorError>> + Send + 'static {
+        started(self.call(Ok(SupervisorCall::AddChild {
+            id: id.into(),
+            args: args.into(),
+        })))
     }
 
     /// Stops a child; its spec stays (unless it is temporary, or dynamic).
-    pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
-        self.op(TERMINATE_CHILD, &id).await
+    ///
+    /// # Errors
+    ///
+    /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
+    /// with OTP's reason.
+    pub fn terminate_child(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<(), SupervisorError>> + Send + 'static {
+        done(self.call(Ok(SupervisorCall::TerminateChild(id.to_string()))))
     }
 
     /// Starts a terminated child again from its spec.
-    pub async fn restart_child(&self, id: &str) -> Result<ChildRef, SupervisorError> {
-        self.op(RESTART_CHILD, &id).await
+    ///
+    /// # Errors
+    ///
+    /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
+    /// with OTP's reason.
+    pub fn restart_child(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<ChildRef, SupervisorError>> + Send + 'static {
+        started(self.call(Ok(SupervisorCall::RestartChild(id.to_string()))))
     }
 
     /// Removes a terminated child's spec.
-    pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
-        self.op(DELETE_CHILD, &id).await
+    ///
+    /// # Errors
+    ///
+    /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
+    /// with OTP's reason.
+    pub fn delete_child(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<(), SupervisorError>> + Send + 'static {
+        done(self.call(Ok(SupervisorCall::DeleteChild(id.to_string()))))
+    }
+}
+
+/// An answer that does not fit the call: only a supervisor of another
+/// build could send one.
+fn unexpected(reply: SupervisorReply) -> SupervisorError {
+    SupervisorError::Codec(CodecError::Decode(format!(
+        "unexpected supervisor answer {reply:?}"
+    )))
+}
+
+async fn started(
+    reply: impl std::future::Future<Output = Result<SupervisorReply, SupervisorError>>,
+) -> Result<ChildRef, SupervisorError> {
+    match reply.await? {
+        SupervisorReply::Started(r) => Ok(r?),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn done(
+    reply: impl std::future::Future<Output = Result<SupervisorReply, SupervisorError>>,
+) -> Result<(), SupervisorError> {
+    match reply.await? {
+        SupervisorReply::Done(r) => Ok(r?),
+        other => Err(unexpected(other)),
     }
 }

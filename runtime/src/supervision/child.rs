@@ -7,16 +7,15 @@ use hyperverse_supervisors::ExitReason;
 use serde::{Deserialize, Serialize};
 
 use super::managed::{Command, Wake};
-use crate::lane::{deliver, LaneReceiver};
+use crate::control::{ControlKind, ControlLetter};
+use crate::lane::{deliver_control, LaneReceiver};
 use crate::run::{incarnation, park_children, stop_children, End, EndGuard};
-use crate::{Body, Ctx, DownReason, InFlight, Particle, Status, Wave, WaveError};
+use crate::{Body, Ctx, DownReason, InFlight, Particle, Status, WaveError};
 
-/// The method of an exit report, a signal from a child to its supervisor.
-pub(crate) const EXIT: &str = "$sup:exit";
-
-/// How one incarnation of a supervised child ended: the body of an
-/// [`EXIT`] signal. A wave, so that a supervisor and its child can one day
-/// live on different Machines.
+/// How one incarnation of a supervised child ended: the payload of an
+/// exit report, a control letter from the child to its supervisor that
+/// only the runtime makes. Serialisable, so that a supervisor and its child
+/// can one day live on different Machines.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ExitReport {
     /// The child's spawn sequence: which particle at that Point.
@@ -28,7 +27,8 @@ pub(crate) struct ExitReport {
 }
 
 /// Tells `ctx`'s supervisor how its current incarnation ended. Dropped if
-/// the supervisor has ended (it stops its children as it ends).
+/// the supervisor has ended (it stops its children as it ends); never
+/// refused for room.
 pub(crate) fn report_exit(ctx: &Ctx, exit: ExitReason, in_flight: Option<InFlight>) {
     let (Some(m), Some(sup)) = (ctx.cell.managed(), ctx.cell.parent_cell()) else {
         return;
@@ -39,12 +39,14 @@ pub(crate) fn report_exit(ctx: &Ctx, exit: ExitReason, in_flight: Option<InFligh
         exit,
         in_flight,
     };
-    let Ok(body) = Body::encode(&report) else {
-        return;
-    };
-    let _ = deliver(
+    let _ = deliver_control(
         &sup,
-        Wave::signal(ctx.me().clone(), sup.point().clone(), EXIT, body),
+        ControlLetter {
+            from: ctx.me().clone(),
+            to: sup.point().clone(),
+            kind: ControlKind::Exit(report),
+            reply: None,
+        },
     );
 }
 

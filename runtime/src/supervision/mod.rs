@@ -27,6 +27,7 @@ pub use kids::ChildRef;
 pub use particle::SupervisorSpec;
 pub use start::{ChildStart, StartFn};
 
-pub(crate) use child::{report_exit, run_managed, EXIT};
+pub(crate) use api::{SupervisorCall, SupervisorReply};
+pub(crate) use child::{report_exit, run_managed, ExitReport};
 pub(crate) use managed::Managed;
-pub(crate) use particle::SupervisorParticle;
+pub(crate) use particle::{SupState, SupervisorParticle};

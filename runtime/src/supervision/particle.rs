@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::child::{ExitReport, EXIT};
+use super::api::{self, SupervisorCall, SupervisorReply};
+use super::child::ExitReport;
 use super::kids::{ChildRef, Kids};
-use super::{api, ChildStart};
-use crate::lane::deliver;
+use super::ChildStart;
+use crate::control::{ControlKind, ControlLetter, ControlReply};
+use crate::lane::Letter;
 use crate::targets;
-use crate::{Body, CodecError, CrashNotice, Ctx, Event, Particle, ParticleError, Wave, WaveError};
+use crate::{Body, CrashNotice, Ctx, Event, Particle, ParticleError, Point, Wave};
 
 /// What a supervisor particle supervises: OTP's `init/1` result, flags and
 /// child specs. Register it as a Kind with
@@ -72,16 +74,12 @@ pub(crate) struct SupState {
     retries: Arc<Retries>,
 }
 
-/// The method of the wave that wakes a supervisor particle to try its due
-/// restarts again. It carries nothing: which children are due is in the
-/// supervisor's own [`Retries`], out of reach of any wave, so a forged one
-/// can only make the supervisor look at an empty list.
-pub(crate) const RETRY: &str = "$sup:retry";
-
 /// The restarts a supervisor particle owes itself: a child whose restart
 /// failed (or waits for its backoff) is put here when its delay is over,
-/// and the supervisor is woken by a [`RETRY`] wave to try it again. The
-/// supervisor answers calls meanwhile (OTP's supervisor sends itself
+/// and the supervisor is woken by a [`ControlKind::Retry`] letter (made
+/// only here, never refused for room) to try it again. The letter carries
+/// nothing: which children are due stays in this incarnation's own list.
+/// The supervisor answers calls meanwhile (OTP's supervisor sends itself
 /// `{try_again_restart, Id}` for the same reason).
 #[derive(Default)]
 pub(crate) struct Retries {
@@ -113,21 +111,13 @@ impl Retries {
                 return;
             };
             retries.due.lock().push(id);
-            let wave = Wave::signal(
-                cell.point().clone(),
-                cell.point().clone(),
-                RETRY,
-                Body::empty(),
-            );
-            // A full bounded lane is waited out (its letters are handled
-            // meanwhile); a closed one means the supervisor has ended.
-            let mut wave = Some(wave);
-            while let Some(w) = wave.take() {
-                if let Err(WaveError::LaneFull { .. }) = deliver(&cell, w.clone()) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    wave = Some(w);
-                }
-            }
+            // A closed lane means the supervisor has ended: nothing to do.
+            let _ = cell.lane.push(Letter::Control(Box::new(ControlLetter {
+                from: cell.point().clone(),
+                to: cell.point().clone(),
+                kind: ControlKind::Retry,
+                reply: None,
+            })));
         };
         let timer = ctx.machine.runtime().spawn(wake).abort_handle();
         let mut timers = self.timers.lock();
@@ -172,34 +162,14 @@ impl Particle for SupervisorParticle {
     async fn handle(
         &self,
         ctx: &Ctx,
-        st: &mut SupState,
+        _st: &mut SupState,
         wave: Wave,
     ) -> Result<Body, ParticleError> {
-        if &*wave.method == RETRY {
-            return match st.retry_due(ctx).await {
-                Ok(()) => Ok(Body::empty()),
-                Err(reason) => Err(Box::new(reason)),
-            };
-        }
-        if &*wave.method == EXIT {
-            // Escalation is the one way out of here: bad input is ignored.
-            return match st.child_exit(ctx, wave).await {
-                Ok(()) => Ok(Body::empty()),
-                Err(reason) => Err(Box::new(reason)),
-            };
-        }
-        let (method, from) = (wave.method.clone(), wave.from.clone());
-        st.kids.caller = Some(from.clone());
-        let answer = st.call(wave).await;
-        st.kids.caller = None;
-        match answer {
-            Ok(reply) => Ok(reply),
-            Err(e) => {
-                // OTP's supervisor logs what it cannot understand and goes on.
-                tracing::warn!(target: targets::ROUTE, supervisor = %ctx.me(), %method, %from, error = %e, "a supervisor ignores a malformed call");
-                Ok(Body::empty())
-            }
-        }
+        // The API and exit reports are control letters (`control` below);
+        // a wave is never one, whatever its method. OTP's supervisor logs
+        // what it does not expect and goes on.
+        tracing::warn!(target: targets::ROUTE, supervisor = %ctx.me(), method = %wave.method, from = %wave.from, "a supervisor ignores a wave (its API is not waves)");
+        Ok(Body::empty())
     }
 
     async fn stop(&self, _ctx: &Ctx, mut st: SupState) {
@@ -209,21 +179,54 @@ impl Particle for SupervisorParticle {
     }
 }
 
+impl SupervisorParticle {
+    /// A control letter: an API call, answered, or a child's exit report.
+    /// An error is the supervisor's own exit (escalation).
+    pub(crate) async fn control(
+        &self,
+        ctx: &Ctx,
+        st: &mut SupState,
+        from: Point,
+        kind: ControlKind,
+    ) -> Result<Option<ControlReply>, ExitReason> {
+        match kind {
+            ControlKind::Exit(report) => {
+                st.child_exit(ctx, from, report).await?;
+                Ok(None)
+            }
+            ControlKind::Retry => {
+                st.retry_due(ctx).await?;
+                Ok(None)
+            }
+            ControlKind::Supervisor(call) => {
+                // The caller checked too; the rule is the supervisor's own.
+                if !api::may_call(&from, ctx.me()) {
+                    tracing::warn!(target: targets::ROUTE, supervisor = %ctx.me(), %from, "a supervisor refuses an API call from a particle that is not its ancestor");
+                    return Ok(Some(ControlReply::Supervisor(SupervisorReply::Forbidden)));
+                }
+                st.kids.caller = Some(from);
+                let reply = st.call(call).await;
+                st.kids.caller = None;
+                Ok(Some(ControlReply::Supervisor(reply)))
+            }
+            // Not addressed to a supervisor's API: the default answer.
+            ControlKind::Driver(_) => Ok(Some(ControlReply::Driver(Body::empty()))),
+        }
+    }
+}
+
 impl SupState {
-    /// One call of the supervisor API; an error is a body that does not
-    /// decode, or a method it does not know.
-    async fn call(&mut self, wave: Wave) -> Result<Body, CodecError> {
-        let reply = match &*wave.method {
-            api::WHICH_CHILDREN => Body::encode(&self.sup.which_children())?,
-            api::COUNT_CHILDREN => Body::encode(&self.sup.count_children())?,
-            api::START_CHILD => {
-                let spec: ChildSpec<ChildStart> = wave.body.decode()?;
+    /// One call of the supervisor API.
+    async fn call(&mut self, call: SupervisorCall) -> SupervisorReply {
+        match call {
+            SupervisorCall::WhichChildren => SupervisorReply::Children(self.sup.which_children()),
+            SupervisorCall::CountChildren => SupervisorReply::Counts(self.sup.count_children()),
+            SupervisorCall::StartChild(spec) => {
                 let r = self.sup.start_child(&mut self.kids, spec).await;
                 self.settle().await;
-                Body::encode(&r)?
+                SupervisorReply::Started(r)
             }
-            api::ADD_CHILD => {
-                let (id, args): (String, Body) = wave.body.decode()?;
+            SupervisorCall::AddChild { id, args } => {
                 let r = match self.sup.template() {
                     Some(t) => {
                         let start = t.start.clone().args(args);
@@ -235,29 +238,24 @@ impl SupState {
                     }),
                 };
                 self.settle().await;
-                Body::encode(&r)?
+                SupervisorReply::Started(r)
             }
-            api::TERMINATE_CHILD => {
-                let id: String = wave.body.decode()?;
+            SupervisorCall::TerminateChild(id) => {
                 let r = self.sup.terminate_child(&mut self.kids, &id).await;
                 self.settle().await;
-                Body::encode(&r)?
+                SupervisorReply::Done(r)
             }
-            api::RESTART_CHILD => {
-                let id: String = wave.body.decode()?;
+            SupervisorCall::RestartChild(id) => {
                 let r = self.sup.restart_child(&mut self.kids, &id).await;
                 self.settle().await;
-                Body::encode(&r)?
+                SupervisorReply::Started(r)
             }
-            api::DELETE_CHILD => {
-                let id: String = wave.body.decode()?;
+            SupervisorCall::DeleteChild(id) => {
                 let r = self.sup.delete_child(&mut self.kids, &id);
                 self.settle().await;
-                Body::encode(&r)?
+                SupervisorReply::Done(r)
             }
-            other => return Err(CodecError::Decode(format!("unknown method `{other}`"))),
-        };
-        Ok(reply)
+        }
     }
 
     /// Ends the children no longer run. (The log's events went out as
@@ -269,18 +267,15 @@ impl SupState {
 
     /// A child's incarnation ended: the supervisor acts per its strategy.
     /// An error is the supervisor's own exit (escalation).
-    async fn child_exit(&mut self, ctx: &Ctx, wave: Wave) -> Result<(), ExitReason> {
-        let child = wave.from;
+    async fn child_exit(
+        &mut self,
+        ctx: &Ctx,
+        child: Point,
+        report: ExitReport,
+    ) -> Result<(), ExitReason> {
         if child.parent().as_ref() != Some(ctx.me()) {
             return Ok(());
         }
-        let report: ExitReport = match wave.body.decode() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(target: targets::ROUTE, supervisor = %ctx.me(), from = %child, error = %e, "a supervisor ignores a malformed exit report");
-                return Ok(());
-            }
-        };
         let id = child.name().to_string();
         let handle = ChildRef {
             point: child.clone(),

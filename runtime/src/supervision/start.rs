@@ -92,6 +92,11 @@ impl ChildStart {
         }
     }
 
+    /// True if a closure picks the Kind: such a start cannot be sent.
+    pub(crate) fn is_closure(&self) -> bool {
+        matches!(self.how, How::Fn(_))
+    }
+
     pub(crate) fn options(&self) -> SpawnOptions {
         SpawnOptions {
             star: self.star,

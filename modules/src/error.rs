@@ -9,6 +9,8 @@
 
 use thiserror::Error;
 
+use crate::budget::BudgetKind;
+
 /// Why loading, instantiating or calling a guest module failed.
 ///
 /// Load-time variants (`Compile`, `MissingExport`, `WrongSignature`,
@@ -19,7 +21,9 @@ use thiserror::Error;
 /// memory-safe to use, but its own state may be half-updated, so the runtime
 /// treats it as crashed and starts a fresh instance. `NotLoaded` and `Host`
 /// come from the runtime integration: a WASM particle whose module was
-/// never loaded, and a host thread that failed under a guest.
+/// never loaded, and a host thread that failed under a guest; so do
+/// `SendBudget` and `SendOutOfScope`, a WASM particle's call that sent too
+/// much or to a Point it may not reach (a crash too: nothing is sent).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ModuleError {
@@ -182,6 +186,43 @@ pub enum ModuleError {
         status: i32,
     },
 
+    /// A WASM particle's guest sent past its [`SendBudget`]: more waves in
+    /// one call than the per-call budget (`hv.send` refuses them past
+    /// [`MAX_SENDS_PER_CALL`]), or more than its per-second bucket held.
+    /// The call fails (a crash of the particle) and nothing it sent leaves.
+    ///
+    /// [`SendBudget`]: crate::SendBudget
+    /// [`MAX_SENDS_PER_CALL`]: crate::MAX_SENDS_PER_CALL
+    #[error("module `{module}`: particle `{particle}` went over its send budget of {limit} {budget} in `{export}`")]
+    SendBudget {
+        /// The module's name.
+        module: String,
+        /// The particle's Point.
+        particle: String,
+        /// The export whose sends went over (`init` or `handle`).
+        export: String,
+        /// Which limit.
+        budget: BudgetKind,
+        /// Its value.
+        limit: u32,
+    },
+
+    /// A WASM particle's guest sent to a Point outside its scope: its own
+    /// Point and those below it, its parent, and the Points its spawn
+    /// granted (`SpawnOptions::grants`). The call fails (a crash of the
+    /// particle) and nothing it sent leaves.
+    #[error("module `{module}`: particle `{particle}` may not send to `{to}` (from `{export}`): a guest sends only to its own subtree, its parent and the Points its spawn granted")]
+    SendOutOfScope {
+        /// The module's name.
+        module: String,
+        /// The particle's Point.
+        particle: String,
+        /// The export that sent (`init` or `handle`).
+        export: String,
+        /// The address refused.
+        to: String,
+    },
+
     /// A WASM particle's module has never been loaded into its
     /// [`WasmHost`](crate::WasmHost): its `start` fails with this.
     #[error("module `{module}` is not loaded")]
@@ -310,7 +351,9 @@ impl ModuleError {
             | Self::OutputLimit { module, .. }
             | Self::GuestStatus { module, .. }
             | Self::NotLoaded { module }
-            | Self::Host { module, .. } => Some(module),
+            | Self::Host { module, .. }
+            | Self::SendBudget { module, .. }
+            | Self::SendOutOfScope { module, .. } => Some(module),
             Self::Cache { .. } | Self::CacheRefused { .. } => None,
         }
     }

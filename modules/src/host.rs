@@ -23,6 +23,7 @@ use wasmer::{
 };
 
 use crate::abi::{HOST_MODULE, LOG, NOW_MS, REPLY, SEND};
+use crate::budget::MAX_SENDS_PER_CALL;
 
 /// What one guest call produced, taken by the caller after the call.
 ///
@@ -36,6 +37,11 @@ pub struct HandleOutput {
     pub sends: Vec<GuestSend>,
     /// Log lines, in order.
     pub logs: Vec<GuestLog>,
+    /// `hv.send` calls refused because the call had already queued
+    /// [`MAX_SENDS_PER_CALL`] waves (each returned 1 and queued nothing).
+    /// A WASM particle fails such a call with
+    /// [`ModuleError::SendBudget`](crate::ModuleError::SendBudget).
+    pub refused_sends: u32,
 }
 
 /// A wave the guest asked to send with `hv.send`.
@@ -266,7 +272,14 @@ pub(crate) fn host_imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostEn
 /// about the host's own bookkeeping for a wave.
 const SEND_OVERHEAD: i32 = 64;
 
-/// `hv.send`: queue a signal wave (allowed in `init` and `handle`).
+/// What `hv.send` returns when it refuses a wave because the call already
+/// queued [`MAX_SENDS_PER_CALL`]: nothing is queued.
+const SEND_REFUSED: i32 = 1;
+
+/// `hv.send`: queue a signal wave (allowed in `init` and `handle`), unless
+/// the call already queued [`MAX_SENDS_PER_CALL`]: then it is counted as
+/// refused and nothing is read or buffered (the guest runs on, but the
+/// runtime fails the call; a direct caller sees `refused_sends`).
 fn hv_send(
     mut env: FunctionEnvMut<HostEnv>,
     to_ptr: i32,
@@ -283,6 +296,12 @@ fn hv_send(
                 "hv.send is allowed in init and handle, not in {}",
                 data.phase
             )));
+        }
+        // Counted before anything is charged or copied: the guest cannot
+        // make the host hold more than this many waves per call.
+        if data.output.sends.len() >= MAX_SENDS_PER_CALL as usize {
+            data.output.refused_sends = data.output.refused_sends.saturating_add(1);
+            return Ok(SEND_REFUSED);
         }
         // Each send also costs its overhead, so that empty sends cannot
         // queue without bound.

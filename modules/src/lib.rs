@@ -29,7 +29,11 @@
 //!   Driver. A WASM particle (`particle.rs`) is an ordinary supervised
 //!   particle: each wave is one call of the guest's `handle`, the guest's
 //!   sends leave as waves from the particle, its reply answers the request,
-//!   and any sandbox failure is a crash its Star handles.
+//!   and any sandbox failure is a crash its Star handles. What a guest may
+//!   send is bounded (`budget.rs`): per call and per second
+//!   ([`SendBudget`]), only to its own subtree, its parent and the Points
+//!   its spawn grants, and a WASM particle's lane is bounded by default
+//!   ([`DEFAULT_WASM_LANE`]).
 //! - The host threads (`pool.rs`): wasmer's `Store` is not `Send`, so each
 //!   guest lives on one dedicated thread and the particle holds a `Send`
 //!   handle on it; every call is a job sent there.
@@ -60,6 +64,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+mod budget;
 mod disk_cache;
 mod engine;
 mod error;
@@ -83,6 +88,10 @@ pub const TARGET_WASM: &str = "hyperverse::wasm";
 /// particle moved, `warn` per particle that stays on its old version.
 pub const TARGET_RELOAD: &str = "hyperverse::reload";
 
+pub use budget::{
+    BudgetKind, SendBudget, DEFAULT_LANE_CAPACITY, DEFAULT_SENDS_PER_CALL,
+    DEFAULT_SENDS_PER_SECOND, DEFAULT_WASM_LANE, MAX_SENDS_PER_CALL,
+};
 pub use disk_cache::{
     CacheSecret, DiskCacheConfig, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_FILES,
 };

@@ -36,8 +36,9 @@ use std::sync::Arc;
 use hyperverse_runtime::{Body, Control, Ctx, Particle, ParticleError, Point, Wave};
 use parking_lot::Mutex;
 
+use crate::budget::{in_scope, GuestPolicy, SendMeter};
 use crate::error::ModuleError;
-use crate::host::GuestSend;
+use crate::host::HandleOutput;
 use crate::pool::{GuestHandle, Pool};
 use crate::reload::Outcome;
 use crate::store::{CompiledModule, ModuleStore};
@@ -48,6 +49,8 @@ pub(crate) struct HostShared {
     pub(crate) pool: Pool,
     pub(crate) modules: Mutex<HashMap<Arc<str>, Arc<ModuleEntry>>>,
     pub(crate) reload_timeout: std::time::Duration,
+    /// The send budget of every guest, and the default lane.
+    pub(crate) policy: GuestPolicy,
 }
 
 impl HostShared {
@@ -194,12 +197,14 @@ pub(crate) struct WasmParticle {
 }
 
 /// A WASM particle's State: a handle on its guest (on a host thread), the
-/// version that guest runs, and its place in the live list. Dropping it (a
-/// crash, a stop) frees the guest and its Store.
+/// version that guest runs, its place in the live list, and its send
+/// budget's meter. Dropping it (a crash, a stop) frees the guest and its
+/// Store; a restart starts a new meter (a full bucket).
 pub(crate) struct WasmState {
     guest: GuestHandle,
     module: CompiledModule,
     _live: Live,
+    sends: SendMeter,
 }
 
 impl Particle for WasmParticle {
@@ -218,12 +223,14 @@ impl Particle for WasmParticle {
             .pool
             .start(star, module.clone(), args.clone())
             .await?;
-        deliver(ctx, module.name(), "init", output.sends)?;
+        let mut sends = SendMeter::new(self.host.policy.budget);
+        deliver(ctx, &mut sends, module.name(), "init", output)?;
         ctx.set_code_version(module.version().seq);
         Ok(WasmState {
             guest,
             module,
             _live: live,
+            sends,
         })
     }
 
@@ -234,9 +241,10 @@ impl Particle for WasmParticle {
         wave: Wave,
     ) -> Result<Body, ParticleError> {
         let Wave { method, body, .. } = wave;
-        let output = state.guest.handle(method, body).await?;
-        deliver(ctx, state.module.name(), "handle", output.sends)?;
-        Ok(output.reply.map(Body::from).unwrap_or_default())
+        let mut output = state.guest.handle(method, body).await?;
+        let reply = output.reply.take();
+        deliver(ctx, &mut state.sends, state.module.name(), "handle", output)?;
+        Ok(reply.map(Body::from).unwrap_or_default())
     }
 
     /// A hot reload ([`WasmHost::reload`](crate::WasmHost::reload)); its
@@ -333,19 +341,44 @@ impl WasmParticle {
 }
 
 /// Sends what the guest queued in one successful call, in order, as
-/// signals from the particle. Every address is checked first: one that is
-/// not a Point is the guest breaking the ABI (a crash, nothing sent). A
-/// wave that cannot be delivered (nobody there, a full lane) is dropped
-/// and logged, as a send to a dead process is in Erlang.
+/// signals from the particle, if the call kept to its budget and scope.
+/// Everything is checked before anything is sent, so a call that breaks a
+/// rule sends nothing (and, failing, crashes the particle):
+///
+/// 1. the per-call budget (`hv.send` refusals, or more sends than
+///    [`SendBudget::per_call`](crate::SendBudget::per_call)):
+///    `SendBudget`;
+/// 2. every address: one that is not a Point is the guest breaking the ABI
+///    (`AbiViolation`), one outside the particle's own subtree, its parent
+///    and its grants is `SendOutOfScope`;
+/// 3. the per-second bucket, all the call's sends at once: `SendBudget`.
+///
+/// A wave that then cannot be delivered (nobody there, a full lane) is
+/// dropped and logged, as a send to a dead process is in Erlang.
 fn deliver(
     ctx: &Ctx,
+    meter: &mut SendMeter,
     module: &str,
     export: &str,
-    sends: Vec<GuestSend>,
+    output: HandleOutput,
 ) -> Result<(), ModuleError> {
+    let HandleOutput {
+        sends,
+        refused_sends,
+        ..
+    } = output;
+    let over = |(budget, limit)| ModuleError::SendBudget {
+        module: module.to_string(),
+        particle: ctx.me().to_string(),
+        export: export.to_string(),
+        budget,
+        limit,
+    };
+    meter.check_call(sends.len(), refused_sends).map_err(over)?;
     if sends.is_empty() {
         return Ok(());
     }
+    let (me, parent, grants) = (ctx.me(), ctx.parent(), ctx.grants());
     let mut waves = Vec::with_capacity(sends.len());
     for send in sends {
         let to = Point::parse(&send.to).map_err(|e| ModuleError::AbiViolation {
@@ -353,8 +386,17 @@ fn deliver(
             export: export.to_string(),
             message: format!("hv.send to `{}`: {e}", send.to),
         })?;
+        if !in_scope(me, parent, grants, &to) {
+            return Err(ModuleError::SendOutOfScope {
+                module: module.to_string(),
+                particle: me.to_string(),
+                export: export.to_string(),
+                to: send.to,
+            });
+        }
         waves.push((to, send.method, send.body));
     }
+    meter.take(waves.len()).map_err(over)?;
     for (to, method, body) in waves {
         if let Err(e) = ctx.signal(&to, method, body) {
             tracing::debug!(

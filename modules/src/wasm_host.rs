@@ -27,10 +27,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyperverse_runtime::{Body, Driver, Kind, Machine, MachineBuilder, ParticleDriver, Point};
+use hyperverse_runtime::{
+    Body, Driver, Kind, LaneLimit, Machine, MachineBuilder, ParticleDriver, Point,
+};
 use parking_lot::Mutex;
 use tracing::Instrument;
 
+use crate::budget::{GuestPolicy, SendBudget};
 use crate::error::ModuleError;
 use crate::limits::Limits;
 use crate::particle::{HostShared, ModuleEntry, Promotion, WasmParticle};
@@ -106,6 +109,7 @@ pub struct WasmHostBuilder {
     limits: Limits,
     threads: Option<usize>,
     reload_timeout: Duration,
+    policy: GuestPolicy,
 }
 
 impl WasmHostBuilder {
@@ -137,6 +141,26 @@ impl WasmHostBuilder {
         self
     }
 
+    /// How much each guest may send, per call and per second (default:
+    /// [`SendBudget::default`]). See [`SendBudget`] for what happens past
+    /// it: the call fails and nothing it sent leaves.
+    pub fn send_budget(mut self, budget: SendBudget) -> Self {
+        self.policy.budget = budget;
+        self
+    }
+
+    /// The lane limit of WASM particles whose spawn options give none
+    /// (default: [`DEFAULT_WASM_LANE`](crate::DEFAULT_WASM_LANE), 65,536
+    /// waves with backpressure for async senders); `None` leaves their
+    /// lanes unbounded. An explicit [`SpawnOptions::lane`] always wins. A
+    /// capacity of 0 makes their spawns fail with `BadLaneLimit`.
+    ///
+    /// [`SpawnOptions::lane`]: hyperverse_runtime::SpawnOptions::lane
+    pub fn lane_limit(mut self, lane: Option<LaneLimit>) -> Self {
+        self.policy.lane = lane;
+        self
+    }
+
     /// The host.
     pub fn build(self) -> WasmHost {
         let threads = self.threads.unwrap_or_else(|| {
@@ -151,6 +175,7 @@ impl WasmHostBuilder {
                 pool: Pool::new(threads),
                 modules: Mutex::new(HashMap::new()),
                 reload_timeout: self.reload_timeout,
+                policy: self.policy,
             }),
         }
     }
@@ -162,13 +187,15 @@ impl WasmHost {
         Self::builder().limits(limits).build()
     }
 
-    /// A builder, for threads, a store of your own or the reload timeout.
+    /// A builder, for threads, a store of your own, the reload timeout, the
+    /// guests' send budget or their default lane.
     pub fn builder() -> WasmHostBuilder {
         WasmHostBuilder {
             store: None,
             limits: Limits::default(),
             threads: None,
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
+            policy: GuestPolicy::default(),
         }
     }
 
@@ -232,12 +259,15 @@ impl WasmHost {
 
     /// The Driver of `Kind::wasm(name)`, for [`MachineBuilder::driver`].
     /// The module may be loaded later; until it is, spawns of it fail with
-    /// [`ModuleError::NotLoaded`].
+    /// [`ModuleError::NotLoaded`]. Its particles get the host's default
+    /// lane ([`WasmHostBuilder::lane_limit`]) unless their spawn options
+    /// give one.
     pub fn driver(&self, name: &str) -> Arc<dyn Driver> {
-        Arc::new(ParticleDriver::new(WasmParticle {
+        let particle = WasmParticle {
             host: self.shared.clone(),
             entry: self.shared.entry(name),
-        }))
+        };
+        Arc::new(ParticleDriver::new(particle).with_default_lane(self.shared.policy.lane))
     }
 
     /// Installs module `name` on `builder` as `Kind::wasm(name)`.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::small_limits;
 use hyperverse_modules::{guests, ModuleError, WasmHost, WasmKind};
 use hyperverse_runtime::{
-    Body, CrashNotice, Ctx, Kind, Machine, Particle, ParticleError, Point, SpawnError, Wave,
-    WaveError,
+    Body, CrashNotice, Ctx, Kind, Machine, Particle, ParticleError, Point, SpawnError,
+    SpawnOptions, Wave, WaveError,
 };
 
 /// A Rust parent that keeps the crash notices of its children; `notices`
@@ -462,9 +462,19 @@ async fn guest_sends_leave_as_waves_from_the_particle() {
         .spawn(target.clone(), Kind::wasm("counter"), Body::empty())
         .await
         .unwrap();
+    // Top-level Points are outside a guest's scope unless granted.
+    let granted = |points: &[&str]| SpawnOptions {
+        grants: points.iter().map(|p| point(p)).collect(),
+        ..SpawnOptions::default()
+    };
     let relay = point("relay");
     machine
-        .spawn(relay.clone(), Kind::wasm("relay"), Body::empty())
+        .spawn_with(
+            relay.clone(),
+            Kind::wasm("relay"),
+            Body::empty(),
+            granted(&["target", "nobody"]),
+        )
         .await
         .unwrap();
     for _ in 0..3 {
@@ -485,7 +495,12 @@ async fn guest_sends_leave_as_waves_from_the_particle() {
     }
     // Sends from `init` go out too, from the new particle.
     machine
-        .spawn(point("greeter"), Kind::wasm("relay"), "target".into())
+        .spawn_with(
+            point("greeter"),
+            Kind::wasm("relay"),
+            "target".into(),
+            granted(&["target"]),
+        )
         .await
         .unwrap();
     // `hello` is no counter method: the target crashed on it and restarted

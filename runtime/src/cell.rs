@@ -104,7 +104,13 @@ pub struct ParticleCell {
     /// not whoever lives at its Point later, so that its end never touches
     /// a newer particle at its Point or that one's children.
     children: Mutex<BTreeMap<u64, Arc<ParticleCell>>>,
+    /// The Points its spawn granted it ([`crate::SpawnOptions::grants`]).
+    /// Boxed and optional: a particle without grants pays one pointer.
+    grants: Option<Box<Grants>>,
 }
+
+/// A particle's grants, behind one thin pointer in its cell.
+struct Grants(Box<[Point]>);
 
 impl ParticleCell {
     #[allow(clippy::too_many_arguments)]
@@ -140,7 +146,19 @@ impl ParticleCell {
             managed: managed.then(|| Box::new(Managed::new())),
             stops_own_children: AtomicBool::new(false),
             children: Mutex::new(BTreeMap::new()),
+            grants: None,
         }
+    }
+
+    /// This cell with the Points its spawn granted it (none: nothing kept).
+    pub(crate) fn with_grants(mut self, grants: Vec<Point>) -> Self {
+        self.grants = (!grants.is_empty()).then(|| Box::new(Grants(grants.into_boxed_slice())));
+        self
+    }
+
+    /// The Points its spawn granted it (see [`crate::SpawnOptions::grants`]).
+    pub fn grants(&self) -> &[Point] {
+        self.grants.as_deref().map_or(&[], |g| &g.0)
     }
 
     /// Whether its code stops its own children (see `Particle::STOPS_OWN_CHILDREN`).
@@ -363,6 +381,12 @@ impl ParticleCell {
     /// takes them in batches).
     pub fn queued(&self) -> usize {
         self.lane.len()
+    }
+
+    /// Its lane's limit: its spawn options', else its Kind's default
+    /// (see [`crate::Driver::default_lane`]); `None` if unbounded.
+    pub fn lane_limit(&self) -> Option<LaneLimit> {
+        self.lane.limit()
     }
 
     /// Letters its lane's crash handling has looked at, in all: only

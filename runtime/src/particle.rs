@@ -173,6 +173,14 @@ impl Ctx {
         self.cell.parent()
     }
 
+    /// The Points outside its own subtree its spawn granted it
+    /// ([`SpawnOptions::grants`]), each covering itself and everything
+    /// below it; empty unless granted. Kept across restarts. A stopgap
+    /// until access rules on Points replace it.
+    pub fn grants(&self) -> &[Point] {
+        self.cell.grants()
+    }
+
     /// This particle's Kind.
     pub fn kind(&self) -> &Kind {
         self.cell.kind()

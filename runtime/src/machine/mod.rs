@@ -71,7 +71,9 @@ pub struct SpawnOptions {
     /// Its restart limit (default: the Machine's). A zero period is refused
     /// with [`SpawnError::BadRestartLimit`].
     pub restart_limit: Option<RestartLimit>,
-    /// Bounds its lane (default: unbounded).
+    /// Bounds its lane (default: its Kind's, [`Driver::default_lane`]:
+    /// unbounded for Rust Kinds, bounded for WASM modules). A capacity of 0
+    /// is refused with [`SpawnError::BadLaneLimit`].
     pub lane: Option<LaneLimit>,
     /// When its Star restarts it, as OTP's restart types (default
     /// permanent): `Permanent` after every crash (within its restart
@@ -81,6 +83,13 @@ pub struct SpawnOptions {
     /// its exit reason, and its parent's crash notice says `gave_up`. (A
     /// child of a supervisor particle follows its child spec instead.)
     pub restart: Restart,
+    /// Points outside its own subtree that it may send to, each covering
+    /// itself and everything below it (default: none), kept for its whole
+    /// life and readable from [`Ctx::grants`]. The runtime itself does not
+    /// enforce them: a Driver running untrusted code does (a WASM guest may
+    /// send only to its own subtree, its parent and these). A stopgap until
+    /// access rules on Points replace it.
+    pub grants: Vec<Point>,
 }
 
 type ReadyTx = oneshot::Sender<Result<(), String>>;
@@ -322,7 +331,22 @@ impl Machine {
             return Err(SpawnError::UnknownKind { point, kind });
         };
         let limit = opts.restart_limit.unwrap_or_else(|| sh.limit.clone());
-        if opts.lane.is_some_and(|l| l.capacity == 0) {
+        let lane = match opts.lane {
+            Some(lane) => Some(lane),
+            // A Driver is user code: a panic here fails this spawn only.
+            None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                driver.default_lane()
+            })) {
+                Ok(lane) => lane,
+                Err(_) => {
+                    return Err(SpawnError::StartFailed {
+                        point,
+                        reason: "its driver panicked choosing its lane limit".into(),
+                    })
+                }
+            },
+        };
+        if lane.is_some_and(|l| l.capacity == 0) {
             return Err(SpawnError::BadLaneLimit { point });
         }
         if let Err(e) = limit.check() {
@@ -359,17 +383,20 @@ impl Machine {
             (None, None) => sh.next_star.fetch_add(1, Ordering::Relaxed) % sh.stars.len(),
         };
         let _span = tracing::debug_span!(target: targets::SPAWN, "spawn", point = %point, kind = %kind, star).entered();
-        let cell = Arc::new(ParticleCell::new(
-            point.clone(),
-            kind.clone(),
-            star,
-            parent.as_ref(),
-            limit,
-            opts.restart,
-            sh.next_seq.fetch_add(1, Ordering::Relaxed),
-            opts.lane,
-            supervised,
-        ));
+        let cell = Arc::new(
+            ParticleCell::new(
+                point.clone(),
+                kind.clone(),
+                star,
+                parent.as_ref(),
+                limit,
+                opts.restart,
+                sh.next_seq.fetch_add(1, Ordering::Relaxed),
+                lane,
+                supervised,
+            )
+            .with_grants(opts.grants),
+        );
         sh.registry.register(cell.clone()).map_err(|e| match e {
             RegistryError::Occupied { point } => SpawnError::AlreadyExists { point },
             RegistryError::NoParent { point, parent } => SpawnError::NoParent { point, parent },

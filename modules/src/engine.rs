@@ -73,12 +73,23 @@ pub(crate) fn sandbox_features() -> Features {
 }
 
 /// The fixed fuel one operator costs, charged by wasmer's metering at the
-/// end of its basic block. One each: simple and predictable for guest
-/// authors ("10 million operators per call"); wasmer's metering adds the
-/// accounting itself at branches. The operators whose work depends on an
-/// operand pay more through [`Charges`], before they run.
-fn operator_cost(_: &Operator<'_>) -> u64 {
-    1
+/// end of its basic block. One each, simple and predictable for guest
+/// authors ("10 million operators per call"; wasmer's metering adds the
+/// accounting itself at branches), except the few operators wasmer runs as
+/// a call into the host, which cost [`price::LIBCALL`] or
+/// [`price::SEGMENT_DROP`]. The operators whose
+/// work depends on an operand pay more through [`Charges`], before they
+/// run.
+fn operator_cost(operator: &Operator<'_>) -> u64 {
+    match operator {
+        Operator::MemorySize { .. }
+        | Operator::TableGet { .. }
+        | Operator::TableSet { .. }
+        | Operator::TableSize { .. }
+        | Operator::RefFunc { .. } => price::LIBCALL,
+        Operator::DataDrop { .. } | Operator::ElemDrop { .. } => price::SEGMENT_DROP,
+        _ => 1,
+    }
 }
 
 /// Bumped whenever what this crate puts into an artifact changes (the
@@ -119,7 +130,10 @@ pub(crate) fn fresh_engine(limits: &Limits) -> Engine {
 /// returns -1 as WebAssembly says it should.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Charge {
-    /// Fuel charged whatever the operand (beyond the 1 `Metering` charges).
+    /// Whether the operator has the `i32` operand charged on top of the
+    /// stack (a host function without parameters has not).
+    pub operand: bool,
+    /// Fuel charged whatever the operand (beyond what `Metering` charges).
     pub base: u64,
     /// Fuel per 64 units of the operand.
     pub per_unit_x64: u64,
@@ -132,48 +146,100 @@ impl Charge {
     /// code computes; for tests and the docs).
     #[cfg(test)]
     pub(crate) fn cost(&self, units: u32) -> u64 {
-        self.base + u64::from(units).min(self.clamp) * self.per_unit_x64 / 64
+        let units = if self.operand { u64::from(units) } else { 0 };
+        self.base + units.min(self.clamp) * self.per_unit_x64 / 64
+    }
+
+    /// A charge of `base + min(n, clamp) * per_unit_x64 / 64` for the
+    /// operand `n` on top of the stack.
+    const fn per_unit(base: u64, per_unit_x64: u64, clamp: u64) -> Self {
+        Self {
+            operand: true,
+            base,
+            per_unit_x64,
+            clamp,
+        }
+    }
+
+    /// A fixed charge, whatever the stack holds.
+    const fn fixed(base: u64) -> Self {
+        Self {
+            operand: false,
+            base,
+            per_unit_x64: 0,
+            clamp: 0,
+        }
     }
 }
 
-/// The measured prices behind [`Charges`] (see `modules/ABI.md`, "Time",
-/// for the measurements): fuel per 64 bytes of `memory.fill`/`copy`/
-/// `init`, per 64 table entries, per 64 pages; and the fixed extra prices
-/// of a host call and of a `memory.grow`/`table.grow`.
+/// The prices behind [`Charges`] and [`operator_cost`], measured on the
+/// 2-core build machine in a debug build (the slower: wasmer's libcalls and
+/// the host functions are unoptimised there) so that no operator runs
+/// longer than about 1 ns per fuel unit it pays (the slowest ordinary
+/// operator measured, `i64.div_u`, takes ~0.7 ns). See
+/// `modules/ABI.md`, "Time", for the measurements.
 pub(crate) mod price {
-    /// Fuel per 64 bytes filled, copied or initialised.
-    pub const MEMORY_BYTES_X64: u64 = 8;
-    /// Fuel per 64 table entries filled, copied or initialised.
-    pub const TABLE_ENTRIES_X64: u64 = 256;
-    /// Fuel per 64 table entries grown (an allocation and a copy).
-    pub const TABLE_GROW_ENTRIES_X64: u64 = 256;
-    /// Fuel per 64 pages of `memory.grow`: the pages' first touch (a page
-    /// fault and zeroing per 4 KiB) is paid when they are granted.
-    pub const MEMORY_GROW_PAGES_X64: u64 = 64 * 2_000;
+    /// Fixed fuel of an operator wasmer runs as a call into the host
+    /// (`memory.size`, `table.get`/`set`/`size`, `ref.func`): up to ~130 ns
+    /// in a debug build.
+    pub const LIBCALL: u64 = 128;
+    /// Fixed fuel of `data.drop` and `elem.drop` (the host removes the
+    /// segment from a map: ~380 ns in a debug build).
+    pub const SEGMENT_DROP: u64 = 512;
+    /// Fixed fuel of `memory.fill`/`copy` (the call into the host: ~150 ns
+    /// for a 1-byte copy).
+    pub const MEMORY_BULK_BASE: u64 = 256;
+    /// Fuel per 64 bytes filled or copied (~0.1 ns a byte).
+    pub const MEMORY_BYTES_X64: u64 = 12;
+    /// Fixed fuel of `memory.init` (the host looks the segment up: ~350 ns).
+    pub const MEMORY_INIT_BASE: u64 = 512;
+    /// Fuel per 64 table entries filled, copied or initialised (~120 ns an
+    /// entry in a debug build, where wasmer copies them one by one).
+    pub const TABLE_ENTRIES_X64: u64 = 64 * 128;
+    /// Fixed fuel of `table.fill`/`copy`/`init`.
+    pub const TABLE_BULK_BASE: u64 = 512;
+    /// Fuel per entry of a funcref table of fixed size (minimum = maximum)
+    /// that `table.fill`/`copy`/`init` on it cost whatever their length:
+    /// wasmer then rewrites the whole table's function records in the
+    /// instance (~30 ns an entry in a debug build).
+    pub const FIXED_TABLE_SYNC_PER_ENTRY: u64 = 32;
+    /// Fuel per 64 table entries grown (an allocation and a copy, ~5 ns).
+    pub const TABLE_GROW_ENTRIES_X64: u64 = 64 * 8;
     /// Fixed fuel of a `memory.grow` or `table.grow` (a call into the host
     /// and, for memory, a system call).
-    pub const GROW_BASE: u64 = 500;
-    /// Fixed fuel of a call to a host function (the trampoline, the
-    /// host's bookkeeping, a log line).
-    pub const HOST_CALL_BASE: u64 = 200;
-    /// Fuel per 64 bytes a host function copies out of guest memory.
-    pub const HOST_BYTES_X64: u64 = 16;
+    pub const GROW_BASE: u64 = 1_024;
+    /// Fuel per 64 pages of `memory.grow` (the grow itself; the pages'
+    /// first touch is the instance's one-time cost, see ABI.md "Time").
+    pub const MEMORY_GROW_PAGES_X64: u64 = 64 * 64;
+    /// Fixed fuel of a call to a host function (the trampoline and the
+    /// host's bookkeeping; a log line through `tracing`: ~700 ns).
+    pub const HOST_CALL_BASE: u64 = 1_024;
+    /// Fuel per 64 bytes `hv.log` copies, decodes and emits (~4.5 ns a
+    /// byte in a debug build).
+    pub const LOG_BYTES_X64: u64 = 64 * 5;
+    /// Fuel per 64 bytes `hv.reply` or `hv.send` copies (~1.6 ns a byte in
+    /// a debug build).
+    pub const OUTPUT_BYTES_X64: u64 = 64 * 2;
 }
 
 /// The charges for one module, by operator; see [`Charge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Prices {
-    /// `memory.fill`, `memory.copy`, `memory.init`: per byte.
-    pub memory_bytes: Charge,
+    /// `memory.fill`, `memory.copy`: per byte.
+    pub memory_bulk: Charge,
+    /// `memory.init`: per byte.
+    pub memory_init: Charge,
     /// `table.fill`, `table.copy`, `table.init`: per entry.
-    pub table_entries: Charge,
+    pub table_bulk: Charge,
     /// `table.grow`: per entry.
     pub table_grow: Charge,
     /// `memory.grow`: per page.
     pub memory_grow: Charge,
-    /// A call of a host function whose last parameter is a length
-    /// (`hv.log`, `hv.reply`, `hv.send`'s body): per byte.
-    pub host_bytes: Charge,
+    /// A call of `hv.log`: per byte of its message.
+    pub host_log: Charge,
+    /// A call of `hv.reply` or `hv.send`: per byte of the reply or body
+    /// (the address and method of a send are bounded by the output limit).
+    pub host_output: Charge,
     /// A call of any other host function.
     pub host_call: Charge,
 }
@@ -181,47 +247,34 @@ pub(crate) struct Prices {
 impl Prices {
     /// The prices under `limits` (the clamps follow its caps).
     pub(crate) fn new(limits: &Limits) -> Self {
+        use price::*;
         let pages = u64::from(limits.effective_max_pages());
+        let bytes = pages * wasmer::WASM_PAGE_SIZE as u64;
         let entries = u64::from(limits.effective_max_table_elements());
         let output = limits.max_output_bytes as u64;
         Self {
-            memory_bytes: Charge {
-                base: 0,
-                per_unit_x64: price::MEMORY_BYTES_X64,
-                clamp: pages * wasmer::WASM_PAGE_SIZE as u64,
-            },
-            table_entries: Charge {
-                base: 0,
-                per_unit_x64: price::TABLE_ENTRIES_X64,
-                clamp: entries,
-            },
-            table_grow: Charge {
-                base: price::GROW_BASE,
-                per_unit_x64: price::TABLE_GROW_ENTRIES_X64,
-                clamp: entries,
-            },
-            memory_grow: Charge {
-                base: price::GROW_BASE,
-                per_unit_x64: price::MEMORY_GROW_PAGES_X64,
-                clamp: pages,
-            },
-            host_bytes: Charge {
-                base: price::HOST_CALL_BASE,
-                per_unit_x64: price::HOST_BYTES_X64,
-                clamp: output,
-            },
-            host_call: Charge {
-                base: price::HOST_CALL_BASE,
-                per_unit_x64: 0,
-                clamp: 0,
-            },
+            memory_bulk: Charge::per_unit(MEMORY_BULK_BASE, MEMORY_BYTES_X64, bytes),
+            memory_init: Charge::per_unit(MEMORY_INIT_BASE, MEMORY_BYTES_X64, bytes),
+            table_bulk: Charge::per_unit(TABLE_BULK_BASE, TABLE_ENTRIES_X64, entries),
+            table_grow: Charge::per_unit(GROW_BASE, TABLE_GROW_ENTRIES_X64, entries),
+            memory_grow: Charge::per_unit(GROW_BASE, MEMORY_GROW_PAGES_X64, pages),
+            host_log: Charge::per_unit(HOST_CALL_BASE, LOG_BYTES_X64, output),
+            host_output: Charge::per_unit(HOST_CALL_BASE, OUTPUT_BYTES_X64, output),
+            host_call: Charge::fixed(HOST_CALL_BASE),
+        }
+    }
+
+    /// The price of a call of the host function `name`.
+    fn host(&self, name: &str) -> Charge {
+        if name == abi::LOG.name {
+            self.host_log
+        } else if name == abi::REPLY.name || name == abi::SEND.name {
+            self.host_output
+        } else {
+            self.host_call
         }
     }
 }
-
-/// The host functions whose last parameter is a byte count the host
-/// copies out of guest memory.
-const HOST_FUNCTIONS_WITH_LENGTH: [&str; 3] = [abi::LOG.name, abi::REPLY.name, abi::SEND.name];
 
 /// The globals [`Charges`] reads and writes in one module.
 #[derive(Debug, Clone, Copy)]
@@ -240,10 +293,13 @@ struct ChargeGlobals {
 #[derive(Debug, Clone)]
 struct ModuleCharges {
     globals: ChargeGlobals,
-    /// How many functions are imports (they come first in the index space).
-    imported_functions: u32,
-    /// Which of those take a length last (index = function index).
-    host_takes_length: Vec<bool>,
+    /// The charge of a call of each imported function (imports come first
+    /// in the function index space).
+    host_calls: Vec<Charge>,
+    /// The extra fixed fuel of a bulk operator on each table: the size of
+    /// a funcref table of fixed size times
+    /// [`price::FIXED_TABLE_SYNC_PER_ENTRY`], else 0.
+    table_sync: Vec<u64>,
 }
 
 /// The middleware that charges operand-sized operators by their operand,
@@ -323,13 +379,26 @@ impl ModuleMiddleware for Charges {
             .as_u32();
         info.global_initializers.push(GlobalInit::I64Const(0));
 
-        // Imported functions take the first indexes, in import order.
-        let host_takes_length = info
+        // Imported functions take the first indexes, in import order. Only
+        // `hv` functions pass validation; anything else is priced as a
+        // plain host call in the meantime.
+        let host_calls = info
             .imports()
             .filter(|import| matches!(import.ty(), ExternType::Function(_)))
-            .map(|import| {
-                import.module() == HOST_MODULE
-                    && HOST_FUNCTIONS_WITH_LENGTH.contains(&import.name())
+            .map(|import| match import.module() {
+                HOST_MODULE => self.prices.host(import.name()),
+                _ => self.prices.host_call,
+            })
+            .collect();
+        let table_sync = info
+            .tables
+            .values()
+            .map(|table| {
+                if table.is_fixed_funcref_table() {
+                    u64::from(table.minimum) * price::FIXED_TABLE_SYNC_PER_ENTRY
+                } else {
+                    0
+                }
             })
             .collect();
         *self.module.lock() = Some(ModuleCharges {
@@ -339,8 +408,8 @@ impl ModuleMiddleware for Charges {
                 operand,
                 cost,
             },
-            imported_functions: info.num_imported_functions as u32,
-            host_takes_length,
+            host_calls,
+            table_sync,
         });
         Ok(())
     }
@@ -363,25 +432,24 @@ impl FunctionCharges {
     fn charge_of(&self, module: &ModuleCharges, operator: &Operator<'_>) -> Option<Charge> {
         let prices = &self.prices;
         match operator {
-            Operator::MemoryFill { .. }
-            | Operator::MemoryCopy { .. }
-            | Operator::MemoryInit { .. } => Some(prices.memory_bytes),
-            Operator::TableFill { .. }
-            | Operator::TableCopy { .. }
-            | Operator::TableInit { .. } => Some(prices.table_entries),
+            Operator::MemoryFill { .. } | Operator::MemoryCopy { .. } => Some(prices.memory_bulk),
+            Operator::MemoryInit { .. } => Some(prices.memory_init),
+            Operator::TableFill { table }
+            | Operator::TableCopy {
+                dst_table: table, ..
+            }
+            | Operator::TableInit { table, .. } => {
+                let sync = module.table_sync.get(*table as usize).copied();
+                let mut charge = prices.table_bulk;
+                charge.base += sync.unwrap_or(0);
+                Some(charge)
+            }
             Operator::TableGrow { .. } => Some(prices.table_grow),
             Operator::MemoryGrow { .. } => Some(prices.memory_grow),
-            Operator::Call { function_index } if *function_index < module.imported_functions => {
-                let takes_length = module
-                    .host_takes_length
-                    .get(*function_index as usize)
-                    .copied()
-                    .unwrap_or(false);
-                Some(if takes_length {
-                    prices.host_bytes
-                } else {
-                    prices.host_call
-                })
+            // Imported functions come first, so an index within the list
+            // is a host call.
+            Operator::Call { function_index } => {
+                module.host_calls.get(*function_index as usize).copied()
             }
             _ => None,
         }
@@ -391,8 +459,33 @@ impl FunctionCharges {
 /// The operators that charge `charge` for the `i32` operand on top of the
 /// stack and leave the stack as it was (see [`Charges`]).
 fn charge_operators<'a>(charge: Charge, globals: ChargeGlobals) -> Vec<Operator<'a>> {
+    let mut ops = if charge.operand {
+        operand_cost(charge, globals)
+    } else {
+        vec![
+            Operator::I64Const {
+                value: charge.base as i64,
+            },
+            Operator::GlobalSet {
+                global_index: globals.cost,
+            },
+        ]
+    };
+    ops.extend(pay(globals));
+    if charge.operand {
+        // The operand back for the operator.
+        ops.push(Operator::GlobalGet {
+            global_index: globals.operand,
+        });
+    }
+    ops
+}
+
+/// Pops the operand into its scratch global and sets the cost global to
+/// `base + min(operand, clamp) * per_unit_x64 >> 6`.
+fn operand_cost<'a>(charge: Charge, globals: ChargeGlobals) -> Vec<Operator<'a>> {
     let clamp = charge.clamp as i64;
-    let mut ops = vec![
+    vec![
         // operand = n; cost = zero-extended n
         Operator::GlobalSet {
             global_index: globals.operand,
@@ -429,8 +522,13 @@ fn charge_operators<'a>(charge: Charge, globals: ChargeGlobals) -> Vec<Operator<
         Operator::GlobalSet {
             global_index: globals.cost,
         },
-    ];
-    ops.extend([
+    ]
+}
+
+/// Pays the cost global out of the remaining fuel, or traps as out of fuel
+/// if it cannot.
+fn pay<'a>(globals: ChargeGlobals) -> [Operator<'a>; 12] {
+    [
         // if remaining < cost { exhausted = 1; unreachable }
         Operator::GlobalGet {
             global_index: globals.remaining,
@@ -459,12 +557,7 @@ fn charge_operators<'a>(charge: Charge, globals: ChargeGlobals) -> Vec<Operator<
         Operator::GlobalSet {
             global_index: globals.remaining,
         },
-        // the operand back for the operator
-        Operator::GlobalGet {
-            global_index: globals.operand,
-        },
-    ]);
-    ops
+    ]
 }
 
 impl<'a> FunctionMiddleware<'a> for FunctionCharges {
@@ -538,9 +631,10 @@ mod tests {
         let prices = Prices::new(&Limits::default());
         let grow = prices.table_grow;
         assert_eq!(grow.cost(u32::MAX), grow.cost(65_536));
-        let fill = prices.memory_bytes;
+        assert_eq!(prices.host_call.cost(u32::MAX), price::HOST_CALL_BASE);
+        let fill = prices.memory_bulk;
         assert_eq!(fill.cost(u32::MAX), fill.cost(16 * 1024 * 1024));
-        assert_eq!(fill.cost(0), 0);
+        assert_eq!(fill.cost(0), price::MEMORY_BULK_BASE);
         assert!(fill.cost(16 * 1024 * 1024) > 1_000_000);
     }
 

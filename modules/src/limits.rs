@@ -34,9 +34,10 @@ pub const MAX_PAGES: u32 = 65_536;
 /// limit WebAssembly's JavaScript embedding sets on a table (10 million).
 pub const MAX_TABLE_ELEMENTS: u32 = 10_000_000;
 
-/// What one table entry costs the host: wasmer stores each entry of a
-/// `funcref` or `externref` table as one pointer.
-pub const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
+/// What one table entry can cost the host: wasmer stores each entry as one
+/// pointer, and for a `funcref` table of fixed size (minimum = maximum)
+/// also a 4-pointer function record in the instance.
+pub const TABLE_ELEMENT_BYTES: u64 = 5 * std::mem::size_of::<usize>() as u64;
 
 /// The size of a WebAssembly page.
 const PAGE_BYTES: u64 = 64 * 1024;
@@ -69,7 +70,7 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 10 million fuel per call, 16 MiB of memory, 64 Ki table entries
-    /// (512 KiB), 512 KiB of stack, 16 MiB of output per call.
+    /// (2.5 MiB at most), 512 KiB of stack, 16 MiB of output per call.
     fn default() -> Self {
         Self {
             fuel_per_call: 10_000_000,

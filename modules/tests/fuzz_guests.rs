@@ -98,7 +98,7 @@ fn wasm(wat: &str) -> Vec<u8> {
 /// each on with a chance of 1 in 4 in odd ones (so that some modules avoid
 /// every refused feature and get to run).
 fn config(rng: &mut Rng, all_on: bool) -> Config {
-    let mut on = || all_on || rng.next() % 4 == 0;
+    let mut on = || all_on || rng.next().is_multiple_of(4);
     let mut config = Config {
         available_imports: Some(wasm(HV_IMPORTS)),
         exports: Some(wasm(ABI_EXPORTS)),
@@ -247,7 +247,7 @@ impl Fuzz {
     }
 
     fn run_case(&mut self, rng: &mut Rng) {
-        let config = config(rng, self.case % 2 == 0);
+        let config = config(rng, self.case.is_multiple_of(2));
         let len = 64 + (rng.next() % 16_384) as usize;
         let bytes = rng.bytes(len);
         let Ok(module) = wasm_smith::Module::new(config, &mut Unstructured::new(&bytes)) else {

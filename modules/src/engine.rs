@@ -206,8 +206,8 @@ pub(crate) mod price {
     /// Fuel per 64 table entries grown (an allocation and a copy, ~5 ns).
     pub const TABLE_GROW_ENTRIES_X64: u64 = 64 * 8;
     /// Fixed fuel of a `memory.grow` or `table.grow` (a call into the host
-    /// and, for memory, a system call).
-    pub const GROW_BASE: u64 = 1_024;
+    /// and, for memory, a system call: ~1-3 µs on a loaded machine).
+    pub const GROW_BASE: u64 = 4_096;
     /// Fuel per 64 pages of `memory.grow` (the grow itself; the pages'
     /// first touch is the instance's one-time cost, see ABI.md "Time").
     pub const MEMORY_GROW_PAGES_X64: u64 = 64 * 64;

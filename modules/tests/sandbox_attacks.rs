@@ -662,3 +662,66 @@ fn a_hostile_guest_leaves_its_neighbours_answering() {
     let count = neighbour.handle("get", &[]).unwrap().reply;
     assert_eq!(count, Some(common::le(3)));
 }
+
+// ---- measuring the prices ----------------------------------------------
+
+/// A loop of `n` iterations of `inner` as a `handle` body.
+fn repeat(n: u32, inner: &str) -> String {
+    format!(
+        "(local.set $i (i32.const {n}))
+         (block $done (loop $l
+           (br_if $done (i32.eqz (local.get $i)))
+           {inner}
+           (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+           (br $l)))
+         (i32.const 0)"
+    )
+}
+
+/// Prints the time per fuel unit of the costliest operators, as measured
+/// for the prices in `engine.rs` and `ABI.md` ("Time"). Not a check (no
+/// timing assertions): run it to re-measure after a wasmer upgrade,
+/// `cargo test -p hyperverse-modules --test sandbox_attacks
+/// measure_time_per_fuel -- --ignored --nocapture` (and with `--release`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_time_per_fuel() {
+    let store = ModuleStore::new(Limits::default().with_fuel(4_000_000_000));
+    let imports = r#"(import "hv" "now_ms" (func $now (result i64)))
+                     (import "hv" "log" (func $log (param i32 i32 i32)))"#;
+    let big = r#"(memory (export "memory") 256)"#;
+    let one = r#"(memory (export "memory") 1)"#;
+    let fixed = "(table $t 65536 65536 funcref) (elem declare func $f0)";
+    let segment = "(elem $e func $f0 $f0 $f0 $f0 $f0 $f0 $f0 $f0)";
+    let cases: Vec<(&str, String, String)> = vec![
+        ("i32 loop", one.into(), repeat(10_000_000, "(local.set $i (i32.add (local.get $i) (i32.const 0)))")),
+        ("i64.div_u", one.into(), repeat(5_000_000, "(drop (i64.div_u (i64.const -1) (i64.extend_i32_u (i32.or (local.get $i) (i32.const 3)))))")),
+        ("memory.fill 16 MiB", big.into(), repeat(50, "(memory.fill (i32.const 0) (local.get $i) (i32.const 16777216))")),
+        ("memory.copy 1 B", big.into(), repeat(1_000_000, "(memory.copy (local.get $i) (i32.const 1) (i32.const 1))")),
+        ("memory.copy 8 MiB", big.into(), repeat(50, "(memory.copy (i32.const 0) (i32.const 8388608) (i32.const 8388608))")),
+        ("table.fill 64 Ki", format!("{one} {fixed}"), repeat(100, "(table.fill $t (i32.const 0) (ref.func $f0) (i32.const 65536))")),
+        ("table.init fixed", format!("{one} {fixed} {segment}"), repeat(200, "(table.init $t $e (i32.const 0) (i32.const 0) (i32.const 8))")),
+        ("table.grow 1", format!("{one} (table $t 0 funcref)"), repeat(65_536, "(drop (table.grow $t (ref.null func) (i32.const 1)))")),
+        ("memory.grow 1", one.into(), repeat(255, "(drop (memory.grow (i32.const 1)))")),
+        ("data.drop", format!(r#"{one} (data $d "01")"#), repeat(1_000_000, "(data.drop $d)")),
+        ("hv.now_ms", one.into(), repeat(1_000_000, "(drop (call $now))")),
+        ("hv.log 0 B", one.into(), repeat(100_000, "(call $log (i32.const 9) (i32.const 0) (i32.const 0))")),
+        ("hv.log 1 MiB", big.into(), repeat(15, "(call $log (i32.const 9) (i32.const 0) (i32.const 1048576))")),
+        ("hv.reply 8 MiB", big.into(), "(call $reply (i32.const 0) (i32.const 8388608)) (i32.const 0)".into()),
+        ("page first touch", big.into(), repeat(4096, "(i32.store (i32.mul (i32.sub (local.get $i) (i32.const 1)) (i32.const 4096)) (i32.const 1))")),
+    ];
+    for (name, fields, body) in cases {
+        let wat = guest(imports, &fields, &body, "(i64.const 0)");
+        let module = store.load_wat("measure", &wat).expect("loads");
+        let mut guest = module.instantiate().expect("instantiates");
+        let start = std::time::Instant::now();
+        let result = guest.handle("go", &[]);
+        let took = start.elapsed();
+        let fuel = guest.last_fuel_used().max(1);
+        let ns_per_fuel = took.as_nanos() as f64 / fuel as f64;
+        let result = result.map(drop).map_err(|e| e.to_string());
+        println!(
+            "{name:>18}: {fuel:>12} fuel, {took:>12.3?}, {ns_per_fuel:>8.3} ns/fuel {result:?}"
+        );
+    }
+}

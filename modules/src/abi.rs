@@ -205,12 +205,26 @@ fn extern_text(ty: &ExternType) -> String {
     }
 }
 
-/// Checks a compiled module against the ABI: every import is a documented
-/// host function with its exact signature, `memory` is exported (unshared,
-/// with a minimum within the ceiling), and every required function is
-/// exported with its exact signature. The first problem found is returned,
-/// imports first (an undeclared import is the more serious one).
+/// Checks a compiled module against the ABI and the sandbox: every import
+/// is a documented host function with its exact signature; the module
+/// declares nothing the sandbox cannot bound (see [`check_sandbox`]);
+/// `memory` is exported (unshared, with a minimum within the ceiling); and
+/// every required function is exported with its exact signature. The first
+/// problem found is returned, imports first (an undeclared import is the
+/// more serious one).
+///
+/// Runs after every compile and after every load from the disk cache, so
+/// it also guards against an artifact compiled under other rules.
 pub(crate) fn validate(name: &str, module: &Module, limits: &Limits) -> Result<(), ModuleError> {
+    check_imports(name, module)?;
+    check_sandbox(name, module, limits)?;
+    check_exports(name, module, limits)
+}
+
+/// Every import is a host function of the ABI with its exact signature, so
+/// a guest can never import a memory, table, global or tag (which would
+/// escape the memory ceiling and table cap, or share state between guests).
+fn check_imports(name: &str, module: &Module) -> Result<(), ModuleError> {
     for import in module.imports() {
         let label = format!("{}.{}", import.module(), import.name());
         let spec = (import.module() == HOST_MODULE)
@@ -241,7 +255,11 @@ pub(crate) fn validate(name: &str, module: &Module, limits: &Limits) -> Result<(
             }
         }
     }
+    Ok(())
+}
 
+/// `memory` and the required functions are exported with the ABI's types.
+fn check_exports(name: &str, module: &Module, limits: &Limits) -> Result<(), ModuleError> {
     let exports: Vec<_> = module.exports().collect();
     let find = |wanted: &str| exports.iter().find(|e| e.name() == wanted);
 
@@ -289,6 +307,79 @@ pub(crate) fn validate(name: &str, module: &Module, limits: &Limits) -> Result<(
                 })
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuses what the sandbox cannot bound, with the limit broken named:
+///
+/// - more than one memory (only one is under the ceiling: multi-memory is
+///   off in the engine, and twenty memories once gave a guest twenty
+///   ceilings);
+/// - a shared memory (threads are off: `memory.atomic.wait32` on a shared
+///   memory blocked a host thread with no timeout);
+/// - a table whose minimum is above the table-entry cap, or tables whose
+///   maxima (each capped to the cap by the tunables) add up past it, so
+///   that all of an instance's tables together never hold more than the
+///   cap;
+/// - exception tags (exceptions are off in the engine).
+///
+/// The engine's features already refuse most of these at compile time;
+/// these checks name the limit, and hold for artifacts from the disk cache.
+fn check_sandbox(name: &str, module: &Module, limits: &Limits) -> Result<(), ModuleError> {
+    let refused = |what: String, reason: String| ModuleError::Refused {
+        module: name.to_string(),
+        what,
+        reason,
+    };
+    // `info()` is wasmer's full module description (hidden from its docs,
+    // stable within the pinned ~7.4): unlike `exports()` it also lists the
+    // memories and tables the module does not export.
+    let info = module.info();
+
+    let memories: Vec<_> = info.memories.values().collect();
+    if memories.len() > 1 {
+        return Err(refused(
+            format!("{} memories", memories.len()),
+            "the sandbox allows one memory, the one under the memory ceiling".into(),
+        ));
+    }
+    if memories.iter().any(|memory| memory.shared) {
+        return Err(refused(
+            "a shared memory".into(),
+            "threads are off: a wait on a shared memory could block the host thread".into(),
+        ));
+    }
+
+    let cap = limits.effective_max_table_elements();
+    let mut total: u64 = 0;
+    for (index, table) in info.tables.values().enumerate() {
+        if table.minimum > cap {
+            return Err(refused(
+                format!("table {index} with a minimum of {} entries", table.minimum),
+                format!("the sandbox allows {cap} table entries per instance"),
+            ));
+        }
+        total += u64::from(table.maximum.unwrap_or(cap).min(cap));
+    }
+    if total > u64::from(cap) {
+        return Err(refused(
+            format!(
+                "{} tables that can grow to {total} entries together",
+                info.tables.len()
+            ),
+            format!(
+                "the sandbox allows {cap} table entries per instance; \
+                 declare maxima that add up to at most that"
+            ),
+        ));
+    }
+
+    if !info.tags.is_empty() {
+        return Err(refused(
+            format!("{} exception tags", info.tags.len()),
+            "exceptions are off".into(),
+        ));
     }
     Ok(())
 }

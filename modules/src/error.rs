@@ -14,8 +14,11 @@ use crate::budget::BudgetKind;
 /// Why loading, instantiating or calling a guest module failed.
 ///
 /// Load-time variants (`Compile`, `MissingExport`, `WrongSignature`,
-/// `UndeclaredImport`, `WrongImportSignature`) mean the module was refused
-/// and no version was made. Call-time variants (`Trap`, `OutOfFuel`,
+/// `UndeclaredImport`, `WrongImportSignature`, `Refused`) mean the module
+/// was refused and no version was made. A module that uses a WebAssembly
+/// feature the sandbox turns off (threads, multi-memory, memory64,
+/// exceptions, tail calls...) is a `Compile` error whose message is the
+/// validator's, naming the feature: the engine itself does not accept it. Call-time variants (`Trap`, `OutOfFuel`,
 /// `MemoryLimit`, `StackOverflow`, `AbiViolation`, `OutputLimit`,
 /// `GuestStatus`) are a crash of that guest call: the instance is still
 /// memory-safe to use, but its own state may be half-updated, so the runtime
@@ -82,6 +85,19 @@ pub enum ModuleError {
         expected: String,
         /// The signature the module declares.
         found: String,
+    },
+
+    /// The module declares something the sandbox cannot bound: more than
+    /// one memory, a shared memory, tables past the table-entry cap,
+    /// exception tags. Found at load, before any instance exists.
+    #[error("module `{module}`: refused by the sandbox: {what}: {reason}")]
+    Refused {
+        /// The module's name.
+        module: String,
+        /// What was refused, e.g. `table 0 with a minimum of 67108864 entries`.
+        what: String,
+        /// Why, with the limit it broke.
+        reason: String,
     },
 
     /// The module speaks another version of the guest ABI.
@@ -341,6 +357,7 @@ impl ModuleError {
             | Self::WrongSignature { module, .. }
             | Self::UndeclaredImport { module, .. }
             | Self::WrongImportSignature { module, .. }
+            | Self::Refused { module, .. }
             | Self::AbiVersion { module, .. }
             | Self::Instantiate { module, .. }
             | Self::Trap { module, .. }

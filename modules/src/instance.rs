@@ -94,7 +94,8 @@ pub struct GuestInstance {
     restore: TypedFunction<(i32, i32), i32>,
     last_fuel_used: u64,
     // The Store owns the instance itself; this handle (like the exports
-    // above, indexes into the Store) is kept for future use of its exports.
+    // above, indexes into the Store) is kept for its other exports
+    // (`table_size`).
     _instance: Instance,
 }
 
@@ -221,6 +222,15 @@ impl GuestInstance {
     /// The guest memory's current size in 64 KiB pages.
     pub fn memory_pages(&self) -> u32 {
         self.memory.view(&self.store).size().0
+    }
+
+    /// The current size of the table the guest exports as `export`, in
+    /// entries, if it exports one by that name. For diagnostics and the
+    /// sandbox's tests: every table, exported or not, is capped by
+    /// [`Limits::max_table_elements`](crate::Limits::max_table_elements).
+    pub fn table_size(&self, export: &str) -> Option<u32> {
+        let table = self._instance.exports.get_table(export).ok()?;
+        Some(table.size(&self.store))
     }
 
     /// Calls the guest's `init` with the spawn arguments. Its sends and logs

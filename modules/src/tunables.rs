@@ -1,8 +1,9 @@
-//! The memory ceiling and stack size, enforced through wasmer's `Tunables`.
+//! The memory ceiling, the table cap and the stack size, enforced through
+//! wasmer's `Tunables`.
 //!
 //! wasmer asks an engine's `Tunables` to create every memory and table and
 //! for the VM configuration of each call. [`SandboxTunables`] wraps wasmer's
-//! `BaseTunables` and changes three things:
+//! `BaseTunables` and changes these things:
 //!
 //! - a memory's maximum is capped to the ceiling (an absent maximum becomes
 //!   the ceiling), so `memory.grow` past it fails as WebAssembly says it
@@ -12,6 +13,16 @@
 //!   grow. A guest may well handle -1 (an allocator returning null), but the
 //!   sandbox's contract is that hitting the ceiling is a crash, so the
 //!   instance checks the record after every call and reports `MemoryLimit`;
+//! - a table's maximum is capped to the table-entry cap (an absent maximum
+//!   becomes the cap). wasmer's `VMTable::grow` checks the maximum before
+//!   it allocates, so a `table.grow` past the cap returns -1 inside the
+//!   guest and the host allocates nothing; without the cap a table with no
+//!   declared maximum grew by whatever the guest asked (a grow by
+//!   `u32::MAX` aborted the process on the failed allocation);
+//! - a table whose *minimum* is above the cap is refused before wasmer
+//!   allocates it (a declared 64 Mi-entry table committed 512 MiB). The
+//!   load refuses such modules first (`abi::validate`, which also refuses
+//!   tables whose caps add up past the cap); this is the second line;
 //! - `vmconfig()` gives the stack size guest calls run on (wasmer runs
 //!   guest code on a separate coroutine stack of that size and turns a hit
 //!   of its guard page into a `StackOverflow` trap).
@@ -53,6 +64,7 @@ pub(crate) fn ceiling_hits() -> u64 {
 pub struct SandboxTunables {
     base: BaseTunables,
     max_pages: Pages,
+    max_table_elements: u32,
     vmconfig: VMConfig,
 }
 
@@ -62,6 +74,7 @@ impl SandboxTunables {
         Self {
             base: BaseTunables::new(),
             max_pages: Pages(limits.effective_max_pages()),
+            max_table_elements: limits.effective_max_table_elements(),
             vmconfig: VMConfig {
                 wasm_stack_size: Some(limits.effective_stack_bytes()),
             },
@@ -71,6 +84,31 @@ impl SandboxTunables {
     /// The memory ceiling in pages.
     pub fn max_pages(&self) -> u32 {
         self.max_pages.0
+    }
+
+    /// The table-entry cap.
+    pub fn max_table_elements(&self) -> u32 {
+        self.max_table_elements
+    }
+
+    /// `ty` with its maximum capped to the table-entry cap.
+    fn capped_table(&self, ty: &TableType) -> TableType {
+        let mut capped = *ty;
+        let cap = self.max_table_elements;
+        capped.maximum = Some(ty.maximum.unwrap_or(cap).min(cap));
+        capped
+    }
+
+    /// Refuses a table whose minimum is already above the cap, before
+    /// wasmer allocates its entries.
+    fn check_table(&self, ty: &TableType) -> Result<(), String> {
+        if ty.minimum > self.max_table_elements {
+            return Err(format!(
+                "table of {} entries refused: the sandbox allows {} table entries",
+                ty.minimum, self.max_table_elements
+            ));
+        }
+        Ok(())
     }
 
     /// `ty` with its maximum capped to the ceiling.
@@ -98,7 +136,7 @@ impl Tunables for SandboxTunables {
     }
 
     fn table_style(&self, table: &TableType) -> TableStyle {
-        self.base.table_style(table)
+        self.base.table_style(&self.capped_table(table))
     }
 
     fn create_host_memory(
@@ -136,7 +174,8 @@ impl Tunables for SandboxTunables {
     }
 
     fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
-        self.base.create_host_table(ty, style)
+        self.check_table(ty)?;
+        self.base.create_host_table(&self.capped_table(ty), style)
     }
 
     unsafe fn create_vm_table(
@@ -145,8 +184,13 @@ impl Tunables for SandboxTunables {
         style: &TableStyle,
         vm_definition_location: NonNull<VMTableDefinition>,
     ) -> Result<VMTable, String> {
-        // SAFETY: forwarded unchanged from wasmer, as above.
-        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+        self.check_table(ty)?;
+        let capped = self.capped_table(ty);
+        // SAFETY: forwarded from wasmer (only the maximum lowered), as above.
+        unsafe {
+            self.base
+                .create_vm_table(&capped, style, vm_definition_location)
+        }
     }
 
     fn vmconfig(&self) -> &VMConfig {

@@ -99,7 +99,9 @@ pub use error::{CacheRefusal, ModuleError};
 pub use host::{GuestLog, GuestSend, HandleOutput, LogLevel};
 pub use instance::GuestInstance;
 pub use kind::{WasmKind, WASM_KIND_PREFIX};
-pub use limits::{Limits, MAX_PAGES, MAX_STACK_BYTES, MIN_STACK_BYTES};
+pub use limits::{
+    Limits, MAX_PAGES, MAX_STACK_BYTES, MAX_TABLE_ELEMENTS, MIN_STACK_BYTES, TABLE_ELEMENT_BYTES,
+};
 pub use reload::{ReloadFailure, ReloadReport};
 pub use store::{CompiledModule, ModuleStore, StoreStats, DEFAULT_KEEP_VERSIONS};
 pub use tunables::SandboxTunables;

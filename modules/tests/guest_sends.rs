@@ -10,6 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::small_limits;
+
+/// [`small_limits`] with fuel for a full call's worth of sends: each
+/// `hv.send` is a host call, priced at about a thousand fuel.
+fn limits() -> hyperverse_modules::Limits {
+    small_limits().with_fuel(20_000_000)
+}
 use hyperverse_modules::{
     guests, BudgetKind, ModuleError, ModuleStore, SendBudget, WasmHost, WasmKind,
     DEFAULT_WASM_LANE, MAX_SENDS_PER_CALL,
@@ -143,7 +149,7 @@ fn point(text: &str) -> Point {
 /// A host with the sample counter, the relay and [`SENDER`] loaded.
 fn host_with(budget: SendBudget) -> WasmHost {
     let host = WasmHost::builder()
-        .limits(small_limits())
+        .limits(limits())
         .threads(2)
         .send_budget(budget)
         .build();
@@ -358,7 +364,7 @@ async fn a_guest_flooding_itself_keeps_its_lane_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_cannot_send_past_its_per_call_budget() {
     // In the sandbox alone: refused in hv.send, counted, not buffered.
-    let store = ModuleStore::new(small_limits());
+    let store = ModuleStore::new(limits());
     let mut guest = store
         .load_wat("sender", SENDER)
         .unwrap()
@@ -636,7 +642,7 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     };
     for (default, expected) in [(Some(custom), Some(custom)), (None, None)] {
         let host = WasmHost::builder()
-            .limits(small_limits())
+            .limits(limits())
             .threads(1)
             .lane_limit(default)
             .build();
@@ -652,7 +658,7 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
 
     // A default of capacity 0 is refused at spawn, as an explicit one is.
     let host = WasmHost::builder()
-        .limits(small_limits())
+        .limits(limits())
         .threads(1)
         .lane_limit(Some(LaneLimit {
             capacity: 0,

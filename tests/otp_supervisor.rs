@@ -1059,7 +1059,7 @@ async fn the_machine_restarts_a_failed_star() {
     .await;
     assert!(matches!(
         r.m.crash_star(9, "x"),
-        Err(SpawnError::NoSuchStar { .. })
+        Err(FaultError::NoSuchStar { .. })
     ));
     r.m.shutdown().await;
     // Stars stopped at shutdown end normally and are not restarted.

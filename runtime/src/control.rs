@@ -114,6 +114,20 @@ pub(crate) fn sender() -> Point {
     crate::run::running_point().unwrap_or_else(Point::root)
 }
 
+/// Whether the stamped sender may act on the life of the particle at
+/// `target` (stop it, inject a fault into it, monitor for it): the
+/// Machine itself, that particle, or one of its ancestors, as the
+/// supervisor API's rule. `Err` carries the refused sender. Access rules on
+/// Points will generalise it.
+pub(crate) fn may_act_on(target: &Point) -> Result<(), Point> {
+    let caller = sender();
+    if caller.is_root() || caller.contains(target) {
+        Ok(())
+    } else {
+        Err(caller)
+    }
+}
+
 /// Handles one control letter in `particle`'s task: a supervisor particle's
 /// API and exit reports go to the supervisor, Driver control to the
 /// particle's [`crate::Particle::control`] hook. `Ok(None)` for a letter

@@ -54,6 +54,11 @@ pub enum WaveError {
     /// The Machine is shutting down or gone.
     #[error("the machine is shut down")]
     MachineDown,
+    /// The sender may not do this to that particle: only the Machine, the
+    /// particle itself or an ancestor may stop it, inject faults into it or
+    /// monitor on its behalf.
+    #[error("{caller} may not act on {point} (only the Machine, it or an ancestor may)")]
+    Forbidden { caller: Point, point: Point },
 }
 
 impl WaveError {
@@ -66,7 +71,8 @@ impl WaveError {
             | WaveError::Timeout { point, .. }
             | WaveError::CallingSelf { point }
             | WaveError::LaneFull { point, .. }
-            | WaveError::Misaddressed { lane: point, .. } => Some(point),
+            | WaveError::Misaddressed { lane: point, .. }
+            | WaveError::Forbidden { point, .. } => Some(point),
             WaveError::MachineDown => None,
         }
     }

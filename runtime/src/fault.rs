@@ -100,6 +100,13 @@ pub enum FaultError {
     /// The Machine is shutting down.
     #[error("the Machine is shutting down")]
     MachineDown,
+    /// Faults are injected only by the Machine (code outside any handler)
+    /// or by an ancestor of the target (Stars: only by the Machine).
+    #[error("{caller} may not inject faults into {target}")]
+    Forbidden {
+        caller: crate::Point,
+        target: String,
+    },
     /// The Star was not restarted in time after a kill.
     #[error("Star {star} was not restarted within {waited:?}")]
     StarNotRestarted { star: usize, waited: Duration },

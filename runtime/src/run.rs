@@ -318,8 +318,12 @@ pub(crate) async fn incarnation<P: Particle>(
                 }
                 return end;
             }
-            // After a crash the state is simply dropped: the old incarnation
-            // has fully stopped before the Star is asked about a new one.
+            // After a crash the state is dropped here: the old incarnation
+            // has fully stopped before the Star is asked about a new one. A
+            // `Drop` that panics is user code failing outside any handler:
+            // caught, so the crash in hand (and its requester's answer)
+            // goes on as any crash does, instead of unwinding the task.
+            drop_state(ctx, state);
             end
         }
     };
@@ -339,6 +343,13 @@ pub(crate) async fn incarnation<P: Particle>(
     lane.drop_notices();
     lane.refuse_descendants(false);
     end
+}
+
+/// Drops a crashed incarnation's state, catching a panic in its `Drop`.
+fn drop_state<S>(ctx: &Ctx, state: S) {
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(state))) {
+        tracing::error!(target: targets::CRASH, point = %ctx.me(), reason = %panic_text(panic), "a crashed particle's state panicked as it was dropped");
+    }
 }
 
 /// Parks a crashed supervisor's supervised children (their incarnations

@@ -22,7 +22,18 @@ impl Machine {
 
     /// [`Machine::inject`], seeding the lane's random choices (delays,
     /// drops) with `seed` so that a run replays; 0 keeps the lane's seed.
+    ///
+    /// # Errors
+    ///
+    /// [`FaultError::Forbidden`] from a handler of a particle that is not
+    /// `point` or one of its ancestors (faults are the Machine's, or a
+    /// supervisor's, to inject); [`FaultError::NoSuchParticle`], or the
+    /// fault's own validation error.
     pub fn inject_seeded(&self, point: &Point, fault: Fault, seed: u64) -> Result<(), FaultError> {
+        crate::control::may_act_on(point).map_err(|caller| FaultError::Forbidden {
+            caller,
+            target: point.to_string(),
+        })?;
         fault.validate()?;
         let cell = self
             .shared
@@ -55,7 +66,19 @@ impl Machine {
     /// supervisor restarts it, with fresh restart histories) and every
     /// particle it hosts crashes with it, to be restarted by its supervisor
     /// (its Star, or its supervisor particle). Returns the particles crashed.
+    ///
+    /// # Errors
+    ///
+    /// [`FaultError::Forbidden`] from inside any particle's handler: a Star
+    /// hosts particles of every subtree, so only the Machine may kill one.
     pub async fn kill_star(&self, star: usize, reason: &str) -> Result<Vec<Point>, FaultError> {
+        let caller = crate::control::sender();
+        if !caller.is_root() {
+            return Err(FaultError::Forbidden {
+                caller,
+                target: format!("star {star}"),
+            });
+        }
         let span = tracing::warn_span!(target: targets::FAULT, "kill_star", star);
         self.kill_star_now(star, reason).instrument(span).await
     }

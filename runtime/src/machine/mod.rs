@@ -149,9 +149,22 @@ impl Machine {
     /// Fault injection: makes Star `star`'s actor fail, as a bug in it
     /// would. The Machine's root supervisor restarts it (its particles are
     /// not touched; their restart histories start afresh).
-    pub fn crash_star(&self, star: usize, reason: &str) -> Result<(), SpawnError> {
+    ///
+    /// # Errors
+    ///
+    /// [`FaultError::Forbidden`] from inside any particle's handler (a Star
+    /// hosts every subtree's particles: only the Machine may fail one);
+    /// [`FaultError::NoSuchStar`].
+    pub fn crash_star(&self, star: usize, reason: &str) -> Result<(), crate::FaultError> {
+        let caller = crate::control::sender();
+        if !caller.is_root() {
+            return Err(crate::FaultError::Forbidden {
+                caller,
+                target: format!("star {star}"),
+            });
+        }
         let Some(slot) = self.shared.stars.get(star) else {
-            return Err(SpawnError::NoSuchStar {
+            return Err(crate::FaultError::NoSuchStar {
                 star,
                 stars: self.shared.stars.len(),
             });
@@ -481,7 +494,18 @@ impl Machine {
     /// Makes the particle at `watcher` monitor the one at `target`: the
     /// watcher gets exactly one [`crate::DownNotice`] when the target ends,
     /// at once if it already has (or never lived): see [`Ctx::monitor`].
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::Forbidden`] from a handler of a particle that is neither
+    /// `watcher` nor one of its ancestors (down notices are never refused
+    /// for room, so monitoring on another's behalf would grow its lane past
+    /// any bound); [`WaveError::NoSuchParticle`] if no watcher lives there.
     pub fn monitor(&self, watcher: &Point, target: &Point) -> Result<MonitorRef, WaveError> {
+        crate::control::may_act_on(watcher).map_err(|caller| WaveError::Forbidden {
+            caller,
+            point: watcher.clone(),
+        })?;
         let watcher = self.resolve(watcher)?;
         Ok(self.monitor_cell(&watcher, target))
     }

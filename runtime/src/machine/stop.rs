@@ -35,7 +35,18 @@ impl Machine {
     /// reason shutdown, as after Erlang's `exit(Pid, shutdown)`: its
     /// supervisor restarts it if its restart type says so (permanent). Use
     /// [`crate::SupervisorRef::terminate_child`] to stop one for good.
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::Forbidden`] from a handler of a particle that is neither
+    /// `point` nor one of its ancestors (as the supervisor API's rule: a
+    /// stranger may not end another's subtree); [`WaveError::NoSuchParticle`]
+    /// if nothing lives there.
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
+        crate::control::may_act_on(point).map_err(|caller| WaveError::Forbidden {
+            caller,
+            point: point.clone(),
+        })?;
         let mut seen = HashSet::new();
         for round in 0..STOP_ROUNDS {
             let mut cells = self.shared.registry.cells_under(point);

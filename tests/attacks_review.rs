@@ -241,6 +241,7 @@ async fn a_bounded_lane_cannot_be_grown_past_its_capacity_with_forged_monitors()
         lane: Some(LaneLimit {
             capacity: 16,
             when_full: WhenFull::Reject,
+            max_bytes: None,
         }),
         ..SpawnOptions::default()
     };
@@ -335,6 +336,7 @@ async fn absurd_restart_and_lane_limits_are_refused_or_work_without_panics() {
             lane: Some(LaneLimit {
                 capacity: usize::MAX,
                 when_full: WhenFull::Wait,
+                max_bytes: None,
             }),
             ..SpawnOptions::default()
         };

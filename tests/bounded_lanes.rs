@@ -33,6 +33,10 @@ impl Particle for Gate {
 }
 
 async fn gated(when_full: WhenFull) -> (Machine, Gate, Lane) {
+    gated_with(LaneLimit::new(2, when_full)).await
+}
+
+async fn gated_with(limit: LaneLimit) -> (Machine, Gate, Lane) {
     let gate = Gate {
         open: Arc::new(Semaphore::new(0)),
         handled: Arc::default(),
@@ -44,10 +48,7 @@ async fn gated(when_full: WhenFull) -> (Machine, Gate, Lane) {
         .await
         .unwrap();
     let opts = SpawnOptions {
-        lane: Some(LaneLimit {
-            capacity: 2,
-            when_full,
-        }),
+        lane: Some(limit),
         ..Default::default()
     };
     let lane = m
@@ -116,5 +117,41 @@ async fn a_full_waiting_lane_makes_senders_wait_and_loses_nothing() {
     let handled = gate.handled.lock().clone();
     assert_eq!(&handled[..3], ["block", "a", "b"]);
     assert!(handled.contains(&"c".to_string()) && handled.contains(&"d".to_string()));
+    m.shutdown().await;
+}
+
+/// A lane capped by bytes refuses a wave that would take it past the cap,
+/// however few waves wait; once the particle takes them, there is room
+/// again. A lane with nothing waiting takes any one wave, however large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_capped_by_bytes_refuses_past_its_bytes_and_never_starves_a_large_wave() {
+    let limit = LaneLimit::new(1_000, WhenFull::Reject).max_bytes(100);
+    let (m, gate, lane) = gated_with(limit).await;
+    // "a" + 40 bytes, twice: 82 bytes waiting.
+    lane.signal("a", vec![0u8; 40]).unwrap();
+    lane.signal("a", vec![0u8; 40]).unwrap();
+    let full = WaveError::LaneFull {
+        point: p("g"),
+        capacity: 1_000,
+    };
+    assert_eq!(lane.signal("b", vec![0u8; 40]), Err(full.clone()));
+    // Small enough to fit still.
+    lane.signal("c", vec![0u8; 10]).unwrap();
+    gate.open.add_permits(1);
+    eventually("the lane drained", || gate.handled.lock().len() == 4).await;
+    // Empty, it takes one wave over the cap, and refuses a second.
+    lane.signal("block", Body::empty()).unwrap();
+    eventually("blocked again", || lane.cell().queued() == 0).await;
+    lane.signal("big", vec![0u8; 500]).unwrap();
+    assert_eq!(lane.signal("d", Body::empty()), Err(full));
+    gate.open.add_permits(1);
+    eventually("the big one handled", || {
+        gate.handled.lock().last().map(String::as_str) == Some("big")
+    })
+    .await;
+    assert_eq!(
+        *gate.handled.lock(),
+        ["block", "a", "a", "c", "block", "big"]
+    );
     m.shutdown().await;
 }

@@ -330,6 +330,7 @@ async fn a_flood_of_exit_named_waves_is_refused_beyond_the_lane_capacity() {
     let limit = LaneLimit {
         capacity: 10,
         when_full: WhenFull::Reject,
+        max_bytes: None,
     };
     let opts = SpawnOptions {
         lane: Some(limit),

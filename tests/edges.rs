@@ -84,6 +84,7 @@ fn bounded(capacity: usize) -> SpawnOptions {
         lane: Some(LaneLimit {
             capacity,
             when_full: WhenFull::Wait,
+            max_bytes: None,
         }),
         ..Default::default()
     }

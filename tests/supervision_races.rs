@@ -317,6 +317,7 @@ async fn a_crash_report_is_not_lost_when_the_supervisor_lane_is_full() {
     let lane = LaneLimit {
         capacity: 1,
         when_full: WhenFull::Reject,
+        max_bytes: None,
     };
     r.spawn_sup_with("sup", "s", Some(lane)).await;
     assert!(

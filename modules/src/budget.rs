@@ -65,22 +65,27 @@ pub const DEFAULT_SENDS_PER_SECOND: u32 = 100_000;
 /// senders (e.g. during a hot reload, when the lane holds what arrives
 /// meanwhile) are not refused, small enough to bound a lane's memory: an
 /// empty-bodied wave costs about 170 bytes queued, so a full lane is about
-/// 11 MiB plus the waves' bodies.
+/// 11 MiB plus the waves' bodies (capped by [`DEFAULT_LANE_BYTES`]).
 pub const DEFAULT_LANE_CAPACITY: usize = 65_536;
+
+/// The most bytes (methods and bodies) that may wait in a WASM particle's
+/// lane by default: 16 MiB, one output limit's worth. The count alone let a
+/// guest park 65,536 waves of 4 KiB (256 MiB) in its own lane within every
+/// budget.
+pub const DEFAULT_LANE_BYTES: usize = 16 << 20;
 
 /// The lane limit of a WASM particle whose spawn options give none
 /// (configurable with [`WasmHostBuilder::lane_limit`]): capacity
-/// [`DEFAULT_LANE_CAPACITY`], policy [`WhenFull::Wait`], so that Rust async
+/// [`DEFAULT_LANE_CAPACITY`] waves and at most [`DEFAULT_LANE_BYTES`] of
+/// them, policy [`WhenFull::Wait`], so that Rust async
 /// senders (requests, `Lane::send_waiting`) get backpressure, while a
 /// synchronous send into a full lane, a guest's `hv.send` included, gets
 /// `LaneFull` and is dropped (a guest's send is logged at `debug` under
 /// `hyperverse::wasm`, as any undeliverable guest wave is).
 ///
 /// [`WasmHostBuilder::lane_limit`]: crate::WasmHostBuilder::lane_limit
-pub const DEFAULT_WASM_LANE: LaneLimit = LaneLimit {
-    capacity: DEFAULT_LANE_CAPACITY,
-    when_full: WhenFull::Wait,
-};
+pub const DEFAULT_WASM_LANE: LaneLimit =
+    LaneLimit::new(DEFAULT_LANE_CAPACITY, WhenFull::Wait).max_bytes(DEFAULT_LANE_BYTES);
 
 /// How much a guest may send: per call and per second, for every particle
 /// of a [`WasmHost`](crate::WasmHost) (set with

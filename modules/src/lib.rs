@@ -89,7 +89,7 @@ pub const TARGET_WASM: &str = "hyperverse::wasm";
 pub const TARGET_RELOAD: &str = "hyperverse::reload";
 
 pub use budget::{
-    BudgetKind, SendBudget, DEFAULT_LANE_CAPACITY, DEFAULT_SENDS_PER_CALL,
+    BudgetKind, SendBudget, DEFAULT_LANE_BYTES, DEFAULT_LANE_CAPACITY, DEFAULT_SENDS_PER_CALL,
     DEFAULT_SENDS_PER_SECOND, DEFAULT_WASM_LANE, MAX_SENDS_PER_CALL,
 };
 pub use disk_cache::{

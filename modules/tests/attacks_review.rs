@@ -7,7 +7,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyperverse_modules::{Limits, ModuleError, ModuleStore, WasmHost, WasmKind};
 use hyperverse_runtime::{
@@ -58,6 +58,64 @@ fn plain(handle: &str) -> String {
 // ---------------------------------------------------------------------------
 // Hole: the default WASM lane bounds waves, not bytes
 // ---------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------
+// The default WASM lane bounds the bytes it holds, not only the waves
+// ---------------------------------------------------------------------------
+
+/// A guest that sends itself 900 waves of 4 KiB per call (within the
+/// default fuel, output limit, per-call and per-second budgets) parked
+/// 65,536 × 4 KiB = 256 MiB in its own lane in well under a second when the
+/// default lane counted waves only (found by the review); the default lane
+/// now also caps the bytes waiting (16 MiB). The test stops as soon as
+/// 64 MiB are queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guests_default_lane_bounds_the_bytes_it_holds_not_only_the_waves() {
+    const BODY: usize = 4096;
+    const CAP: usize = 64 << 20;
+    let fat = wat(
+        "",
+        r#"(data (i32.const 16) "fat") (data (i32.const 32) "flood")"#,
+        "(i32.const 16384)",
+        "(i32.const 0)",
+        r#"(block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 900)))
+      (drop (call $send (i32.const 16) (i32.const 3) (i32.const 32) (i32.const 5)
+                        (i32.const 4096) (i32.const 4096)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i32.const 0)"#,
+        "(i64.const 0)",
+    );
+    // The defaults: fuel, output limit, send budget and lane.
+    let host = WasmHost::builder().threads(1).build();
+    host.load_wat("fat", &fat).unwrap();
+    let m = host
+        .install(Machine::standalone(), "fat")
+        .build()
+        .await
+        .unwrap();
+    let lane = m
+        .spawn(point("fat"), Kind::wasm("fat"), Body::empty())
+        .await
+        .unwrap();
+    lane.signal("flood", Body::empty()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut peak = 0;
+    while Instant::now() < deadline {
+        peak = peak.max(lane.cell().queued());
+        if peak * BODY > CAP {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    m.shutdown().await;
+    assert!(
+        peak * BODY <= CAP,
+        "one guest parked {peak} waves of {BODY} bytes ({} MiB) in its own lane",
+        (peak * BODY) >> 20
+    );
+}
 
 // ---------------------------------------------------------------------------
 // Withstood: the send scope against Point tricks
@@ -171,10 +229,21 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
             ),
         }
     }
-    // Its crashes ended its children: a fresh one.
-    m.spawn(point("app:g:kid"), "rec".into(), Body::empty())
-        .await
-        .unwrap();
+    // Its crashes ended its children: a fresh one, once its last restart
+    // is done (while it restarts it takes no children).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match m
+            .spawn(point("app:g:kid"), "rec".into(), Body::empty())
+            .await
+        {
+            Ok(_) => break,
+            Err(SpawnError::NoParent { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("app:g:kid: {e}"),
+        }
+    }
     // In scope: its child, its parent, its grant.
     for to in ["app:g:kid", "app", "shared:db"] {
         m.ask(&point("app:g"), "x", Body::from(to.as_bytes().to_vec()))

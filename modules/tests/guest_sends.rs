@@ -606,6 +606,7 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     let explicit = LaneLimit {
         capacity: 2,
         when_full: WhenFull::Reject,
+        max_bytes: None,
     };
     let opts = SpawnOptions {
         lane: Some(explicit),
@@ -639,6 +640,7 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     let custom = LaneLimit {
         capacity: 100,
         when_full: WhenFull::Reject,
+        max_bytes: None,
     };
     for (default, expected) in [(Some(custom), Some(custom)), (None, None)] {
         let host = WasmHost::builder()
@@ -663,6 +665,7 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
         .lane_limit(Some(LaneLimit {
             capacity: 0,
             when_full: WhenFull::Wait,
+            max_bytes: None,
         }))
         .build();
     load_all(&host);

@@ -194,6 +194,7 @@ mod tests {
         let bounded = LaneLimit {
             capacity: 7,
             when_full: WhenFull::Reject,
+            max_bytes: None,
         };
         let machine = Machine::standalone()
             .kind("plain", Grantee)
@@ -220,6 +221,7 @@ mod tests {
         let explicit = LaneLimit {
             capacity: 3,
             when_full: WhenFull::Wait,
+            max_bytes: None,
         };
         let opts = SpawnOptions {
             lane: Some(explicit),

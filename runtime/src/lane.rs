@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -292,18 +292,46 @@ impl LaneState {
 /// notices, exit signals) are never refused. A capacity of 0 is refused at
 /// spawn.
 ///
+/// A count alone does not bound memory when waves can be large (a guest
+/// may send itself thousands of 4 KiB waves within every budget), so a
+/// limit may also cap the bytes of the waves waiting (`max_bytes`: their
+/// methods and bodies): a wave that would take the lane past it meets the
+/// same policy as one past the capacity. A lane with nothing waiting takes
+/// any one wave, however large, so that no wave is refused for ever.
+///
 /// ```
 /// use hyperverse_runtime::{LaneLimit, WhenFull};
 ///
-/// let limit = LaneLimit { capacity: 1_000, when_full: WhenFull::Wait };
-/// assert_eq!(limit.capacity, 1_000);
+/// let limit = LaneLimit::new(1_000, WhenFull::Wait).max_bytes(16 << 20);
+/// assert_eq!((limit.capacity, limit.max_bytes), (1_000, Some(16 << 20)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaneLimit {
     /// Waves that may wait in the lane.
     pub capacity: usize,
-    /// What a sender meets when that many wait.
+    /// What a sender meets when that many wait (or that many bytes).
     pub when_full: WhenFull,
+    /// Bytes (methods and bodies) that may wait in the lane (default: no
+    /// cap beyond the capacity).
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+}
+
+impl LaneLimit {
+    /// A limit of `capacity` waves, and no cap on their bytes.
+    pub const fn new(capacity: usize, when_full: WhenFull) -> Self {
+        LaneLimit {
+            capacity,
+            when_full,
+            max_bytes: None,
+        }
+    }
+
+    /// This limit, with at most `bytes` of waves waiting.
+    pub const fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
 }
 
 /// A full lane's policy.
@@ -321,6 +349,46 @@ struct Bound {
     limit: LaneLimit,
     /// Woken whenever the particle takes waves out of the lane.
     room: Notify,
+    /// Bytes of the waves waiting, kept only if `limit.max_bytes` is set;
+    /// changed under the lane's lock (an atomic only so that `Bound` needs
+    /// no lock of its own).
+    bytes: AtomicUsize,
+}
+
+impl Bound {
+    /// Whether `letter` fits, counting it in if so.
+    fn admit(&self, letter: &Letter, waiting: usize) -> bool {
+        if letter.is_system() {
+            return true;
+        }
+        if waiting >= self.limit.capacity {
+            return false;
+        }
+        let Some(max) = self.limit.max_bytes else {
+            return true;
+        };
+        let (held, size) = (self.bytes.load(Ordering::Relaxed), letter.bytes());
+        if waiting > 0 && held.saturating_add(size) > max {
+            return false;
+        }
+        self.bytes
+            .store(held.saturating_add(size), Ordering::Relaxed);
+        true
+    }
+
+    /// `letter` left the lane.
+    fn release(&self, letter: &Letter) {
+        if self.limit.max_bytes.is_some() && !letter.is_system() {
+            let held = self.bytes.load(Ordering::Relaxed);
+            self.bytes
+                .store(held.saturating_sub(letter.bytes()), Ordering::Relaxed);
+        }
+    }
+
+    /// Every waiting letter left the lane at once.
+    fn release_all(&self) {
+        self.bytes.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Why a letter was not queued.
@@ -364,6 +432,7 @@ impl LaneQueue {
                 Box::new(Bound {
                     limit,
                     room: Notify::new(),
+                    bytes: AtomicUsize::new(0),
                 })
             }),
             ..LaneQueue::default()
@@ -383,7 +452,7 @@ impl LaneQueue {
                 return Err((letter, Refusal::Closed));
             }
             if let Some(b) = &self.bound {
-                if !letter.is_system() && st.queue.len() >= b.limit.capacity {
+                if !b.admit(&letter, st.queue.len()) {
                     return Err((letter, Refusal::Full));
                 }
             }
@@ -536,6 +605,9 @@ impl LaneQueue {
             st.waker = None;
             let swallowed = st.fault.as_mut().map(|f| f.take_swallowed());
             let below = st.below.take();
+            if let Some(b) = &self.bound {
+                b.release_all();
+            }
             (std::mem::take(&mut st.queue), swallowed, below)
         };
         // Requests from descendants: answered here (their letters hold
@@ -609,6 +681,19 @@ impl Letter {
             // only the runtime makes one.
             Letter::Control(c) => matches!(c.kind, ControlKind::Exit(_) | ControlKind::Retry),
             Letter::Wave(_) | Letter::Request(..) => false,
+        }
+    }
+
+    /// What a letter weighs against a lane's `max_bytes`: a wave's method
+    /// and body, a Driver control's body; nothing for system letters.
+    fn bytes(&self) -> usize {
+        match self {
+            Letter::Wave(w) | Letter::Request(w, _) => w.method.len() + w.body.len(),
+            Letter::Control(c) => match &c.kind {
+                ControlKind::Driver(body) => body.len(),
+                _ => 0,
+            },
+            _ => 0,
         }
     }
 
@@ -921,11 +1006,15 @@ impl LaneReceiver {
                 let letter = st.queue.pop_front().expect("queue is not empty");
                 drop(st);
                 if let Some(b) = &lane.bound {
+                    b.release(&letter.letter);
                     b.room.notify_waiters();
                 }
                 return Poll::Ready(Ok(letter));
             }
             std::mem::swap(&mut st.queue, &mut self.batch);
+            if let Some(b) = &lane.bound {
+                b.release_all();
+            }
             drop(st);
             if let Some(b) = &lane.bound {
                 b.room.notify_waiters();

@@ -128,6 +128,19 @@ pub(crate) fn may_act_on(target: &Point) -> Result<(), Point> {
     }
 }
 
+/// Whether the stamped sender may stop the subtree at `target`: as
+/// [`may_act_on`], and also a descendant of `target` (a particle may end
+/// its own parent or supervisor, and itself with it, as an Erlang process
+/// may exit its own supervisor); never a particle of another line.
+pub(crate) fn may_end(target: &Point) -> Result<(), Point> {
+    let caller = sender();
+    if caller.is_root() || caller.contains(target) || target.contains(&caller) {
+        Ok(())
+    } else {
+        Err(caller)
+    }
+}
+
 /// Handles one control letter in `particle`'s task: a supervisor particle's
 /// API and exit reports go to the supervisor, Driver control to the
 /// particle's [`crate::Particle::control`] hook. `Ok(None)` for a letter

@@ -55,9 +55,9 @@ pub enum WaveError {
     #[error("the machine is shut down")]
     MachineDown,
     /// The sender may not do this to that particle: only the Machine, the
-    /// particle itself or an ancestor may stop it, inject faults into it or
-    /// monitor on its behalf.
-    #[error("{caller} may not act on {point} (only the Machine, it or an ancestor may)")]
+    /// particle itself or an ancestor may inject faults into it or monitor
+    /// on its behalf, and a particle of another line may not stop it.
+    #[error("{caller} may not act on {point} (a particle of another line)")]
     Forbidden { caller: Point, point: Point },
 }
 

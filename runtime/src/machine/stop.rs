@@ -38,12 +38,13 @@ impl Machine {
     ///
     /// # Errors
     ///
-    /// [`WaveError::Forbidden`] from a handler of a particle that is neither
-    /// `point` nor one of its ancestors (as the supervisor API's rule: a
-    /// stranger may not end another's subtree); [`WaveError::NoSuchParticle`]
-    /// if nothing lives there.
+    /// [`WaveError::Forbidden`] from a handler of a particle of another line
+    /// (neither in `point`'s subtree nor one of its ancestors: a stranger
+    /// may not end another's subtree, as the supervisor API's rule); a
+    /// particle may stop itself, its descendants and its ancestors.
+    /// [`WaveError::NoSuchParticle`] if nothing lives there.
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
-        crate::control::may_act_on(point).map_err(|caller| WaveError::Forbidden {
+        crate::control::may_end(point).map_err(|caller| WaveError::Forbidden {
             caller,
             point: point.clone(),
         })?;

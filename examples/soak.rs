@@ -129,7 +129,7 @@ fn runtime_classes() -> Vec<Hostile> {
         ),
         h(
             "fill-bomb",
-            "bulk operators charged by length (out of fuel)",
+            "bulk operators charged by length (4 fills of 16 MiB: out of fuel before they run)",
             guest(
                 "",
                 r#"(memory (export "memory") 256)"#,
@@ -137,13 +137,15 @@ fn runtime_classes() -> Vec<Hostile> {
                 "(i32.const 0)",
                 r#"(memory.fill (i32.const 0) (i32.const 7) (i32.const 16777216))
                    (memory.fill (i32.const 0) (i32.const 9) (i32.const 16777216))
+                   (memory.fill (i32.const 0) (i32.const 7) (i32.const 16777216))
+                   (memory.fill (i32.const 0) (i32.const 9) (i32.const 16777216))
                    (i32.const 0)"#,
             ),
             Poke::Plain,
         ),
         h(
             "self-doubler",
-            "bounded lane and send budget",
+            "bounded lane (its waves past the bound are dropped) and send budget",
             guest(
                 SEND,
                 PAGE,
@@ -234,7 +236,7 @@ fn runtime_classes() -> Vec<Hostile> {
         ),
         h(
             "fuel-hog",
-            "fuel (legal, but takes a whole call's budget every wave)",
+            "fuel (legal: about 8 M of its 10 M fuel, every wave)",
             guest(
                 "",
                 PAGE,
@@ -243,7 +245,7 @@ fn runtime_classes() -> Vec<Hostile> {
                 r#"(local.set $mlen (i32.const 0))
                    (loop $more
                      (local.set $mlen (i32.add (local.get $mlen) (i32.const 1)))
-                     (br_if $more (i32.lt_u (local.get $mlen) (i32.const 2000000))))
+                     (br_if $more (i32.lt_u (local.get $mlen) (i32.const 1000000))))
                    (i32.const 0)"#,
             ),
             Poke::Plain,

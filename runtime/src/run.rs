@@ -418,85 +418,11 @@ async fn serve<P: Particle>(
             Next::Interrupted => continue,
             Next::Letter(Letter::Wave(wave)) => (wave, None),
             Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
-            Next::Letter(Letter::Exit(signal)) => {
-                let in_flight = InFlight {
-                    method: "exit".into(),
-                    from: signal.from.clone(),
-                };
-                if !ctx.cell.traps_exits() {
-                    if signal.normal {
-                        continue;
-                    }
-                    let reason = format!("linked {} crashed: {}", signal.from, signal.reason);
-                    return End::crash(ExitReason::Error(reason), Some(in_flight), None);
-                }
-                let handled = Box::pin(guarded(&ctx.cell, async {
-                    particle.exit_signal(ctx, state, signal).await
-                }));
-                if let Err(reason) = handled.await {
-                    return End::crash(reason, Some(in_flight), None);
-                }
-                continue;
-            }
-            Next::Letter(Letter::Down(notice)) => {
-                let in_flight = InFlight {
-                    method: "down".into(),
-                    from: notice.target.clone(),
-                };
-                // Boxed, as crash notices are.
-                let handled = Box::pin(guarded(&ctx.cell, async {
-                    particle.down(ctx, state, notice).await
-                }));
-                if let Err(reason) = handled.await {
-                    return End::crash(reason, Some(in_flight), None);
-                }
-                continue;
-            }
-            Next::Letter(Letter::Notice(notice)) => {
-                let in_flight = InFlight {
-                    method: "crash_notice".into(),
-                    from: notice.child.clone(),
-                };
-                // Boxed: notices are rare, and unboxed this future would
-                // sit beside the wave handler's in every particle's task.
-                let handled = Box::pin(guarded(&ctx.cell, async {
-                    particle.crash_notice(ctx, state, *notice).await
-                }));
-                if let Err(reason) = handled.await {
-                    return End::crash(reason, Some(in_flight), None);
-                }
-                continue;
-            }
-            Next::Letter(Letter::Control(letter)) => {
-                let ControlLetter {
-                    from, kind, reply, ..
-                } = *letter;
-                let in_flight = InFlight {
-                    method: kind.label().into(),
-                    from: from.clone(),
-                };
-                // Boxed, as notices are: control is rare.
-                let handled = Box::pin(guarded(
-                    &ctx.cell,
-                    crate::control::handle(particle, ctx, state, from, kind),
-                ));
-                match handled.await {
-                    Ok(answer) => {
-                        if let (Some(reply), Some(answer)) = (reply, answer) {
-                            let _ = reply.send(Ok(answer));
-                        }
-                    }
-                    Err(reason) => {
-                        // Told at once (not after the Star decides, as a
-                        // request's sender is): control has no reply wave.
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Err(WaveError::Crashed {
-                                point: ctx.me().clone(),
-                                reason: reason.to_string(),
-                            }));
-                        }
-                        return End::crash(reason, Some(in_flight), None);
-                    }
+            // Everything but a wave is rare: handled out of line, in one
+            // boxed future, so that the loop every wave takes stays small.
+            Next::Letter(other) => {
+                if let Some(end) = Box::pin(system_letter(particle, ctx, state, other)).await {
+                    return end;
                 }
                 continue;
             }
@@ -521,5 +447,95 @@ async fn serve<P: Particle>(
             }
             Err(reason) => return End::crash(reason, Some(in_flight), reply),
         }
+    }
+}
+
+/// A letter other than a wave, in `serve`: a link's exit signal, a
+/// monitor's down notice, a child's crash notice or a control letter.
+/// `Some` ends the incarnation; `None` goes on to the next letter.
+async fn system_letter<P: Particle>(
+    particle: &P,
+    ctx: &Ctx,
+    state: &mut P::State,
+    letter: Letter,
+) -> Option<End> {
+    match letter {
+        Letter::Exit(signal) => {
+            let in_flight = InFlight {
+                method: "exit".into(),
+                from: signal.from.clone(),
+            };
+            if !ctx.cell.traps_exits() {
+                if signal.normal {
+                    return None;
+                }
+                let reason = format!("linked {} crashed: {}", signal.from, signal.reason);
+                return Some(End::crash(ExitReason::Error(reason), Some(in_flight), None));
+            }
+            let handled = guarded(&ctx.cell, async {
+                particle.exit_signal(ctx, state, signal).await
+            });
+            if let Err(reason) = handled.await {
+                return Some(End::crash(reason, Some(in_flight), None));
+            }
+            None
+        }
+        Letter::Down(notice) => {
+            let in_flight = InFlight {
+                method: "down".into(),
+                from: notice.target.clone(),
+            };
+            let handled = guarded(&ctx.cell, async { particle.down(ctx, state, notice).await });
+            if let Err(reason) = handled.await {
+                return Some(End::crash(reason, Some(in_flight), None));
+            }
+            None
+        }
+        Letter::Notice(notice) => {
+            let in_flight = InFlight {
+                method: "crash_notice".into(),
+                from: notice.child.clone(),
+            };
+            let handled = guarded(&ctx.cell, async {
+                particle.crash_notice(ctx, state, *notice).await
+            });
+            if let Err(reason) = handled.await {
+                return Some(End::crash(reason, Some(in_flight), None));
+            }
+            None
+        }
+        Letter::Control(letter) => {
+            let ControlLetter {
+                from, kind, reply, ..
+            } = *letter;
+            let in_flight = InFlight {
+                method: kind.label().into(),
+                from: from.clone(),
+            };
+            let handled = guarded(
+                &ctx.cell,
+                crate::control::handle(particle, ctx, state, from, kind),
+            );
+            match handled.await {
+                Ok(answer) => {
+                    if let (Some(reply), Some(answer)) = (reply, answer) {
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Err(reason) => {
+                    // Told at once (not after the Star decides, as a
+                    // request's sender is): control has no reply wave.
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(WaveError::Crashed {
+                            point: ctx.me().clone(),
+                            reason: reason.to_string(),
+                        }));
+                    }
+                    return Some(End::crash(reason, Some(in_flight), None));
+                }
+            }
+            None
+        }
+        Letter::Wave(_) | Letter::Request(..) => unreachable!("waves are served in `serve`"),
     }
 }

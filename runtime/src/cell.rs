@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyperverse_supervisors::{Backoff, Intensity, IntensityError, Restart};
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -82,11 +82,11 @@ pub struct ParticleCell {
     /// is visible without a Registry write.
     code_version: AtomicU64,
     pub(crate) lane: LaneQueue,
-    /// Kills the task when it does not stop within the shutdown timeout.
-    abort: OnceLock<tokio::task::AbortHandle>,
-    /// Set (then `ended_notify` woken) once the task's end is fully recorded.
+    /// Set (then `ending`'s waiters woken) once the task's end is fully
+    /// recorded.
     ended: AtomicBool,
-    ended_notify: Notify,
+    /// The task's abort handle and those waiting for its end.
+    ending: Mutex<Ending>,
     /// Set while the particle ends or restarts: no child may join it then.
     closing: AtomicBool,
     /// Set if its Driver dropped its `Launch`: it never ran.
@@ -102,8 +102,9 @@ pub struct ParticleCell {
     stops_own_children: AtomicBool,
     /// Its children, by spawn sequence (start order): this particle's own,
     /// not whoever lives at its Point later, so that its end never touches
-    /// a newer particle at its Point or that one's children.
-    children: Mutex<BTreeMap<u64, Arc<ParticleCell>>>,
+    /// a newer particle at its Point or that one's children. Boxed and
+    /// made on the first child: most particles never have one.
+    children: Mutex<Option<Box<Children>>>,
     /// The Points its spawn granted it ([`crate::SpawnOptions::grants`]).
     /// Boxed and optional: a particle without grants pays one pointer.
     grants: Option<Box<Grants>>,
@@ -111,6 +112,19 @@ pub struct ParticleCell {
 
 /// A particle's grants, behind one thin pointer in its cell.
 struct Grants(Box<[Point]>);
+
+/// What a cell keeps for its task's end: one lock and two pointers, as
+/// every particle pays for them and few are ever killed or waited for.
+#[derive(Default)]
+struct Ending {
+    /// Kills the task when it does not stop within the shutdown timeout.
+    abort: Option<tokio::task::AbortHandle>,
+    /// Woken when the end is recorded: made by the first to wait.
+    waiters: Option<Arc<Notify>>,
+}
+
+/// A particle's children by spawn sequence.
+type Children = BTreeMap<u64, Arc<ParticleCell>>;
 
 impl ParticleCell {
     #[allow(clippy::too_many_arguments)]
@@ -137,15 +151,14 @@ impl ParticleCell {
             restarts: AtomicU32::new(0),
             code_version: AtomicU64::new(0),
             lane: LaneQueue::new(lane),
-            abort: OnceLock::new(),
             ended: AtomicBool::new(false),
-            ended_notify: Notify::new(),
+            ending: Mutex::default(),
             closing: AtomicBool::new(false),
             never_ran: AtomicBool::new(false),
             traps_exits: AtomicBool::new(false),
             managed: managed.then(|| Box::new(Managed::new())),
             stops_own_children: AtomicBool::new(false),
-            children: Mutex::new(BTreeMap::new()),
+            children: Mutex::new(None),
             grants: None,
         }
     }
@@ -189,30 +202,42 @@ impl ParticleCell {
         if !self.accepts_children() {
             return false;
         }
-        children.insert(child.spawn_seq(), child.clone());
+        children
+            .get_or_insert_with(Box::default)
+            .insert(child.spawn_seq(), child.clone());
         true
     }
 
     /// Removes `child` from its children (it has ended, or been replaced
     /// at its Point).
     pub(crate) fn disown(&self, child: &ParticleCell) {
-        let mut children = self.children.lock();
+        let mut guard = self.children.lock();
+        let Some(children) = guard.as_mut() else {
+            return;
+        };
         if children
             .get(&child.spawn_seq())
             .is_some_and(|c| std::ptr::eq(&**c, child))
         {
             children.remove(&child.spawn_seq());
+            if children.is_empty() {
+                // The last child gone: the map goes too.
+                *guard = None;
+            }
         }
     }
 
     /// Its children, in start order.
     pub(crate) fn children(&self) -> Vec<Arc<ParticleCell>> {
-        self.children.lock().values().cloned().collect()
+        self.children
+            .lock()
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.values().cloned().collect())
     }
 
     /// True if it has children.
     pub(crate) fn has_children(&self) -> bool {
-        !self.children.lock().is_empty()
+        self.children.lock().is_some()
     }
 
     /// Its descendants (not itself), found through its own children lists:
@@ -237,12 +262,14 @@ impl ParticleCell {
 
     /// Records the task's abort handle (for a kill after the shutdown timeout).
     pub(crate) fn set_abort(&self, handle: tokio::task::AbortHandle) {
-        let _ = self.abort.set(handle);
+        self.ending.lock().abort.get_or_insert(handle);
     }
 
     /// Kills the task (its end guard then finishes the particle).
     pub(crate) fn kill(&self) {
-        if let Some(h) = self.abort.get() {
+        // Out of the lock: the task's end guard takes it to mark the end.
+        let handle = self.ending.lock().abort.clone();
+        if let Some(h) = handle {
             h.abort();
         }
     }
@@ -257,14 +284,30 @@ impl ParticleCell {
     /// wakes those waiting for it.
     pub(crate) fn mark_ended(&self) {
         self.ended.store(true, Ordering::SeqCst);
-        self.ended_notify.notify_waiters();
+        let waiters = self.ending.lock().waiters.take();
+        if let Some(w) = waiters {
+            w.notify_waiters();
+        }
     }
 
     /// Waits until the particle's task has ended.
     pub(crate) async fn ended(&self) {
-        let notified = self.ended_notify.notified();
+        let waiters = {
+            let mut ending = self.ending.lock();
+            // Under the lock `mark_ended` takes the waiters with: it either
+            // has stored `ended` already, or will find these waiters.
+            if self.has_ended() {
+                return;
+            }
+            ending
+                .waiters
+                .get_or_insert_with(|| Arc::new(Notify::new()))
+                .clone()
+        };
+        let notified = waiters.notified();
         let mut notified = std::pin::pin!(notified);
-        // Registered before the check, so an end in between is not missed.
+        // Registered before the check, so an end in between is not missed
+        // (a `notify_waiters` before it is seen by the check).
         notified.as_mut().enable();
         if self.has_ended() {
             return;

@@ -62,7 +62,7 @@ impl Launch {
         // first runs ends the particle properly.
         let guard = run::EndGuard::new(self.ctx.clone());
         self.ctx.cell.set_stops_own_children(P::STOPS_OWN_CHILDREN);
-        let life = run::run(particle, self.ctx.clone(), args, self.ready.take(), guard);
+        let life = run::run(particle, args, self.ready.take(), guard);
         let task = self.ctx.machine.runtime().spawn(life);
         self.ctx.cell.set_abort(task.abort_handle());
         self.launched = true;

@@ -88,10 +88,11 @@ impl Letter {
     /// The sender of a letter that waits for an answer (a request, or a
     /// control letter with a reply channel): the guards against a parent
     /// and its child waiting for each other key on it.
-    fn requester(&self) -> Option<&Point> {
+    /// Given with the letter's target (the lane's Point).
+    fn requester(&self) -> Option<(&Point, &Point)> {
         match self {
-            Letter::Request(wave, _) => Some(&wave.from),
-            Letter::Control(c) if c.reply.is_some() => Some(&c.from),
+            Letter::Request(wave, _) => Some((&wave.from, &wave.to)),
+            Letter::Control(c) if c.reply.is_some() => Some((&c.from, &c.to)),
             _ => None,
         }
     }
@@ -133,9 +134,11 @@ struct LaneState {
     waker: Option<Waker>,
     closed: bool,
     /// While the particle stops its children (to end or restart), requests
-    /// from below this Point are refused: a child waiting on its parent's
-    /// answer would otherwise keep the parent waiting for the child.
-    refuse_below: Option<Point>,
+    /// from below its Point are refused: a child waiting on its parent's
+    /// answer would otherwise keep the parent waiting for the child. (A
+    /// flag: a letter's target is the lane's Point, so "below" is read off
+    /// the letter, as [`LaneState::stamp`] does.)
+    refuse_below: bool,
     /// While a supervisor stops this child, requests from it (and below it)
     /// are refused for the same reason: boxed, as only supervisors use it.
     refuse_from: Option<Box<Point>>,
@@ -270,12 +273,10 @@ impl LaneState {
     }
 
     fn refuses(&self, letter: &Letter) -> bool {
-        let Some(from) = letter.requester() else {
+        let Some((from, to)) = letter.requester() else {
             return false;
         };
-        self.refuse_below
-            .as_ref()
-            .is_some_and(|me| me.is_ancestor_of(from))
+        (self.refuse_below && to.is_ancestor_of(from))
             || self
                 .refuse_from
                 .as_ref()
@@ -1043,7 +1044,7 @@ impl LaneReceiver {
         let me = self.cell.point();
         let refused = {
             let mut st = self.cell.lane.state.lock();
-            st.refuse_below = refuse.then(|| me.clone());
+            st.refuse_below = refuse;
             if !refuse {
                 return;
             }

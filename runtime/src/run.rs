@@ -131,15 +131,21 @@ pub(crate) struct Crash {
     pub(crate) requester: Option<ReplyTx>,
 }
 
-impl End {
-    fn crash(exit: ExitReason, in_flight: Option<InFlight>, requester: Option<ReplyTx>) -> End {
-        End::Crash(Crash {
+impl Crash {
+    fn new(exit: ExitReason, in_flight: Option<InFlight>, requester: Option<ReplyTx>) -> Crash {
+        Crash {
             reason: exit.to_string(),
             exit,
             at_start: false,
             in_flight,
             requester,
-        })
+        }
+    }
+}
+
+impl End {
+    fn crash(exit: ExitReason, in_flight: Option<InFlight>, requester: Option<ReplyTx>) -> End {
+        End::Crash(Crash::new(exit, in_flight, requester))
     }
 }
 
@@ -181,58 +187,79 @@ impl Drop for EndGuard {
 }
 
 /// A particle's whole life: incarnations until a stop or a give-up.
-pub(crate) async fn run<P: Particle>(
+///
+/// This future is most of what an idle particle costs, so it is kept small:
+/// a plain `fn` returning an `async move` block (an `async fn` would keep
+/// its arguments twice, as arguments and as locals), and everything but
+/// starting and serving (a crash, a stop) runs in boxed futures of its own.
+// Not an `async fn`: that would keep its arguments twice in the future.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run<P: Particle>(
     particle: Arc<P>,
-    ctx: Ctx,
     args: Body,
     mut ready: Option<ReadyTx>,
     guard: EndGuard,
-) {
-    if ctx.cell.managed().is_some() {
-        // Boxed: few particles are supervised by supervisor particles, and
-        // their life takes more room than the rest's.
-        return Box::pin(crate::supervision::run_managed(particle, ctx, args, guard)).await;
-    }
-    let mut lane = LaneReceiver::new(ctx.cell.clone(), P::STOPS_OWN_CHILDREN);
-    loop {
-        let crash = match incarnation(&*particle, &ctx, &args, &mut ready, &mut lane).await {
-            End::Stop => return guard.finish(lane.close(), stopped(&ctx)),
-            End::Crash(crash) => crash,
-        };
-        // Crashes are rare: their bookkeeping runs in a boxed future, so that
-        // it takes no room in the task of every idle particle.
-        let reason = crash.reason.clone();
-        let exit = crash.exit.clone();
-        // The crashed incarnation's links end with it (the linked die too),
-        // and so do the monitors it set.
-        ctx.machine.fire_links(&ctx.cell, &reason, false);
-        ctx.machine.drop_monitors(&ctx.cell);
-        let why = match Box::pin(after_crash(&ctx, crash, &mut ready)).await.0 {
-            // Told to stop during the backoff: no new incarnation.
-            Decision::Restart if ctx.cell.lane.stop_requested() => stopped(&ctx),
-            Decision::Restart => {
-                ctx.cell.set_closing(false);
-                continue;
+) -> impl Future<Output = ()> + Send {
+    async move {
+        if guard.ctx.cell.managed().is_some() {
+            // Boxed: few particles are supervised by supervisor particles,
+            // and their life takes more room than the rest's.
+            let ctx = guard.ctx.clone();
+            return Box::pin(crate::supervision::run_managed(particle, ctx, args, guard)).await;
+        }
+        // The guard's: the task keeps one context, not two.
+        let ctx = &guard.ctx;
+        let mut lane = LaneReceiver::new(ctx.cell.clone(), P::STOPS_OWN_CHILDREN);
+        loop {
+            let crash = match incarnation(&*particle, ctx, &args, &mut ready, &mut lane).await {
+                End::Stop => {
+                    let why = stopped(ctx);
+                    return guard.finish(lane.close(), why);
+                }
+                End::Crash(crash) => crash,
+            };
+            if let Some(why) = Box::pin(crashed(ctx, crash, &mut ready)).await {
+                return guard.finish(lane.close(), why);
             }
-            Decision::Stop => stopped(&ctx),
-            // Not restarted, per its restart type: it ends as it exited.
-            Decision::Exit => match exit {
-                ExitReason::Normal => DownReason::Stopped,
-                ExitReason::Shutdown | ExitReason::ShutdownWith(_) => DownReason::Shutdown,
-                ExitReason::Killed => DownReason::Killed,
-                ExitReason::Error(_) => DownReason::GaveUp(reason),
-            },
-            Decision::GiveUp => DownReason::GaveUp(reason),
-        };
-        // Given up (or not restarted, per its restart type): its record
-        // leaves the Registry now, so that its Point is free (its parent
-        // may respawn there at its notice) and nothing of it stays behind.
-        // Its children are its own (found by identity), not the new ones'.
-        ctx.machine.forget(&ctx.cell);
-        // No next incarnation: children parked for it go now.
-        stop_children(&ctx).await;
-        return guard.finish(lane.close(), why);
+        }
     }
+}
+
+/// After a crash: the links and monitors of the crashed incarnation go, the
+/// Star decides, and `None` means restart. `Some` is how the particle ended
+/// (its record already gone from the Registry and its children stopped).
+async fn crashed(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> Option<DownReason> {
+    let reason = crash.reason.clone();
+    let exit = crash.exit.clone();
+    // The crashed incarnation's links end with it (the linked die too),
+    // and so do the monitors it set.
+    ctx.machine.fire_links(&ctx.cell, &reason, false);
+    ctx.machine.drop_monitors(&ctx.cell);
+    let why = match after_crash(ctx, crash, ready).await.0 {
+        // Told to stop during the backoff: no new incarnation.
+        Decision::Restart if ctx.cell.lane.stop_requested() => stopped(ctx),
+        Decision::Restart => {
+            ctx.cell.set_closing(false);
+            return None;
+        }
+        Decision::Stop => stopped(ctx),
+        // Not restarted, per its restart type: it ends as it exited.
+        Decision::Exit => match exit {
+            ExitReason::Normal => DownReason::Stopped,
+            ExitReason::Shutdown | ExitReason::ShutdownWith(_) => DownReason::Shutdown,
+            ExitReason::Killed => DownReason::Killed,
+            ExitReason::Error(_) => DownReason::GaveUp(reason),
+        },
+        Decision::GiveUp => DownReason::GaveUp(reason),
+    };
+    // Given up (or not restarted, per its restart type): its record
+    // leaves the Registry now, so that its Point is free (its parent
+    // may respawn there at its notice) and nothing of it stays behind.
+    // Its children are its own (found by identity), not the new ones'.
+    ctx.machine.forget(&ctx.cell);
+    // No next incarnation: children parked for it go now.
+    stop_children(ctx).await;
+    Some(why)
 }
 
 /// How a stopped particle ended: a shutdown if the stop came from outside,
@@ -246,93 +273,134 @@ fn stopped(ctx: &Ctx) -> DownReason {
 }
 
 /// One incarnation: a fresh state from `start`, then waves until it ends.
-pub(crate) async fn incarnation<P: Particle>(
+///
+/// Only starting and serving run in this future; how the incarnation ends
+/// (its children stopped or parked, its `stop` called) runs in a boxed one,
+/// so that an idle particle's task does not keep room for it.
+// Not an `async fn`: that would keep its arguments twice in the future.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn incarnation<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    args: &'a Body,
+    ready: &'a mut Option<ReadyTx>,
+    lane: &'a mut LaneReceiver,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        // Process flags belong to an incarnation, and so does a crash
+        // injected into the last one that it did not live to take.
+        ctx.cell.set_traps_exits(false);
+        ctx.cell.lane.clear_pending_crash();
+        let mut state = match begin(particle, ctx, args, lane).await {
+            Ok(state) => state,
+            Err(end) => return end,
+        };
+        ctx.cell.set_status(Status::Ready);
+        if let Some(r) = ready.take() {
+            let _ = r.send(Ok(()));
+        }
+        if let Some(m) = ctx.cell.managed() {
+            m.set_started(Ok(()));
+        }
+        let end = serve(particle, ctx, &mut state, lane).await;
+        Box::pin(ended(particle, ctx, state, lane, end)).await
+    }
+}
+
+/// Starts an incarnation: its state, or how it ended if `start` failed.
+/// (A failed start is awaited here, not in [`incarnation`], whose future
+/// would otherwise keep room for the failure beside the serving loop.)
+async fn begin<P: Particle>(
     particle: &P,
     ctx: &Ctx,
     args: &Body,
-    ready: &mut Option<ReadyTx>,
     lane: &mut LaneReceiver,
-) -> End {
-    // Process flags belong to an incarnation, and so does a crash injected
-    // into the last one that it did not live to take.
-    ctx.cell.set_traps_exits(false);
-    ctx.cell.lane.clear_pending_crash();
-    let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
-    let started = match ctx.cell.lane.take_fail_start() {
-        // An injected start failure.
-        Some(reason) => Err(ExitReason::Error(reason)),
-        None => {
-            let starting = futures::future::lazy(|_| particle.start(ctx, args)).flatten();
-            guarded(&ctx.cell, starting).instrument(span).await
-        }
-    };
-    let end = match started {
+) -> Result<P::State, End> {
+    match start(particle, ctx, args).await {
+        Ok(state) => Ok(state),
         Err(exit) => {
-            let mut end = End::crash(exit, None, None);
-            if let End::Crash(c) = &mut end {
-                c.at_start = true;
-            }
-            end
+            let mut crash = Crash::new(exit, None, None);
+            crash.at_start = true;
+            Err(Box::pin(wind_down::<P>(ctx, lane, End::Crash(crash))).await)
         }
-        Ok(mut state) => {
-            ctx.cell.set_status(Status::Ready);
-            if let Some(r) = ready.take() {
-                let _ = r.send(Ok(()));
-            }
-            if let Some(m) = ctx.cell.managed() {
-                m.set_started(Ok(()));
-            }
-            let end = serve(particle, ctx, &mut state, lane).await;
-            if let End::Stop = end {
-                // A supervised child stopped by its supervisor, or by
-                // itself, keeps its lane: the supervisor may start it again.
-                let keep = ctx.cell.managed().is_some() && !ctx.cell.lane.shutdown_requested();
-                if !keep {
-                    // No letter will be handled any more: waiting requests
-                    // get `Stopped` now, not after the children are gone (a
-                    // child waiting on this particle would otherwise wait
-                    // forever).
-                    for letter in lane.close() {
-                        letter.refuse(ctx.me());
-                    }
-                }
-                ctx.cell.set_closing(true);
-                // Made only when awaited: a `stop` future held across
-                // `stop_children` would take room in every particle's task.
-                let stop = |state| {
-                    guarded(&ctx.cell, async move {
-                        particle.stop(ctx, state).await;
-                        Ok(())
-                    })
-                };
-                if P::STOPS_OWN_CHILDREN {
-                    // A supervisor stops its children itself, in its order;
-                    // whatever is left goes after.
-                    let _ = stop(state).await;
-                    stop_children(ctx).await;
-                } else {
-                    // Children end before their parent's `stop` runs (OTP:
-                    // a supervisor terminates its children, then itself).
-                    stop_children(ctx).await;
-                    let _ = stop(state).await;
-                }
-                return end;
-            }
-            // After a crash the state is dropped here: the old incarnation
-            // has fully stopped before the Star is asked about a new one. A
-            // `Drop` that panics is user code failing outside any handler:
-            // caught, so the crash in hand (and its requester's answer)
-            // goes on as any crash does, instead of unwinding the task.
-            drop_state(ctx, state);
-            end
+    }
+}
+
+/// Runs the particle's `start` (or fails it, if a start failure was injected).
+fn start<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    args: &'a Body,
+) -> impl Future<Output = Result<P::State, ExitReason>> + Send + 'a {
+    use futures::future::Either;
+    match ctx.cell.lane.take_fail_start() {
+        // An injected start failure.
+        Some(reason) => Either::Left(std::future::ready(Err(ExitReason::Error(reason)))),
+        None => {
+            let span = tracing::debug_span!(target: targets::SPAWN, "start", point = %ctx.me());
+            let starting = futures::future::lazy(|_| particle.start(ctx, args)).flatten();
+            Either::Right(guarded(&ctx.cell, starting).instrument(span))
         }
-    };
-    // A crashed incarnation's children do not outlive it (OTP: they are
-    // linked to it); the restart starts afresh. A supervisor's supervised
-    // children are parked instead, lanes open, for its next incarnation to
-    // adopt (beyond OTP: no wave queued for them is lost). The lane is kept
-    // for the next incarnation, but its descendants' requests are refused
-    // meanwhile, and notices about the old children are dropped.
+    }
+}
+
+/// How an incarnation that served ends: a stop runs its `stop` and stops
+/// its children (in the order its Kind wants); a crash drops its state.
+async fn ended<P: Particle>(
+    particle: &P,
+    ctx: &Ctx,
+    state: P::State,
+    lane: &mut LaneReceiver,
+    end: End,
+) -> End {
+    if let End::Stop = end {
+        // A supervised child stopped by its supervisor, or by itself, keeps
+        // its lane: the supervisor may start it again.
+        let keep = ctx.cell.managed().is_some() && !ctx.cell.lane.shutdown_requested();
+        if !keep {
+            // No letter will be handled any more: waiting requests get
+            // `Stopped` now, not after the children are gone (a child
+            // waiting on this particle would otherwise wait forever).
+            for letter in lane.close() {
+                letter.refuse(ctx.me());
+            }
+        }
+        ctx.cell.set_closing(true);
+        let stop = |state| {
+            guarded(&ctx.cell, async move {
+                particle.stop(ctx, state).await;
+                Ok(())
+            })
+        };
+        if P::STOPS_OWN_CHILDREN {
+            // A supervisor stops its children itself, in its order;
+            // whatever is left goes after.
+            let _ = stop(state).await;
+            stop_children(ctx).await;
+        } else {
+            // Children end before their parent's `stop` runs (OTP: a
+            // supervisor terminates its children, then itself).
+            stop_children(ctx).await;
+            let _ = stop(state).await;
+        }
+        return end;
+    }
+    // After a crash the state is dropped here: the old incarnation has fully
+    // stopped before the Star is asked about a new one. A `Drop` that panics
+    // is user code failing outside any handler: caught, so the crash in hand
+    // (and its requester's answer) goes on as any crash does, instead of
+    // unwinding the task.
+    drop_state(ctx, state);
+    wind_down::<P>(ctx, lane, end).await
+}
+
+/// The end of a crashed incarnation. Its children do not outlive it (OTP:
+/// they are linked to it); the restart starts afresh. A supervisor's
+/// supervised children are parked instead, lanes open, for its next
+/// incarnation to adopt (beyond OTP: no wave queued for them is lost). The
+/// lane is kept for the next incarnation, but its descendants' requests are
+/// refused meanwhile, and notices about the old children are dropped.
+async fn wind_down<P: Particle>(ctx: &Ctx, lane: &mut LaneReceiver, end: End) -> End {
     ctx.cell.set_closing(true);
     lane.refuse_descendants(true);
     if P::STOPS_OWN_CHILDREN {
@@ -403,50 +471,92 @@ async fn after_crash(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> (D
 }
 
 /// Handles letters until a stop or a crash.
-async fn serve<P: Particle>(
+///
+/// The loop every wave takes: it holds the wave only inside the handler's
+/// future (see [`handling`]) and sends everything else out of line.
+// Not an `async fn`: that would keep its arguments twice in the future.
+#[allow(clippy::manual_async_fn)]
+fn serve<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    state: &'a mut P::State,
+    lane: &'a mut LaneReceiver,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        loop {
+            // In a block: the letter's room is free before the handler runs.
+            let (wave, reply) = {
+                let next = lane.recv().await;
+                match next {
+                    Next::Letter(Letter::Wave(wave)) => (wave, None),
+                    Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+                    // Everything but a wave is rare: handled out of line, in
+                    // one boxed future, so that the loop every wave takes
+                    // stays small (and keeps no room for the letter).
+                    other => {
+                        if let Some(end) = Box::pin(not_a_wave(particle, ctx, state, other)).await {
+                            return end;
+                        }
+                        continue;
+                    }
+                }
+            };
+            let (in_flight, handled) = handling(particle, ctx, &mut *state, wave);
+            match handled.await {
+                Ok(body) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(Wave {
+                            kind: WaveKind::Reply,
+                            from: ctx.me().clone(),
+                            to: in_flight.from,
+                            method: in_flight.method,
+                            body,
+                        }));
+                    }
+                }
+                Err(reason) => return End::crash(reason, Some(in_flight), reply),
+            }
+        }
+    }
+}
+
+/// What a crash in the handler would have in hand, and the handler's
+/// future with the wave moved into it. A plain `fn`: the wave is borrowed
+/// here, not in `serve`, whose future would otherwise keep room for it
+/// beside the handler's.
+fn handling<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    state: &'a mut P::State,
+    wave: Wave,
+) -> (
+    InFlight,
+    impl Future<Output = Result<Body, ExitReason>> + Send + 'a,
+) {
+    let in_flight = InFlight {
+        method: wave.method.clone(),
+        from: wave.from.clone(),
+    };
+    // `lazy` rather than an async block: the wave is held once, not twice.
+    let handled = futures::future::lazy(move |_| particle.handle(ctx, state, wave)).flatten();
+    (in_flight, guarded(&ctx.cell, handled))
+}
+
+/// What `serve` got that is not a wave: `Some` ends the incarnation,
+/// `None` goes on to the next letter.
+async fn not_a_wave<P: Particle>(
     particle: &P,
     ctx: &Ctx,
     state: &mut P::State,
-    lane: &mut LaneReceiver,
-) -> End {
-    loop {
-        let (wave, reply) = match lane.recv().await {
-            Next::Stop => return End::Stop,
-            // An injected crash: as a panic in the next handler, with no
-            // wave in hand.
-            Next::Crash(reason) => return End::crash(ExitReason::Error(reason), None, None),
-            Next::Interrupted => continue,
-            Next::Letter(Letter::Wave(wave)) => (wave, None),
-            Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
-            // Everything but a wave is rare: handled out of line, in one
-            // boxed future, so that the loop every wave takes stays small.
-            Next::Letter(other) => {
-                if let Some(end) = Box::pin(system_letter(particle, ctx, state, other)).await {
-                    return end;
-                }
-                continue;
-            }
-        };
-        let in_flight = InFlight {
-            method: wave.method.clone(),
-            from: wave.from.clone(),
-        };
-        // `lazy` rather than an async block: the wave is held once, not twice.
-        let handled = futures::future::lazy(|_| particle.handle(ctx, state, wave)).flatten();
-        match guarded(&ctx.cell, handled).await {
-            Ok(body) => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(Wave {
-                        kind: WaveKind::Reply,
-                        from: ctx.me().clone(),
-                        to: in_flight.from,
-                        method: in_flight.method,
-                        body,
-                    }));
-                }
-            }
-            Err(reason) => return End::crash(reason, Some(in_flight), reply),
-        }
+    next: Next,
+) -> Option<End> {
+    match next {
+        Next::Stop => Some(End::Stop),
+        // An injected crash: as a panic in the next handler, with no wave
+        // in hand.
+        Next::Crash(reason) => Some(End::crash(ExitReason::Error(reason), None, None)),
+        Next::Interrupted => None,
+        Next::Letter(letter) => system_letter(particle, ctx, state, letter).await,
     }
 }
 

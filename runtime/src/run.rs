@@ -486,15 +486,26 @@ fn serve<'a, P: Particle>(
         loop {
             // In a block: the letter's room is free before the handler runs.
             let (wave, reply) = {
-                let next = lane.recv().await;
-                match next {
-                    Next::Letter(Letter::Wave(wave)) => (wave, None),
-                    Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+                let letter = match lane.recv().await {
+                    Next::Letter(letter) => letter,
+                    Next::Stop => return End::Stop,
+                    // An injected crash: as a panic in the next handler,
+                    // with no wave in hand.
+                    Next::Crash(reason) => {
+                        return End::crash(ExitReason::Error(reason), None, None)
+                    }
+                    Next::Interrupted => continue,
+                };
+                match letter {
+                    Letter::Wave(wave) => (wave, None),
+                    Letter::Request(wave, reply) => (wave, Some(reply)),
                     // Everything but a wave is rare: handled out of line, in
                     // one boxed future, so that the loop every wave takes
-                    // stays small (and keeps no room for the letter).
+                    // stays small.
                     other => {
-                        if let Some(end) = Box::pin(not_a_wave(particle, ctx, state, other)).await {
+                        if let Some(end) =
+                            Box::pin(system_letter(particle, ctx, state, other)).await
+                        {
                             return end;
                         }
                         continue;
@@ -540,24 +551,6 @@ fn handling<'a, P: Particle>(
     // `lazy` rather than an async block: the wave is held once, not twice.
     let handled = futures::future::lazy(move |_| particle.handle(ctx, state, wave)).flatten();
     (in_flight, guarded(&ctx.cell, handled))
-}
-
-/// What `serve` got that is not a wave: `Some` ends the incarnation,
-/// `None` goes on to the next letter.
-async fn not_a_wave<P: Particle>(
-    particle: &P,
-    ctx: &Ctx,
-    state: &mut P::State,
-    next: Next,
-) -> Option<End> {
-    match next {
-        Next::Stop => Some(End::Stop),
-        // An injected crash: as a panic in the next handler, with no wave
-        // in hand.
-        Next::Crash(reason) => Some(End::crash(ExitReason::Error(reason), None, None)),
-        Next::Interrupted => None,
-        Next::Letter(letter) => system_letter(particle, ctx, state, letter).await,
-    }
 }
 
 /// A letter other than a wave, in `serve`: a link's exit signal, a

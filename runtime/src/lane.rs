@@ -98,8 +98,45 @@ impl Letter {
     }
 }
 
-/// A letter as it waits in a lane: stamped, under the lane's lock, with
-/// what a restart needs to know of it without looking through the queue.
+/// A letter as it waits in a lane. A wave, or a request from anyone but a
+/// descendant, waits as it was sent (nearly every letter: the queue's slots
+/// stay the size of a letter); the rest are stamped, under the lane's lock,
+/// with what a restart needs to know of them without looking through the
+/// queue (boxed: they are rare).
+pub(crate) enum Queued {
+    Wave(Wave),
+    Request(Wave, ReplyTx),
+    Stamped(Box<Stamped>),
+}
+
+impl Queued {
+    /// The letter as it lies in the lane, stamps dropped.
+    fn into_letter(self) -> Letter {
+        match self {
+            Queued::Wave(wave) => Letter::Wave(wave),
+            Queued::Request(wave, tx) => Letter::Request(wave, tx),
+            Queued::Stamped(s) => s.letter,
+        }
+    }
+
+    /// The queued letter's weight against a lane's `max_bytes`.
+    fn bytes(&self) -> usize {
+        match self {
+            Queued::Wave(w) | Queued::Request(w, _) => w.method.len() + w.body.len(),
+            Queued::Stamped(s) => s.letter.bytes(),
+        }
+    }
+
+    /// Whether it is a system letter (see [`Letter::is_system`]).
+    fn is_system(&self) -> bool {
+        match self {
+            Queued::Wave(_) | Queued::Request(..) => false,
+            Queued::Stamped(s) => s.letter.is_system(),
+        }
+    }
+}
+
+/// A letter stamped as it was queued (see [`Queued`]).
 pub(crate) struct Stamped {
     letter: Letter,
     /// The receiver's incarnation epoch when it was queued: a crash notice,
@@ -126,7 +163,7 @@ struct Below {
 
 #[derive(Default)]
 struct LaneState {
-    queue: VecDeque<Stamped>,
+    queue: VecDeque<Queued>,
     /// The receiver's incarnation epoch (see [`Stamped::epoch`]).
     epoch: u32,
     /// Requests from descendants waiting here (see [`Below`]).
@@ -215,10 +252,13 @@ impl LaneState {
     /// Stamps a letter being queued. A request (or control letter waiting
     /// for an answer) from a descendant leaves its answer channel in
     /// [`Below`] (the queued letter holds a stand-in).
-    fn stamp(&mut self, letter: Letter) -> Stamped {
-        let epoch = self.epoch;
+    fn stamp(&mut self, letter: Letter) -> Queued {
         let (letter, ticket) = match letter {
-            Letter::Request(wave, tx) if wave.to.is_ancestor_of(&wave.from) => {
+            Letter::Wave(wave) => return Queued::Wave(wave),
+            Letter::Request(wave, tx) if !wave.to.is_ancestor_of(&wave.from) => {
+                return Queued::Request(wave, tx)
+            }
+            Letter::Request(wave, tx) => {
                 let ticket = self.file_below(&wave.from, Answer::Wave(tx));
                 (Letter::Request(wave, oneshot::channel().0), ticket)
             }
@@ -229,11 +269,11 @@ impl LaneState {
             }
             other => (other, 0),
         };
-        Stamped {
+        Queued::Stamped(Box::new(Stamped {
             letter,
-            epoch,
+            epoch: self.epoch,
             ticket,
-        }
+        }))
     }
 
     /// The letter as it was sent, its answer channel back in place; `None`
@@ -273,6 +313,10 @@ impl LaneState {
     }
 
     fn refuses(&self, letter: &Letter) -> bool {
+        // Most lanes refuse no one: two field reads, before the letter.
+        if !self.refuse_below && self.refuse_from.is_none() {
+            return false;
+        }
         let Some((from, to)) = letter.requester() else {
             return false;
         };
@@ -378,7 +422,7 @@ impl Bound {
     }
 
     /// `letter` left the lane.
-    fn release(&self, letter: &Letter) {
+    fn release(&self, letter: &Queued) {
         if self.limit.max_bytes.is_some() && !letter.is_system() {
             let held = self.bytes.load(Ordering::Relaxed);
             self.bytes
@@ -457,8 +501,8 @@ impl LaneQueue {
                     return Err((letter, Refusal::Full));
                 }
             }
-            let stamped = st.stamp(letter);
-            st.queue.push_back(stamped);
+            let queued = st.stamp(letter);
+            st.queue.push_back(queued);
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -616,7 +660,7 @@ impl LaneQueue {
         if let Some(below) = below {
             refuse_replies(below.replies.into_values().map(|(_, tx)| tx), point);
         }
-        let rest = rest.into_iter().map(|s| s.letter).collect();
+        let rest = rest.into_iter().map(Queued::into_letter).collect();
         // Requests a drop fault swallowed: their particle is gone now.
         for reply in swallowed.into_iter().flatten() {
             let _ = reply.send(Err(WaveError::Stopped {
@@ -817,7 +861,7 @@ impl LaneQueue {
 /// The receiving half: owned by the particle's task for all its incarnations.
 pub(crate) struct LaneReceiver {
     cell: Arc<ParticleCell>,
-    batch: VecDeque<Stamped>,
+    batch: VecDeque<Queued>,
     /// The lane's incarnation epoch (only this receiver changes it).
     epoch: u32,
     /// Takes one letter at a time instead of a batch, so that what is not
@@ -897,14 +941,14 @@ impl LaneReceiver {
                     // Held at the front of the batch, not in hand: if the
                     // incarnation is dropped meanwhile (killed), the letter
                     // stays for the next one.
-                    let stamped = lane.state.lock().stamp(letter);
-                    self.batch.push_front(stamped);
+                    let queued = lane.state.lock().stamp(letter);
+                    self.batch.push_front(queued);
                     lane.sleep_unless_stopped(d).await;
                     if lane.stop.load(Ordering::Acquire) {
                         return Next::Stop;
                     }
-                    if let Some(stamped) = self.batch.pop_front() {
-                        if let Some(letter) = self.open(stamped) {
+                    if let Some(queued) = self.batch.pop_front() {
+                        if let Some(letter) = self.open(queued) {
                             return Next::Letter(letter);
                         }
                     }
@@ -946,91 +990,84 @@ impl LaneReceiver {
     /// The next letter as it lies in the lane. On the healthy path
     /// (`faulty` false), a fault injected while waiting interrupts it, so
     /// that the next letter takes the faulty path.
+    ///
+    /// One `poll_fn` from the lane to the letter, opened where it is
+    /// taken: every wave passes here, and each hand-off of a letter by
+    /// value is a copy of it.
     async fn take(&mut self, faulty: bool) -> Next {
-        loop {
-            let stamped = match self.take_stamped(faulty).await {
-                Ok(stamped) => stamped,
-                Err(next) => return next,
-            };
-            if let Some(letter) = self.open(stamped) {
-                return Next::Letter(letter);
-            }
-        }
-    }
-
-    /// The letter as it was sent; `None` if it is not to be handled: a
-    /// notice, exit signal or down notice for an incarnation that has
-    /// ended, or a request from a descendant answered at a crash. Looked
-    /// at as it is taken, so a restart never goes through the queue.
-    fn open(&mut self, stamped: Stamped) -> Option<Letter> {
-        if stamped.epoch != self.epoch && stamped.letter.is_for_incarnation() {
-            return None;
-        }
-        if stamped.ticket == 0 {
-            return Some(stamped.letter);
-        }
-        self.cell.lane.state.lock().unstamp(stamped)
-    }
-
-    /// The next stamped letter, or what the receiver gets instead.
-    async fn take_stamped(&mut self, faulty: bool) -> Result<Stamped, Next> {
-        let lane = &self.cell.lane;
-        if lane.stop.load(Ordering::Acquire) {
-            return Err(Next::Stop);
-        }
-        if let Some(letter) = self.batch.pop_front() {
-            return Ok(letter);
-        }
-        poll_fn(|cx| {
-            let mut st = lane.state.lock();
+        let LaneReceiver {
+            cell,
+            batch,
+            epoch,
+            single,
+        } = self;
+        let lane = &cell.lane;
+        poll_fn(|cx| loop {
             if lane.stop.load(Ordering::Acquire) {
-                return Poll::Ready(Err(Next::Stop));
+                return Poll::Ready(Next::Stop);
             }
-            // Healthy: a fault injected since sends it the slow way.
-            // Faulty: a crash or a pause comes before the next letter.
-            let interrupted = if faulty {
-                st.fault.as_ref().is_some_and(|f| f.interrupts())
-            } else {
-                lane.faulted.load(Ordering::Acquire)
+            let queued = match batch.pop_front() {
+                Some(queued) => queued,
+                None => {
+                    let mut st = lane.state.lock();
+                    if lane.stop.load(Ordering::Acquire) {
+                        return Poll::Ready(Next::Stop);
+                    }
+                    // Healthy: a fault injected since sends it the slow way.
+                    // Faulty: a crash or a pause comes before the next letter.
+                    let interrupted = if faulty {
+                        st.fault.as_ref().is_some_and(|f| f.interrupts())
+                    } else {
+                        lane.faulted.load(Ordering::Acquire)
+                    };
+                    if interrupted {
+                        return Poll::Ready(Next::Interrupted);
+                    }
+                    if st.queue.is_empty() {
+                        match &st.waker {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            _ => st.waker = Some(cx.waker().clone()),
+                        }
+                        return Poll::Pending;
+                    }
+                    if *single {
+                        let queued = st.queue.pop_front().expect("queue is not empty");
+                        drop(st);
+                        if let Some(b) = &lane.bound {
+                            b.release(&queued);
+                            b.room.notify_waiters();
+                        }
+                        queued
+                    } else {
+                        std::mem::swap(&mut st.queue, batch);
+                        if let Some(b) = &lane.bound {
+                            b.release_all();
+                        }
+                        drop(st);
+                        if let Some(b) = &lane.bound {
+                            b.room.notify_waiters();
+                        }
+                        batch.pop_front().expect("batch is not empty")
+                    }
+                }
             };
-            if interrupted {
-                return Poll::Ready(Err(Next::Interrupted));
+            if let Some(letter) = open(lane, *epoch, queued) {
+                return Poll::Ready(Next::Letter(letter));
             }
-            if st.queue.is_empty() {
-                match &st.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => st.waker = Some(cx.waker().clone()),
-                }
-                return Poll::Pending;
-            }
-            if self.single {
-                let letter = st.queue.pop_front().expect("queue is not empty");
-                drop(st);
-                if let Some(b) = &lane.bound {
-                    b.release(&letter.letter);
-                    b.room.notify_waiters();
-                }
-                return Poll::Ready(Ok(letter));
-            }
-            std::mem::swap(&mut st.queue, &mut self.batch);
-            if let Some(b) = &lane.bound {
-                b.release_all();
-            }
-            drop(st);
-            if let Some(b) = &lane.bound {
-                b.room.notify_waiters();
-            }
-            let letter = self.batch.pop_front().expect("batch is not empty");
-            Poll::Ready(Ok(letter))
         })
         .await
+    }
+
+    /// See [`open`].
+    fn open(&mut self, queued: Queued) -> Option<Letter> {
+        open(&self.cell.lane, self.epoch, queued)
     }
 
     /// Closes the lane and returns every letter never handled, batch first.
     pub(crate) fn close(&mut self) -> VecDeque<Letter> {
         let mut rest: VecDeque<Letter> = std::mem::take(&mut self.batch)
             .into_iter()
-            .map(|s| s.letter)
+            .map(Queued::into_letter)
             .collect();
         rest.extend(self.cell.lane.close(self.cell.point()));
         rest
@@ -1061,6 +1098,30 @@ impl LaneReceiver {
         self.epoch = self.epoch.wrapping_add(1);
         self.cell.lane.state.lock().epoch = self.epoch;
     }
+}
+
+/// The letter as it was sent; `None` if it is not to be handled: a notice,
+/// exit signal or down notice for an incarnation that has ended (`epoch` is
+/// the receiver's), or a request from a descendant answered at a crash.
+/// Looked at as it is taken, so a restart never goes through the queue.
+#[inline]
+fn open(lane: &LaneQueue, epoch: u32, queued: Queued) -> Option<Letter> {
+    match queued {
+        Queued::Wave(wave) => Some(Letter::Wave(wave)),
+        Queued::Request(wave, tx) => Some(Letter::Request(wave, tx)),
+        Queued::Stamped(stamped) => open_stamped(lane, epoch, *stamped),
+    }
+}
+
+/// [`open`] for a stamped letter.
+fn open_stamped(lane: &LaneQueue, epoch: u32, stamped: Stamped) -> Option<Letter> {
+    if stamped.epoch != epoch && stamped.letter.is_for_incarnation() {
+        return None;
+    }
+    if stamped.ticket == 0 {
+        return Some(stamped.letter);
+    }
+    lane.state.lock().unstamp(stamped)
 }
 
 /// A handle to one particle's lane: send to it without a Registry lookup.

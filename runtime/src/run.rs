@@ -484,32 +484,24 @@ fn serve<'a, P: Particle>(
 ) -> impl Future<Output = End> + Send + 'a {
     async move {
         loop {
-            // In a block: the letter's room is free before the handler runs.
-            let (wave, reply) = {
-                let letter = match lane.recv().await {
-                    Next::Letter(letter) => letter,
-                    Next::Stop => return End::Stop,
-                    // An injected crash: as a panic in the next handler,
-                    // with no wave in hand.
-                    Next::Crash(reason) => {
-                        return End::crash(ExitReason::Error(reason), None, None)
+            // The letter is matched where it is taken (no copy of it by
+            // value), and its room is free before the handler runs.
+            let (wave, reply) = match lane.recv().await {
+                Next::Letter(Letter::Wave(wave)) => (wave, None),
+                Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+                Next::Stop => return End::Stop,
+                // An injected crash: as a panic in the next handler, with
+                // no wave in hand.
+                Next::Crash(reason) => return End::crash(ExitReason::Error(reason), None, None),
+                Next::Interrupted => continue,
+                // Everything but a wave is rare: handled out of line, in one
+                // boxed future, so that the loop every wave takes stays
+                // small.
+                Next::Letter(other) => {
+                    if let Some(end) = Box::pin(system_letter(particle, ctx, state, other)).await {
+                        return end;
                     }
-                    Next::Interrupted => continue,
-                };
-                match letter {
-                    Letter::Wave(wave) => (wave, None),
-                    Letter::Request(wave, reply) => (wave, Some(reply)),
-                    // Everything but a wave is rare: handled out of line, in
-                    // one boxed future, so that the loop every wave takes
-                    // stays small.
-                    other => {
-                        if let Some(end) =
-                            Box::pin(system_letter(particle, ctx, state, other)).await
-                        {
-                            return end;
-                        }
-                        continue;
-                    }
+                    continue;
                 }
             };
             let (in_flight, handled) = handling(particle, ctx, &mut *state, wave);

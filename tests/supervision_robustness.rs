@@ -937,3 +937,69 @@ async fn ended_targets_are_pruned_from_watchers() {
     assert_eq!(watcher.cell().watch_len(), 0);
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
+
+/// A hook whose code panics before it even returns its future (a
+/// hand-written `fn down(..) -> impl Future`, not an `async fn`) is caught
+/// as any handler's panic: that particle crashes and restarts, the Machine
+/// and its neighbours go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_panicking_before_its_future_crashes_only_its_particle() {
+    struct Eager;
+    impl Particle for Eager {
+        type State = ();
+        async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+            Ok(())
+        }
+        async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+            Ok(w.body)
+        }
+        #[allow(clippy::manual_async_fn)]
+        fn down(
+            &self,
+            _: &Ctx,
+            _: &mut (),
+            _: DownNotice,
+        ) -> impl std::future::Future<Output = Result<(), ParticleError>> + Send {
+            if true {
+                panic!("down hook panicked before its future");
+            }
+            async { Ok(()) }
+        }
+    }
+    let m = Machine::standalone()
+        .stars(1)
+        .kind("eager", Eager)
+        .build()
+        .await
+        .unwrap();
+    let watcher = m
+        .spawn(p("w"), "eager".into(), Body::empty())
+        .await
+        .unwrap();
+    let neighbour = m
+        .spawn(p("n"), "eager".into(), Body::empty())
+        .await
+        .unwrap();
+    m.spawn(p("t"), "eager".into(), Body::empty())
+        .await
+        .unwrap();
+    m.monitor(&p("w"), &p("t")).unwrap();
+    m.stop(&p("t")).await.unwrap();
+    eventually("the watcher crashed in its down hook and restarted", || {
+        m.record(&p("w"))
+            .is_some_and(|r| r.restarts == 1 && r.status == Status::Ready)
+    })
+    .await;
+    let echo = timeout(SECS5, watcher.call("ping", Body::from_u64(7)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo.body.as_u64(), Some(7));
+    let echo = timeout(SECS5, neighbour.call("ping", Body::from_u64(8)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo.body.as_u64(), Some(8));
+    assert_eq!(m.record(&p("n")).unwrap().restarts, 0);
+    timeout(SECS5, m.shutdown()).await.unwrap();
+}

@@ -545,6 +545,22 @@ fn handling<'a, P: Particle>(
     (in_flight, guarded(&ctx.cell, handled))
 }
 
+/// Runs one of the particle's hooks (exit signal, down or crash notice) as
+/// its code: `None` if it succeeded, else the crash, with `in_flight` as
+/// what it had in hand. The hook is called inside the guard, so that a
+/// panic before its future exists is caught too.
+async fn hook<F: Future<Output = Result<(), ParticleError>>>(
+    ctx: &Ctx,
+    in_flight: InFlight,
+    hook: impl FnOnce() -> F,
+) -> Option<End> {
+    let hooked = futures::future::lazy(|_| hook()).flatten();
+    match guarded(&ctx.cell, hooked).await {
+        Ok(()) => None,
+        Err(reason) => Some(End::crash(reason, Some(in_flight), None)),
+    }
+}
+
 /// A letter other than a wave, in `serve`: a link's exit signal, a
 /// monitor's down notice, a child's crash notice or a control letter.
 /// `Some` ends the incarnation; `None` goes on to the next letter.
@@ -567,37 +583,24 @@ async fn system_letter<P: Particle>(
                 let reason = format!("linked {} crashed: {}", signal.from, signal.reason);
                 return Some(End::crash(ExitReason::Error(reason), Some(in_flight), None));
             }
-            let handled = guarded(&ctx.cell, async {
-                particle.exit_signal(ctx, state, signal).await
-            });
-            if let Err(reason) = handled.await {
-                return Some(End::crash(reason, Some(in_flight), None));
-            }
-            None
+            hook(ctx, in_flight, || particle.exit_signal(ctx, state, signal)).await
         }
         Letter::Down(notice) => {
             let in_flight = InFlight {
                 method: "down".into(),
                 from: notice.target.clone(),
             };
-            let handled = guarded(&ctx.cell, async { particle.down(ctx, state, notice).await });
-            if let Err(reason) = handled.await {
-                return Some(End::crash(reason, Some(in_flight), None));
-            }
-            None
+            hook(ctx, in_flight, || particle.down(ctx, state, notice)).await
         }
         Letter::Notice(notice) => {
             let in_flight = InFlight {
                 method: "crash_notice".into(),
                 from: notice.child.clone(),
             };
-            let handled = guarded(&ctx.cell, async {
-                particle.crash_notice(ctx, state, *notice).await
-            });
-            if let Err(reason) = handled.await {
-                return Some(End::crash(reason, Some(in_flight), None));
-            }
-            None
+            hook(ctx, in_flight, || {
+                particle.crash_notice(ctx, state, *notice)
+            })
+            .await
         }
         Letter::Control(letter) => {
             let ControlLetter {

@@ -166,7 +166,7 @@ struct RowSpec {
     baseline: (&'static str, &'static str),
 }
 
-const ROWS: [RowSpec; 17] = [
+const ROWS: [RowSpec; 19] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -212,6 +212,19 @@ const ROWS: [RowSpec; 17] = [
     RowSpec {
         bench: "pingpong_timeout",
         hyperverse: ("pingpong", "pingpong_timeout"),
+        baseline: ("pingpong", "pingpong_timeout"),
+    },
+    // Typed messages (a `Message` value and a `Handler`) beside the same
+    // ractor baselines: their ratio to the untyped rows above is the cost
+    // of typing.
+    RowSpec {
+        bench: "pingpong_typed",
+        hyperverse: ("pingpong", "pingpong_typed"),
+        baseline: ("pingpong", "pingpong"),
+    },
+    RowSpec {
+        bench: "pingpong_typed_timeout",
+        hyperverse: ("pingpong", "pingpong_typed_timeout"),
         baseline: ("pingpong", "pingpong_timeout"),
     },
     RowSpec {

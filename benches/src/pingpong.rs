@@ -3,19 +3,25 @@
 //!
 //! This is the latency of the request path: a reply channel per request, the
 //! wave through the lane, the handler, the reply back, and two task wake-ups.
-//! The driver holds the [`hyperverse::Lane`] that `Machine::spawn` returned,
-//! so no Registry lookup is on the path.
+//! The driver holds the [`hyperverse::ParticleRef`] that `Machine::spawn`
+//! returned, so no Registry lookup is on the path.
 //!
-//! Two figures: `pingpong` without a timeout (`Lane::call` beside ractor's
-//! `call!`) and `pingpong_timeout` with one (`Lane::request` beside ractor's
-//! `call_t!`, which uses a tokio timer per call).
+//! Figures: `pingpong` without a timeout (`ask(..).within(None)` beside
+//! ractor's `call!`) and `pingpong_timeout` with one (`ask` with a 10 s
+//! timeout beside ractor's `call_t!`, which uses a tokio timer per call),
+//! each untyped (a method and a body, the echo's `handle`) and typed
+//! (`pingpong_typed*`: a `Message` value carried as itself, the echo's
+//! `Handler<Ping>`, the reply a `u64` value; no encoding on the way).
 
 use std::error::Error;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use hyperverse::{Body, Ctx, Kind, Machine, Particle, ParticleError, Point, Wave};
+use hyperverse::{
+    Body, Ctx, Handler, Kind, Machine, Message, Messages, Particle, ParticleError, Point, Wave,
+};
 use ractor::{call, call_t, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
 
 use crate::measure::{ns_per, Measured};
 use crate::Sizes;
@@ -38,6 +44,37 @@ impl Particle for Echo {
     async fn handle(&self, _: &Ctx, n: &mut u64, _: Wave) -> Result<Body, ParticleError> {
         *n += 1;
         Ok(Body::from_u64(*n))
+    }
+}
+
+/// The typed ping: its reply is the echo's count.
+#[derive(Serialize, Deserialize)]
+struct Ping;
+
+impl Message for Ping {
+    const METHOD: &'static str = "ping";
+    type Reply = u64;
+}
+
+/// The same echo, answering typed pings with a typed handler.
+struct TypedEcho;
+
+impl Particle for TypedEcho {
+    type State = u64;
+
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<u64, ParticleError> {
+        Ok(0)
+    }
+
+    fn messages(m: &mut Messages<'_, Self>) {
+        m.on::<Ping>();
+    }
+}
+
+impl Handler<Ping> for TypedEcho {
+    async fn handle_message(&self, _: &Ctx, n: &mut u64, _: Ping) -> Result<u64, ParticleError> {
+        *n += 1;
+        Ok(*n)
     }
 }
 
@@ -76,35 +113,55 @@ where
     Ok(reps)
 }
 
-fn count(reply: Wave) -> Result<u64, Box<dyn Error>> {
-    Ok(reply.body.as_u64().ok_or("echo replies a u64")?)
+fn count(reply: Body) -> Result<u64, Box<dyn Error>> {
+    Ok(reply.as_u64().ok_or("echo replies a u64")?)
 }
 
-/// Hyperverse: `Lane::call` (no timeout, like `call!`) and `Lane::request`
-/// (with a timeout, like `call_t!`) from a driver task to an echo particle.
+/// Hyperverse: `ask(..).within(None)` (no timeout, like `call!`) and `ask`
+/// with a timeout (like `call_t!`) from a driver task to an echo particle,
+/// untyped and typed, each on an echo of its own.
 pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
-    let machine = Machine::standalone().kind("echo", Echo).build().await?;
-    let echo = machine
-        .spawn(Point::parse("echo")?, Kind::new("echo"), Body::empty())
+    let machine = Machine::standalone()
+        .kind("echo", Echo)
+        .kind("typed", TypedEcho)
+        .build()
         .await?;
+    let spawn = |name: &'static str, kind: &'static str| {
+        let machine = machine.clone();
+        async move {
+            machine
+                .spawn(Point::parse(name)?, Kind::new(kind), Body::empty())
+                .await
+                .map_err(Box::<dyn Error>::from)
+        }
+    };
+    let echo = spawn("echo", "echo").await?;
     let untimed = timed(s, || async {
-        count(echo.call("ping", Body::empty()).await?)
+        count(echo.ask(("ping", Body::empty())).within(None).await?)
     })
     .await?;
-    let echo = machine
-        .spawn(Point::parse("echo-t")?, Kind::new("echo"), Body::empty())
-        .await?;
+    let typed = spawn("typed", "typed").await?;
+    let typed_untimed = timed(s, || async { Ok(typed.ask(Ping).within(None).await?) }).await?;
+    let echo = spawn("echo-t", "echo").await?;
     let with_timeout = timed(s, || async {
-        count(echo.request("ping", Body::empty(), TIMEOUT).await?)
+        count(echo.ask(("ping", Body::empty())).within(TIMEOUT).await?)
     })
     .await?;
+    let typed = spawn("typed-t", "typed").await?;
+    let typed_timeout = timed(s, || async { Ok(typed.ask(Ping).within(TIMEOUT).await?) }).await?;
     Ok(vec![
         Measured::reps("pingpong", "ns/rt", untimed)
             .with("requests", s.pingpong_n)
-            .with("call", "Lane::call"),
+            .with("call", "ask((method, body)).within(None)"),
+        Measured::reps("pingpong_typed", "ns/rt", typed_untimed)
+            .with("requests", s.pingpong_n)
+            .with("call", "ask(Ping).within(None)"),
         Measured::reps("pingpong_timeout", "ns/rt", with_timeout)
             .with("requests", s.pingpong_n)
-            .with("call", "Lane::request (10 s timeout)"),
+            .with("call", "ask((method, body)) (10 s timeout)"),
+        Measured::reps("pingpong_typed_timeout", "ns/rt", typed_timeout)
+            .with("requests", s.pingpong_n)
+            .with("call", "ask(Ping) (10 s timeout)"),
     ])
 }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyperverse::{
-    Body, ChildSpec, ChildStart, Ctx, Lane, Machine, Particle, ParticleError, Point, Strategy,
-    SupFlags, SupervisorSpec, Wave,
+    Body, ChildSpec, ChildStart, Ctx, Machine, Particle, ParticleError, ParticleRef, Point,
+    Strategy, SupFlags, SupervisorSpec, Wave,
 };
 use ractor::{call, Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -85,22 +85,23 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
         .await?;
     let samples = crash_loop(&worker, s.restart_n).await?;
     machine.shutdown().await;
-    Ok(figures(samples, "Lane::call after the crash, same lane"))
+    Ok(figures(
+        samples,
+        "ask(..).within(None) after the crash, same lane",
+    ))
 }
 
 /// Crashes the worker `n` times, timing each crash until the next
 /// incarnation has answered a call.
-async fn crash_loop(worker: &Lane, n: usize) -> Result<Vec<u64>, Box<dyn Error>> {
+async fn crash_loop(worker: &ParticleRef, n: usize) -> Result<Vec<u64>, Box<dyn Error>> {
     let mut samples = Vec::with_capacity(n);
     for i in 0..n as u64 {
         let t = Instant::now();
-        worker.signal("crash", Body::empty())?;
-        let generation = worker.call("gen", Body::empty()).await?;
+        worker.signal(("crash", Body::empty()))?;
+        let generation = worker.ask(("gen", Body::empty())).within(None).await?;
         samples.push(t.elapsed().as_nanos() as u64);
-        if generation.body.as_u64() != Some(i + 2) {
-            return Err(
-                format!("expected incarnation {}, got {:?}", i + 2, generation.body).into(),
-            );
+        if generation.as_u64() != Some(i + 2) {
+            return Err(format!("expected incarnation {}, got {:?}", i + 2, generation).into());
         }
     }
     Ok(samples)
@@ -125,12 +126,12 @@ pub async fn supervised(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
     machine
         .spawn(Point::parse("sup")?, "sup".into(), Body::empty())
         .await?;
-    let worker = machine.lane(&Point::parse("sup:worker")?)?;
+    let worker = machine.particle(&Point::parse("sup:worker")?)?;
     let samples = crash_loop(&worker, s.restart_n).await?;
     machine.shutdown().await;
     Ok(figures(
         samples,
-        "Lane::call after the crash, supervisor particle",
+        "ask(..).within(None) after the crash, supervisor particle",
     ))
 }
 

@@ -3,7 +3,7 @@
 //!
 //! This is the cost of one wave through a lane when nothing else is going on:
 //! build the wave, push it, wake the receiver, hand it to `handle`. Each
-//! particle caches a [`Lane`] to its neighbour, as a real particle talking to
+//! particle caches a [`ParticleRef`] to its neighbour, as a real particle talking to
 //! the same peer over and over would, so no Registry lookup is on the path.
 //!
 //! Baseline: the same ring of raw ractor actors using `ActorRef::cast`.
@@ -11,7 +11,7 @@
 use std::error::Error;
 use std::time::Instant;
 
-use hyperverse::{Body, Ctx, Kind, Lane, Machine, Particle, ParticleError, Point, Wave};
+use hyperverse::{Body, Ctx, Kind, Machine, Particle, ParticleError, ParticleRef, Point, Wave};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 
@@ -37,7 +37,7 @@ struct NodeState {
     next_at: Point,
     /// Resolved on the first token rather than in `start`, because node `i`'s
     /// neighbour may not have been spawned yet when `i` starts.
-    next: Option<Lane>,
+    next: Option<ParticleRef>,
 }
 
 impl Particle for RingNode {
@@ -63,10 +63,10 @@ impl Particle for RingNode {
             return Ok(Body::empty());
         }
         if st.next.is_none() {
-            st.next = Some(ctx.lane(&st.next_at)?);
+            st.next = Some(ctx.particle(&st.next_at)?);
         }
         let next = st.next.as_ref().expect("resolved just above");
-        next.signal(TOKEN, Body::from_u64(left - 1))?;
+        next.signal((TOKEN, Body::from_u64(left - 1)))?;
         Ok(Body::empty())
     }
 }
@@ -91,7 +91,9 @@ pub async fn hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
     }
     let first = first.ok_or("the ring is empty")?;
     let lap = |hops: u64| -> Result<(), hyperverse::WaveError> {
-        first.signal(TOKEN, Body::from_u64(hops - 1))
+        first
+            .signal((TOKEN, Body::from_u64(hops - 1)))
+            .map_err(hyperverse::WaveError::from)
     };
 
     lap(n)?;

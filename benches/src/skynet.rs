@@ -74,7 +74,7 @@ impl Sky {
     fn report(&self, ctx: &Ctx, value: u64) -> Result<(), ParticleError> {
         match ctx.me().parent() {
             Some(parent) if !parent.is_root() => {
-                ctx.signal(&parent, "sum", Body::from_u64(value))?;
+                ctx.signal(&parent, ("sum", Body::from_u64(value)))?;
             }
             _ => self.done.send(value)?,
         }

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use hyperverse::modules::WasmKind;
 use hyperverse::modules::{guests, CompiledModule, GuestInstance, Limits, ModuleStore, WasmHost};
-use hyperverse::{Body, Kind, Lane, Machine, Point};
+use hyperverse::{Body, Kind, Machine, ParticleRef, Point};
 use wasmer::{imports, Function, Instance, Store, TypedFunction, Value};
 
 use crate::measure::{median, ns_per, us_per, Measured};
@@ -68,7 +68,11 @@ fn store() -> ModuleStore {
     ModuleStore::new(Limits::default())
 }
 
-async fn spawn_all(machine: &Machine, n: usize, prefix: &str) -> Result<Vec<Lane>, Box<dyn Error>> {
+async fn spawn_all(
+    machine: &Machine,
+    n: usize,
+    prefix: &str,
+) -> Result<Vec<ParticleRef>, Box<dyn Error>> {
     let kind = Kind::wasm("counter");
     let mut lanes = Vec::with_capacity(n);
     for i in 0..n {
@@ -150,13 +154,13 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
         // The first round warms up and is not kept.
         let t = Instant::now();
         for i in 0..n {
-            lanes[i as usize % lanes.len()].signal("add", Body::empty())?;
+            lanes[i as usize % lanes.len()].signal(("add", Body::empty()))?;
         }
         // Each `get` queues behind that particle's waves.
         let mut total = 0;
         for lane in &lanes {
-            let got = lane.call("get", Body::empty()).await?;
-            total += got.body.as_u64().ok_or("get replies a u64")?;
+            let got = lane.ask(("get", Body::empty())).within(None).await?;
+            total += got.as_u64().ok_or("get replies a u64")?;
         }
         let elapsed = t.elapsed();
         sent += n;
@@ -174,7 +178,7 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
     for rep in 0..=s.reps {
         let t = Instant::now();
         for _ in 0..requests {
-            one.call("get", Body::empty()).await?;
+            one.ask(("get", Body::empty())).within(None).await?;
         }
         if rep > 0 {
             latency.push(ns_per(t.elapsed(), requests));
@@ -185,11 +189,14 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
         Measured::reps("wasm_wave", "ns/wave", signals)
             .with("waves", n)
             .with("particles", WAVE_PARTICLES)
-            .with("call", "Lane::signal `add`, then a `get` per particle")
+            .with(
+                "call",
+                "ParticleRef::signal `add`, then a `get` per particle",
+            )
             .with("host_threads", host.threads()),
         Measured::reps("wasm_request", "ns/wave", latency)
             .with("requests", requests)
-            .with("call", "Lane::call `get`, one at a time"),
+            .with("call", "ask(..).within(None) `get`, one at a time"),
     ])
 }
 
@@ -271,7 +278,7 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
         .await?;
     let lanes = spawn_all(&machine, PARTICLES, "c").await?;
     for lane in &lanes {
-        lane.signal("add", Body::empty())?;
+        lane.signal(("add", Body::empty()))?;
     }
     let mut reps = Vec::new();
     let mut compile = Vec::new();
@@ -292,9 +299,9 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
     }
     // Every particle kept its count through every reload.
     for lane in &lanes {
-        let got = lane.call("get", Body::empty()).await?;
-        if got.body.as_u64() != Some(1) {
-            return Err(format!("{} lost its count: {:?}", lane.point(), got.body).into());
+        let got = lane.ask(("get", Body::empty())).within(None).await?;
+        if got.as_u64() != Some(1) {
+            return Err(format!("{} lost its count: {:?}", lane.point(), got).into());
         }
     }
     machine.shutdown().await;

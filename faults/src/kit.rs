@@ -163,9 +163,8 @@ impl EventLog {
         let deadline = Instant::now() + timeout;
         loop {
             if machine
-                .registry()
-                .cell(point)
-                .is_some_and(|c| c.status() == Status::Ready && !c.crash_pending())
+                .particle(point)
+                .is_ok_and(|c| c.status() == Status::Ready && !c.crash_pending())
             {
                 return Ok(());
             }

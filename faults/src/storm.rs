@@ -440,7 +440,7 @@ async fn send(
         let body = Body::encode(&(me, *n)).expect("two numbers encode");
         // Not accepted (between two particles at that Point): sent again
         // later under the same number.
-        if machine.signal(to, "n", body).is_ok() {
+        if machine.signal(to, ("n", body)).is_ok() {
             *n += 1;
         }
         i += 1;

@@ -213,11 +213,7 @@ impl Particle for WasmParticle {
     async fn start(&self, ctx: &Ctx, args: &Body) -> Result<WasmState, ParticleError> {
         let (module, live) = self.entry.enlist(ctx.me())?;
         // The guest lives on its Star's host thread.
-        let star = ctx
-            .machine()
-            .registry()
-            .cell(ctx.me())
-            .map_or(0, |cell| cell.star());
+        let star = ctx.star();
         let (guest, output) = self
             .host
             .pool
@@ -398,7 +394,7 @@ fn deliver(
     }
     meter.take(waves.len()).map_err(over)?;
     for (to, method, body) in waves {
-        if let Err(e) = ctx.signal(&to, method, body) {
+        if let Err(e) = ctx.signal(&to, (method, body)) {
             tracing::debug!(
                 target: crate::TARGET_WASM,
                 from = %ctx.me(),

@@ -251,7 +251,7 @@ mod tests {
             .await
             .unwrap();
         let a: Point = "sup:a".parse().unwrap();
-        let seq = m.lane(&a).unwrap().cell().spawn_seq();
+        let seq = m.particle(&a).unwrap().spawn_seq();
         for from in ["intruder", "sup:a"] {
             let (tx, rx) = oneshot::channel();
             let letter = ControlLetter {
@@ -261,7 +261,7 @@ mod tests {
                 reply: Some(tx),
             };
             let pushed = m
-                .lane(&sup)
+                .particle(&sup)
                 .unwrap()
                 .cell
                 .lane
@@ -279,8 +279,8 @@ mod tests {
                 "{from}: {answer:?}"
             );
         }
-        let lane = m.lane(&a).unwrap();
-        assert_eq!((lane.cell().spawn_seq(), lane.cell().restarts()), (seq, 0));
+        let lane = m.particle(&a).unwrap();
+        assert_eq!((lane.spawn_seq(), lane.restarts()), (seq, 0));
         m.shutdown().await;
     }
 }

@@ -28,12 +28,23 @@ const TICK_NANOS: u128 = TICK.as_nanos();
 
 /// One shared deadline.
 #[derive(Default)]
-struct Slot {
+pub(crate) struct Slot {
     fired: AtomicBool,
-    notify: Notify,
+    notify: Arc<Notify>,
 }
 
 impl Slot {
+    /// True once the deadline has passed.
+    pub(crate) fn has_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// A wait for the deadline that owns its slot, for a future that
+    /// cannot borrow one; `enable` it before checking [`Slot::has_fired`].
+    pub(crate) fn fired_owned(&self) -> tokio::sync::futures::OwnedNotified {
+        self.notify.clone().notified_owned()
+    }
+
     fn fire(&self) {
         self.fired.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
@@ -93,7 +104,7 @@ impl Deadlines {
 
     /// The slot that fires at the first tick at or after `now + timeout`;
     /// `None` when that is beyond any clock (the request waits forever).
-    fn slot(&self, timeout: Duration) -> Option<Arc<Slot>> {
+    pub(crate) fn slot(&self, timeout: Duration) -> Option<Arc<Slot>> {
         let due = Instant::now().checked_add(timeout)?;
         let tick = u64::try_from(due.duration_since(self.origin).as_nanos() / TICK_NANOS)
             .ok()?

@@ -206,7 +206,7 @@ mod tests {
             .build()
             .await
             .unwrap();
-        let lane_of = |at: &str| machine.lane(&p(at)).unwrap().cell().lane_limit();
+        let lane_of = |at: &str| machine.particle(&p(at)).unwrap().lane_limit();
 
         machine
             .spawn(p("plain"), Kind::new("plain"), Body::empty())
@@ -262,15 +262,18 @@ mod tests {
             .spawn_with(p("g"), Kind::new("grantee"), Body::empty(), opts)
             .await
             .unwrap();
-        assert_eq!(lane.cell().grants(), &[p("shared"), p("db:main")]);
-        let reply = machine.ask(&p("g"), "grants", Body::empty()).await.unwrap();
-        assert_eq!(reply.body.as_bytes(), b"shared\ndb:main");
+        assert_eq!(lane.grants(), &[p("shared"), p("db:main")]);
+        let reply = machine
+            .ask(&p("g"), ("grants", Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(reply.as_bytes(), b"shared\ndb:main");
 
         let none = machine
             .spawn(p("n"), Kind::new("grantee"), Body::empty())
             .await
             .unwrap();
-        assert!(none.cell().grants().is_empty());
+        assert!(none.grants().is_empty());
         machine.shutdown().await;
     }
 }

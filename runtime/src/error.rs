@@ -6,6 +6,7 @@ use crate::{Kind, Point, PointError};
 
 /// Encoding or decoding a wave or body failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// No bytes at all.
     #[error("empty input: no version byte")]
@@ -29,6 +30,7 @@ pub enum CodecError {
 
 /// Why a wave was not delivered or a request got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WaveError {
     /// Nothing lives at that Point.
     #[error("no particle at {point}")]
@@ -42,9 +44,6 @@ pub enum WaveError {
     /// No reply came in time.
     #[error("request to {point} timed out after {after:?}")]
     Timeout { point: Point, after: Duration },
-    /// A wave was sent down the lane of another Point than its `to`.
-    #[error("a wave to {to} was sent down the lane of {lane}")]
-    Misaddressed { lane: Point, to: Point },
     /// A bounded lane is full (and its policy, or the caller, cannot wait).
     #[error("the lane of {point} is full ({capacity} waves waiting)")]
     LaneFull { point: Point, capacity: usize },
@@ -54,6 +53,15 @@ pub enum WaveError {
     /// The Machine is shutting down or gone.
     #[error("the machine is shut down")]
     MachineDown,
+    /// The particle could not read the message: its bytes are not the
+    /// message type its method names (answered, not a crash: a sender
+    /// cannot crash a particle with bad bytes).
+    #[error("{point} could not decode the message: {error}")]
+    BadMessage { point: Point, error: CodecError },
+    /// The reply is not of the type asked for (an untyped handler answered
+    /// a typed ask with other bytes).
+    #[error("the reply from {point} could not be decoded: {error}")]
+    BadReply { point: Point, error: CodecError },
     /// The sender may not do this to that particle: only the Machine, the
     /// particle itself or an ancestor may inject faults into it or monitor
     /// on its behalf, and a particle of another line may not stop it.
@@ -71,7 +79,8 @@ impl WaveError {
             | WaveError::Timeout { point, .. }
             | WaveError::CallingSelf { point }
             | WaveError::LaneFull { point, .. }
-            | WaveError::Misaddressed { lane: point, .. }
+            | WaveError::BadMessage { point, .. }
+            | WaveError::BadReply { point, .. }
             | WaveError::Forbidden { point, .. } => Some(point),
             WaveError::MachineDown => None,
         }
@@ -80,6 +89,7 @@ impl WaveError {
 
 /// Why a particle could not be spawned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpawnError {
     /// No Driver is installed for that Kind.
     #[error("unknown kind `{kind}` (no driver installed) for {point}")]
@@ -116,6 +126,7 @@ pub enum SpawnError {
 
 /// Errors building or running a Machine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MachineError {
     /// Two Drivers for one Kind.
     #[error("kind `{kind}` already has a driver")]

@@ -33,14 +33,14 @@ use crate::lane::ReplyTx;
 ///
 /// // Every wave is dropped: a request times out with a typed error.
 /// m.inject(&at, Fault::Drop { probability: 1.0 })?;
-/// let lost = m.request(&at, "hi", "x", Duration::from_millis(50));
+/// let lost = m.ask(&at, ("hi", "x")).within(Duration::from_millis(50));
 /// let lost = lost.await;
 /// assert!(matches!(lost, Err(WaveError::Timeout { .. })), "{lost:?}");
 ///
 /// // Healed, then crashed as if it had panicked: its Star restarts it.
 /// m.inject(&at, Fault::Heal)?;
 /// m.inject(&at, Fault::Crash("injected".into()))?;
-/// assert_eq!(m.ask(&at, "hi", "again").await?.body.as_bytes(), b"again");
+/// assert_eq!(m.ask(&at, ("hi", "again")).await?.as_bytes(), b"again");
 /// assert_eq!(m.record(&at).unwrap().restarts, 1);
 ///
 /// // Bad parameters are typed errors.
@@ -75,7 +75,7 @@ pub enum Fault {
     },
     /// Discard each wave taken from its lane with this probability. A
     /// dropped request is not answered: its requester times out (a
-    /// `Lane::call`, which has no timeout, gets `Stopped` when the particle
+    /// an ask `within(None)` (no timeout) gets `Stopped` when the particle
     /// ends). The answer channels are kept until then.
     Drop { probability: f64 },
     /// Removes delays, drops and a pause.

@@ -4,7 +4,13 @@
 //! - [`Wave`]: messages, signals or requests, serialisable with a version byte.
 //! - [`Particle`]: the trait a user implements; [`Ctx`] is its view of the world.
 //! - [`Kind`] and [`Driver`]: what a particle is, and what runs it.
-//! - [`Lane`]: a particle's mailbox; per-sender order, kept across restarts.
+//! - [`ParticleRef`]: a handle on one particle, what `spawn` returns; its
+//!   lane (mailbox) keeps per-sender order and outlives restarts.
+//! - One messaging surface: the Machine, a particle's [`Ctx`] and a
+//!   [`ParticleRef`] all `signal` and `ask` ([`Ask::within`] for another
+//!   timeout, or none), with a typed [`Message`] (handled by a
+//!   [`Handler`], carried in-process as the value itself) or an untyped
+//!   `(method, body)` pair (a [`Wave`], for WASM particles and dynamic use).
 //! - Stars: supervisors (ractor actors) that restart crashed particles and
 //!   send [`CrashNotice`]s to their parents; the Machine's root actor
 //!   supervises the Stars.
@@ -30,6 +36,7 @@
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 
+mod ask;
 mod body;
 mod cell;
 mod control;
@@ -39,16 +46,19 @@ mod error;
 mod event;
 mod fault;
 mod kind;
-pub mod lane;
+mod lane;
 mod link;
 mod machine;
+mod message;
 mod method;
 mod monitor;
 mod notice;
 mod particle;
+mod particle_ref;
 pub mod point;
 mod registry;
 mod run;
+mod send;
 mod star;
 mod stars;
 mod supervision;
@@ -56,27 +66,31 @@ pub mod targets;
 mod tree;
 pub mod wave;
 
+pub use ask::{Ask, Asking};
 pub use body::Body;
-pub use cell::{ParticleCell, RestartLimit};
+pub use cell::RestartLimit;
 pub use control::Control;
 pub use driver::{Driver, Launch, ParticleDriver};
 pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::{Event, Observer};
 pub use fault::{Fault, FaultError};
 pub use kind::Kind;
-pub use lane::{Lane, LaneLimit, WhenFull};
+pub use lane::{LaneLimit, WhenFull};
 pub use link::ExitSignal;
 pub use machine::{
     Machine, MachineBuilder, SpawnOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
 };
+pub use message::{Handler, Message, Messages};
 pub use method::Method;
 pub use monitor::{DownNotice, DownReason, MonitorRef};
 pub use notice::{CrashNotice, InFlight};
 pub use particle::{Ctx, Particle, ParticleError};
+pub use particle_ref::ParticleRef;
 pub use point::{Point, PointError};
-pub use registry::{MemRegistry, Record, Registry, RegistryError, Status};
-pub use star::{StarCounters, StarStats};
+pub use registry::{Record, Registry, Status};
+pub use send::{SendError, Sendable};
+pub use star::StarStats;
 pub use supervision::{
     ChildRef, ChildStart, StartFn, SupervisorError, SupervisorRef, SupervisorSpec,
 };

@@ -12,13 +12,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::Point;
 
-/// Names one monitor, for [`crate::Machine::demonitor`] and in its notice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MonitorRef(pub(crate) u64);
+/// Names one monitor (and the particle it watches), for
+/// [`crate::Ctx::demonitor`] and in its notice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MonitorRef {
+    id: u64,
+    target: Point,
+}
+
+impl MonitorRef {
+    pub(crate) fn new(id: u64, target: Point) -> Self {
+        MonitorRef { id, target }
+    }
+
+    /// Its number, unique on its Machine.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The particle it watches.
+    pub fn target(&self) -> &Point {
+        &self.target
+    }
+}
 
 impl fmt::Display for MonitorRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#Ref<{}>", self.0)
+        write!(f, "#Ref<{}>", self.id)
     }
 }
 

@@ -2,12 +2,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::cell::ParticleCell;
 use crate::{
-    Body, Control, CrashNotice, DownNotice, ExitSignal, Kind, Lane, Machine, Method, MonitorRef,
-    Point, SpawnError, SpawnOptions, Wave, WaveError,
+    Ask, Body, Control, CrashNotice, DownNotice, ExitSignal, Kind, Machine, Messages, MonitorRef,
+    ParticleRef, Point, SendError, Sendable, SpawnError, SpawnOptions, Wave, WaveError,
 };
 
 /// What a handler returns on failure. Any error converts into it with `?`;
@@ -55,9 +54,9 @@ pub type ParticleError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// let machine = Machine::standalone().kind("counter", Counter).build().await.unwrap();
 /// let at: Point = "counter".parse().unwrap();
 /// machine.spawn(at.clone(), Kind::new("counter"), Body::from_u64(10)).await.unwrap();
-/// machine.signal(&at, "add", Body::empty()).unwrap();
-/// let reply = machine.ask(&at, "get", Body::empty()).await.unwrap();
-/// assert_eq!(reply.body.as_u64(), Some(11));
+/// machine.signal(&at, ("add", Body::empty())).unwrap();
+/// let reply = machine.ask(&at, ("get", Body::empty())).await.unwrap();
+/// assert_eq!(reply.as_u64(), Some(11));
 /// machine.shutdown().await;
 /// # }
 /// ```
@@ -78,14 +77,33 @@ pub trait Particle: Send + Sync + 'static {
         args: &Body,
     ) -> impl Future<Output = Result<Self::State, ParticleError>> + Send;
 
-    /// Handles one wave. For a request, the returned body is the reply;
-    /// for a signal it is dropped.
+    /// The typed messages this particle handles, each with a
+    /// [`crate::Handler`]: `messages.on::<Add>().on::<Get>();`. A typed
+    /// message of a declared type goes to its handler as the value itself;
+    /// a wave whose method is a declared message's is decoded and goes to
+    /// the same handler; everything else goes to [`Particle::handle`]. The
+    /// default declares none.
+    fn messages(messages: &mut Messages<'_, Self>)
+    where
+        Self: Sized,
+    {
+        let _ = messages;
+    }
+
+    /// Handles one wave (or a typed message of a type not declared in
+    /// [`Particle::messages`], encoded). For a request, the returned body
+    /// is the reply; for a signal it is dropped. The default refuses every
+    /// wave as a crash, as a `gen_server` does a message it has no clause
+    /// for: a particle of typed messages only need not write it.
     fn handle(
         &self,
         ctx: &Ctx,
         state: &mut Self::State,
         wave: Wave,
-    ) -> impl Future<Output = Result<Body, ParticleError>> + Send;
+    ) -> impl Future<Output = Result<Body, ParticleError>> + Send {
+        let _ = (ctx, state);
+        async move { Err(format!("no handler for method `{}`", wave.method).into()) }
+    }
 
     /// A child crashed (its restart, or the Star giving up on it, is already
     /// decided: see `notice.gave_up`). The default ignores it; a
@@ -181,6 +199,11 @@ impl Ctx {
         self.cell.grants()
     }
 
+    /// The Star that hosts this particle.
+    pub fn star(&self) -> usize {
+        self.cell.star()
+    }
+
     /// This particle's Kind.
     pub fn kind(&self) -> &Kind {
         self.cell.kind()
@@ -196,69 +219,94 @@ impl Ctx {
         &self.machine
     }
 
-    /// Sends a signal from this particle.
+    /// Sends `message` one way from this particle to the particle at `to`:
+    /// a typed [`crate::Message`] or an untyped `(method, body)` pair.
     ///
     /// # Errors
     ///
-    /// As [`Machine::signal`]: `NoSuchParticle` (or `MachineDown`),
-    /// `Stopped`, `LaneFull`.
-    pub fn signal(
-        &self,
-        to: &Point,
-        method: impl Into<Method>,
-        body: impl Into<Body>,
-    ) -> Result<(), WaveError> {
-        self.machine
-            .route(Wave::signal(self.me().clone(), to.clone(), method, body))
+    /// As [`Machine::signal`]: the message handed back with
+    /// `NoSuchParticle` (or `MachineDown`), `Stopped`, `LaneFull`.
+    pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
+        self.machine.signal_from(self.me().clone(), to, message)
     }
 
-    /// Sends a request from this particle and waits up to `timeout`.
+    /// Sends `message` one way, waiting for room if the target's lane is
+    /// bounded with [`crate::WhenFull::Wait`]; see
+    /// [`ParticleRef::signal_waiting`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Ctx::signal`], and the target ending while this waits.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ParticleRef::signal_waiting`].
+    pub fn signal_waiting<S: Sendable>(
+        &self,
+        to: &Point,
+        message: S,
+    ) -> impl std::future::Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
+        self.machine.signal_waiting(to, message)
+    }
+
+    /// Sends `message` as a request from this particle to the particle at
+    /// `to` and returns the [`Ask`] to await for its answer, within the
+    /// Machine's request timeout unless [`Ask::within`] says otherwise.
     /// The request is queued when this is called.
     ///
     /// # Errors
     ///
-    /// As [`Machine::request`]; in particular a request to this particle's
-    /// parent (or any ancestor) while that parent stops or restarts its
-    /// children is refused with [`WaveError::Stopped`], so that neither
-    /// waits for the other.
+    /// See [`Ask`]; in particular a request to this particle's parent (or
+    /// any ancestor) while that parent stops or restarts its children is
+    /// refused with [`WaveError::Stopped`], so that neither waits for the
+    /// other.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future does not withdraw a request already queued: the
-    /// target still handles it, and the reply is dropped.
-    pub fn request(
-        &self,
-        to: &Point,
-        method: impl Into<Method>,
-        body: impl Into<Body>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        self.machine.route_request(
-            Wave::request(self.me().clone(), to.clone(), method, body),
-            timeout,
-        )
+    /// Dropping the `Ask` does not withdraw a request already queued: the
+    /// target still handles it, and the answer is dropped.
+    pub fn ask<S: Sendable>(&self, to: &Point, message: S) -> Ask<S::Reply> {
+        self.machine.ask_from(self.me().clone(), to, message)
     }
 
-    /// A lane to `to`, for repeated sends without lookups.
-    pub fn lane(&self, to: &Point) -> Result<Lane, WaveError> {
-        self.machine.lane(to)
+    /// A handle on the particle at `to`, for repeated sends without
+    /// lookups.
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::particle`].
+    pub fn particle(&self, to: &Point) -> Result<ParticleRef, WaveError> {
+        self.machine.particle(to)
     }
 
     /// Spawns a child named `name` under this particle without waiting for
     /// its `start` (waves sent to it meanwhile wait in its lane). It goes on
     /// this particle's Star, and ends when this particle ends or restarts.
-    pub fn spawn_child(&self, name: &str, kind: &Kind, args: Body) -> Result<Lane, SpawnError> {
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::spawn`], but for `StartFailed` (this does not wait).
+    pub fn spawn_child(
+        &self,
+        name: &str,
+        kind: &Kind,
+        args: Body,
+    ) -> Result<ParticleRef, SpawnError> {
         self.spawn_child_with(name, kind, args, SpawnOptions::default())
     }
 
     /// [`Ctx::spawn_child`] with placement and restart options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ctx::spawn_child`].
     pub fn spawn_child_with(
         &self,
         name: &str,
         kind: &Kind,
         args: Body,
         opts: SpawnOptions,
-    ) -> Result<Lane, SpawnError> {
+    ) -> Result<ParticleRef, SpawnError> {
         let point = self.me().child(name)?;
         self.machine.launch(
             point,
@@ -278,8 +326,8 @@ impl Ctx {
     }
 
     /// Removes a monitor; true if it had not fired yet (it never will now).
-    pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
-        self.machine.demonitor(target, monitor)
+    pub fn demonitor(&self, monitor: &MonitorRef) -> bool {
+        self.machine.demonitor(monitor)
     }
 
     /// Links this particle with `other`, both ways (see [`ExitSignal`]): when

@@ -1,8 +1,10 @@
 //! The Registry: where each particle lives, what it is and how it is doing.
 //!
 //! Waves are routed through it (Point → lane) and spawning is synchronised by
-//! it (one particle per Point). The trait is what a clustered Registry will
-//! implement later; [`MemRegistry`] is the standalone one.
+//! it (one particle per Point). Only the runtime writes to it: the
+//! `Directory` trait is its side (what a clustered Registry will implement
+//! later; `MemRegistry` is the standalone one), and users read it through
+//! [`Registry`], a read-only view.
 
 use std::sync::Arc;
 
@@ -62,7 +64,7 @@ pub struct Record {
 
 /// Why the Registry refused a registration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     /// A live particle already holds that Point.
     #[error("a particle already lives at {point}")]
     Occupied { point: Point },
@@ -71,16 +73,9 @@ pub enum RegistryError {
     NoParent { point: Point, parent: Point },
 }
 
-/// Point → particle, for routing and bookkeeping.
-///
-/// ```
-/// use hyperverse_runtime::{MemRegistry, Registry, Point};
-///
-/// let reg = MemRegistry::new();
-/// assert!(reg.record(&Point::parse("app").unwrap()).is_none());
-/// assert_eq!(reg.len(), 0);
-/// ```
-pub trait Registry: Send + Sync + 'static {
+/// Point → particle, for routing and bookkeeping: the runtime's own side
+/// of the Registry (users get the read view, [`Registry`]).
+pub(crate) trait Directory: Send + Sync + 'static {
     /// Registers a new particle. A Point whose particle was given up and
     /// is still ending (status `Stopped`) may be taken again; a live one
     /// may not. A child is admitted only while its parent is registered and
@@ -119,7 +114,7 @@ pub trait Registry: Send + Sync + 'static {
 /// The in-memory Registry: a sharded concurrent map, so spawns and lookups
 /// on different Points rarely contend. Each particle's children are kept by
 /// its own cell (by identity, in start order), not here.
-pub struct MemRegistry {
+pub(crate) struct MemRegistry {
     map: DashMap<Point, Arc<ParticleCell>, ahash::RandomState>,
 }
 
@@ -137,7 +132,7 @@ impl Default for MemRegistry {
 
 impl MemRegistry {
     /// An empty Registry.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -155,7 +150,7 @@ impl MemRegistry {
     }
 }
 
-impl Registry for MemRegistry {
+impl Directory for MemRegistry {
     fn register(&self, cell: Arc<ParticleCell>) -> Result<(), RegistryError> {
         let point = cell.point().clone();
         match self.map.entry(point.clone()) {
@@ -240,6 +235,102 @@ impl Registry for MemRegistry {
 
     fn len(&self) -> usize {
         self.map.len()
+    }
+}
+
+/// The Registry, read-only: where each particle lives, its Kind and
+/// status, and its place in the tree. Snapshots, taken when asked for.
+///
+/// Only the runtime writes to it (a spawn registers, an end unregisters),
+/// so what it says can be trusted for routing and provisioning.
+///
+/// ```
+/// # use hyperverse_runtime::*;
+/// # struct Idle;
+/// # impl Particle for Idle {
+/// #     type State = ();
+/// #     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> { Ok(()) }
+/// # }
+/// # #[tokio::main] async fn main() {
+/// let machine = Machine::standalone().kind("idle", Idle).build().await.unwrap();
+/// machine.spawn("app".parse().unwrap(), "idle".into(), Body::empty()).await.unwrap();
+/// machine.spawn("app:w1".parse().unwrap(), "idle".into(), Body::empty()).await.unwrap();
+/// let registry = machine.registry();
+/// assert_eq!(registry.len(), 2);
+/// assert_eq!(registry.subtree(&"app".parse().unwrap()).len(), 2);
+/// assert_eq!(registry.by_kind(&"idle".into()).len(), 2);
+/// assert_eq!(registry.by_status(Status::Ready).len(), 2);
+/// let app = registry.record(&"app".parse().unwrap()).unwrap();
+/// assert_eq!(app.children, vec!["app:w1".parse::<Point>().unwrap()]);
+/// machine.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    dir: Arc<dyn Directory>,
+}
+
+impl Registry {
+    pub(crate) fn new(dir: Arc<dyn Directory>) -> Self {
+        Registry { dir }
+    }
+
+    /// A snapshot of the particle at `point`, if one lives there.
+    pub fn record(&self, point: &Point) -> Option<Record> {
+        self.dir.record(point)
+    }
+
+    /// True if a particle lives at `point`.
+    pub fn contains(&self, point: &Point) -> bool {
+        self.dir.cell(point).is_some()
+    }
+
+    /// The particle at `point` and everything below it (every particle for
+    /// the root), parents before children.
+    pub fn subtree(&self, point: &Point) -> Vec<Record> {
+        self.dir.subtree(point)
+    }
+
+    /// True if the particle at `point` has children.
+    pub fn has_children(&self, point: &Point) -> bool {
+        self.dir.has_children(point)
+    }
+
+    /// Every particle of `kind`, parents before children.
+    pub fn by_kind(&self, kind: &Kind) -> Vec<Record> {
+        self.matching(|c| c.kind() == kind)
+    }
+
+    /// Every particle whose status is `status` now, parents before children.
+    pub fn by_status(&self, status: Status) -> Vec<Record> {
+        self.matching(|c| c.status() == status)
+    }
+
+    fn matching(&self, keep: impl Fn(&ParticleCell) -> bool) -> Vec<Record> {
+        self.dir
+            .cells_under(&Point::root())
+            .iter()
+            .filter(|c| keep(c))
+            .filter_map(|c| self.dir.record(c.point()))
+            .collect()
+    }
+
+    /// How many particles live on the Machine.
+    pub fn len(&self) -> usize {
+        self.dir.len()
+    }
+
+    /// True when no particle lives on the Machine.
+    pub fn is_empty(&self) -> bool {
+        self.dir.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("len", &self.len())
+            .finish()
     }
 }
 

@@ -23,11 +23,10 @@ use hyperverse_supervisors::ExitReason;
 use crate::cell::ParticleCell;
 use crate::control::ControlLetter;
 use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
+use crate::message::{self, Incoming, Reply};
 use crate::star::Decision;
 use crate::targets;
-use crate::{
-    Body, Ctx, DownReason, InFlight, Particle, ParticleError, Status, Wave, WaveError, WaveKind,
-};
+use crate::{Body, Ctx, DownReason, InFlight, Particle, ParticleError, Status, Wave, WaveError};
 
 thread_local! {
     /// The particle whose code this thread is running right now.
@@ -489,6 +488,36 @@ fn serve<'a, P: Particle>(
             let (wave, reply) = match lane.recv().await {
                 Next::Letter(Letter::Wave(wave)) => (wave, None),
                 Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+                Next::Letter(Letter::Typed(typed)) => {
+                    // A declared type goes to its handler as the value
+                    // itself; any other becomes a wave, by its method.
+                    let type_id = (*typed.value).type_id();
+                    let Some(call) = message::by_type::<P>(type_id) else {
+                        match typed.into_wave() {
+                            Ok((wave, reply)) => {
+                                if let Some(end) =
+                                    serve_wave(particle, ctx, &mut *state, wave, reply).await
+                                {
+                                    return end;
+                                }
+                            }
+                            Err((error, typed)) => refuse_unreadable(ctx, typed.reply, error),
+                        }
+                        continue;
+                    };
+                    let in_flight = InFlight {
+                        method: typed.vt.method.into(),
+                        from: typed.from,
+                    };
+                    let incoming = Incoming::Value(typed.value);
+                    let handled = call(particle, ctx, &mut *state, incoming, typed.reply.is_some());
+                    if let Some(end) =
+                        answer_typed(ctx, guarded(&ctx.cell, handled), in_flight, typed.reply).await
+                    {
+                        return end;
+                    }
+                    continue;
+                }
                 Next::Stop => return End::Stop,
                 // An injected crash: as a panic in the next handler, with
                 // no wave in hand.
@@ -504,22 +533,78 @@ fn serve<'a, P: Particle>(
                     continue;
                 }
             };
-            let (in_flight, handled) = handling(particle, ctx, &mut *state, wave);
-            match handled.await {
-                Ok(body) => {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(Wave {
-                            kind: WaveKind::Reply,
-                            from: ctx.me().clone(),
-                            to: in_flight.from,
-                            method: in_flight.method,
-                            body,
-                        }));
-                    }
-                }
-                Err(reason) => return End::crash(reason, Some(in_flight), reply),
+            if let Some(end) = serve_wave(particle, ctx, &mut *state, wave, reply).await {
+                return end;
             }
         }
+    }
+}
+
+/// Handles one wave: by the typed handler its method names, if the
+/// particle declares one, else by `handle`. `Some` ends the incarnation.
+// Not an `async fn`: that would keep its arguments twice in the future.
+#[allow(clippy::manual_async_fn)]
+fn serve_wave<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    state: &'a mut P::State,
+    wave: Wave,
+    reply: Option<ReplyTx>,
+) -> impl Future<Output = Option<End>> + Send + 'a {
+    async move {
+        if let Some(call) = message::by_method::<P>(&wave.method) {
+            let in_flight = InFlight {
+                method: wave.method,
+                from: wave.from,
+            };
+            let handled = call(particle, ctx, state, Incoming::Body(wave.body), false);
+            return answer_typed(ctx, guarded(&ctx.cell, handled), in_flight, reply).await;
+        }
+        let (in_flight, handled) = handling(particle, ctx, state, wave);
+        match handled.await {
+            Ok(body) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(Reply::Body(body)));
+                }
+                None
+            }
+            Err(reason) => Some(End::crash(reason, Some(in_flight), reply)),
+        }
+    }
+}
+
+/// Answers a typed handler's outcome: its reply, an unreadable message
+/// refused (no crash), or the crash. `Some` ends the incarnation.
+async fn answer_typed(
+    ctx: &Ctx,
+    handled: impl Future<Output = Result<message::Answer, ExitReason>>,
+    in_flight: InFlight,
+    reply: Option<ReplyTx>,
+) -> Option<End> {
+    match handled.await {
+        Ok(message::Answer::Reply(answer)) => {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(answer));
+            }
+            None
+        }
+        Ok(message::Answer::Undecodable(error)) => {
+            tracing::debug!(target: targets::ROUTE, point = %ctx.me(), method = %in_flight.method, from = %in_flight.from, %error, "unreadable message refused");
+            refuse_unreadable(ctx, reply, error);
+            None
+        }
+        Err(reason) => Some(End::crash(reason, Some(in_flight), reply)),
+    }
+}
+
+/// A message the particle could not read is answered with the error, not
+/// handled: a sender cannot crash a particle with bad bytes.
+fn refuse_unreadable(ctx: &Ctx, reply: Option<ReplyTx>, error: crate::CodecError) {
+    if let Some(reply) = reply {
+        let _ = reply.send(Err(WaveError::BadMessage {
+            point: ctx.me().clone(),
+            error,
+        }));
     }
 }
 
@@ -634,6 +719,8 @@ async fn system_letter<P: Particle>(
             }
             None
         }
-        Letter::Wave(_) | Letter::Request(..) => unreachable!("waves are served in `serve`"),
+        Letter::Wave(_) | Letter::Request(..) | Letter::Typed(_) => {
+            unreachable!("waves are served in `serve`")
+        }
     }
 }

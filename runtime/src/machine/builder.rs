@@ -11,12 +11,11 @@ use tokio::sync::OnceCell;
 use super::{Machine, Shared, DEFAULT_REQUEST_TIMEOUT};
 use crate::deadline::Deadlines;
 use crate::event::{EventSink, Observer};
+use crate::registry::{Directory, MemRegistry};
 use crate::stars::{MachineRoot, RootArgs, StarSlot};
 use crate::targets;
 use crate::Event;
-use crate::{
-    Driver, Kind, MachineError, MemRegistry, Particle, ParticleDriver, Registry, RestartLimit,
-};
+use crate::{Driver, Kind, MachineError, Particle, ParticleDriver, RestartLimit};
 
 /// Events a subscriber may fall behind by before it loses the oldest.
 pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
@@ -25,7 +24,6 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
 pub struct MachineBuilder {
     stars: usize,
     drivers: Vec<(Kind, Arc<dyn Driver>)>,
-    registry: Option<Arc<dyn Registry>>,
     limit: RestartLimit,
     request_timeout: Duration,
     event_capacity: usize,
@@ -46,7 +44,6 @@ impl MachineBuilder {
                 .map(|n| n.get())
                 .unwrap_or(1),
             drivers: Vec::new(),
-            registry: None,
             limit: RestartLimit::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_capacity: DEFAULT_EVENT_CAPACITY,
@@ -134,12 +131,6 @@ impl MachineBuilder {
         self
     }
 
-    /// Uses another Registry implementation.
-    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
-        self.registry = Some(registry);
-        self
-    }
-
     /// Starts the Stars and returns the Machine. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Machine, MachineError> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -161,9 +152,7 @@ impl MachineBuilder {
                 return Err(MachineError::DuplicateKind { kind });
             }
         }
-        let registry = self
-            .registry
-            .unwrap_or_else(|| Arc::new(MemRegistry::new()));
+        let registry: Arc<dyn Directory> = Arc::new(MemRegistry::new());
         let events = Arc::new(EventSink::new(self.event_capacity, self.observers));
         let stars: Arc<[StarSlot]> = (0..self.stars).map(|_| StarSlot::new()).collect();
         let args = RootArgs {

@@ -1,7 +1,7 @@
 //! Machines: a process hosting Stars, routing waves between their particles.
 //!
 //! Senders are the runtime's to set. No send API takes a sender:
-//! [`Machine::signal`], [`Machine::ask`], [`Machine::request`] and
+//! [`Machine::signal`], [`Machine::ask`], [`Machine::signal_waiting`] and
 //! [`Machine::control`] stamp the particle whose handler calls them, or the
 //! Machine itself ([`Point::root`]) when called from anywhere else; [`Ctx`]
 //! stamps its own particle. The sender is what the runtime's guards key on
@@ -27,27 +27,29 @@ use tokio::sync::{broadcast, oneshot, OnceCell};
 pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT};
 
 use crate::cell::ParticleCell;
-use crate::control::{sender, ControlKind, ControlReply};
+use crate::control::{ControlKind, ControlReply};
 use crate::deadline::Deadlines;
 use crate::event::EventSink;
-use crate::lane::{deliver, Letter};
+use crate::lane::Letter;
+use crate::particle_ref::{ask_cell, signal_cell};
+use crate::registry::{Directory, RegistryError};
 use crate::star::{StarMsg, StarStats};
 use crate::stars::StarSlot;
 use crate::targets;
 use crate::{
-    Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, Lane, LaneLimit, Launch,
-    Method, MonitorRef, Point, Record, Registry, RegistryError, Restart, RestartLimit, SpawnError,
-    Status, SupervisorRef, TreeSpec, Wave, WaveError, WaveKind,
+    Ask, Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, LaneLimit, Launch,
+    MonitorRef, ParticleRef, Point, Record, Registry, Restart, RestartLimit, SendError, Sendable,
+    SpawnError, Status, SupervisorRef, TreeSpec, WaveError,
 };
 
-/// How long [`Machine::ask`] waits unless the builder says otherwise.
+/// How long an [`Ask`] waits unless the builder (or [`Ask::within`]) says otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Shared {
     stars: Arc<[StarSlot]>,
     root: ActorRef<()>,
     drivers: HashMap<Kind, Arc<dyn Driver>, ahash::RandomState>,
-    registry: Arc<dyn Registry>,
+    registry: Arc<dyn Directory>,
     events: Arc<EventSink>,
     next_star: AtomicUsize,
     limit: RestartLimit,
@@ -120,11 +122,11 @@ type ReadyRx = oneshot::Receiver<Result<(), String>>;
 /// let machine = Machine::standalone().stars(2).kind("greeter", Greeter).build().await?;
 /// let at: Point = "greeter".parse()?;
 /// machine.spawn(at.clone(), "greeter".into(), "Hello".into()).await?;
-/// let reply = machine.ask(&at, "greet", "Erlang").await?;
-/// assert_eq!(reply.body.as_bytes(), b"Hello, Erlang!");
+/// let reply = machine.ask(&at, ("greet", "Erlang")).await?;
+/// assert_eq!(reply.as_bytes(), b"Hello, Erlang!");
 /// // Unknown Points are typed errors, not hangs.
 /// assert!(matches!(
-///     machine.ask(&"nobody".parse()?, "greet", "x").await,
+///     machine.ask(&"nobody".parse()?, ("greet", "x")).await,
 ///     Err(WaveError::NoSuchParticle { .. })
 /// ));
 /// machine.shutdown().await;
@@ -190,10 +192,10 @@ impl Machine {
         kinds
     }
 
-    /// The Registry. Read from it freely; registering and unregistering
-    /// are the Machine's business.
-    pub fn registry(&self) -> &dyn Registry {
-        &*self.shared.registry
+    /// The Registry, read-only: registering and unregistering are the
+    /// Machine's business.
+    pub fn registry(&self) -> Registry {
+        Registry::new(self.shared.registry.clone())
     }
 
     /// A snapshot of the particle at `point`.
@@ -222,7 +224,12 @@ impl Machine {
     /// A `start` that fails is a crash like any other: it is restarted within
     /// the restart limit (the parent getting a notice each time), and this
     /// returns [`SpawnError::StartFailed`] only once the Star gives up.
-    pub async fn spawn(&self, point: Point, kind: Kind, args: Body) -> Result<Lane, SpawnError> {
+    pub async fn spawn(
+        &self,
+        point: Point,
+        kind: Kind,
+        args: Body,
+    ) -> Result<ParticleRef, SpawnError> {
         self.spawn_with(point, kind, args, SpawnOptions::default())
             .await
     }
@@ -234,7 +241,7 @@ impl Machine {
         kind: Kind,
         args: Body,
         opts: SpawnOptions,
-    ) -> Result<Lane, SpawnError> {
+    ) -> Result<ParticleRef, SpawnError> {
         let (tx, rx) = oneshot::channel();
         let lane = self.launch(point, None, kind, args, opts, Some(tx), false)?;
         wait_ready(lane.point(), rx).await?;
@@ -243,7 +250,12 @@ impl Machine {
 
     /// Spawns a particle without waiting for its `start` (Erlang's `spawn`):
     /// waves sent to it meanwhile wait in its lane.
-    pub fn spawn_nowait(&self, point: Point, kind: Kind, args: Body) -> Result<Lane, SpawnError> {
+    pub fn spawn_nowait(
+        &self,
+        point: Point,
+        kind: Kind,
+        args: Body,
+    ) -> Result<ParticleRef, SpawnError> {
         self.launch(
             point,
             None,
@@ -262,7 +274,7 @@ impl Machine {
         kind: Kind,
         args: Body,
         opts: SpawnOptions,
-    ) -> Result<Lane, SpawnError> {
+    ) -> Result<ParticleRef, SpawnError> {
         self.launch(point, None, kind, args, opts, None, false)
     }
 
@@ -276,11 +288,12 @@ impl Machine {
         &self.shared.runtime
     }
 
-    /// Wraps a cell in a Lane handle.
-    fn lane_to(&self, cell: Arc<ParticleCell>) -> Lane {
-        Lane {
+    /// Wraps a cell in a handle.
+    pub(crate) fn particle_ref(&self, cell: Arc<ParticleCell>) -> ParticleRef {
+        ParticleRef {
             cell,
             deadlines: self.shared.deadlines.clone(),
+            timeout: self.shared.request_timeout,
         }
     }
 
@@ -293,7 +306,7 @@ impl Machine {
         kind: Kind,
         args: Body,
         opts: SpawnOptions,
-    ) -> Result<Lane, SpawnError> {
+    ) -> Result<ParticleRef, SpawnError> {
         self.launch(point, Some(sup.clone()), kind, args, opts, None, true)
     }
 
@@ -332,7 +345,7 @@ impl Machine {
         opts: SpawnOptions,
         ready: Option<ReadyTx>,
         supervised: bool,
-    ) -> Result<Lane, SpawnError> {
+    ) -> Result<ParticleRef, SpawnError> {
         let sh = &*self.shared;
         if sh.down.load(Ordering::Acquire) {
             return Err(SpawnError::MachineDown);
@@ -442,7 +455,7 @@ impl Machine {
                 reason: "its driver did not run it".into(),
             });
         }
-        Ok(self.lane_to(cell))
+        Ok(self.particle_ref(cell))
     }
 
     /// Spawns a whole tree under `under` (use [`Point::root`] for a top-level
@@ -464,7 +477,7 @@ impl Machine {
                 });
             }
         }
-        let mut spawned: Vec<(Lane, ReadyRx)> = Vec::with_capacity(plan.len());
+        let mut spawned: Vec<(ParticleRef, ReadyRx)> = Vec::with_capacity(plan.len());
         let mut failed = None;
         for p in plan {
             let (tx, rx) = oneshot::channel();
@@ -511,16 +524,19 @@ impl Machine {
     }
 
     pub(crate) fn monitor_cell(&self, watcher: &Arc<ParticleCell>, target: &Point) -> MonitorRef {
-        let r = MonitorRef(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
+        let r = MonitorRef::new(
+            self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
+            target.clone(),
+        );
         let live = match self.shared.registry.cell(target) {
             Some(t) => {
                 // Monitors belong to the watcher's incarnation (as to an
                 // Erlang process): they go when it crashes or ends. Noted
                 // first, so that a target ending at once finds it to forget.
-                watcher.lane.note_watching(&t, r);
-                let added = t.lane.add_monitor(r, Arc::downgrade(watcher));
+                watcher.lane.note_watching(&t, r.id());
+                let added = t.lane.add_monitor(r.id(), Arc::downgrade(watcher));
                 if !added {
-                    watcher.lane.forget_watching(r);
+                    watcher.lane.forget_watching(r.id());
                 }
                 added
             }
@@ -532,7 +548,7 @@ impl Machine {
                 DownNotice {
                     target: target.clone(),
                     reason: DownReason::NoSuchParticle,
-                    monitor: r,
+                    monitor: r.clone(),
                 },
             );
         }
@@ -588,33 +604,45 @@ impl Machine {
         }
     }
 
-    /// Removes a monitor on `target`; true if it had not fired yet (it
-    /// never will now).
-    pub fn demonitor(&self, target: &Point, monitor: MonitorRef) -> bool {
+    /// Removes a monitor; true if it had not fired yet (it never will
+    /// now).
+    pub fn demonitor(&self, monitor: &MonitorRef) -> bool {
         let Some(watcher) = self
             .shared
             .registry
-            .cell(target)
-            .and_then(|t| t.lane.remove_monitor(monitor))
+            .cell(monitor.target())
+            .and_then(|t| t.lane.remove_monitor(monitor.id()))
         else {
             return false;
         };
         // The watcher forgets it too: nothing of it is left on either side.
         if let Some(watcher) = watcher.upgrade() {
-            watcher.lane.forget_watching(monitor);
+            watcher.lane.forget_watching(monitor.id());
         }
         true
     }
 
-    /// A lane to the particle at `point`, for repeated sends without lookups.
-    pub fn lane(&self, point: &Point) -> Result<Lane, WaveError> {
+    /// A handle on the particle at `point`, for repeated sends without
+    /// lookups (see [`ParticleRef`]).
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::NoSuchParticle`] if nothing lives there
+    /// ([`WaveError::MachineDown`] once the Machine is shut down);
+    /// [`WaveError::Stopped`] if the particle there has ended.
+    pub fn particle(&self, point: &Point) -> Result<ParticleRef, WaveError> {
         let cell = self.resolve(point)?;
         if cell.has_ended() {
             return Err(WaveError::Stopped {
                 point: point.clone(),
             });
         }
-        Ok(self.lane_to(cell))
+        Ok(self.particle_ref(cell))
+    }
+
+    /// The cell of the particle at `point`, if one lives there.
+    pub(crate) fn cell_at(&self, point: &Point) -> Option<Arc<ParticleCell>> {
+        self.shared.registry.cell(point)
     }
 
     fn resolve(&self, point: &Point) -> Result<Arc<ParticleCell>, WaveError> {
@@ -629,106 +657,113 @@ impl Machine {
         })
     }
 
-    /// Routes a signal (the runtime stamped its sender) to `wave.to`.
-    pub(crate) fn route(&self, mut wave: Wave) -> Result<(), WaveError> {
-        if wave.kind == WaveKind::Request {
-            wave.kind = WaveKind::Signal;
-        }
-        deliver(&*self.resolve(&wave.to)?, wave)
-    }
-
-    /// Routes a request (the runtime stamped its sender) to `wave.to` and
-    /// waits up to `timeout` for its reply. Queued when this is called.
-    pub(crate) fn route_request(
-        &self,
-        wave: Wave,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        let queued = self.resolve(&wave.to).map(|cell| {
-            let lane = self.lane_to(cell);
-            let queued = lane.enqueue(wave);
-            (lane, queued)
-        });
-        async move {
-            let (lane, queued) = queued?;
-            lane.answer_within(queued, timeout).await
-        }
-    }
-
-    /// Sends a signal to `to`. Its sender is stamped by the runtime: the
-    /// particle whose handler calls this, or the Machine itself
-    /// ([`Point::root`]) from anywhere else.
+    /// Sends `message` one way to the particle at `to`: a typed
+    /// [`crate::Message`] or an untyped `(method, body)` pair. Its sender
+    /// is stamped by the runtime: the particle whose handler calls this, or
+    /// the Machine itself ([`Point::root`]) from anywhere else.
     ///
     /// # Errors
     ///
+    /// The message handed back ([`SendError::into_inner`]) with
     /// [`WaveError::NoSuchParticle`] if nothing lives at `to`
-    /// ([`WaveError::MachineDown`] once the Machine is shut down).
-    /// [`WaveError::Stopped`] if the particle there has ended.
-    /// [`WaveError::LaneFull`] if its lane is bounded and full (a
-    /// synchronous send cannot wait: see [`Lane::signal_waiting`]).
-    pub fn signal(
-        &self,
-        to: &Point,
-        method: impl Into<Method>,
-        body: impl Into<Body>,
-    ) -> Result<(), WaveError> {
-        self.route(Wave::signal(sender(), to.clone(), method, body))
+    /// ([`WaveError::MachineDown`] once the Machine is shut down), or as
+    /// [`ParticleRef::signal`]: `Stopped`, `LaneFull`.
+    pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
+        self.signal_from(crate::control::sender(), to, message)
     }
 
-    /// Sends a request to `to` and waits up to `timeout` for its reply (a
-    /// `timeout` too large for the clock means no deadline). Its sender is
-    /// stamped as for [`Machine::signal`], so a handler asking its own
-    /// parent this way is refused exactly as through [`Ctx::request`] while
-    /// the parent stops or restarts its children.
-    ///
-    /// The request is queued when this is called, not when the future is
-    /// first polled.
+    /// [`Machine::signal`] from a sender the runtime stamped.
+    pub(crate) fn signal_from<S: Sendable>(
+        &self,
+        from: Point,
+        to: &Point,
+        message: S,
+    ) -> Result<(), SendError<S::Back>> {
+        match self.shared.registry.cell(to) {
+            Some(cell) => signal_cell(&cell, from, message),
+            None => Err(self.unroutable::<S>(from, to, message)),
+        }
+    }
+
+    /// A send to a Point where nothing lives, refused with the message.
+    #[cold]
+    fn unroutable<S: Sendable>(&self, from: Point, to: &Point, message: S) -> SendError<S::Back> {
+        let error = self
+            .resolve(to)
+            .err()
+            .unwrap_or(WaveError::NoSuchParticle { point: to.clone() });
+        SendError::new(error, S::back(message.parcel(), from, to.clone()))
+    }
+
+    /// Sends `message` one way to the particle at `to`, waiting for room
+    /// if its lane is bounded with [`crate::WhenFull::Wait`]; see
+    /// [`ParticleRef::signal_waiting`].
     ///
     /// # Errors
     ///
-    /// [`WaveError::NoSuchParticle`] (or [`WaveError::MachineDown`]) if
-    /// nothing lives at `to`; otherwise as [`Lane::request`]: `Timeout`,
-    /// `Crashed`, `Stopped` (ended, or refusing this sender for now),
-    /// `CallingSelf`, `LaneFull`.
+    /// As [`Machine::signal`], and the particle ending while this waits.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future does not withdraw a request already queued: the
-    /// particle still handles it, and the reply is dropped. A request still
-    /// waiting for room in a full lane is dropped with the future.
-    pub fn request(
+    /// As [`ParticleRef::signal_waiting`]: a message queued stays queued; one
+    /// still waiting for room is dropped with the future.
+    pub fn signal_waiting<S: Sendable>(
         &self,
         to: &Point,
-        method: impl Into<Method>,
-        body: impl Into<Body>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        self.route_request(Wave::request(sender(), to.clone(), method, body), timeout)
+        message: S,
+    ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
+        let sent = match self.shared.registry.cell(to) {
+            Some(cell) => Ok(self.particle_ref(cell).signal_waiting(message)),
+            None => Err(self.unroutable::<S>(crate::control::sender(), to, message)),
+        };
+        async move { sent?.await }
     }
 
-    /// How long [`Machine::ask`] waits (the builder's `request_timeout`).
+    /// Sends `message` as a request to the particle at `to` and returns the
+    /// [`Ask`] to await for its answer (`M::Reply` for a typed
+    /// [`crate::Message`], a [`Body`] for an untyped pair), within the
+    /// builder's `request_timeout` unless [`Ask::within`] says otherwise.
+    /// Its sender is stamped as for [`Machine::signal`], so a handler
+    /// asking its own parent this way is refused exactly as through
+    /// [`Ctx::ask`] while the parent stops or restarts its children.
+    ///
+    /// # Errors
+    ///
+    /// See [`Ask`]; [`WaveError::NoSuchParticle`] (or
+    /// [`WaveError::MachineDown`]) if nothing lives at `to`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The request is queued when this is called; dropping the `Ask` does
+    /// not withdraw it (the particle still handles it, the answer is
+    /// dropped).
+    pub fn ask<S: Sendable>(&self, to: &Point, message: S) -> Ask<S::Reply> {
+        self.ask_from(crate::control::sender(), to, message)
+    }
+
+    /// [`Machine::ask`] from a sender the runtime stamped.
+    pub(crate) fn ask_from<S: Sendable>(
+        &self,
+        from: Point,
+        to: &Point,
+        message: S,
+    ) -> Ask<S::Reply> {
+        match self.resolve(to) {
+            Ok(cell) => ask_cell(
+                &cell,
+                from,
+                message,
+                &self.shared.deadlines,
+                self.shared.request_timeout,
+            ),
+            Err(e) => Ask::failed(e, <S as crate::send::sealed::Sealed>::open),
+        }
+    }
+
+    /// How long an [`Ask`] waits unless told otherwise (the builder's
+    /// `request_timeout`).
     pub fn request_timeout(&self) -> Duration {
         self.shared.request_timeout
-    }
-
-    /// [`Machine::request`] with the builder's `request_timeout`. Its
-    /// sender is stamped by the runtime: the particle whose handler calls
-    /// this, or the Machine itself ([`Point::root`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Machine::request`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`Machine::request`]: a queued request is not withdrawn.
-    pub fn ask(
-        &self,
-        to: &Point,
-        method: impl Into<Method>,
-        body: impl Into<Body>,
-    ) -> impl Future<Output = Result<Wave, WaveError>> + Send + 'static {
-        self.request(to, method, body, self.shared.request_timeout)
     }
 
     /// Sends trusted control to the particle at `to` and waits up to
@@ -747,13 +782,13 @@ impl Machine {
     ///
     /// # Errors
     ///
-    /// As [`Machine::request`]: `NoSuchParticle` (or `MachineDown`),
+    /// As [`Machine::ask`]: `NoSuchParticle` (or `MachineDown`),
     /// `Timeout`, `Crashed` (the hook failed: a crash of the particle,
     /// reported at once), `Stopped`, `CallingSelf`, `LaneFull`.
     ///
     /// # Cancel safety
     ///
-    /// As [`Machine::request`]: dropping the future does not withdraw
+    /// As [`Machine::ask`]: dropping the future does not withdraw
     /// control already queued; the hook still runs and its answer is
     /// dropped.
     pub fn control(
@@ -763,7 +798,7 @@ impl Machine {
         timeout: Duration,
     ) -> impl Future<Output = Result<Body, WaveError>> + Send + 'static {
         let sent = self.resolve(to).map(|cell| {
-            self.lane_to(cell)
+            self.particle_ref(cell)
                 .control(ControlKind::Driver(body.into()), timeout)
         });
         async move {

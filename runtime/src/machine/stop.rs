@@ -333,7 +333,7 @@ impl Machine {
                     DownNotice {
                         target: cell.point().clone(),
                         reason: why.clone(),
-                        monitor,
+                        monitor: crate::MonitorRef::new(monitor, cell.point().clone()),
                     },
                 );
             }

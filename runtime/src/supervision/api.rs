@@ -113,7 +113,7 @@ pub enum SupervisorError {
 ///
 /// // Its child runs at `app:a`.
 /// assert_eq!(sup.count_children().await?.active, 1);
-/// assert_eq!(machine.ask(&"app:a".parse()?, "echo", "hi").await?.body.as_bytes(), b"hi");
+/// assert_eq!(machine.ask(&"app:a".parse()?, ("echo", "hi")).await?.as_bytes(), b"hi");
 ///
 /// // OTP's error cases are typed.
 /// let again = ChildSpec::worker("a", ChildStart::kind("worker", Body::empty()));
@@ -164,7 +164,7 @@ impl SupervisorRef {
             }),
             Ok(call) => self
                 .machine
-                .lane(&point)
+                .particle(&point)
                 .map(|lane| {
                     lane.control(
                         ControlKind::Supervisor(call),

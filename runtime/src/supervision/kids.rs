@@ -108,7 +108,7 @@ impl Kids {
     /// it is somehow still running.
     async fn orphan(&self, id: &str) -> Option<Arc<ParticleCell>> {
         let point = self.ctx.me().child(id).ok()?;
-        let cell = self.ctx.machine.registry().cell(&point)?;
+        let cell = self.ctx.machine.cell_at(&point)?;
         let mine = cell
             .parent_cell()
             .is_some_and(|p| Arc::ptr_eq(&p, &self.ctx.cell));
@@ -211,7 +211,7 @@ impl Children for Kids {
             .machine
             .launch_supervised(point, &self.ctx.cell, kind, args, start.options())
             .map_err(|e| ExitReason::Error(e.to_string()))?;
-        let cell = lane.cell_arc();
+        let cell = lane.cell;
         self.live.insert(id.to_string(), cell.clone());
         let m = cell.managed().expect("a supervised particle");
         m.started(1).await.map_err(ExitReason::Error)?;

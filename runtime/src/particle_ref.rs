@@ -1,0 +1,320 @@
+//! A handle on one particle: what `spawn` returns, and what
+//! [`crate::Machine::particle`] and [`crate::Ctx::particle`] resolve.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::ask::Ask;
+use crate::cell::ParticleCell;
+use crate::control::{sender, ControlKind, ControlLetter, ControlReply, ControlRx};
+use crate::deadline::Deadlines;
+use crate::lane::{deliver, refusal_error, Letter, Refusal};
+use crate::send::{self, sealed::Sealed, SendError, Sendable};
+use crate::{Kind, LaneLimit, Point, Status, WaveError};
+
+/// A handle on one particle: send to it without a Registry lookup, and see
+/// how it is doing.
+///
+/// Keep the one [`crate::Machine::spawn`] returns, or resolve one with
+/// [`crate::Machine::particle`] (or [`crate::Ctx::particle`]), and send as
+/// often as you like: it stays valid across the particle's restarts (its
+/// lane, and what waits in it, outlive a crash). It is cheap to clone.
+///
+/// It speaks the same verbs as the Machine and a particle's [`crate::Ctx`]:
+/// [`ParticleRef::signal`] and [`ParticleRef::ask`], with a typed
+/// [`crate::Message`] or an untyped `(method, body)` pair. It takes no
+/// sender: what is sent through it is from the particle whose handler
+/// sends it, or from the Machine ([`Point::root`]) when sent from anywhere
+/// else.
+///
+/// ```
+/// # use hyperverse_runtime::*;
+/// # struct Echo;
+/// # impl Particle for Echo {
+/// #     type State = ();
+/// #     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> { Ok(()) }
+/// #     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+/// #         assert!(w.from.is_root());
+/// #         Ok(w.body)
+/// #     }
+/// # }
+/// # #[tokio::main] async fn main() {
+/// let machine = Machine::standalone().kind("echo", Echo).build().await.unwrap();
+/// let echo = machine.spawn("echo".parse().unwrap(), "echo".into(), Body::empty()).await.unwrap();
+/// let reply = echo.ask(("ping", "hello")).await.unwrap();
+/// assert_eq!(reply.as_bytes(), b"hello");
+/// assert_eq!(echo.status(), Status::Ready);
+/// assert_eq!(echo.restarts(), 0);
+/// machine.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ParticleRef {
+    pub(crate) cell: Arc<ParticleCell>,
+    pub(crate) deadlines: Arc<Deadlines>,
+    /// The Machine's request timeout, for `ask`.
+    pub(crate) timeout: Duration,
+}
+
+impl ParticleRef {
+    /// The Point it lives at.
+    pub fn point(&self) -> &Point {
+        self.cell.point()
+    }
+
+    /// Its Kind.
+    pub fn kind(&self) -> &Kind {
+        self.cell.kind()
+    }
+
+    /// Its parent's Point, if it has a parent.
+    pub fn parent(&self) -> Option<&Point> {
+        self.cell.parent()
+    }
+
+    /// The Star that hosts it.
+    pub fn star(&self) -> usize {
+        self.cell.star()
+    }
+
+    /// Where it is in its life now.
+    pub fn status(&self) -> Status {
+        self.cell.status()
+    }
+
+    /// How many times it has been restarted.
+    pub fn restarts(&self) -> u32 {
+        self.cell.restarts()
+    }
+
+    /// True once it has ended for good (stopped, or given up): this handle
+    /// then only gets [`WaveError::Stopped`]. A particle spawned again at
+    /// the same Point is another particle, with a handle of its own.
+    pub fn has_ended(&self) -> bool {
+        self.cell.has_ended()
+    }
+
+    /// Which spawn made it: unique on its Machine and increasing, so a
+    /// particle spawned again at the same Point has a larger one.
+    pub fn spawn_seq(&self) -> u64 {
+        self.cell.spawn_seq()
+    }
+
+    /// Its restart type (when its Star restarts it).
+    pub fn restart_type(&self) -> hyperverse_supervisors::Restart {
+        self.cell.restart_type()
+    }
+
+    /// The Points outside its subtree its spawn granted it (see
+    /// [`crate::SpawnOptions::grants`]).
+    pub fn grants(&self) -> &[Point] {
+        self.cell.grants()
+    }
+
+    /// True while an injected crash waits to be taken (for fault kits).
+    #[doc(hidden)]
+    pub fn crash_pending(&self) -> bool {
+        self.cell.crash_pending()
+    }
+
+    /// Letters waiting in its lane (not counting a batch it already took).
+    pub fn queued(&self) -> usize {
+        self.cell.queued()
+    }
+
+    /// Its lane's limit, if the lane is bounded.
+    pub fn lane_limit(&self) -> Option<LaneLimit> {
+        self.cell.lane_limit()
+    }
+
+    /// Monitors, links and watches held for it (for tests that they do not
+    /// grow).
+    #[doc(hidden)]
+    pub fn watch_len(&self) -> usize {
+        self.cell.watch_len()
+    }
+
+    /// Letters crash handling has looked at (for tests that a restart does
+    /// not scan the queue).
+    #[doc(hidden)]
+    pub fn letters_scanned(&self) -> u64 {
+        self.cell.letters_scanned()
+    }
+
+    /// Sends `message` one way: a typed [`crate::Message`] or an untyped
+    /// `(method, body)` pair. Its sender is stamped by the runtime (the
+    /// particle whose handler calls this, else the Machine).
+    ///
+    /// # Errors
+    ///
+    /// The message handed back ([`SendError::into_inner`]: the typed message
+    /// itself, or the wave made of an untyped one) with
+    /// [`WaveError::Stopped`] if the particle has ended, or
+    /// [`WaveError::LaneFull`] if its lane is bounded and full, whatever
+    /// its policy (a synchronous send cannot wait: see
+    /// [`ParticleRef::signal_waiting`]).
+    pub fn signal<S: Sendable>(&self, message: S) -> Result<(), SendError<S::Back>> {
+        signal_cell(&self.cell, sender(), message)
+    }
+
+    /// Sends `message` one way as [`ParticleRef::signal`] does, waiting for
+    /// room if the lane is bounded with [`crate::WhenFull::Wait`]
+    /// (backpressure).
+    ///
+    /// The sender is stamped when this is called, and the message is
+    /// queued then if there is room (keeping its place in order with the
+    /// sender's other sends); the future waits only for room.
+    ///
+    /// # Errors
+    ///
+    /// The message handed back with [`WaveError::Stopped`] if the particle
+    /// has ended, or ends while this waits for room, or
+    /// [`WaveError::LaneFull`] if the lane is full and its policy is
+    /// [`crate::WhenFull::Reject`].
+    ///
+    /// # Cancel safety
+    ///
+    /// A message queued when this was called stays queued if the future is
+    /// dropped (it will be handled). A message still waiting for room is
+    /// dropped with the future and never queued.
+    pub fn signal_waiting<S: Sendable>(
+        &self,
+        message: S,
+    ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
+        let letter = send::letter(message.parcel(), sender(), self.point().clone(), None);
+        let cell = self.cell.clone();
+        let first = cell.lane.push(letter);
+        async move {
+            let refused = match first {
+                Ok(()) => return Ok(()),
+                Err((letter, Refusal::Full)) => match cell.lane.push_waiting(letter).await {
+                    Ok(()) => return Ok(()),
+                    Err(refused) => refused,
+                },
+                Err(refused) => refused,
+            };
+            let (letter, refusal) = refused;
+            Err(send::refused::<S>(refusal_error(&cell, refusal), letter))
+        }
+    }
+
+    /// Sends `message` as a request and returns the [`Ask`] to await for
+    /// its answer: `M::Reply` for a typed [`crate::Message`], a
+    /// [`crate::Body`] for an untyped `(method, body)` pair. Awaiting waits
+    /// up to the Machine's request timeout; [`Ask::within`] chooses another,
+    /// or none. Its sender is stamped by the runtime.
+    ///
+    /// The request is queued when this is called, not when the `Ask` is
+    /// first polled, so it keeps its place in order with the sender's
+    /// signals.
+    ///
+    /// # Errors
+    ///
+    /// See [`Ask`]: the awaited result is a [`WaveError`] if the request
+    /// was refused, timed out, or was not answered.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the `Ask` does not withdraw a queued request: the particle
+    /// still handles it, and the answer is dropped.
+    pub fn ask<S: Sendable>(&self, message: S) -> Ask<S::Reply> {
+        ask_cell(&self.cell, sender(), message, &self.deadlines, self.timeout)
+    }
+
+    /// Sends a control letter from the stamped sender and waits up to
+    /// `timeout` for its answer. Queued when this is called; a full lane is
+    /// waited on, or refuses, per its policy, as for a request.
+    pub(crate) fn control(
+        &self,
+        kind: ControlKind,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ControlReply, WaveError>> + Send + 'static {
+        let lane = self.clone();
+        let (tx, rx): (_, ControlRx) = oneshot::channel();
+        let letter = Letter::Control(Box::new(ControlLetter {
+            from: sender(),
+            to: self.point().clone(),
+            kind,
+            reply: Some(tx),
+        }));
+        // `Err(None)`: it would wait for itself; `Err(Some(_))`: no room yet.
+        let first = if self.cell.is_current_task() {
+            Err(None)
+        } else {
+            match self.cell.lane.push(letter) {
+                Ok(()) => Ok(()),
+                Err((letter, Refusal::Full)) => Err(Some(letter)),
+                Err((letter, Refusal::Closed)) => {
+                    letter.refuse(self.point());
+                    Ok(())
+                }
+            }
+        };
+        async move {
+            let answered = async {
+                match first {
+                    Ok(()) => {}
+                    Err(None) => {
+                        return Err(WaveError::CallingSelf {
+                            point: lane.point().clone(),
+                        })
+                    }
+                    Err(Some(letter)) => match lane.cell.lane.push_waiting(letter).await {
+                        Ok(()) => {}
+                        Err((back, Refusal::Closed)) => back.refuse(lane.point()),
+                        Err((_, Refusal::Full)) => {
+                            return Err(refusal_error(&lane.cell, Refusal::Full))
+                        }
+                    },
+                }
+                rx.await.unwrap_or_else(|_| {
+                    Err(WaveError::Stopped {
+                        point: lane.point().clone(),
+                    })
+                })
+            };
+            match lane.deadlines.within(timeout, answered).await {
+                Some(answer) => answer,
+                None => Err(WaveError::Timeout {
+                    point: lane.point().clone(),
+                    after: timeout,
+                }),
+            }
+        }
+    }
+}
+
+/// Signals `message` from `from` to `cell`'s particle: every `signal`
+/// passes here.
+pub(crate) fn signal_cell<S: Sendable>(
+    cell: &ParticleCell,
+    from: Point,
+    message: S,
+) -> Result<(), SendError<S::Back>> {
+    let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
+    deliver(cell, letter).map_err(|(letter, e)| send::refused::<S>(e, letter))
+}
+
+/// Asks `message` from `from` of `cell`'s particle: every `ask` passes here.
+pub(crate) fn ask_cell<S: Sendable>(
+    cell: &Arc<ParticleCell>,
+    from: Point,
+    message: S,
+    deadlines: &Arc<Deadlines>,
+    timeout: Duration,
+) -> Ask<S::Reply> {
+    let (tx, rx) = oneshot::channel();
+    let letter = send::letter(message.parcel(), from, cell.point().clone(), Some(tx));
+    Ask::queue(cell, letter, rx, deadlines, timeout, <S as Sealed>::open)
+}
+
+impl std::fmt::Debug for ParticleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticleRef")
+            .field("point", self.point())
+            .finish()
+    }
+}

@@ -131,11 +131,11 @@ async fn a_is_running(m: &Machine) -> bool {
 }
 
 async fn agent(m: &Machine, method: &'static str, target: &'static str) -> String {
-    let w = timeout(T, m.ask(&p("intruder"), method, target))
+    let w = timeout(T, m.ask(&p("intruder"), (method, target)))
         .await
         .expect("agent answered in time")
         .expect("agent answered");
-    w.body.as_str().unwrap().to_string()
+    w.as_str().unwrap().to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -167,7 +167,7 @@ async fn a_non_ancestor_handler_cannot_end_a_supervised_child_with_machine_stop(
 async fn a_non_ancestor_handler_cannot_stop_another_subtree() {
     let m = sup_machine(Restart::Permanent).await;
     let out = agent(&m, "stop", "sup").await;
-    let alive = m.lane(&p("sup")).is_ok() && m.lane(&p("sup:a")).is_ok();
+    let alive = m.particle(&p("sup")).is_ok() && m.particle(&p("sup:a")).is_ok();
     m.shutdown().await;
     assert!(alive, "a stranger stopped `sup` and its children ({out})");
 }
@@ -180,7 +180,7 @@ async fn a_non_ancestor_handler_cannot_crash_a_supervised_child_with_inject() {
     let m = sup_machine(Restart::Permanent).await;
     let out = agent(&m, "inject", "sup:a").await;
     // Let the injected crash happen (it needs a letter to be taken).
-    let _ = m.ask(&p("sup:a"), "poke", Body::empty()).await;
+    let _ = m.ask(&p("sup:a"), ("poke", Body::empty())).await;
     m.shutdown().await;
     assert!(
         !out.starts_with("Ok"),
@@ -196,11 +196,11 @@ async fn a_non_ancestor_handler_cannot_crash_a_supervised_child_with_inject() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_a_link_is_an_authority_as_in_erlang() {
     let m = sup_machine(Restart::Permanent).await;
-    let before = m.lane(&p("sup:a")).unwrap().cell().restarts();
-    let _ = m.ask(&p("intruder"), "link_and_crash", "sup:a").await;
+    let before = m.particle(&p("sup:a")).unwrap().restarts();
+    let _ = m.ask(&p("intruder"), ("link_and_crash", "sup:a")).await;
     eventually("sup:a restarted", || {
-        m.lane(&p("sup:a"))
-            .is_ok_and(|l| l.cell().restarts() == before + 1)
+        m.particle(&p("sup:a"))
+            .is_ok_and(|l| l.restarts() == before + 1)
     })
     .await;
     m.shutdown().await;
@@ -253,10 +253,10 @@ async fn a_bounded_lane_cannot_be_grown_past_its_capacity_with_forged_monitors()
         .await
         .unwrap();
     // Busy with its first wave: nothing leaves the lane meanwhile.
-    victim.signal("block", Body::empty()).unwrap();
-    eventually("victim busy", || victim.cell().queued() == 0).await;
+    victim.signal(("block", Body::empty())).unwrap();
+    eventually("victim busy", || victim.queued() == 0).await;
     let out = agent(&m, "monitor_flood", "victim").await;
-    let queued = victim.cell().queued();
+    let queued = victim.queued();
     gate.notify_one();
     m.shutdown().await;
     assert!(out.contains("Forbidden"), "{out}");
@@ -292,7 +292,7 @@ async fn start_child_with_ids_that_are_not_point_segments_is_refused_and_the_sup
         let spec = ChildSpec::worker(id, ChildStart::kind("idle", Body::empty()));
         let r = timeout(T, sup.start_child(spec)).await.expect("answered");
         assert!(r.is_err(), "id {id:?} was accepted: {r:?}");
-        assert!(m.lane(&p("sup")).is_ok(), "sup died on id {id:?}");
+        assert!(m.particle(&p("sup")).is_ok(), "sup died on id {id:?}");
     }
     let kids = sup.which_children().await.unwrap();
     let ids: Vec<&str> = kids.iter().map(|c| c.id.as_str()).collect();
@@ -347,7 +347,7 @@ async fn absurd_restart_and_lane_limits_are_refused_or_work_without_panics() {
         {
             Ok(_) => {
                 for _ in 0..3 {
-                    let _ = timeout(T, m.ask(&at, "x", Body::empty()))
+                    let _ = timeout(T, m.ask(&at, ("x", Body::empty())))
                         .await
                         .expect("answered");
                 }
@@ -459,31 +459,33 @@ async fn panics_in_every_hook_and_in_a_states_drop_are_contained() {
         .await
         .unwrap();
     // crash_notice: a child crashes.
-    m.ask(&p("b1"), "spawn_child", Body::empty()).await.unwrap();
-    let _ = m.ask(&p("b1:kid"), "crash", Body::empty()).await;
+    m.ask(&p("b1"), ("spawn_child", Body::empty()))
+        .await
+        .unwrap();
+    let _ = m.ask(&p("b1:kid"), ("crash", Body::empty())).await;
     // down: a monitor of nobody fires at once.
-    m.ask(&p("b2"), "monitor_nobody", Body::empty())
+    m.ask(&p("b2"), ("monitor_nobody", Body::empty()))
         .await
         .unwrap();
     // exit_signal: a trapping particle linked to one that crashes.
-    m.ask(&p("b3"), "link", "trapper").await.unwrap();
-    let _ = m.ask(&p("b3"), "crash", Body::empty()).await;
+    m.ask(&p("b3"), ("link", "trapper")).await.unwrap();
+    let _ = m.ask(&p("b3"), ("crash", Body::empty())).await;
     // control.
     let c = m.control(&p("b4"), Body::empty(), T).await;
     assert!(matches!(c, Err(WaveError::Crashed { .. })), "{c:?}");
     // stop.
-    m.ask(&p("b4"), "stop", Body::empty()).await.unwrap();
+    m.ask(&p("b4"), ("stop", Body::empty())).await.unwrap();
     // (A state whose Drop panics: see
     // `a_request_is_answered_when_the_crashed_states_drop_panics`.)
     for at in ["b1", "b2", "b3", "trapper"] {
-        let _ = timeout(T, m.ask(&p(at), "ping", Body::empty()))
+        let _ = timeout(T, m.ask(&p(at), ("ping", Body::empty())))
             .await
             .expect("answered");
     }
     m.spawn(p("fresh"), "boom".into(), Body::empty())
         .await
         .unwrap();
-    assert!(m.ask(&p("fresh"), "ping", Body::empty()).await.is_ok());
+    assert!(m.ask(&p("fresh"), ("ping", Body::empty())).await.is_ok());
     timeout(T, m.shutdown()).await.expect("shutdown in time");
 }
 
@@ -515,16 +517,16 @@ async fn a_caller_built_waves_sender_is_never_delivered() {
             let forged = Wave::signal(Point::root(), p("rec"), "forged", Body::empty());
             let bytes = forged.to_bytes()?;
             let back = Wave::from_bytes(&bytes)?;
-            let lane = ctx.lane(&back.to)?;
-            lane.signal(back.method.clone(), back.body.clone())?;
+            let lane = ctx.particle(&back.to)?;
+            lane.signal((back.method.clone(), back.body.clone()))?;
             ctx.machine()
-                .signal(&back.to, back.method.clone(), back.body.clone())?;
-            ctx.signal(&back.to, back.method.clone(), back.body.clone())?;
+                .signal(&back.to, (back.method.clone(), back.body.clone()))?;
+            ctx.signal(&back.to, (back.method.clone(), back.body.clone()))?;
             let _ = ctx
                 .machine()
-                .ask(&back.to, back.method.clone(), back.body.clone())
+                .ask(&back.to, (back.method.clone(), back.body.clone()))
                 .await?;
-            let _ = lane.request(back.method, back.body, T).await?;
+            let _ = lane.ask((back.method, back.body)).within(T).await?;
             Ok(Body::empty())
         }
     }
@@ -541,7 +543,7 @@ async fn a_caller_built_waves_sender_is_never_delivered() {
     m.spawn(p("forger"), "forger".into(), Body::empty())
         .await
         .unwrap();
-    m.ask(&p("forger"), "go", Body::empty()).await.unwrap();
+    m.ask(&p("forger"), ("go", Body::empty())).await.unwrap();
     let got = log.lock().clone();
     m.shutdown().await;
     assert_eq!(got, vec!["forger"; 5]);
@@ -549,8 +551,8 @@ async fn a_caller_built_waves_sender_is_never_delivered() {
 
 /// A request whose handler crashes, in a particle whose State's `Drop`
 /// panics (user code outside any handler), is answered: the review found it
-/// never was (`Lane::call` waited forever); the drop is now caught, and
-/// the particle restarted as after any crash.
+/// never was (`Lane::call`, now `ask(..).within(None)`, waited forever);
+/// the drop is now caught, and the particle restarted as after any crash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_answered_when_the_crashed_states_drop_panics() {
     struct Bomb2;
@@ -579,16 +581,24 @@ async fn a_request_is_answered_when_the_crashed_states_drop_panics() {
         .spawn(p("bomb"), "b2".into(), Body::empty())
         .await
         .unwrap();
-    let answer = timeout(Duration::from_secs(2), lane.call("crash", Body::empty())).await;
+    let answer = timeout(
+        Duration::from_secs(2),
+        lane.ask(("crash", Body::empty())).within(None),
+    )
+    .await;
     // The panicking drop is caught and logged: the crash goes on as any
     // crash does, and the particle is restarted and serves.
-    let after = timeout(Duration::from_secs(2), lane.call("ping", Body::empty())).await;
-    let restarts = lane.cell().restarts();
+    let after = timeout(
+        Duration::from_secs(2),
+        lane.ask(("ping", Body::empty())).within(None),
+    )
+    .await;
+    let restarts = lane.restarts();
     m.shutdown().await;
     assert!(matches!(after, Ok(Ok(_))), "{after:?}");
     assert_eq!(restarts, 1);
     assert!(
         matches!(answer, Ok(Err(WaveError::Crashed { .. } | WaveError::Stopped { .. }))),
-        "Lane::call to a particle whose crashed state's Drop panicked: {answer:?} (Err(Elapsed) = still waiting after 2 s)"
+        "ParticleRef::ask(..).within(None) to a particle whose crashed state's Drop panicked: {answer:?} (Err(Elapsed) = still waiting after 2 s)"
     );
 }

@@ -32,11 +32,22 @@ impl Particle for Gate {
     }
 }
 
-async fn gated(when_full: WhenFull) -> (Machine, Gate, Lane) {
+/// The error of a refused signal, after checking that the refused wave came
+/// back whole: its method, body and target, from the Machine.
+fn refusal(sent: Result<(), SendError<Wave>>, method: &str, body: &[u8]) -> WaveError {
+    let (error, back) = sent.expect_err("the signal was refused").into_parts();
+    assert_eq!(back.method.as_str(), method, "the refused wave's method");
+    assert_eq!(back.body.as_bytes(), body, "the refused wave's body");
+    assert_eq!(back.to, p("g"), "the refused wave's target");
+    assert!(back.from.is_root(), "the refused wave's sender");
+    error
+}
+
+async fn gated(when_full: WhenFull) -> (Machine, Gate, ParticleRef) {
     gated_with(LaneLimit::new(2, when_full)).await
 }
 
-async fn gated_with(limit: LaneLimit) -> (Machine, Gate, Lane) {
+async fn gated_with(limit: LaneLimit) -> (Machine, Gate, ParticleRef) {
     let gate = Gate {
         open: Arc::new(Semaphore::new(0)),
         handled: Arc::default(),
@@ -56,53 +67,67 @@ async fn gated_with(limit: LaneLimit) -> (Machine, Gate, Lane) {
         .await
         .unwrap();
     // The particle takes "block" and waits in it; what follows queues up.
-    lane.signal("block", Body::empty()).unwrap();
-    eventually("blocked", || lane.cell().queued() == 0).await;
+    lane.signal(("block", Body::empty())).unwrap();
+    eventually("blocked", || lane.queued() == 0).await;
     (m, gate, lane)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_rejecting_lane_refuses_with_a_typed_error() {
     let (m, gate, lane) = gated(WhenFull::Reject).await;
-    lane.signal("a", Body::empty()).unwrap();
-    lane.signal("b", Body::empty()).unwrap();
+    lane.signal(("a", Body::empty())).unwrap();
+    lane.signal(("b", Body::empty())).unwrap();
     let full = WaveError::LaneFull {
         point: p("g"),
         capacity: 2,
     };
-    assert_eq!(lane.signal("c", Body::empty()), Err(full.clone()));
-    assert_eq!(m.signal(&p("g"), "c", Body::empty()), Err(full.clone()));
+    assert_eq!(refusal(lane.signal(("c", Body::empty())), "c", b""), full);
     assert_eq!(
-        lane.signal_waiting("c", Body::empty()).await,
-        Err(full.clone())
+        refusal(m.signal(&p("g"), ("c", "from m")), "c", b"from m"),
+        full
     );
-    assert_eq!(lane.call("c", Body::empty()).await.unwrap_err(), full);
+    assert_eq!(
+        refusal(lane.signal_waiting(("c", vec![7u8; 3])).await, "c", &[7; 3]),
+        full
+    );
+    assert_eq!(
+        lane.ask(("c", Body::empty()))
+            .within(None)
+            .await
+            .unwrap_err(),
+        full
+    );
     gate.open.add_permits(1);
     eventually("drained", || gate.handled.lock().len() == 3).await;
     assert_eq!(*gate.handled.lock(), ["block", "a", "b"]);
     // Room again.
-    lane.call("d", Body::empty()).await.unwrap();
+    lane.ask(("d", Body::empty())).within(None).await.unwrap();
     m.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_waiting_lane_makes_senders_wait_and_loses_nothing() {
     let (m, gate, lane) = gated(WhenFull::Wait).await;
-    lane.signal("a", Body::empty()).unwrap();
-    lane.signal("b", Body::empty()).unwrap();
+    lane.signal(("a", Body::empty())).unwrap();
+    lane.signal(("b", Body::empty())).unwrap();
     // A synchronous send cannot wait: it is told the lane is full.
     assert!(matches!(
-        lane.signal("x", Body::empty()),
+        lane.signal(("x", Body::empty())).map_err(WaveError::from),
         Err(WaveError::LaneFull { .. })
     ));
     // Async senders wait for room: a signal and a request.
     let waiting_signal = {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.signal_waiting("c", Body::empty()).await })
+        tokio::spawn(async move { lane.signal_waiting(("c", Body::empty())).await })
     };
     let waiting_call = {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.call("d", Body::empty()).await.map(|_| ()) })
+        tokio::spawn(async move {
+            lane.ask(("d", Body::empty()))
+                .within(None)
+                .await
+                .map(|_| ())
+        })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
@@ -128,22 +153,25 @@ async fn a_lane_capped_by_bytes_refuses_past_its_bytes_and_never_starves_a_large
     let limit = LaneLimit::new(1_000, WhenFull::Reject).max_bytes(100);
     let (m, gate, lane) = gated_with(limit).await;
     // "a" + 40 bytes, twice: 82 bytes waiting.
-    lane.signal("a", vec![0u8; 40]).unwrap();
-    lane.signal("a", vec![0u8; 40]).unwrap();
+    lane.signal(("a", vec![0u8; 40])).unwrap();
+    lane.signal(("a", vec![0u8; 40])).unwrap();
     let full = WaveError::LaneFull {
         point: p("g"),
         capacity: 1_000,
     };
-    assert_eq!(lane.signal("b", vec![0u8; 40]), Err(full.clone()));
+    assert_eq!(
+        refusal(lane.signal(("b", vec![0u8; 40])), "b", &[0; 40]),
+        full
+    );
     // Small enough to fit still.
-    lane.signal("c", vec![0u8; 10]).unwrap();
+    lane.signal(("c", vec![0u8; 10])).unwrap();
     gate.open.add_permits(1);
     eventually("the lane drained", || gate.handled.lock().len() == 4).await;
     // Empty, it takes one wave over the cap, and refuses a second.
-    lane.signal("block", Body::empty()).unwrap();
-    eventually("blocked again", || lane.cell().queued() == 0).await;
-    lane.signal("big", vec![0u8; 500]).unwrap();
-    assert_eq!(lane.signal("d", Body::empty()), Err(full));
+    lane.signal(("block", Body::empty())).unwrap();
+    eventually("blocked again", || lane.queued() == 0).await;
+    lane.signal(("big", vec![0u8; 500])).unwrap();
+    assert_eq!(refusal(lane.signal(("d", Body::empty())), "d", b""), full);
     gate.open.add_permits(1);
     eventually("the big one handled", || {
         gate.handled.lock().last().map(String::as_str) == Some("big")

@@ -66,11 +66,11 @@ impl Particle for Rec {
             let to: Point = w.body.as_str()?.parse()?;
             let seq = ctx
                 .machine()
-                .lane(&p("sup:rec"))
-                .map_or(0, |l| l.cell().spawn_seq());
+                .particle(&p("sup:rec"))
+                .map_or(0, |l| l.spawn_seq());
             for (method, body) in forged(seq) {
-                ctx.signal(&to, method, body.clone())?;
-                ctx.request(&to, method, body, T).await?;
+                ctx.signal(&to, (method, body.clone()))?;
+                ctx.ask(&to, (method, body)).within(T).await?;
             }
         }
         Ok(Body::empty())
@@ -123,15 +123,15 @@ async fn supervised() -> (Machine, Log, Arc<Mutex<Vec<String>>>) {
 /// restarted, the only child; no supervisor event, no crash.
 async fn supervision_untouched(m: &Machine, rec_seq: u64, events: &Mutex<Vec<String>>) {
     // A request to each behind everything sent so far: all of it is handled.
-    m.ask(&p("sup"), "sync", Body::empty()).await.unwrap();
-    m.ask(&p("sup:rec"), "sync", Body::empty()).await.unwrap();
+    m.ask(&p("sup"), ("sync", Body::empty())).await.unwrap();
+    m.ask(&p("sup:rec"), ("sync", Body::empty())).await.unwrap();
     let kids = m.supervisor(&p("sup")).which_children().await.unwrap();
     let ids: Vec<&str> = kids.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["rec"]);
     assert!(kids[0].handle.is_some(), "rec is not running: {kids:?}");
-    let rec = m.lane(&p("sup:rec")).unwrap();
-    assert_eq!(rec.cell().spawn_seq(), rec_seq, "rec was replaced");
-    assert_eq!(rec.cell().restarts(), 0, "rec was restarted");
+    let rec = m.particle(&p("sup:rec")).unwrap();
+    assert_eq!(rec.spawn_seq(), rec_seq, "rec was replaced");
+    assert_eq!(rec.restarts(), 0, "rec was restarted");
     assert!(
         m.record(&p("sup:intruder")).is_none(),
         "a child was started"
@@ -164,11 +164,11 @@ fn twice_each() -> Vec<String> {
 async fn forged_control_methods_from_a_particle_are_ordinary_waves() {
     let (m, log, events) = supervised().await;
     let rec = p("sup:rec");
-    let seq = m.lane(&rec).unwrap().cell().spawn_seq();
+    let seq = m.particle(&rec).unwrap().spawn_seq();
     // The child forges to its own supervisor, a stranger to it and to the child.
-    m.ask(&rec, "forge", "sup").await.unwrap();
-    m.ask(&p("mallory"), "forge", "sup").await.unwrap();
-    m.ask(&p("mallory"), "forge", "sup:rec").await.unwrap();
+    m.ask(&rec, ("forge", "sup")).await.unwrap();
+    m.ask(&p("mallory"), ("forge", "sup")).await.unwrap();
+    m.ask(&p("mallory"), ("forge", "sup:rec")).await.unwrap();
     supervision_untouched(&m, seq, &events).await;
     assert_eq!(handled_from(&log, &rec, &p("mallory")), twice_each());
     m.shutdown().await;
@@ -180,13 +180,13 @@ async fn forged_control_methods_from_a_particle_are_ordinary_waves() {
 async fn forged_control_methods_from_the_machine_are_ordinary_waves() {
     let (m, log, events) = supervised().await;
     let rec = p("sup:rec");
-    let seq = m.lane(&rec).unwrap().cell().spawn_seq();
+    let seq = m.particle(&rec).unwrap().spawn_seq();
     for to in [p("sup"), rec.clone()] {
         for (method, body) in forged(seq) {
-            m.signal(&to, method, body.clone()).unwrap();
+            m.signal(&to, (method, body.clone())).unwrap();
             // A supervisor answers a wave it does not expect with an empty body.
-            let reply = m.ask(&to, method, body).await.unwrap();
-            assert!(reply.body.is_empty());
+            let reply = m.ask(&to, (method, body)).await.unwrap();
+            assert!(reply.is_empty());
         }
     }
     supervision_untouched(&m, seq, &events).await;
@@ -234,12 +234,11 @@ impl Particle for Forger {
     async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
         let to: Point = w.body.as_str()?.parse()?;
         ctx.machine()
-            .signal(&to, "$wasm:reload", Body::from_u64(2))?;
+            .signal(&to, ("$wasm:reload", Body::from_u64(2)))?;
         Ok(ctx
             .machine()
-            .ask(&to, "$wasm:reload", Body::from_u64(2))
-            .await?
-            .body)
+            .ask(&to, ("$wasm:reload", Body::from_u64(2)))
+            .await?)
     }
 }
 
@@ -268,21 +267,21 @@ async fn a_forged_reload_wave_reaches_the_guest_and_reloads_nothing() {
     host.load_wat("tally", &tally(2)).unwrap();
 
     // From the Machine: a signal and a request.
-    m.signal(&victim, "$wasm:reload", Body::from_u64(2))
+    m.signal(&victim, ("$wasm:reload", Body::from_u64(2)))
         .unwrap();
-    let reply = m.ask(&victim, "$wasm:reload", Body::from_u64(2)).await;
-    assert_eq!(reply.unwrap().body.as_bytes(), [1, 2], "v1 counted both");
+    let reply = m.ask(&victim, ("$wasm:reload", Body::from_u64(2))).await;
+    assert_eq!(reply.unwrap().as_bytes(), [1, 2], "v1 counted both");
     // From a particle: the same, through the Machine.
-    let reply = m.ask(&p("forger"), "go", "victim").await.unwrap();
-    assert_eq!(reply.body.as_bytes(), [1, 4], "v1 counted all four");
+    let reply = m.ask(&p("forger"), ("go", "victim")).await.unwrap();
+    assert_eq!(reply.as_bytes(), [1, 4], "v1 counted all four");
     let rec = m.record(&victim).unwrap();
     assert_eq!((rec.code_version, rec.restarts), (1, 0));
 
     // The real thing: control from the Machine moves it, count kept.
     let answer = m.control(&victim, Body::from_u64(2), T).await.unwrap();
     assert!(!answer.is_empty());
-    let reply = m.ask(&victim, "n", Body::empty()).await.unwrap();
-    assert_eq!(reply.body.as_bytes(), [2, 5]);
+    let reply = m.ask(&victim, ("n", Body::empty())).await.unwrap();
+    assert_eq!(reply.as_bytes(), [2, 5]);
     assert_eq!(m.record(&victim).unwrap().code_version, 2);
     m.shutdown().await;
 }
@@ -340,21 +339,25 @@ async fn a_flood_of_exit_named_waves_is_refused_beyond_the_lane_capacity() {
         .spawn_with(p("g"), "gated".into(), Body::empty(), opts)
         .await
         .unwrap();
-    lane.signal("block", Body::empty()).unwrap();
-    eventually("blocked", || lane.cell().queued() == 0).await;
+    lane.signal(("block", Body::empty())).unwrap();
+    eventually("blocked", || lane.queued() == 0).await;
     let (mut taken, mut full) = (0u64, 0u64);
     for _ in 0..200_000 {
-        match lane.signal("$sup:exit", Body::empty()) {
+        match lane
+            .signal(("$sup:exit", Body::empty()))
+            .map_err(WaveError::from)
+        {
             Ok(()) => taken += 1,
             Err(WaveError::LaneFull { capacity: 10, .. }) => full += 1,
             Err(e) => panic!("unexpected {e}"),
         }
     }
     assert_eq!((taken, full), (10, 199_990));
-    assert_eq!(lane.cell().queued(), 10);
+    assert_eq!(lane.queued(), 10);
     // Through the Machine and from a particle's point of view alike.
     assert!(matches!(
-        m.signal(&p("g"), "$sup:exit", Body::empty()),
+        m.signal(&p("g"), ("$sup:exit", Body::empty()))
+            .map_err(WaveError::from),
         Err(WaveError::LaneFull { .. })
     ));
     gate.add_permits(1);
@@ -383,22 +386,31 @@ impl Particle for Relay {
 /// One wave to `rec` through each public send path; `ctx` adds its own.
 async fn send_every_way(m: &Machine, ctx: Option<&Ctx>) -> Result<(), WaveError> {
     let rec = p("rec");
-    m.signal(&rec, "machine.signal", Body::empty())?;
-    m.ask(&rec, "machine.ask", Body::empty()).await?;
-    m.request(&rec, "machine.request", Body::empty(), T).await?;
-    let lane = m.lane(&rec)?;
-    lane.signal("lane.signal", Body::empty())?;
-    lane.signal_waiting("lane.signal_waiting", Body::empty())
+    m.signal(&rec, ("machine.signal", Body::empty()))?;
+    m.ask(&rec, ("machine.ask", Body::empty())).await?;
+    m.ask(&rec, ("machine.request", Body::empty()))
+        .within(T)
         .await?;
-    lane.request("lane.request", Body::empty(), T).await?;
-    lane.call("lane.call", Body::empty()).await?;
+    m.signal_waiting(&rec, ("machine.signal_waiting", Body::empty()))
+        .await?;
+    let lane = m.particle(&rec)?;
+    lane.signal(("lane.signal", Body::empty()))?;
+    lane.signal_waiting(("lane.signal_waiting", Body::empty()))
+        .await?;
+    lane.ask(("lane.request", Body::empty())).within(T).await?;
+    lane.ask(("lane.call", Body::empty())).within(None).await?;
     if let Some(ctx) = ctx {
-        ctx.signal(&rec, "ctx.signal", Body::empty())?;
-        ctx.request(&rec, "ctx.request", Body::empty(), T).await?;
-        ctx.lane(&rec)?.signal("ctx.lane.signal", Body::empty())?;
+        ctx.signal(&rec, ("ctx.signal", Body::empty()))?;
+        ctx.ask(&rec, ("ctx.request", Body::empty()))
+            .within(T)
+            .await?;
+        ctx.signal_waiting(&rec, ("ctx.signal_waiting", Body::empty()))
+            .await?;
+        ctx.particle(&rec)?
+            .signal(("ctx.lane.signal", Body::empty()))?;
     }
     // Behind everything above: once answered, all of it was handled.
-    m.ask(&rec, "sync", Body::empty()).await?;
+    m.ask(&rec, ("sync", Body::empty())).await?;
     Ok(())
 }
 
@@ -421,14 +433,15 @@ async fn senders_machine() -> (Machine, Log) {
     (m, log)
 }
 
-/// Inside a handler, every send path (`Machine::signal`, `ask`, `request`,
-/// a `Lane`'s `signal`, `signal_waiting`, `request` and `call`, and the
-/// `Ctx`'s own) carries the running particle as the wave's sender: the
-/// receiver sees `relay` on every one, `ROOT` on none.
+/// Inside a handler, every send path (`Machine::signal`, `ask` with the
+/// default timeout and `within` another, `signal_waiting`, a
+/// `ParticleRef`'s `signal`, `signal_waiting`, `ask` `within` a timeout and
+/// `within(None)`, and the `Ctx`'s own) carries the running particle as the
+/// wave's sender: the receiver sees `relay` on every one, `ROOT` on none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wave_sent_inside_a_handler_is_from_that_particle() {
     let (m, log) = senders_machine().await;
-    m.ask(&p("relay"), "go", Body::empty()).await.unwrap();
+    m.ask(&p("relay"), ("go", Body::empty())).await.unwrap();
     let got: Vec<(String, Point)> = log
         .lock()
         .iter()
@@ -442,12 +455,14 @@ async fn a_wave_sent_inside_a_handler_is_from_that_particle() {
             "machine.signal",
             "machine.ask",
             "machine.request",
+            "machine.signal_waiting",
             "lane.signal",
             "lane.signal_waiting",
             "lane.request",
             "lane.call",
             "ctx.signal",
             "ctx.request",
+            "ctx.signal_waiting",
             "ctx.lane.signal",
         ]
     );
@@ -464,12 +479,17 @@ async fn a_wave_sent_outside_any_handler_is_from_the_machine() {
     let (m, log) = senders_machine().await;
     send_every_way(&m, None).await.unwrap();
     let got = log.lock().clone();
-    assert_eq!(got.len(), 8, "{got:?}");
+    assert_eq!(got.len(), 9, "{got:?}");
     for (_, method, from) in &got {
         assert!(from.is_root(), "{method} was sent as {from}");
     }
-    let reply = m.ask(&p("rec"), "x", Body::empty()).await.unwrap();
-    assert_eq!((reply.from, reply.to), (p("rec"), Point::root()));
+    // A reply is its body now (it has no `from`/`to` to check): the request
+    // it answers was handled by `rec`, and was from ROOT, whom it answers.
+    m.ask(&p("rec"), ("x", Body::empty())).await.unwrap();
+    assert_eq!(
+        log.lock().last(),
+        Some(&(p("rec"), "x".to_string(), Point::root()))
+    );
     m.shutdown().await;
 }
 
@@ -534,13 +554,13 @@ async fn api_machine() -> Machine {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_api_is_refused_to_a_particle_that_is_no_ancestor() {
     let m = api_machine().await;
-    let rec_seq = m.lane(&p("top:sup:rec")).unwrap().cell().spawn_seq();
+    let rec_seq = m.particle(&p("top:sup:rec")).unwrap().spawn_seq();
     for caller in ["stranger", "top:sup:kid"] {
-        let answer = timeout(T, m.ask(&p(caller), "call", "top:sup"))
+        let answer = timeout(T, m.ask(&p(caller), ("call", "top:sup")))
             .await
             .unwrap()
             .unwrap();
-        let got: [String; 3] = answer.body.decode().unwrap();
+        let got: [String; 3] = answer.decode().unwrap();
         let forbidden = format!(
             "{:?}",
             SupervisorError::Forbidden {
@@ -554,11 +574,8 @@ async fn the_supervisor_api_is_refused_to_a_particle_that_is_no_ancestor() {
             "{caller}"
         );
     }
-    let rec = m.lane(&p("top:sup:rec")).unwrap();
-    assert_eq!(
-        (rec.cell().spawn_seq(), rec.cell().restarts()),
-        (rec_seq, 0)
-    );
+    let rec = m.particle(&p("top:sup:rec")).unwrap();
+    assert_eq!((rec.spawn_seq(), rec.restarts()), (rec_seq, 0));
     m.shutdown().await;
 }
 
@@ -567,11 +584,11 @@ async fn the_supervisor_api_is_refused_to_a_particle_that_is_no_ancestor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_api_works_from_an_ancestor_and_from_the_machine() {
     let m = api_machine().await;
-    let answer = timeout(T, m.ask(&p("top"), "call", "top:sup"))
+    let answer = timeout(T, m.ask(&p("top"), ("call", "top:sup")))
         .await
         .unwrap()
         .unwrap();
-    let got: [String; 3] = answer.body.decode().unwrap();
+    let got: [String; 3] = answer.decode().unwrap();
     assert_eq!(got, ["ok", "ok", "ok"]);
     let sup = m.supervisor(&p("top:sup"));
     assert_eq!(sup.count_children().await.unwrap().active, 2);
@@ -607,9 +624,9 @@ impl Particle for Parent {
     }
 }
 
-/// On `go`: makes its parent crash, then asks it, through its Ctx, a Lane
-/// and the Machine, while the parent is restarting (and so waiting for
-/// this very handler to end before it can stop this child).
+/// On `go`: makes its parent crash, then asks it, through its Ctx, a
+/// ParticleRef and the Machine, while the parent is restarting (and so
+/// waiting for this very handler to end before it can stop this child).
 struct Child(Arc<Mutex<Vec<Result<(), WaveError>>>>);
 
 impl Particle for Child {
@@ -619,12 +636,16 @@ impl Particle for Child {
     }
     async fn handle(&self, ctx: &Ctx, _: &mut (), _: Wave) -> Result<Body, ParticleError> {
         let parent = ctx.parent().unwrap().clone();
-        ctx.signal(&parent, "crash", Body::empty())?;
+        ctx.signal(&parent, ("crash", Body::empty()))?;
         // Queued behind the crash (same sender): the parent takes the crash
         // first, then refuses its descendants' requests until it restarts.
-        let by_machine = ctx.machine().ask(&parent, "hi", Body::empty()).await;
-        let by_ctx = ctx.request(&parent, "hi", Body::empty(), T).await;
-        let by_lane = ctx.lane(&parent)?.request("hi", Body::empty(), T).await;
+        let by_machine = ctx.machine().ask(&parent, ("hi", Body::empty())).await;
+        let by_ctx = ctx.ask(&parent, ("hi", Body::empty())).within(T).await;
+        let by_lane = ctx
+            .particle(&parent)?
+            .ask(("hi", Body::empty()))
+            .within(T)
+            .await;
         self.0.lock().extend(
             [by_machine, by_ctx, by_lane]
                 .into_iter()
@@ -652,7 +673,7 @@ async fn a_handler_asking_its_parent_through_the_machine_is_refused_as_through_i
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    m.signal(&p("p:c"), "go", Body::empty()).unwrap();
+    m.signal(&p("p:c"), ("go", Body::empty())).unwrap();
     eventually("three answers", || answers.lock().len() == 3).await;
     let stopped = Err(WaveError::Stopped { point: p("p") });
     assert_eq!(*answers.lock(), [stopped.clone(), stopped.clone(), stopped]);
@@ -662,7 +683,7 @@ async fn a_handler_asking_its_parent_through_the_machine_is_refused_as_through_i
         m.record(&p("p")).is_some_and(|r| r.restarts == 1)
     })
     .await;
-    timeout(T, m.ask(&p("p"), "hi", Body::empty()))
+    timeout(T, m.ask(&p("p"), ("hi", Body::empty())))
         .await
         .unwrap()
         .unwrap();

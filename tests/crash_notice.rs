@@ -24,7 +24,7 @@ impl Particle for Parent {
     async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
         // Passes a wave on to the child named in the body: from this particle.
         let child = ctx.me().child(w.body.as_str()?)?;
-        ctx.signal(&child, w.method, Body::empty())?;
+        ctx.signal(&child, (w.method, Body::empty()))?;
         Ok(Body::empty())
     }
     async fn crash_notice(&self, _: &Ctx, _: &mut (), n: CrashNotice) -> Result<(), ParticleError> {
@@ -81,15 +81,11 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     assert_eq!(m.record(&app).unwrap().children, vec![child.clone()]);
 
     // A crash by error return, with a signal from the parent in flight.
-    m.signal(&app, "fail", "worker").unwrap();
+    m.signal(&app, ("fail", "worker")).unwrap();
     eventually("the first notice", || parent.notices.lock().len() == 1).await;
     // The child serves again: a fresh incarnation (its count restarted).
-    let seen = m.ask(&child, "seen", Body::empty()).await.unwrap();
-    assert_eq!(
-        seen.body.as_u64(),
-        Some(1),
-        "a fresh state after the restart"
-    );
+    let seen = m.ask(&child, ("seen", Body::empty())).await.unwrap();
+    assert_eq!(seen.as_u64(), Some(1), "a fresh state after the restart");
     {
         let notices = parent.notices.lock();
         let n = &notices[0];
@@ -107,14 +103,14 @@ async fn a_crash_sends_exactly_one_notice_and_the_child_serves_again() {
     assert_eq!((rec.restarts, rec.status), (1, Status::Ready));
 
     // A crash by panic, while a request is in flight: the requester gets a typed error.
-    let err = m.ask(&child, "panic", Body::empty()).await.unwrap_err();
+    let err = m.ask(&child, ("panic", Body::empty())).await.unwrap_err();
     assert!(
         matches!(&err, WaveError::Crashed { point, reason } if point == &child && reason.contains("worker was told to panic")),
         "{err:?}"
     );
     eventually("the second notice", || parent.notices.lock().len() == 2).await;
-    let restarts = m.ask(&child, "restarts", Body::empty()).await.unwrap();
-    assert_eq!(restarts.body.as_u64(), Some(2));
+    let restarts = m.ask(&child, ("restarts", Body::empty())).await.unwrap();
+    assert_eq!(restarts.as_u64(), Some(2));
     assert_eq!(m.record(&child).unwrap().restarts, 2);
     assert!(parent.notices.lock()[1]
         .reason
@@ -137,16 +133,17 @@ async fn waves_queued_behind_a_crash_reach_the_next_incarnation() {
         .spawn(child.clone(), "worker".into(), Body::empty())
         .await
         .unwrap();
-    lane.signal("fail", Body::empty()).unwrap();
+    lane.signal(("fail", Body::empty())).unwrap();
     for _ in 0..100 {
-        lane.signal("tick", Body::empty()).unwrap();
+        lane.signal(("tick", Body::empty())).unwrap();
     }
     let seen = lane
-        .request("seen", Body::empty(), Duration::from_secs(5))
+        .ask(("seen", Body::empty()))
+        .within(Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(
-        seen.body.as_u64(),
+        seen.as_u64(),
         Some(101),
         "100 ticks + this request, none lost"
     );
@@ -168,7 +165,7 @@ async fn past_the_restart_limit_the_child_is_given_up() {
         .await
         .unwrap();
     for _ in 0..3 {
-        lane.signal("fail", Body::empty()).unwrap();
+        lane.signal(("fail", Body::empty())).unwrap();
     }
     eventually("three notices", || parent.notices.lock().len() == 3).await;
     let notices = parent.notices.lock().clone();
@@ -185,7 +182,8 @@ async fn past_the_restart_limit_the_child_is_given_up() {
     // kept from before, `Stopped`; by its Point, nothing lives there.
     let started = std::time::Instant::now();
     let err = lane
-        .request("seen", Body::empty(), Duration::from_secs(5))
+        .ask(("seen", Body::empty()))
+        .within(Duration::from_secs(5))
         .await
         .unwrap_err();
     assert_eq!(
@@ -194,7 +192,7 @@ async fn past_the_restart_limit_the_child_is_given_up() {
             point: child.clone()
         }
     );
-    let err = m.ask(&child, "seen", Body::empty()).await.unwrap_err();
+    let err = m.ask(&child, ("seen", Body::empty())).await.unwrap_err();
     assert_eq!(
         err,
         WaveError::NoSuchParticle {
@@ -207,10 +205,9 @@ async fn past_the_restart_limit_the_child_is_given_up() {
         .await
         .unwrap();
     assert_eq!(
-        m.ask(&child, "seen", Body::empty())
+        m.ask(&child, ("seen", Body::empty()))
             .await
             .unwrap()
-            .body
             .as_u64(),
         Some(1)
     );
@@ -263,10 +260,9 @@ async fn failing_start_is_restarted_then_reported() {
         .unwrap();
     assert_eq!(m.record(&flaky).unwrap().restarts, 2);
     assert_eq!(
-        m.ask(&flaky, "x", Body::empty())
+        m.ask(&flaky, ("x", Body::empty()))
             .await
             .unwrap()
-            .body
             .as_bytes(),
         b"up"
     );
@@ -307,13 +303,17 @@ async fn a_restart_backoff_delays_restarts_and_keeps_the_waves() {
         .unwrap();
     let t = std::time::Instant::now();
     // Two crashes in a row: 40 ms, then 80 ms before the restarts.
-    lane.signal("fail", Body::empty()).unwrap();
-    lane.signal("fail", Body::empty()).unwrap();
-    lane.signal("tick", Body::empty()).unwrap();
-    let seen = lane.call("seen", Body::empty()).await.unwrap();
+    lane.signal(("fail", Body::empty())).unwrap();
+    lane.signal(("fail", Body::empty())).unwrap();
+    lane.signal(("tick", Body::empty())).unwrap();
+    let seen = lane
+        .ask(("seen", Body::empty()))
+        .within(None)
+        .await
+        .unwrap();
     let waited = t.elapsed();
     assert_eq!(
-        seen.body.as_u64(),
+        seen.as_u64(),
         Some(2),
         "the tick and this call, after two restarts"
     );

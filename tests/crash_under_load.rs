@@ -93,12 +93,12 @@ async fn the_same_holds_under_a_supervisor_particle() {
     m.spawn("sup".parse().unwrap(), "sup".into(), Body::empty())
         .await
         .unwrap();
-    let lane = m.lane(&"sup:fragile".parse().unwrap()).unwrap();
+    let lane = m.particle(&"sup:fragile".parse().unwrap()).unwrap();
     load(&m, lane, &fragile).await;
 }
 
 /// 4 senders, 2,500 numbered waves each, into `lane`; then the checks.
-async fn load(m: &Machine, lane: Lane, fragile: &Fragile) {
+async fn load(m: &Machine, lane: ParticleRef, fragile: &Fragile) {
     let target = lane.point().clone();
 
     let mut senders = Vec::new();
@@ -107,7 +107,7 @@ async fn load(m: &Machine, lane: Lane, fragile: &Fragile) {
         senders.push(tokio::spawn(async move {
             for n in 0..PER_SENDER {
                 let body = Body::encode(&(s, n)).unwrap();
-                lane.signal("n", body).unwrap();
+                lane.signal(("n", body)).unwrap();
                 if n % 64 == 0 {
                     tokio::task::yield_now().await;
                 }

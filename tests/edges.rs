@@ -91,14 +91,14 @@ fn bounded(capacity: usize) -> SpawnOptions {
 }
 
 /// A bounded (capacity 1, Wait) particle busy in "block", its lane full.
-async fn full_lane(probe: &Probe, m: &Machine) -> Lane {
+async fn full_lane(probe: &Probe, m: &Machine) -> ParticleRef {
     let lane = m
         .spawn_with(p("g"), "probe".into(), Body::empty(), bounded(1))
         .await
         .unwrap();
-    lane.signal("block", Body::empty()).unwrap();
-    eventually("blocked", || lane.cell().queued() == 0).await;
-    lane.signal("filler", Body::empty()).unwrap();
+    lane.signal(("block", Body::empty())).unwrap();
+    eventually("blocked", || lane.queued() == 0).await;
+    lane.signal(("filler", Body::empty())).unwrap();
     let _ = probe;
     lane
 }
@@ -111,10 +111,11 @@ async fn a_request_timeout_covers_the_wait_for_room() {
     // 100 ms timeouts; give them 2 s.
     let via_lane = tokio::time::timeout(
         Duration::from_secs(2),
-        lane.request("q", Body::empty(), Duration::from_millis(100)),
+        lane.ask(("q", Body::empty()))
+            .within(Duration::from_millis(100)),
     )
     .await;
-    let via_ask = tokio::time::timeout(Duration::from_secs(2), m.ask(&p("g"), "q", "")).await;
+    let via_ask = tokio::time::timeout(Duration::from_secs(2), m.ask(&p("g"), ("q", ""))).await;
     probe.gate.add_permits(100);
     assert!(
         matches!(via_lane, Ok(Err(WaveError::Timeout { .. })))
@@ -130,11 +131,16 @@ async fn senders_waiting_for_room_are_released_when_the_particle_stops() {
     let lane = full_lane(&probe, &m).await;
     let waiting_signal = {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.signal_waiting("w", Body::empty()).await })
+        tokio::spawn(async move { lane.signal_waiting(("w", Body::empty())).await })
     };
     let waiting_call = {
         let lane = lane.clone();
-        tokio::spawn(async move { lane.call("c", Body::empty()).await.map(|_| ()) })
+        tokio::spawn(async move {
+            lane.ask(("c", Body::empty()))
+                .within(None)
+                .await
+                .map(|_| ())
+        })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stopper = {
@@ -144,7 +150,7 @@ async fn senders_waiting_for_room_are_released_when_the_particle_stops() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     probe.gate.add_permits(1); // lets "block" return; the particle then stops
     stopper.await.unwrap().unwrap();
-    assert!(lane.cell().has_ended());
+    assert!(lane.has_ended());
     let s = tokio::time::timeout(Duration::from_secs(1), waiting_signal).await;
     let c = tokio::time::timeout(Duration::from_secs(1), waiting_call).await;
     assert!(
@@ -165,7 +171,7 @@ async fn a_zero_capacity_lane_is_refused_at_spawn() {
     if let Ok(lane) = spawned {
         let r = tokio::time::timeout(
             Duration::from_millis(300),
-            lane.signal_waiting("x", Body::empty()),
+            lane.signal_waiting(("x", Body::empty())),
         )
         .await;
         panic!("capacity 0 accepted at spawn; signal_waiting after 300 ms: {r:?}");
@@ -182,13 +188,13 @@ async fn an_exit_signal_for_a_crashed_incarnation_spares_the_next_one() {
     m.spawn_with(p("b"), "probe".into(), Body::empty(), on(1))
         .await
         .unwrap();
-    m.ask(&p("a"), "link", "b").await.unwrap();
+    m.ask(&p("a"), ("link", "b")).await.unwrap();
     // b is busy (and will crash on its own); a crashes meanwhile, so the
     // exit signal waits in b's lane behind b's own crash.
-    m.signal(&p("b"), "block_crash", Body::empty()).unwrap();
+    m.signal(&p("b"), ("block_crash", Body::empty())).unwrap();
     eventually("b busy", || m.record(&p("b")).is_some()).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    m.signal(&p("a"), "crash", Body::empty()).unwrap();
+    m.signal(&p("a"), ("crash", Body::empty())).unwrap();
     eventually("a restarted", || m.record(&p("a")).unwrap().restarts == 1).await;
     probe.gate.add_permits(1);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -208,8 +214,8 @@ async fn a_self_link_does_nothing() {
     m.spawn(p("s"), "probe".into(), Body::empty())
         .await
         .unwrap();
-    m.ask(&p("s"), "link", "s").await.unwrap(); // Erlang: link(self()) is a no-op
-    m.signal(&p("s"), "crash", Body::empty()).unwrap();
+    m.ask(&p("s"), ("link", "s")).await.unwrap(); // Erlang: link(self()) is a no-op
+    m.signal(&p("s"), ("crash", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         m.record(&p("s")).unwrap().restarts,
@@ -232,7 +238,7 @@ async fn monitors_belong_to_the_watchers_incarnation() {
         .await
         .unwrap();
     for n in 1..=2 {
-        m.signal(&p("w"), "crash", Body::empty()).unwrap();
+        m.signal(&p("w"), ("crash", Body::empty())).unwrap();
         eventually("w restarted", || m.record(&p("w")).unwrap().restarts == n).await;
     }
     m.stop(&p("t")).await.unwrap();
@@ -262,7 +268,7 @@ async fn a_stop_during_backoff_starts_nothing_more() {
     m.spawn(p("b"), "probe".into(), Body::empty())
         .await
         .unwrap();
-    m.signal(&p("b"), "crash", Body::empty()).unwrap();
+    m.signal(&p("b"), ("crash", Body::empty())).unwrap();
     eventually("backing off", || m.record(&p("b")).unwrap().restarts == 1).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     tokio::time::timeout(Duration::from_secs(2), m.stop(&p("b")))
@@ -293,7 +299,7 @@ async fn a_nan_jitter_does_not_kill_the_star() {
     m.spawn(p("n"), "probe".into(), Body::empty())
         .await
         .unwrap();
-    m.signal(&p("n"), "crash", Body::empty()).unwrap();
+    m.signal(&p("n"), ("crash", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = m.record(&p("n")).unwrap();
     assert_eq!(

@@ -41,7 +41,7 @@ async fn request_to_a_missing_point_fails_at_once() {
     let m = machine(Arc::new(Notify::new())).await;
     let nobody: Point = "app:nobody".parse().unwrap();
     let t = Instant::now();
-    let err = m.ask(&nobody, "hello", Body::empty()).await.unwrap_err();
+    let err = m.ask(&nobody, ("hello", Body::empty())).await.unwrap_err();
     assert_eq!(
         err,
         WaveError::NoSuchParticle {
@@ -50,14 +50,22 @@ async fn request_to_a_missing_point_fails_at_once() {
     );
     // Far below the 5 s a hang would take; loose enough for a loaded CI machine.
     assert!(t.elapsed() < Duration::from_secs(1), "no hang");
+    // A refused signal hands its wave back.
+    let refused = m.signal(&nobody, ("x", "lost")).unwrap_err();
     assert_eq!(
-        m.signal(&nobody, "x", Body::empty()),
-        Err(WaveError::NoSuchParticle {
+        refused.error(),
+        &WaveError::NoSuchParticle {
             point: nobody.clone()
-        })
+        }
     );
+    let back = refused.into_inner();
+    assert_eq!(
+        (back.method.as_str(), back.body.as_bytes()),
+        ("x", &b"lost"[..])
+    );
+    assert_eq!(back.to, nobody);
     assert!(matches!(
-        m.lane(&nobody),
+        m.particle(&nobody),
         Err(WaveError::NoSuchParticle { .. })
     ));
     m.shutdown().await;
@@ -71,30 +79,34 @@ async fn request_to_a_stopped_particle_fails_at_once() {
         .spawn(p.clone(), "sleepy".into(), Body::empty())
         .await
         .unwrap();
-    let hi = lane.call("echo", "hi").await.unwrap();
-    assert_eq!(hi.body.as_bytes(), b"hi");
+    let hi = lane.ask(("echo", "hi")).within(None).await.unwrap();
+    assert_eq!(hi.as_bytes(), b"hi");
     // It stops itself after this request; one queued behind it gets `Stopped`.
-    let quit = lane.request("quit", "bye", Duration::from_secs(1));
-    let behind = lane.request("echo", "late", Duration::from_secs(5));
+    let quit = lane.ask(("quit", "bye")).within(Duration::from_secs(1));
+    let behind = lane.ask(("echo", "late")).within(Duration::from_secs(5));
     let (quit, behind) = tokio::join!(quit, behind);
-    assert_eq!(quit.unwrap().body.as_bytes(), b"bye");
+    assert_eq!(quit.unwrap().as_bytes(), b"bye");
     let t = Instant::now();
     assert_eq!(behind.unwrap_err(), WaveError::Stopped { point: p.clone() });
     // Through the kept lane, and by Point (the record is gone).
     let err = lane
-        .request("echo", "x", Duration::from_secs(5))
+        .ask(("echo", "x"))
+        .within(Duration::from_secs(5))
         .await
         .unwrap_err();
     assert_eq!(err, WaveError::Stopped { point: p.clone() });
     // A call has no timeout, and still cannot hang on a stopped particle.
-    let err = lane.call("echo", "x").await.unwrap_err();
+    let err = lane.ask(("echo", "x")).within(None).await.unwrap_err();
     assert_eq!(err, WaveError::Stopped { point: p.clone() });
+    let refused = lane.signal(("x", "lost")).unwrap_err();
+    assert_eq!(refused.error(), &WaveError::Stopped { point: p.clone() });
+    let back = refused.into_inner();
     assert_eq!(
-        lane.signal("x", Body::empty()),
-        Err(WaveError::Stopped { point: p.clone() })
+        (back.method.as_str(), back.body.as_bytes()),
+        ("x", &b"lost"[..])
     );
     assert!(matches!(
-        m.ask(&p, "echo", "x").await,
+        m.ask(&p, ("echo", "x")).await,
         Err(WaveError::NoSuchParticle { .. })
     ));
     // Far below the 5 s a hang would take; loose enough for a loaded CI machine.
@@ -110,7 +122,7 @@ async fn a_slow_reply_times_out_with_a_typed_error() {
     m.spawn(p.clone(), "sleepy".into(), Body::empty())
         .await
         .unwrap();
-    let err = m.ask(&p, "slow", Body::empty()).await.unwrap_err();
+    let err = m.ask(&p, ("slow", Body::empty())).await.unwrap_err();
     assert_eq!(
         err,
         WaveError::Timeout {
@@ -120,10 +132,7 @@ async fn a_slow_reply_times_out_with_a_typed_error() {
     );
     release.notify_one();
     // The particle is still serving afterwards.
-    assert_eq!(
-        m.ask(&p, "echo", "ok").await.unwrap().body.as_bytes(),
-        b"ok"
-    );
+    assert_eq!(m.ask(&p, ("echo", "ok")).await.unwrap().as_bytes(), b"ok");
     m.shutdown().await;
 }
 
@@ -136,7 +145,7 @@ async fn requests_after_shutdown_say_so() {
         .unwrap();
     m.shutdown().await;
     assert_eq!(
-        m.ask(&p, "x", Body::empty()).await.unwrap_err(),
+        m.ask(&p, ("x", Body::empty())).await.unwrap_err(),
         WaveError::MachineDown
     );
     assert_eq!(

@@ -35,7 +35,9 @@ impl Particle for Slow {
             // A request of its own to its parent, waiting up to the body's ms.
             "ask_parent" => {
                 let parent = ctx.parent().ok_or("no parent")?.clone();
-                ctx.request(&parent, "hello", Body::empty(), ms()).await?;
+                ctx.ask(&parent, ("hello", Body::empty()))
+                    .within(ms())
+                    .await?;
                 Ok(Body::empty())
             }
             "sleep" => {
@@ -99,7 +101,7 @@ async fn kill_star_kills_a_busy_supervised_child_only_once() {
     m.spawn_with(sup.clone(), "sup".into(), Body::empty(), on(1))
         .await
         .unwrap();
-    m.signal(&w0, "sleep", Body::from_u64(400)).unwrap();
+    m.signal(&w0, ("sleep", Body::from_u64(400))).unwrap();
     eventually("w0 busy in its handler", || {
         busy.load(Ordering::SeqCst) == 1
     })
@@ -149,7 +151,7 @@ async fn an_injected_crash_is_not_carried_into_the_next_incarnation() {
     m.spawn(at.clone(), "slow".into(), Body::empty())
         .await
         .unwrap();
-    m.signal(&at, "fail", Body::from_u64(150)).unwrap();
+    m.signal(&at, ("fail", Body::from_u64(150))).unwrap();
     eventually("in its handler", || busy.load(Ordering::SeqCst) == 1).await;
     m.inject(&at, Fault::Crash("injected".into())).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -172,7 +174,7 @@ async fn an_injected_crash_is_not_carried_into_the_next_incarnation() {
 // ---------------------------------------------------------------------
 // Bug 2: a dropped request's reply channel is kept in the lane's fault
 // state for as long as the cell lives, even after the particle ends: a
-// `Lane::call` (no deadline) never returns.
+// `ParticleRef::ask(..).within(None)` (no deadline) never returns.
 // ---------------------------------------------------------------------
 
 #[tokio::test]
@@ -190,13 +192,13 @@ async fn a_dropped_call_is_answered_when_its_particle_stops() {
         .await
         .unwrap();
     m.inject(&at, Fault::Drop { probability: 1.0 }).unwrap();
-    let call = lane.call("hi", Body::from_u64(1));
+    let call = lane.ask(("hi", Body::from_u64(1))).within(None);
     tokio::time::sleep(Duration::from_millis(50)).await; // taken and dropped
     timeout(SECS5, m.stop(&at)).await.unwrap().unwrap();
     let answer = timeout(Duration::from_secs(2), call).await;
     assert!(
         matches!(answer, Ok(Err(WaveError::Stopped { .. }))),
-        "Lane::call documents Stopped when the particle stops; got {answer:?} \
+        "ParticleRef::ask(..).within(None) documents Stopped when the particle stops; got {answer:?} \
          (Err(Elapsed) = still waiting after the particle ended)"
     );
     timeout(SECS5, m.shutdown()).await.unwrap();
@@ -223,7 +225,9 @@ async fn heal_does_not_answer_dropped_requests_with_stopped() {
         .unwrap();
     m.inject(&at, Fault::Drop { probability: 1.0 }).unwrap();
     let t = Instant::now();
-    let req = m.request(&at, "hi", Body::from_u64(1), Duration::from_millis(500));
+    let req = m
+        .ask(&at, ("hi", Body::from_u64(1)))
+        .within(Duration::from_millis(500));
     tokio::time::sleep(Duration::from_millis(50)).await;
     m.inject(&at, Fault::Heal).unwrap();
     let answer = timeout(SECS5, req).await.unwrap();
@@ -334,7 +338,7 @@ async fn a_failed_adoption_start_does_not_lose_siblings_queued_waves() {
         .unwrap();
     m.inject(&w1, Fault::Pause).unwrap();
     for n in 0..20 {
-        m.signal(&w1, "n", Body::from_u64(n)).unwrap();
+        m.signal(&w1, ("n", Body::from_u64(n))).unwrap();
     }
     m.inject(&w0, Fault::FailNextStart("no start".into()))
         .unwrap();
@@ -408,7 +412,7 @@ async fn stress_a_kill_racing_a_taken_resume_never_hangs_the_park() {
     let mut i = 0u64;
     while Instant::now() < deadline {
         let before = restarted_s1(&log);
-        let _ = m.signal(&w, "crash", Body::empty());
+        let _ = m.signal(&w, ("crash", Body::empty()));
         // Vary the gap so that the outer crash meets the inner resume.
         let spin = Instant::now() + Duration::from_nanos((i * 7_919) % 60_000);
         while Instant::now() < spin {
@@ -430,7 +434,8 @@ async fn stress_a_kill_racing_a_taken_resume_never_hangs_the_park() {
         // And the tree serves again.
         let answer = timeout(
             SECS5,
-            m.request(&w, "n", Body::from_u64(i), Duration::from_secs(3)),
+            m.ask(&w, ("n", Body::from_u64(i)))
+                .within(Duration::from_secs(3)),
         )
         .await
         .expect("request hung");
@@ -486,7 +491,7 @@ async fn guard_a_delayed_letter_survives_a_park_once_and_in_order() {
     )
     .unwrap();
     for n in 0..3 {
-        m.signal(&w0, "n", Body::from_u64(n)).unwrap();
+        m.signal(&w0, ("n", Body::from_u64(n))).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(30)).await; // holding wave 0
     m.inject(&sup, Fault::Crash("sup".into())).unwrap();
@@ -523,7 +528,7 @@ async fn guard_a_paused_supervisor_with_a_crashed_child_shuts_down() {
         .await
         .unwrap();
     m.inject(&p("sup"), Fault::Pause).unwrap();
-    m.signal(&p("sup:w0"), "crash", Body::empty()).unwrap();
+    m.signal(&p("sup:w0"), ("crash", Body::empty())).unwrap();
     m.inject(&p("sup:w0"), Fault::Pause).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     timeout(SECS5, m.shutdown()).await.expect("shutdown hung");
@@ -556,7 +561,7 @@ async fn guard_a_given_up_supervisor_ends_its_parked_children() {
             .is_none_or(|r| r.status == Status::Stopped)
     })
     .await;
-    assert!(m.lane(&p("sup:w0")).is_err());
+    assert!(m.particle(&p("sup:w0")).is_err());
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
 
@@ -589,7 +594,7 @@ async fn guard_nested_adoption_across_a_star_kill_loses_nothing() {
     for a in &accts {
         m.inject(a, Fault::Pause).unwrap();
         for n in 0..10 {
-            m.signal(a, "n", Body::from_u64(n)).unwrap();
+            m.signal(a, ("n", Body::from_u64(n))).unwrap();
         }
     }
     timeout(SECS5, m.kill_star(1, "nested"))
@@ -650,11 +655,11 @@ async fn guard_fail_next_start_on_a_supervised_child_is_retried() {
     })
     .await
     .unwrap();
-    let answer = timeout(SECS5, m.ask(&w0, "n", Body::from_u64(5)))
+    let answer = timeout(SECS5, m.ask(&w0, ("n", Body::from_u64(5))))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(answer.body.as_u64(), Some(5));
+    assert_eq!(answer.as_u64(), Some(5));
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
 
@@ -702,9 +707,9 @@ async fn a_killed_supervisor_does_not_keep_refusing_its_childs_requests() {
         .await
         .unwrap();
     // x busy: a one_for_all restart of s2 waits in Kids::stop(x) for it.
-    m.signal(&x, "sleep", Body::from_u64(1_000)).unwrap();
+    m.signal(&x, ("sleep", Body::from_u64(1_000))).unwrap();
     eventually("x busy", || busy.load(Ordering::SeqCst) == 1).await;
-    m.signal(&y, "crash", Body::empty()).unwrap();
+    m.signal(&y, ("crash", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await; // s2 in Kids::stop(x)
     m.inject(&s1, Fault::Crash("outer".into())).unwrap();
     log.await_count(
@@ -722,7 +727,8 @@ async fn a_killed_supervisor_does_not_keep_refusing_its_childs_requests() {
     // Control: s2 serves requests from others.
     let control = timeout(
         SECS5,
-        m.request(&s2, "hello", Body::empty(), Duration::from_secs(2)),
+        m.ask(&s2, ("hello", Body::empty()))
+            .within(Duration::from_secs(2)),
     )
     .await
     .unwrap();
@@ -732,12 +738,8 @@ async fn a_killed_supervisor_does_not_keep_refusing_its_childs_requests() {
     // runtime stamps x as its sender.
     let answer = timeout(
         SECS5,
-        m.request(
-            &x,
-            "ask_parent",
-            Body::from_u64(2_000),
-            Duration::from_secs(3),
-        ),
+        m.ask(&x, ("ask_parent", Body::from_u64(2_000)))
+            .within(Duration::from_secs(3)),
     )
     .await
     .unwrap();

@@ -32,13 +32,8 @@ async fn probes(n: usize) -> (Machine, EventLog, ProbeLog) {
     (m, log, seen)
 }
 
-fn request(
-    m: &Machine,
-    to: &Point,
-    n: u64,
-    timeout: Duration,
-) -> impl std::future::Future<Output = Result<Wave, WaveError>> + Send + 'static {
-    m.request(to, "n", Body::from_u64(n), timeout)
+fn request(m: &Machine, to: &Point, n: u64, timeout: Duration) -> Ask<Body> {
+    m.ask(to, ("n", Body::from_u64(n))).within(timeout)
 }
 
 /// Drop faults make requests fail with a typed timeout error; nothing
@@ -59,10 +54,7 @@ async fn dropped_requests_time_out_with_a_typed_error() {
     assert!(seen.waves().is_empty(), "dropped waves were handled");
 
     m.inject(&at, Fault::Heal).unwrap();
-    assert_eq!(
-        request(&m, &at, 7, SECS5).await.unwrap().body.as_u64(),
-        Some(7)
-    );
+    assert_eq!(request(&m, &at, 7, SECS5).await.unwrap().as_u64(), Some(7));
 
     // Half dropped, from a seed: the same seed drops the same waves.
     let mut runs = Vec::new();
@@ -94,7 +86,7 @@ async fn pause_holds_waves_and_resume_releases_them_in_order() {
     let at = p("app:p0");
     m.inject(&at, Fault::Pause).unwrap();
     for i in 0..100 {
-        m.signal(&at, "n", Body::from_u64(i)).unwrap();
+        m.signal(&at, ("n", Body::from_u64(i))).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(seen.waves().is_empty(), "a paused particle handled waves");
@@ -126,7 +118,7 @@ async fn delays_keep_per_sender_order() {
     .unwrap();
     let t = Instant::now();
     for i in 0..60 {
-        m.signal(&at, "n", Body::from_u64(i)).unwrap();
+        m.signal(&at, ("n", Body::from_u64(i))).unwrap();
     }
     seen.await_waves(60, SECS5).await.unwrap();
     // About 30 delays of 1-4 ms each.
@@ -172,10 +164,7 @@ async fn crashes_and_failed_starts_are_restarted() {
         .collect();
     assert_eq!(reasons, ["injected", "no start for you"]);
     assert_eq!(m.record(&at).unwrap().restarts, 2);
-    assert_eq!(
-        request(&m, &at, 3, SECS5).await.unwrap().body.as_u64(),
-        Some(3)
-    );
+    assert_eq!(request(&m, &at, 3, SECS5).await.unwrap().as_u64(), Some(3));
     assert!(matches!(
         m.inject(&p("nobody"), Fault::Pause),
         Err(FaultError::NoSuchParticle { .. })
@@ -215,7 +204,7 @@ async fn a_killed_star_loses_no_queued_wave() {
     for w in &workers {
         m.inject(w, Fault::Pause).unwrap();
         for n in 0..50 {
-            m.signal(w, "n", Body::from_u64(n)).unwrap();
+            m.signal(w, ("n", Body::from_u64(n))).unwrap();
         }
     }
     let crashed = m.kill_star(1, "test").await.unwrap();

@@ -64,16 +64,16 @@ impl Particle for Sender {
     async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
         let (sinks, count): (Vec<String>, u64) = w.body.decode()?;
         let sinks: Vec<Point> = sinks.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-        let lanes: Vec<Lane> = sinks
+        let lanes: Vec<ParticleRef> = sinks
             .iter()
-            .map(|s| ctx.lane(s))
+            .map(|s| ctx.particle(s))
             .collect::<Result<_, _>>()?;
         for n in 0..count {
             for (sink, lane) in sinks.iter().zip(&lanes) {
                 if n % 2 == 0 {
-                    ctx.signal(sink, "seq", Body::from_u64(n))?;
+                    ctx.signal(sink, ("seq", Body::from_u64(n)))?;
                 } else {
-                    lane.signal("seq", Body::from_u64(n))?;
+                    lane.signal(("seq", Body::from_u64(n)))?;
                 }
             }
             if n % 1024 == 0 {
@@ -121,12 +121,12 @@ async fn per_sender_order_across_stars_with_no_loss() {
             .spawn_with(p, "sender".into(), Body::empty(), on_star(star))
             .await
             .unwrap();
-        assert_eq!(lane.cell().star(), star);
+        assert_eq!(lane.star(), star);
         senders.push(lane);
     }
     assert_ne!(
-        senders[0].cell().star(),
-        machine.lane(&sinks[0]).unwrap().cell().star()
+        senders[0].star(),
+        machine.particle(&sinks[0]).unwrap().star()
     );
 
     // Each sender sends PER_SENDER / 2 waves to each of the two sinks: TOTAL in all.
@@ -137,7 +137,7 @@ async fn per_sender_order_across_stars_with_no_loss() {
         let lane = lane.clone();
         let go = go.clone();
         running.push(tokio::spawn(async move {
-            lane.request("go", go, Duration::from_secs(60)).await
+            lane.ask(("go", go)).within(Duration::from_secs(60)).await
         }));
     }
     for r in running {
@@ -148,9 +148,9 @@ async fn per_sender_order_across_stars_with_no_loss() {
     // lanes, ahead of this request.
     let mut total = 0;
     for s in &sinks {
-        let reply = machine.ask(s, "report", Body::empty()).await.unwrap();
+        let reply = machine.ask(s, ("report", Body::empty())).await.unwrap();
         let (received, out_of_order, next): (u64, u64, Vec<(String, u64)>) =
-            reply.body.decode().unwrap();
+            reply.decode().unwrap();
         assert_eq!(out_of_order, 0, "{s}: waves arrived out of order");
         assert_eq!(next.len() as u64, SENDERS, "{s}: every sender is heard");
         for (sender, n) in &next {

@@ -49,8 +49,8 @@ impl Particle for Node {
             "quit" => ctx.stop(),
             "crash" => return Err("told to crash".into()),
             "call-me" => {
-                let me = ctx.lane(ctx.me())?;
-                let err = me.call("x", Body::empty()).await.unwrap_err();
+                let me = ctx.particle(ctx.me())?;
+                let err = me.ask(("x", Body::empty())).within(None).await.unwrap_err();
                 return Ok(Body::from(err.to_string()));
             }
             "seen" => return Ok(Body::encode(seen)?),
@@ -84,11 +84,11 @@ async fn a_particle_can_stop_itself_its_parent_or_the_machine_without_deadlock()
     eventually("children up", || m.registry().len() == 3).await;
 
     // Stopping itself from its own handler: the reply still comes back.
-    m.ask(&p("a:c0"), "stop-me", Body::empty()).await.unwrap();
+    m.ask(&p("a:c0"), ("stop-me", Body::empty())).await.unwrap();
     eventually("a:c0 gone", || m.record(&p("a:c0")).is_none()).await;
 
     // Stopping its parent (and so itself) from inside.
-    m.ask(&p("a:c1"), "stop-parent", Body::empty())
+    m.ask(&p("a:c1"), ("stop-parent", Body::empty()))
         .await
         .unwrap();
     eventually("all gone", || m.registry().is_empty()).await;
@@ -109,7 +109,7 @@ async fn a_particle_can_stop_itself_its_parent_or_the_machine_without_deadlock()
         .unwrap();
     let asked = tokio::time::timeout(
         Duration::from_secs(5),
-        m.ask(&p("b:c2"), "shutdown", Body::empty()),
+        m.ask(&p("b:c2"), ("shutdown", Body::empty())),
     )
     .await
     .expect("no deadlock");
@@ -130,7 +130,7 @@ async fn a_parent_takes_its_children_with_it() {
 
     // A crash restarts the parent; its children were stopped first, and its
     // new `start` spawns them afresh (no `AlreadyExists` loop).
-    m.signal(&p("a"), "crash", Body::empty()).unwrap();
+    m.signal(&p("a"), ("crash", Body::empty())).unwrap();
     eventually("restarted", || {
         m.record(&p("a"))
             .is_some_and(|r| r.restarts == 1 && r.status == Status::Ready && r.children.len() == 3)
@@ -149,7 +149,7 @@ async fn a_parent_takes_its_children_with_it() {
     );
 
     // A parent that stops itself stops its children first.
-    m.signal(&p("a"), "quit", Body::empty()).unwrap();
+    m.signal(&p("a"), ("quit", Body::empty())).unwrap();
     eventually("all gone", || m.registry().is_empty()).await;
     let log = node.log();
     let last = log.len() - 1;
@@ -183,7 +183,7 @@ async fn spawning_needs_a_live_parent() {
     m.spawn_with(p("x"), "node".into(), Body::empty(), tight)
         .await
         .unwrap();
-    m.signal(&p("x"), "crash", Body::empty()).unwrap();
+    m.signal(&p("x"), ("crash", Body::empty())).unwrap();
     // A given-up particle leaves the Registry (its record used to stay).
     eventually("given up", || m.record(&p("x")).is_none()).await;
     let err = m
@@ -219,21 +219,27 @@ async fn requests_are_queued_when_made_and_edge_timeouts_behave() {
     let lane = m.spawn(p("a"), "node".into(), Body::empty()).await.unwrap();
 
     // The request is queued at the call, ahead of the signal sent after it.
-    let asked = lane.request("first", Body::empty(), Duration::from_secs(5));
-    lane.signal("second", Body::empty()).unwrap();
+    let asked = lane
+        .ask(("first", Body::empty()))
+        .within(Duration::from_secs(5));
+    lane.signal(("second", Body::empty())).unwrap();
     asked.await.unwrap();
-    let seen = lane.call("seen", Body::empty()).await.unwrap();
-    let seen: Vec<String> = seen.body.decode().unwrap();
+    let seen = lane
+        .ask(("seen", Body::empty()))
+        .within(None)
+        .await
+        .unwrap();
+    let seen: Vec<String> = seen.decode().unwrap();
     assert_eq!(seen, ["first", "second", "seen"]);
 
     // A timeout too large for the clock means no deadline, not a panic.
-    let r = lane.request("x", Body::empty(), Duration::MAX).await;
+    let r = lane.ask(("x", Body::empty())).within(Duration::MAX).await;
     assert!(r.is_ok());
 
     // A particle calling itself gets an error at once instead of waiting forever.
-    let reply = m.ask(&p("a"), "call-me", Body::empty()).await.unwrap();
+    let reply = m.ask(&p("a"), ("call-me", Body::empty())).await.unwrap();
     assert_eq!(
-        String::from_utf8(reply.body.as_bytes().to_vec()).unwrap(),
+        String::from_utf8(reply.as_bytes().to_vec()).unwrap(),
         WaveError::CallingSelf { point: p("a") }.to_string()
     );
     m.shutdown().await;
@@ -300,7 +306,7 @@ async fn events_tell_what_the_runtime_did_in_order() {
     let m = machine(&node).await;
     let mut events = m.events();
     m.spawn(p("e"), "node".into(), Body::empty()).await.unwrap();
-    m.signal(&p("e"), "crash", Body::empty()).unwrap();
+    m.signal(&p("e"), ("crash", Body::empty())).unwrap();
     eventually("restart", || {
         m.record(&p("e")).is_some_and(|r| r.restarts == 1)
     })

@@ -1,7 +1,7 @@
 //! Races at the edges of a particle's life, found by review: each test
 //! asserts the intended behaviour, and each failed before it was fixed.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,12 +39,12 @@ impl Particle for R {
                 return Err("crash".into());
             }
             "call-parent" => {
-                let parent = ctx.lane(ctx.parent().unwrap())?;
-                parent.call("hi", Body::empty()).await?;
+                let parent = ctx.particle(ctx.parent().unwrap())?;
+                parent.ask(("hi", Body::empty())).within(None).await?;
             }
             "call-self-as-root" => {
-                let me = ctx.lane(ctx.me())?;
-                me.call("x", Body::empty()).await?;
+                let me = ctx.particle(ctx.me())?;
+                me.ask(("x", Body::empty())).within(None).await?;
             }
             "shutdown-slow" => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -94,24 +94,25 @@ async fn one_star(r: &R) -> Machine {
         .unwrap()
 }
 
-async fn no_hang<T>(what: &str, f: impl Future<Output = T>) -> T {
+async fn no_hang<T>(what: &str, f: impl IntoFuture<Output = T>) -> T {
     tokio::time::timeout(HANG, f)
         .await
         .unwrap_or_else(|_| panic!("HANG: {what}"))
 }
 
-/// A child mid-`Lane::call` to its parent while the parent stops itself:
-/// the parent's stop_children waits for the child, the child waits for the
-/// parent's reply, which never comes (the parent's lane is only closed in
-/// finish, after stop_children).
+/// A child mid-`ask(..).within(None)` (no deadline) to its parent while the
+/// parent stops itself: the parent's stop_children waits for the child, the
+/// child waits for the parent's reply, which never comes (the parent's lane
+/// is only closed in finish, after stop_children).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_calling_its_stopping_parent_does_not_deadlock() {
     let m = machine().await;
     m.spawn(p("p"), "r".into(), Body::from_u64(1))
         .await
         .unwrap();
-    m.signal(&p("p"), "quit-slow", Body::empty()).unwrap();
-    m.signal(&p("p:c0"), "call-parent", Body::empty()).unwrap();
+    m.signal(&p("p"), ("quit-slow", Body::empty())).unwrap();
+    m.signal(&p("p:c0"), ("call-parent", Body::empty()))
+        .unwrap();
     no_hang("p never ends", async {
         while m.record(&p("p")).is_some() {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -127,12 +128,16 @@ async fn a_child_calling_its_crashing_parent_does_not_deadlock() {
     m.spawn(p("p"), "r".into(), Body::from_u64(1))
         .await
         .unwrap();
-    m.signal(&p("p"), "crash-slow", Body::empty()).unwrap();
-    m.signal(&p("p:c0"), "call-parent", Body::empty()).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    no_hang("ask p after its crash", m.ask(&p("p"), "x", Body::empty()))
-        .await
+    m.signal(&p("p"), ("crash-slow", Body::empty())).unwrap();
+    m.signal(&p("p:c0"), ("call-parent", Body::empty()))
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    no_hang(
+        "ask p after its crash",
+        m.ask(&p("p"), ("x", Body::empty())),
+    )
+    .await
+    .unwrap();
 }
 
 /// A child spawned by the parent's stop hook (or by anyone while the parent
@@ -151,16 +156,16 @@ async fn a_stop_hook_cannot_leave_an_orphan() {
 
 /// CallingSelf was decided by the caller-supplied `from`, not by who is
 /// calling: a particle calling itself with another `from` hung forever.
-/// (No send takes a sender any more; the self-call through a Lane from the
-/// particle's own handler must still fail at once.)
+/// (No send takes a sender any more; the self-call through a ParticleRef
+/// from the particle's own handler must still fail at once.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calling_oneself_fails_whatever_the_from() {
     let m = machine().await;
     m.spawn(p("s"), "r".into(), Body::empty()).await.unwrap();
-    let lane = m.lane(&p("s")).unwrap();
+    let lane = m.particle(&p("s")).unwrap();
     let _ = no_hang(
-        "self-call via Lane::call",
-        lane.call("call-self-as-root", Body::empty()),
+        "self-call via ParticleRef::ask(..).within(None)",
+        lane.ask(("call-self-as-root", Body::empty())).within(None),
     )
     .await;
 }
@@ -171,7 +176,7 @@ async fn calling_oneself_fails_whatever_the_from() {
 async fn shutdown_from_inside_and_outside_at_once() {
     let m = machine().await;
     m.spawn(p("a"), "r".into(), Body::empty()).await.unwrap();
-    m.signal(&p("a"), "shutdown-slow", Body::empty()).unwrap();
+    m.signal(&p("a"), ("shutdown-slow", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     no_hang("outside shutdown", m.shutdown()).await;
 }
@@ -212,7 +217,7 @@ async fn a_panic_before_the_handler_future_is_a_crash() {
         .await
         .unwrap();
     m.spawn(p("sp"), "sp".into(), Body::empty()).await.unwrap();
-    let r = m.ask(&p("sp"), "boom", Body::empty()).await;
+    let r = m.ask(&p("sp"), ("boom", Body::empty())).await;
     println!("ask -> {r:?}");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let crashes: u64 = m.star_stats().iter().map(|s| s.crashes).sum();
@@ -257,7 +262,7 @@ async fn a_crash_while_stopping_is_no_restart() {
     m.spawn(p("q"), "r".into(), Body::from_u64(1))
         .await
         .unwrap();
-    m.signal(&p("q:c0"), "quit-and-crash", Body::empty())
+    m.signal(&p("q:c0"), ("quit-and-crash", Body::empty()))
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let st = m.star_stats()[0];
@@ -318,10 +323,10 @@ async fn old_notices_do_not_reach_the_new_incarnation() {
     m.spawn(p("q"), "r".into(), Body::from_u64(1))
         .await
         .unwrap();
-    m.signal(&p("q:c0"), "crash-slow", Body::empty()).unwrap();
+    m.signal(&p("q:c0"), ("crash-slow", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    m.signal(&p("q"), "crash", Body::empty()).unwrap();
-    m.signal(&p("q"), "x", Body::empty()).unwrap();
+    m.signal(&p("q"), ("crash", Body::empty())).unwrap();
+    m.signal(&p("q"), ("x", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rec = m.record(&p("q:c0")).unwrap();
     println!(
@@ -386,8 +391,8 @@ async fn a_particle_that_will_not_stop_is_killed_after_the_shutdown_timeout() {
         .spawn(p("s"), "stuck".into(), Body::empty())
         .await
         .unwrap();
-    lane.signal("hang", Body::empty()).unwrap();
-    let waiting = lane.call("behind", Body::empty());
+    lane.signal(("hang", Body::empty())).unwrap();
+    let waiting = lane.ask(("behind", Body::empty())).within(None);
     no_hang("stop of a stuck particle", m.stop(&p("s")))
         .await
         .unwrap();

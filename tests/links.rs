@@ -55,7 +55,7 @@ async fn pair(b_args: &'static str) -> (Machine, Peer) {
     m.spawn_with(p("b"), "peer".into(), Body::from(b_args), on(1))
         .await
         .unwrap();
-    m.ask(&p("a"), "link", "b").await.unwrap();
+    m.ask(&p("a"), ("link", "b")).await.unwrap();
     (m, peer)
 }
 
@@ -71,7 +71,7 @@ async fn a_crash_takes_the_linked_particle_with_it_both_ways() {
         m.record(&p("b")).unwrap().star
     );
     let mut events = m.events();
-    m.signal(&p("b"), "crash", Body::empty()).unwrap();
+    m.signal(&p("b"), ("crash", Body::empty())).unwrap();
     eventually("both restarted", || {
         restarts(&m, "a") == 1 && restarts(&m, "b") == 1
     })
@@ -87,14 +87,14 @@ async fn a_crash_takes_the_linked_particle_with_it_both_ways() {
     assert_eq!(a_reason.as_deref(), Some("linked b crashed: peer crashed"));
 
     // The links went with the crashed incarnations: another crash is b's alone.
-    m.signal(&p("b"), "crash", Body::empty()).unwrap();
+    m.signal(&p("b"), ("crash", Body::empty())).unwrap();
     eventually("b restarted again", || restarts(&m, "b") == 2).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(restarts(&m, "a"), 1);
 
     // Linked again, the other way round.
-    m.ask(&p("b"), "link", "a").await.unwrap();
-    m.signal(&p("a"), "crash", Body::empty()).unwrap();
+    m.ask(&p("b"), ("link", "a")).await.unwrap();
+    m.signal(&p("a"), ("crash", Body::empty())).unwrap();
     eventually("b follows a", || restarts(&m, "b") == 3).await;
     m.shutdown().await;
 }
@@ -102,7 +102,7 @@ async fn a_crash_takes_the_linked_particle_with_it_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_particle_that_traps_exits_gets_a_signal_instead() {
     let (m, peer) = pair("trap").await;
-    m.signal(&p("a"), "crash", Body::empty()).unwrap();
+    m.signal(&p("a"), ("crash", Body::empty())).unwrap();
     eventually("a signal", || !peer.signals.lock().is_empty()).await;
     let (to, signal) = peer.signals.lock()[0].clone();
     assert_eq!(
@@ -118,13 +118,13 @@ async fn a_particle_that_traps_exits_gets_a_signal_instead() {
 async fn a_normal_end_reaches_only_particles_that_trap() {
     let (m, peer) = pair("trap").await;
     // b traps: a's normal end reaches it as a normal signal.
-    m.signal(&p("a"), "quit", Body::empty()).unwrap();
+    m.signal(&p("a"), ("quit", Body::empty())).unwrap();
     eventually("a normal signal", || !peer.signals.lock().is_empty()).await;
     assert!(peer.signals.lock()[0].1.normal);
 
     // Without trapping, a normal end changes nothing.
     let (m2, _) = pair("").await;
-    m2.signal(&p("b"), "quit", Body::empty()).unwrap();
+    m2.signal(&p("b"), ("quit", Body::empty())).unwrap();
     eventually("b gone", || m2.record(&p("b")).is_none()).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(restarts(&m2, "a"), 0);
@@ -135,15 +135,15 @@ async fn a_normal_end_reaches_only_particles_that_trap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlinked_pair_is_independent_and_linking_to_nothing_fails() {
     let (m, _) = pair("").await;
-    m.ask(&p("a"), "unlink", "b").await.unwrap();
-    m.signal(&p("b"), "crash", Body::empty()).unwrap();
+    m.ask(&p("a"), ("unlink", "b")).await.unwrap();
+    m.signal(&p("b"), ("crash", Body::empty())).unwrap();
     eventually("b restarted", || restarts(&m, "b") == 1).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(restarts(&m, "a"), 0, "unlinked: b's crash is b's alone");
 
     // Linking to a Point with no particle is a typed error (here it
     // crashes the handler that asked, which propagated it with `?`).
-    let err = m.ask(&p("a"), "link", "nobody").await.unwrap_err();
+    let err = m.ask(&p("a"), ("link", "nobody")).await.unwrap_err();
     assert!(
         matches!(&err, WaveError::Crashed { reason, .. } if reason.contains("no particle at nobody")),
         "{err:?}"

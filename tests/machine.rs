@@ -79,21 +79,20 @@ async fn trees_are_placed_with_their_parent_and_listed_by_the_registry() {
             )
             .await
             .unwrap();
-        stars.push(lane.cell().star());
+        stars.push(lane.star());
     }
     stars.sort();
     stars.dedup();
     assert_eq!(stars.len(), 3, "one per Star");
 
     // A particle spawns a child of its own; the Registry sees the link.
-    let reply = m.ask(&region, "spawn", "extra").await.unwrap();
-    assert_eq!(reply.body.as_bytes(), b"app:region-1");
+    let reply = m.ask(&region, ("spawn", "extra")).await.unwrap();
+    assert_eq!(reply.as_bytes(), b"app:region-1");
     let extra: Point = "app:region-1:extra".parse().unwrap();
     assert_eq!(
-        m.ask(&extra, "who", Body::empty())
+        m.ask(&extra, ("who", Body::empty()))
             .await
             .unwrap()
-            .body
             .as_bytes(),
         b"app:region-1:extra"
     );
@@ -136,8 +135,7 @@ async fn stopping_a_subtree_leaves_the_rest_serving() {
     assert!(m
         .ask(
             &"app:region-2:worker-3".parse().unwrap(),
-            "x",
-            Body::empty()
+            ("x", Body::empty())
         )
         .await
         .is_ok());
@@ -183,7 +181,7 @@ async fn a_tree_that_collides_is_rolled_back() {
         "sub, twin and its three leaves"
     );
     assert!(m
-        .ask(&"app".parse().unwrap(), "x", Body::empty())
+        .ask(&"app".parse().unwrap(), ("x", Body::empty()))
         .await
         .is_ok());
     m.shutdown().await;

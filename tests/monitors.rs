@@ -32,7 +32,11 @@ impl Particle for Watcher {
             "watch" => refs.push(ctx.monitor(&target)),
             "unwatch" => {
                 let r = refs.pop().ok_or("nothing watched")?;
-                return Ok(Body::from_u64(u64::from(ctx.demonitor(&target, r))));
+                // A MonitorRef carries its target now.
+                if r.target() != &target {
+                    return Err(format!("{r} watches {}, not {target}", r.target()).into());
+                }
+                return Ok(Body::from_u64(u64::from(ctx.demonitor(&r))));
             }
             _ => {}
         }
@@ -103,14 +107,14 @@ async fn a_stop_is_one_down_notice_across_stars_and_a_restart_is_none() {
         m.record(&p("w")).unwrap().star,
         m.record(&p("t")).unwrap().star
     );
-    m.ask(&p("w"), "watch", "t").await.unwrap();
+    m.ask(&p("w"), ("watch", "t")).await.unwrap();
     // A crash that is restarted: the particle lives on, no down notice.
-    m.signal(&p("t"), "crash", Body::empty()).unwrap();
+    m.signal(&p("t"), ("crash", Body::empty())).unwrap();
     eventually("restart", || m.record(&p("t")).unwrap().restarts == 1).await;
-    m.ask(&p("t"), "ping", Body::empty()).await.unwrap();
+    m.ask(&p("t"), ("ping", Body::empty())).await.unwrap();
     assert!(reasons(&watcher).is_empty());
     // Its end: exactly one notice.
-    m.signal(&p("t"), "quit", Body::empty()).unwrap();
+    m.signal(&p("t"), ("quit", Body::empty())).unwrap();
     eventually("down", || !watcher.downs.lock().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(reasons(&watcher), [("t".to_string(), DownReason::Stopped)]);
@@ -121,8 +125,8 @@ async fn a_stop_is_one_down_notice_across_stars_and_a_restart_is_none() {
 async fn a_monitor_on_a_dead_or_absent_particle_fires_at_once() {
     let (m, watcher) = setup().await;
     m.stop(&p("t")).await.unwrap();
-    m.ask(&p("w"), "watch", "t").await.unwrap();
-    m.ask(&p("w"), "watch", "never-was").await.unwrap();
+    m.ask(&p("w"), ("watch", "t")).await.unwrap();
+    m.ask(&p("w"), ("watch", "never-was")).await.unwrap();
     eventually("two downs", || watcher.downs.lock().len() == 2).await;
     assert_eq!(
         reasons(&watcher),
@@ -137,10 +141,10 @@ async fn a_monitor_on_a_dead_or_absent_particle_fires_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_given_up_particle_is_down_with_its_last_crash() {
     let (m, watcher) = setup().await;
-    m.ask(&p("w"), "watch", "t").await.unwrap();
+    m.ask(&p("w"), ("watch", "t")).await.unwrap();
     // The limit is one restart: the second crash is given up.
-    m.signal(&p("t"), "crash", Body::empty()).unwrap();
-    m.signal(&p("t"), "crash", Body::empty()).unwrap();
+    m.signal(&p("t"), ("crash", Body::empty())).unwrap();
+    m.signal(&p("t"), ("crash", Body::empty())).unwrap();
     eventually("down", || !watcher.downs.lock().is_empty()).await;
     assert_eq!(
         reasons(&watcher),
@@ -152,9 +156,9 @@ async fn a_given_up_particle_is_down_with_its_last_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_monitor_never_fires() {
     let (m, watcher) = setup().await;
-    m.ask(&p("w"), "watch", "t").await.unwrap();
-    let removed = m.ask(&p("w"), "unwatch", "t").await.unwrap();
-    assert_eq!(removed.body.as_u64(), Some(1));
+    m.ask(&p("w"), ("watch", "t")).await.unwrap();
+    let removed = m.ask(&p("w"), ("unwatch", "t")).await.unwrap();
+    assert_eq!(removed.as_u64(), Some(1));
     m.stop(&p("t")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert!(reasons(&watcher).is_empty());

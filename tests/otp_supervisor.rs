@@ -102,7 +102,7 @@ impl Rig {
 
     /// Spawns a supervisor that may not restart at its Star (a failed start
     /// is reported at once).
-    async fn spawn_sup(&self, at: &str, kind: &str) -> Result<Lane, SpawnError> {
+    async fn spawn_sup(&self, at: &str, kind: &str) -> Result<ParticleRef, SpawnError> {
         let opts = SpawnOptions {
             restart_limit: Some(RestartLimit {
                 max_restarts: 0,
@@ -264,7 +264,7 @@ async fn one_for_one_restarts_only_the_crashed_child() {
     let r = Rig::new(vec![("s", abc(Strategy::OneForOne))]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started c").await;
-    r.m.signal(&p("sup:b"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:b"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started b").await;
     assert_eq!(
         log,
@@ -285,7 +285,7 @@ async fn one_for_all_stops_the_others_then_restarts_all_in_order() {
     let r = Rig::new(vec![("s", abc(Strategy::OneForAll))]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started c").await;
-    r.m.signal(&p("sup:b"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:b"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started c").await;
     assert_eq!(
         log,
@@ -318,7 +318,7 @@ async fn rest_for_one_restarts_the_crashed_child_and_those_after_it() {
     let r = Rig::new(vec![("s", spec)]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started d").await;
-    r.m.signal(&p("sup:b"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:b"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started d").await;
     assert_eq!(
         log,
@@ -358,13 +358,13 @@ async fn temporary_children_are_never_restarted_and_their_specs_go() {
     let s = r.m.supervisor(&p("sup"));
 
     // Abnormal exit: not restarted, removed.
-    r.m.signal(&p("sup:t1"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:t1"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: removed t1").await;
     assert_eq!(log, ["sup: exited t1: boom", "sup: removed t1"]);
     assert_eq!(s.count_children().await.unwrap().specs, 2);
 
     // A one_for_all restart removes the temporary bystander.
-    r.m.signal(&p("sup:a"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:a"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started a").await;
     assert_eq!(
         log,
@@ -398,7 +398,7 @@ async fn permanent_children_are_restarted_after_any_exit() {
     let r = Rig::new(vec![("s", sup(Strategy::OneForOne, vec![worker("a")]))]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started a").await;
-    r.m.signal(&p("sup:a"), "exit_normal", Body::empty())
+    r.m.signal(&p("sup:a"), ("exit_normal", Body::empty()))
         .unwrap();
     let log = r.log_until("sup: started a").await;
     assert_eq!(
@@ -411,7 +411,7 @@ async fn permanent_children_are_restarted_after_any_exit() {
             "sup: started a"
         ]
     );
-    r.m.signal(&p("sup:a"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:a"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started a").await;
     assert_eq!(
         log,
@@ -443,7 +443,7 @@ async fn transient_children_are_restarted_only_after_abnormal_exits() {
     r.log_until("sup: started x").await;
     let s = r.m.supervisor(&p("sup"));
 
-    r.m.signal(&p("sup:x"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:x"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started x").await;
     assert_eq!(
         log,
@@ -455,9 +455,9 @@ async fn transient_children_are_restarted_only_after_abnormal_exits() {
         ]
     );
 
-    r.m.signal(&p("sup:n"), "exit_normal", Body::empty())
+    r.m.signal(&p("sup:n"), ("exit_normal", Body::empty()))
         .unwrap();
-    r.m.signal(&p("sup:s"), "exit_shutdown", Body::empty())
+    r.m.signal(&p("sup:s"), ("exit_shutdown", Body::empty()))
         .unwrap();
     let log = r.log_until("sup: exited s: shutdown").await;
     assert_eq!(
@@ -473,16 +473,15 @@ async fn transient_children_are_restarted_only_after_abnormal_exits() {
     // Not running means gone from the Machine, lane closed.
     eventually("n gone", || r.m.record(&p("sup:n")).is_none()).await;
     assert!(matches!(
-        r.m.ask(&p("sup:n"), "get", Body::empty()).await,
+        r.m.ask(&p("sup:n"), ("get", Body::empty())).await,
         Err(WaveError::NoSuchParticle { .. })
     ));
     // `restart_child` brings it back from its spec.
     s.restart_child("n").await.unwrap();
     assert_eq!(
-        r.m.ask(&p("sup:n"), "get", Body::empty())
+        r.m.ask(&p("sup:n"), ("get", Body::empty()))
             .await
             .unwrap()
-            .body
             .as_u64(),
         Some(0)
     );
@@ -503,10 +502,10 @@ async fn exceeding_the_intensity_stops_all_children_and_escalates() {
     r.log_until("sup: started c").await;
     let mut events = r.m.events();
     for _ in 0..2 {
-        r.m.signal(&p("sup:b"), "crash", Body::empty()).unwrap();
+        r.m.signal(&p("sup:b"), ("crash", Body::empty())).unwrap();
         r.log_until("sup: started b").await;
     }
-    r.m.signal(&p("sup:b"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:b"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: stopped a: shutdown").await;
     assert_eq!(
         log,
@@ -708,7 +707,7 @@ async fn dynamic_supervisors_add_children_from_a_template() {
             "pool: started w2"
         ]
     );
-    r.m.signal(&p("pool:w1"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("pool:w1"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("pool: started w1").await;
     assert_eq!(
         log,
@@ -760,7 +759,7 @@ async fn auto_shutdown_any_significant() {
     let r = Rig::new(vec![("inner", inner), ("outer", outer)]).await;
     r.spawn_sup("top", "outer").await.unwrap();
     r.log_until("top: started inner").await;
-    r.m.signal(&p("top:inner:sig"), "exit_normal", Body::empty())
+    r.m.signal(&p("top:inner:sig"), ("exit_normal", Body::empty()))
         .unwrap();
     let log = r.log_until("top: exited inner: shutdown").await;
     assert_eq!(
@@ -795,11 +794,11 @@ async fn auto_shutdown_all_significant() {
     let r = Rig::new(vec![("s", spec)]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started plain").await;
-    r.m.signal(&p("sup:s1"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:s1"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: removed s1").await;
     assert_eq!(log, ["sup: exited s1: boom", "sup: removed s1"]);
     assert_eq!(r.settled_log().await, Vec::<String>::new(), "s2 still runs");
-    r.m.signal(&p("sup:s2"), "exit_normal", Body::empty())
+    r.m.signal(&p("sup:s2"), ("exit_normal", Body::empty()))
         .unwrap();
     let log = r.log_until("sup: stopped plain: shutdown").await;
     assert_eq!(
@@ -845,10 +844,10 @@ async fn escalation_restarts_sub_supervisors_and_drops_dynamic_children() {
     pool_sup.add_child("d1", Body::empty()).await.unwrap();
     r.log_until("top:pool: started d1").await;
 
-    r.m.signal(&p("top:inner:x"), "crash", Body::empty())
+    r.m.signal(&p("top:inner:x"), ("crash", Body::empty()))
         .unwrap();
     r.log_until("top:inner: started x").await;
-    r.m.signal(&p("top:inner:x"), "crash", Body::empty())
+    r.m.signal(&p("top:inner:x"), ("crash", Body::empty()))
         .unwrap();
     let log = r.log_until("top: started pool").await;
     assert_eq!(
@@ -887,7 +886,7 @@ async fn a_restart_that_keeps_failing_ends_in_give_up() {
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started b").await;
     r.ctl.fail_start.lock().insert("b".into());
-    r.m.signal(&p("sup:b"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:b"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: stopped a: shutdown").await;
     let failed = [
         "sup: restarting b",
@@ -956,25 +955,24 @@ async fn the_lane_survives_a_supervised_restart() {
     m.spawn(p("sup"), Kind::new("s"), Body::empty())
         .await
         .unwrap();
-    let t = m.lane(&p("sup:t")).unwrap();
+    let t = m.particle(&p("sup:t")).unwrap();
     // Sent from outside any handler: from the Machine (ROOT).
     let me = Point::root();
     for i in 0..50 {
-        t.signal("n", Body::from_u64(i)).unwrap();
+        t.signal(("n", Body::from_u64(i))).unwrap();
     }
-    t.signal("slow_crash", Body::empty()).unwrap();
+    t.signal(("slow_crash", Body::empty())).unwrap();
     // Queued behind the crash: answered by the next incarnation.
-    let waiting = m.ask(&p("sup:t"), "get", Body::empty());
+    let waiting = m.ask(&p("sup:t"), ("get", Body::empty()));
     for i in 50..100 {
-        t.signal("n", Body::from_u64(i)).unwrap();
+        t.signal(("n", Body::from_u64(i))).unwrap();
     }
-    let first: Vec<u64> = waiting.await.unwrap().body.decode().unwrap();
+    let first: Vec<u64> = waiting.await.unwrap().decode().unwrap();
     assert!(first.is_empty(), "a fresh incarnation answered: {first:?}");
     let after: Vec<u64> = m
-        .ask(&p("sup:t"), "get", Body::empty())
+        .ask(&p("sup:t"), ("get", Body::empty()))
         .await
         .unwrap()
-        .body
         .decode()
         .unwrap();
     assert_eq!(after, (50..100).collect::<Vec<_>>());
@@ -1010,9 +1008,9 @@ async fn closure_starts_run_at_each_start() {
     let r = Rig::new(vec![("s", spec)]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started c").await;
-    r.m.signal(&p("sup:c"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:c"), ("crash", Body::empty())).unwrap();
     r.log_until("sup: started c").await;
-    r.m.signal(&p("sup:c"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:c"), ("crash", Body::empty())).unwrap();
     let log = r.log_until("sup: started c").await;
     assert_eq!(
         log,
@@ -1051,7 +1049,7 @@ async fn the_machine_restarts_a_failed_star() {
         ]
     );
     // The particle lives on, and the new Star restarts it when it crashes.
-    r.m.signal(&at, "crash", Body::empty()).unwrap();
+    r.m.signal(&at, ("crash", Body::empty())).unwrap();
     eventually("restarted by the new Star", || {
         r.m.record(&at)
             .is_some_and(|rec| rec.restarts == 1 && rec.status == Status::Ready)
@@ -1079,7 +1077,7 @@ async fn a_child_stopped_from_outside_is_restarted_per_its_restart_type() {
     let r = Rig::new(vec![("s", spec)]).await;
     r.spawn_sup("sup", "s").await.unwrap();
     r.log_until("sup: started trans").await;
-    let before = r.m.lane(&p("sup:perm")).unwrap().cell().spawn_seq();
+    let before = r.m.particle(&p("sup:perm")).unwrap().spawn_seq();
     r.m.stop(&p("sup:perm")).await.unwrap();
     let log = r.log_until("sup: started perm").await;
     assert_eq!(
@@ -1092,7 +1090,7 @@ async fn a_child_stopped_from_outside_is_restarted_per_its_restart_type() {
             "sup: started perm"
         ]
     );
-    let after = r.m.lane(&p("sup:perm")).unwrap().cell().spawn_seq();
+    let after = r.m.particle(&p("sup:perm")).unwrap().spawn_seq();
     assert_ne!(before, after);
     r.m.stop(&p("sup:trans")).await.unwrap();
     let log = r.log_until("sup: exited trans: shutdown").await;

@@ -138,7 +138,7 @@ impl Rig {
         Rig { m, ctl }
     }
 
-    async fn spawn_sup_with(&self, at: &str, kind: &str, lane: Option<LaneLimit>) -> Lane {
+    async fn spawn_sup_with(&self, at: &str, kind: &str, lane: Option<LaneLimit>) -> ParticleRef {
         let opts = SpawnOptions {
             restart_limit: Some(RestartLimit {
                 max_restarts: 0,
@@ -153,7 +153,7 @@ impl Rig {
             .unwrap()
     }
 
-    async fn spawn_sup(&self, at: &str, kind: &str) -> Lane {
+    async fn spawn_sup(&self, at: &str, kind: &str) -> ParticleRef {
         self.spawn_sup_with(at, kind, None).await
     }
 
@@ -214,7 +214,8 @@ async fn a_supervised_child_can_stop_its_own_supervisor() {
         r.logged_within("sup: started b", Duration::from_secs(2))
             .await
     );
-    r.m.signal(&p("sup:a"), "stop_sup", Body::empty()).unwrap();
+    r.m.signal(&p("sup:a"), ("stop_sup", Body::empty()))
+        .unwrap();
     let gone = until(Duration::from_secs(3), || r.m.record(&p("sup")).is_none()).await;
     assert!(
         gone,
@@ -247,7 +248,7 @@ async fn a_child_terminating_itself_through_the_api_is_not_stuck() {
         r.logged_within("sup: started a", Duration::from_secs(2))
             .await
     );
-    r.m.signal(&p("sup:a"), "quit", Body::empty()).unwrap();
+    r.m.signal(&p("sup:a"), ("quit", Body::empty())).unwrap();
     let done = r
         .logged_within("quit answered: forbidden", Duration::from_secs(3))
         .await;
@@ -259,7 +260,7 @@ async fn a_child_terminating_itself_through_the_api_is_not_stuck() {
     // Refused, so not terminated: the child still serves, the supervisor lives.
     let got = tokio::time::timeout(
         Duration::from_secs(3),
-        r.m.ask(&p("sup:a"), "get", Body::empty()),
+        r.m.ask(&p("sup:a"), ("get", Body::empty())),
     )
     .await;
     assert!(matches!(got, Ok(Ok(_))), "{got:?}; log {:?}", r.log());
@@ -286,9 +287,9 @@ async fn a_child_reading_its_supervisor_does_not_stall_a_sibling_restart() {
             .await
     );
     r.take_log();
-    r.m.signal(&p("sup:b"), "peek_sup_later", Body::empty())
+    r.m.signal(&p("sup:b"), ("peek_sup_later", Body::empty()))
         .unwrap();
-    r.m.signal(&p("sup:a"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:a"), ("crash", Body::empty())).unwrap();
     let restarted = r
         .logged_within("sup: started b", Duration::from_secs(3))
         .await;
@@ -332,13 +333,13 @@ async fn a_crash_report_is_not_lost_when_the_supervisor_lane_is_full() {
             .await
     );
     // ...with one wave waiting in its lane (the capacity)...
-    r.m.signal(&p("sup"), "noise", Body::empty()).unwrap();
+    r.m.signal(&p("sup"), ("noise", Body::empty())).unwrap();
     // ...when `a` crashes.
-    r.m.signal(&p("sup:a"), "crash", Body::empty()).unwrap();
+    r.m.signal(&p("sup:a"), ("crash", Body::empty())).unwrap();
     busy.await.unwrap().unwrap();
     let answer = tokio::time::timeout(
         Duration::from_secs(3),
-        r.m.ask(&p("sup:a"), "get", Body::empty()),
+        r.m.ask(&p("sup:a"), ("get", Body::empty())),
     )
     .await;
     assert!(
@@ -363,7 +364,7 @@ async fn a_crashed_temporary_child_leaves_no_record() {
     let s = r.m.supervisor(&p("pool"));
     for i in 0..3 {
         s.add_child(format!("w{i}"), Body::empty()).await.unwrap();
-        r.m.signal(&p(&format!("pool:w{i}")), "crash", Body::empty())
+        r.m.signal(&p(&format!("pool:w{i}")), ("crash", Body::empty()))
             .unwrap();
         assert!(
             r.logged_within(&format!("pool: removed w{i}"), Duration::from_secs(2))
@@ -396,12 +397,12 @@ async fn a_malformed_exit_report_does_not_crash_the_supervisor() {
         r.logged_within("sup: started a", Duration::from_secs(2))
             .await
     );
-    let before = r.m.lane(&p("sup:a")).unwrap().cell().spawn_seq();
-    r.m.signal(&p("sup"), "$sup:exit", Body::empty()).unwrap();
+    let before = r.m.particle(&p("sup:a")).unwrap().spawn_seq();
+    r.m.signal(&p("sup"), ("$sup:exit", Body::empty())).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let sup_status = r.m.record(&p("sup")).map(|rec| rec.status);
     assert_eq!(sup_status, Some(Status::Ready), "log {:?}", r.log());
-    let after = r.m.lane(&p("sup:a")).ok().map(|l| l.cell().spawn_seq());
+    let after = r.m.particle(&p("sup:a")).ok().map(|l| l.spawn_seq());
     assert_eq!(after, Some(before), "log {:?}", r.log());
     r.m.shutdown().await;
 }
@@ -575,11 +576,11 @@ async fn stopping_a_supervised_child_spares_its_successor_s_children() {
                 .is_some())
             .await
         );
-        let old = m.lane(&p("sup:perm")).unwrap().cell().spawn_seq();
+        let old = m.particle(&p("sup:perm")).unwrap().spawn_seq();
         m.stop(&p("sup:perm")).await.unwrap();
         let restarted = until(Duration::from_secs(2), || {
-            m.lane(&p("sup:perm"))
-                .is_ok_and(|l| l.cell().spawn_seq() != old && l.cell().status() == Status::Ready)
+            m.particle(&p("sup:perm"))
+                .is_ok_and(|l| l.spawn_seq() != old && l.status() == Status::Ready)
         })
         .await;
         assert!(restarted, "round {round}: perm was not restarted");

@@ -106,13 +106,13 @@ async fn a_panicking_observer_does_not_take_down_a_star() {
         .await
         .unwrap();
     for i in 0..20 {
-        lane.signal("crash", Body::empty()).unwrap();
-        let reply = timeout(SECS5, m.ask(&p("a"), "ping", Body::from_u64(i)))
+        lane.signal(("crash", Body::empty())).unwrap();
+        let reply = timeout(SECS5, m.ask(&p("a"), ("ping", Body::from_u64(i))))
             .await
             .expect("the particle answers after each restart");
-        assert_eq!(reply.unwrap().body.as_u64(), Some(i));
+        assert_eq!(reply.unwrap().as_u64(), Some(i));
     }
-    assert_eq!(lane.cell().restarts(), 20);
+    assert_eq!(lane.restarts(), 20);
     assert_eq!(seen.handled.load(Ordering::SeqCst), 20);
     assert_eq!(m.star_stats()[0].restarts, 20);
     assert!(
@@ -169,9 +169,9 @@ async fn a_panicking_observer_on_spawned_leaves_no_zombie_point() {
         .unwrap();
     for i in 0..3 {
         let lane = m.spawn(p("a"), "p".into(), Body::empty()).await.unwrap();
-        let reply = m.ask(&p("a"), "ping", Body::from_u64(i)).await.unwrap();
-        assert_eq!(reply.body.as_u64(), Some(i));
-        assert_eq!(lane.cell().status(), Status::Ready);
+        let reply = m.ask(&p("a"), ("ping", Body::from_u64(i))).await.unwrap();
+        assert_eq!(reply.as_u64(), Some(i));
+        assert_eq!(lane.status(), Status::Ready);
         timeout(SECS5, m.stop(&p("a"))).await.unwrap().unwrap();
     }
     timeout(SECS5, m.shutdown()).await.unwrap();
@@ -236,14 +236,14 @@ async fn an_overflowing_backoff_is_refused_or_saturated_and_stars_survive() {
         .await
         .unwrap();
     for _ in 0..3 {
-        lane.signal("crash", Body::empty()).unwrap();
+        lane.signal(("crash", Body::empty())).unwrap();
     }
-    let reply = timeout(SECS5, m.ask(&p("a"), "ping", Body::from_u64(7)))
+    let reply = timeout(SECS5, m.ask(&p("a"), ("ping", Body::from_u64(7))))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(reply.body.as_u64(), Some(7));
-    assert_eq!(lane.cell().restarts(), 3);
+    assert_eq!(reply.as_u64(), Some(7));
+    assert_eq!(lane.restarts(), 3);
     assert!(
         !stars.lock().iter().any(|e| e.starts_with("exited")),
         "no Star failed: {:?}",
@@ -261,7 +261,7 @@ struct Node;
 impl Particle for Node {
     type State = ();
     async fn start(&self, ctx: &Ctx, _: &Body) -> Result<(), ParticleError> {
-        let seq = ctx.machine().lane(ctx.me())?.cell().spawn_seq();
+        let seq = ctx.machine().particle(ctx.me())?.spawn_seq();
         ctx.spawn_child(&format!("g{seq}"), &Kind::new("leaf"), Body::empty())?;
         Ok(())
     }
@@ -324,34 +324,30 @@ async fn a_given_up_particle_respawned_at_once_is_never_stopped_by_the_old_end()
         .await
         .unwrap();
     let c = p("r:c");
-    eventually("c", || m.lane(&c).is_ok()).await;
+    eventually("c", || m.particle(&c).is_ok()).await;
     for round in 0..200 {
-        let old = m.lane(&c).unwrap();
-        let old_kids = old.cell().spawn_seq();
-        old.signal("crash", Body::empty()).unwrap();
-        eventually("the old one ended", || old.cell().has_ended()).await;
+        let old = m.particle(&c).unwrap();
+        let old_kids = old.spawn_seq();
+        old.signal(("crash", Body::empty())).unwrap();
+        eventually("the old one ended", || old.has_ended()).await;
         eventually("a new one", || {
-            m.lane(&c).is_ok_and(|l| {
-                l.cell().spawn_seq() != old_kids && l.cell().status() == Status::Ready
-            })
+            m.particle(&c)
+                .is_ok_and(|l| l.spawn_seq() != old_kids && l.status() == Status::Ready)
         })
         .await;
-        let new = m.lane(&c).unwrap();
+        let new = m.particle(&c).unwrap();
         // Settled: the old one's grandchild is gone, the new one's lives.
         eventually("the old grandchild gone", || {
             m.record(&p(&format!("r:c:g{old_kids}"))).is_none()
         })
         .await;
-        assert!(
-            !new.cell().has_ended(),
-            "round {round}: the new c was stopped"
-        );
-        let reply = timeout(SECS5, m.ask(&c, "ping", Body::from_u64(round)))
+        assert!(!new.has_ended(), "round {round}: the new c was stopped");
+        let reply = timeout(SECS5, m.ask(&c, ("ping", Body::from_u64(round))))
             .await
             .unwrap()
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(reply.body.as_u64(), Some(round));
-        let g = p(&format!("r:c:g{}", new.cell().spawn_seq()));
+        assert_eq!(reply.as_u64(), Some(round));
+        let g = p(&format!("r:c:g{}", new.spawn_seq()));
         let rec = m.record(&g);
         assert!(
             rec.as_ref().is_some_and(|r| r.status == Status::Ready),
@@ -387,12 +383,9 @@ async fn given_up_particles_leave_the_registry() {
     }
     assert_eq!(m.registry().len(), 101);
     for lane in &lanes {
-        lane.signal("crash", Body::empty()).unwrap();
+        lane.signal(("crash", Body::empty())).unwrap();
     }
-    eventually("all given up", || {
-        lanes.iter().all(|l| l.cell().has_ended())
-    })
-    .await;
+    eventually("all given up", || lanes.iter().all(|l| l.has_ended())).await;
     assert_eq!(
         m.registry().len(),
         1,
@@ -410,7 +403,7 @@ async fn given_up_particles_leave_the_registry() {
         .spawn_with(p("top"), "p".into(), Body::empty(), limit(0))
         .await
         .unwrap();
-    top.signal("crash", Body::empty()).unwrap();
+    top.signal(("crash", Body::empty())).unwrap();
     eventually("top gone", || m.record(&p("top")).is_none()).await;
     m.spawn(p("top"), "p".into(), Body::empty()).await.unwrap();
     timeout(SECS5, m.shutdown()).await.unwrap();
@@ -430,7 +423,8 @@ impl Particle for Asker {
         if &*w.method == "ask_parent" {
             let parent = ctx.parent().unwrap().clone();
             let r = ctx
-                .request(&parent, "ping", Body::empty(), Duration::from_secs(30))
+                .ask(&parent, ("ping", Body::empty()))
+                .within(Duration::from_secs(30))
                 .await;
             self.0.lock().push(match r {
                 Ok(_) => "answered".to_string(),
@@ -468,23 +462,23 @@ async fn a_restart_costs_the_same_with_400k_waves_queued() {
         .unwrap();
     m.inject(&p("a"), Fault::Pause).unwrap();
     for i in 0..WAVES {
-        a.signal("add", Body::from_u64(i)).unwrap();
+        a.signal(("add", Body::from_u64(i))).unwrap();
     }
     // A child waits on its parent: its request is queued behind them all.
     m.spawn(p("a:c"), "asker".into(), Body::empty())
         .await
         .unwrap();
-    m.signal(&p("a:c"), "ask_parent", Body::empty()).unwrap();
+    m.signal(&p("a:c"), ("ask_parent", Body::empty())).unwrap();
     eventually("the child's request queued", || {
-        a.cell().queued() as u64 == WAVES + 1
+        a.queued() as u64 == WAVES + 1
     })
     .await;
-    assert_eq!(a.cell().letters_scanned(), 0);
+    assert_eq!(a.letters_scanned(), 0);
     for n in 1..=RESTARTS {
         m.inject(&p("a"), Fault::Crash(format!("crash {n}")))
             .unwrap();
         eventually("restarted", || {
-            a.cell().restarts() == n && a.cell().status() == Status::Ready
+            a.restarts() == n && a.status() == Status::Ready
         })
         .await;
         if n == 1 {
@@ -495,16 +489,16 @@ async fn a_restart_costs_the_same_with_400k_waves_queued() {
         }
     }
     // 200 restarts looked at one letter: the child's request.
-    assert_eq!(a.cell().letters_scanned(), 1);
-    assert_eq!(a.cell().queued() as u64, WAVES + 1);
+    assert_eq!(a.letters_scanned(), 1);
+    assert_eq!(a.queued() as u64, WAVES + 1);
     // Nothing was lost: every wave is handled, in order.
     m.inject(&p("a"), Fault::Resume).unwrap();
     eventually("all handled", || {
         seen.handled.load(Ordering::SeqCst) as u64 == WAVES
     })
     .await;
-    let reply = m.ask(&p("a"), "ping", Body::from_u64(1)).await.unwrap();
-    assert_eq!(reply.body.as_u64(), Some(1));
+    let reply = m.ask(&p("a"), ("ping", Body::from_u64(1))).await.unwrap();
+    assert_eq!(reply.as_u64(), Some(1));
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
 
@@ -582,7 +576,7 @@ async fn a_supervisor_retrying_a_failing_child_still_answers_which_children() {
     let sup = m.supervisor(&p("sup"));
     assert_eq!(child_w(&sup).await, (true, false));
     flaky.failing.store(true, Ordering::SeqCst);
-    m.signal(&p("sup:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("sup:w"), ("crash", Body::empty())).unwrap();
     // Answered while it retries: it shows the child restarting.
     let mut seen_restarting = false;
     for _ in 0..1000 {
@@ -599,8 +593,8 @@ async fn a_supervisor_retrying_a_failing_child_still_answers_which_children() {
     }
     flaky.failing.store(false, Ordering::SeqCst);
     eventually("w restarted", || {
-        m.lane(&p("sup:w"))
-            .is_ok_and(|l| l.cell().status() == Status::Ready)
+        m.particle(&p("sup:w"))
+            .is_ok_and(|l| l.status() == Status::Ready)
     })
     .await;
     assert_eq!(child_w(&sup).await, (true, false));
@@ -615,7 +609,7 @@ async fn terminate_child_breaks_a_retry_loop() {
     m.spawn(p("sup"), "s".into(), Body::empty()).await.unwrap();
     let sup = m.supervisor(&p("sup"));
     flaky.failing.store(true, Ordering::SeqCst);
-    m.signal(&p("sup:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("sup:w"), ("crash", Body::empty())).unwrap();
     eventually("retrying", || flaky.starts.load(Ordering::SeqCst) > 5).await;
     // OTP: restart_child and delete_child of a restarting child refuse.
     assert_eq!(
@@ -643,10 +637,9 @@ async fn terminate_child_breaks_a_retry_loop() {
     sup.restart_child("w").await.unwrap();
     assert_eq!(child_w(&sup).await, (true, false));
     assert_eq!(
-        m.ask(&p("sup:w"), "ping", Body::from_u64(3))
+        m.ask(&p("sup:w"), ("ping", Body::from_u64(3)))
             .await
             .unwrap()
-            .body
             .as_u64(),
         Some(3)
     );
@@ -671,10 +664,10 @@ async fn supervisor_particle_restarts_back_off() {
         .unwrap();
     let slow = m.supervisor(&p("slow"));
     let starts = flaky.starts.load(Ordering::SeqCst);
-    m.signal(&p("slow:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("slow:w"), ("crash", Body::empty())).unwrap();
     eventually("w restarting", || {
-        m.lane(&p("slow:w"))
-            .is_ok_and(|l| l.cell().status() == Status::Restarting)
+        m.particle(&p("slow:w"))
+            .is_ok_and(|l| l.status() == Status::Restarting)
     })
     .await;
     // An hour's backoff: it waits, restarting, answering all along.
@@ -687,11 +680,11 @@ async fn supervisor_particle_restarts_back_off() {
         .await
         .unwrap();
     let quick = m.supervisor(&p("quick"));
-    let lane = m.lane(&p("quick:w")).unwrap();
+    let lane = m.particle(&p("quick:w")).unwrap();
     for n in 1..=3 {
-        lane.signal("crash", Body::empty()).unwrap();
+        lane.signal(("crash", Body::empty())).unwrap();
         eventually("quick:w restarted", || {
-            lane.cell().restarts() == n && lane.cell().status() == Status::Ready
+            lane.restarts() == n && lane.status() == Status::Ready
         })
         .await;
     }
@@ -712,10 +705,10 @@ async fn supervisor_particle_restarts_back_off() {
         .unwrap();
     m.spawn(p("sup"), "s".into(), Body::empty()).await.unwrap();
     let sup = m.supervisor(&p("sup"));
-    m.signal(&p("sup:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("sup:w"), ("crash", Body::empty())).unwrap();
     eventually("w restarting", || {
-        m.lane(&p("sup:w"))
-            .is_ok_and(|l| l.cell().status() == Status::Restarting)
+        m.particle(&p("sup:w"))
+            .is_ok_and(|l| l.status() == Status::Restarting)
     })
     .await;
     assert_eq!(child_w(&sup).await, (false, true));
@@ -761,15 +754,15 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
         .spawn_with(p("top"), "sup".into(), Body::empty(), transient.clone())
         .await
         .unwrap();
-    assert_eq!(sup.cell().restart_type(), Restart::Transient);
+    assert_eq!(sup.restart_type(), Restart::Transient);
     // Two crashes of its child: past its intensity of 1, it escalates.
     let mut events = m.events();
-    m.signal(&p("top:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("top:w"), ("crash", Body::empty())).unwrap();
     eventually("w restarted", || {
-        m.lane(&p("top:w")).is_ok_and(|l| l.cell().restarts() == 1)
+        m.particle(&p("top:w")).is_ok_and(|l| l.restarts() == 1)
     })
     .await;
-    m.signal(&p("top:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("top:w"), ("crash", Body::empty())).unwrap();
     eventually("the supervisor gone", || m.record(&p("top")).is_none()).await;
     let mut crashed = None;
     while let Ok(Ok(e)) = timeout(Duration::from_millis(500), events.recv()).await {
@@ -791,12 +784,12 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
     m.spawn(p("perm"), "sup".into(), Body::empty())
         .await
         .unwrap();
-    m.signal(&p("perm:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("perm:w"), ("crash", Body::empty())).unwrap();
     eventually("perm:w restarted", || {
-        m.lane(&p("perm:w")).is_ok_and(|l| l.cell().restarts() == 1)
+        m.particle(&p("perm:w")).is_ok_and(|l| l.restarts() == 1)
     })
     .await;
-    m.signal(&p("perm:w"), "crash", Body::empty()).unwrap();
+    m.signal(&p("perm:w"), ("crash", Body::empty())).unwrap();
     eventually("perm restarted", || {
         restarted.lock().contains(&"perm".to_string())
     })
@@ -806,11 +799,11 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
         .spawn_with(p("t"), "p".into(), Body::empty(), transient)
         .await
         .unwrap();
-    t.signal("crash", Body::empty()).unwrap();
-    eventually("t restarted", || t.cell().restarts() == 1).await;
-    t.signal("exit_normal", Body::empty()).unwrap();
+    t.signal(("crash", Body::empty())).unwrap();
+    eventually("t restarted", || t.restarts() == 1).await;
+    t.signal(("exit_normal", Body::empty())).unwrap();
     eventually("t gone", || m.record(&p("t")).is_none()).await;
-    assert_eq!(t.cell().restarts(), 1);
+    assert_eq!(t.restarts(), 1);
     // Temporary ones never.
     let temporary = SpawnOptions {
         restart: Restart::Temporary,
@@ -820,9 +813,9 @@ async fn a_top_level_transient_supervisor_that_escalates_is_not_restarted() {
         .spawn_with(p("tmp"), "p".into(), Body::empty(), temporary)
         .await
         .unwrap();
-    tmp.signal("crash", Body::empty()).unwrap();
+    tmp.signal(("crash", Body::empty())).unwrap();
     eventually("tmp gone", || m.record(&p("tmp")).is_none()).await;
-    assert_eq!(tmp.cell().restarts(), 0);
+    assert_eq!(tmp.restarts(), 0);
     // Their Points are free again.
     m.spawn(p("t"), "p".into(), Body::empty()).await.unwrap();
     m.spawn(p("tmp"), "p".into(), Body::empty()).await.unwrap();
@@ -893,17 +886,17 @@ async fn monitor_demonitor_cycles_do_not_grow_the_watcher() {
     let target = m.spawn(p("t"), "p".into(), Body::empty()).await.unwrap();
     for _ in 0..10_000 {
         let r = m.monitor(&p("w"), &p("t")).unwrap();
-        assert!(m.demonitor(&p("t"), r));
+        assert!(m.demonitor(&r));
     }
-    assert_eq!(watcher.cell().watch_len(), 0);
-    assert_eq!(target.cell().watch_len(), 0);
+    assert_eq!(watcher.watch_len(), 0);
+    assert_eq!(target.watch_len(), 0);
     // One left set is one entry on each side.
     let r = m.monitor(&p("w"), &p("t")).unwrap();
-    assert_eq!(watcher.cell().watch_len(), 1);
-    assert_eq!(target.cell().watch_len(), 1);
-    assert!(m.demonitor(&p("t"), r));
-    assert!(!m.demonitor(&p("t"), r), "only once");
-    assert_eq!(watcher.cell().watch_len(), 0);
+    assert_eq!(watcher.watch_len(), 1);
+    assert_eq!(target.watch_len(), 1);
+    assert!(m.demonitor(&r));
+    assert!(!m.demonitor(&r), "only once");
+    assert_eq!(watcher.watch_len(), 0);
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
 
@@ -928,13 +921,13 @@ async fn ended_targets_are_pruned_from_watchers() {
             .unwrap();
         m.monitor(&p("w"), &at).unwrap();
         m.stop(&at).await.unwrap();
-        assert!(t.cell().has_ended());
+        assert!(t.has_ended());
     }
     eventually("every down notice", || {
         seen.downs.load(Ordering::SeqCst) == N
     })
     .await;
-    assert_eq!(watcher.cell().watch_len(), 0);
+    assert_eq!(watcher.watch_len(), 0);
     timeout(SECS5, m.shutdown()).await.unwrap();
 }
 
@@ -990,16 +983,19 @@ async fn a_hook_panicking_before_its_future_crashes_only_its_particle() {
             .is_some_and(|r| r.restarts == 1 && r.status == Status::Ready)
     })
     .await;
-    let echo = timeout(SECS5, watcher.call("ping", Body::from_u64(7)))
+    let echo = timeout(SECS5, watcher.ask(("ping", Body::from_u64(7))).within(None))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(echo.body.as_u64(), Some(7));
-    let echo = timeout(SECS5, neighbour.call("ping", Body::from_u64(8)))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(echo.body.as_u64(), Some(8));
+    assert_eq!(echo.as_u64(), Some(7));
+    let echo = timeout(
+        SECS5,
+        neighbour.ask(("ping", Body::from_u64(8))).within(None),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(echo.as_u64(), Some(8));
     assert_eq!(m.record(&p("n")).unwrap().restarts, 0);
     timeout(SECS5, m.shutdown()).await.unwrap();
 }

@@ -7,6 +7,16 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::CodecError;
 
+/// The largest encoding decoded, so a corrupt length cannot make the
+/// decoder allocate gigabytes (re-exported as `wave::MAX_WAVE_BYTES`).
+pub(crate) const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
+
+/// bincode 2, standard, within [`MAX_DECODE_BYTES`]: how bodies and waves
+/// are decoded.
+pub(crate) fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+}
+
 /// The payload of a wave: immutable bytes, cheap to clone.
 ///
 /// Rust particles usually carry typed values with [`Body::encode`] and
@@ -41,9 +51,8 @@ impl Body {
 
     /// Decodes the whole body as a `T`; trailing bytes are an error.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
-        let (value, used) =
-            bincode::serde::decode_from_slice(&self.0, crate::wave::decode_config())
-                .map_err(|e| CodecError::Decode(e.to_string()))?;
+        let (value, used) = bincode::serde::decode_from_slice(&self.0, decode_config())
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
         if used != self.0.len() {
             return Err(CodecError::TrailingBytes {
                 extra: self.0.len() - used,

@@ -2,9 +2,8 @@
 //! share about one particle, across all its incarnations.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::time::Duration;
 
-use hyperverse_supervisors::{Backoff, Intensity, IntensityError, Restart};
+use hyperverse_supervisors::Restart;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -14,49 +13,9 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::lane::{LaneLimit, LaneQueue};
+use crate::running;
 use crate::supervision::Managed;
-use crate::{Kind, Point, Status};
-
-/// How often a particle may be restarted: `max_restarts` within `period`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestartLimit {
-    /// Restarts allowed within one period.
-    pub max_restarts: u32,
-    /// The sliding window.
-    pub period: Duration,
-    /// An optional growing delay before each restart (default: none).
-    /// Boxed: every particle keeps its limit, few have a backoff.
-    pub backoff: Option<Box<Backoff>>,
-}
-
-impl RestartLimit {
-    /// The supervision logic for this limit.
-    pub fn intensity(&self) -> Result<Intensity, IntensityError> {
-        Intensity::new(self.max_restarts, self.period)
-    }
-
-    /// Checks that the limit can work: a period above zero, and a sound
-    /// backoff if any.
-    pub fn check(&self) -> Result<(), String> {
-        self.intensity().map_err(|e| e.to_string())?;
-        if let Some(b) = &self.backoff {
-            b.validate().map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-}
-
-impl Default for RestartLimit {
-    /// [`Intensity`]'s default: ten restarts within five seconds.
-    fn default() -> Self {
-        let d = Intensity::default();
-        RestartLimit {
-            max_restarts: d.max_restarts(),
-            period: d.period(),
-            backoff: None,
-        }
-    }
-}
+use crate::{Kind, Point, RestartLimit, Status};
 
 /// The live facts about one particle, shared by its lane, its Star and the Registry.
 ///
@@ -81,7 +40,7 @@ pub struct ParticleCell {
     /// by the Registry's [`crate::Record`]: an atomic here, so a hot reload
     /// is visible without a Registry write.
     code_version: AtomicU64,
-    pub(crate) lane: LaneQueue,
+    pub(crate) lane: LaneQueue<ParticleCell>,
     /// Set (then `ending`'s waiters woken) once the task's end is fully
     /// recorded.
     ended: AtomicBool,
@@ -257,7 +216,7 @@ impl ParticleCell {
     /// handlers, on this thread, right now): so that a particle stopping
     /// itself or an ancestor, or calling itself, does not wait for itself.
     pub(crate) fn is_current_task(&self) -> bool {
-        std::ptr::eq(crate::run::running_particle(), self)
+        std::ptr::eq(running::current(), self.id())
     }
 
     /// Records the task's abort handle (for a kill after the shutdown timeout).
@@ -446,6 +405,25 @@ impl ParticleCell {
     pub fn watch_len(&self) -> usize {
         self.lane.watch_len()
     }
+}
+
+impl ParticleCell {
+    /// Its address, naming it as the particle a thread is running (see
+    /// [`crate::running`]).
+    pub(crate) fn id(&self) -> *const () {
+        (self as *const ParticleCell).cast()
+    }
+}
+
+/// The Point of the particle whose handler this thread is polling, if any:
+/// the sender the runtime stamps on what a handler sends.
+pub(crate) fn running_point() -> Option<Point> {
+    let cell = running::current().cast::<ParticleCell>();
+    // SAFETY: `running` names a particle only while its handler is polled
+    // on this thread, from a `&ParticleCell` that outlives that poll (its
+    // task holds the cell's Arc), and restores the name when the poll
+    // ends; so a non-null address here is a live cell.
+    (!cell.is_null()).then(|| unsafe { (*cell).point().clone() })
 }
 
 impl std::fmt::Debug for ParticleCell {

@@ -24,15 +24,11 @@
 //! letter (sender and payload) to another Machine, and access rules can
 //! judge it by its sender.
 
-use std::any::Any;
-
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::supervision::{
-    ExitReport, SupState, SupervisorCall, SupervisorParticle, SupervisorReply,
-};
-use crate::{Body, Ctx, Particle, ParticleError, Point, WaveError};
+use crate::supervision::{ExitReport, SupervisorCall, SupervisorReply};
+use crate::{Body, Point, WaveError};
 
 /// What a control letter says. Serialisable, so that a cluster can carry
 /// it between Machines; constructed only inside the runtime.
@@ -107,72 +103,6 @@ pub struct Control {
     pub body: Body,
 }
 
-/// The sender of a wave or control letter sent now, from this thread: the
-/// particle whose handler is running here, or the Machine (ROOT) outside
-/// every handler. Every public send path stamps its wave with this.
-pub(crate) fn sender() -> Point {
-    crate::run::running_point().unwrap_or_else(Point::root)
-}
-
-/// Whether the stamped sender may act on the life of the particle at
-/// `target` (stop it, inject a fault into it, monitor for it): the
-/// Machine itself, that particle, or one of its ancestors, as the
-/// supervisor API's rule. `Err` carries the refused sender. Access rules on
-/// Points will generalise it.
-pub(crate) fn may_act_on(target: &Point) -> Result<(), Point> {
-    let caller = sender();
-    if caller.is_root() || caller.contains(target) {
-        Ok(())
-    } else {
-        Err(caller)
-    }
-}
-
-/// Whether the stamped sender may stop the subtree at `target`: as
-/// [`may_act_on`], and also a descendant of `target` (a particle may end
-/// its own parent or supervisor, and itself with it, as an Erlang process
-/// may exit its own supervisor); never a particle of another line.
-pub(crate) fn may_end(target: &Point) -> Result<(), Point> {
-    let caller = sender();
-    if caller.is_root() || caller.contains(target) || target.contains(&caller) {
-        Ok(())
-    } else {
-        Err(caller)
-    }
-}
-
-/// Handles one control letter in `particle`'s task: a supervisor particle's
-/// API and exit reports go to the supervisor, Driver control to the
-/// particle's [`crate::Particle::control`] hook. `Ok(None)` for a letter
-/// that wants no answer; an `Err` is a crash of the particle (or, for a
-/// supervisor, its escalation).
-pub(crate) async fn handle<P: Particle>(
-    particle: &P,
-    ctx: &Ctx,
-    state: &mut P::State,
-    from: Point,
-    kind: ControlKind,
-) -> Result<Option<ControlReply>, ParticleError> {
-    if let ControlKind::Driver(body) = kind {
-        let answer = particle.control(ctx, state, Control { from, body }).await?;
-        return Ok(Some(ControlReply::Driver(answer)));
-    }
-    // Resolved at compile time for each Kind: supervisors are the one
-    // Particle of the runtime's own that takes the supervisor's letters.
-    let sup = (particle as &dyn Any).downcast_ref::<SupervisorParticle>();
-    let st = (state as &mut dyn Any).downcast_mut::<SupState>();
-    match (sup, st) {
-        (Some(sup), Some(st)) => sup
-            .control(ctx, st, from, kind)
-            .await
-            .map_err(|exit| Box::new(exit) as ParticleError),
-        // An API call to a particle that is no supervisor is answered so;
-        // an exit report for one (its parent was no supervisor) is dropped.
-        _ => Ok(matches!(kind, ControlKind::Supervisor(_))
-            .then_some(ControlReply::Supervisor(SupervisorReply::NotASupervisor))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -182,6 +112,7 @@ mod tests {
     use super::*;
     use crate::lane::Letter;
     use crate::{ChildStart, Kind, Machine, SupervisorSpec, Wave};
+    use crate::{Ctx, Particle, ParticleError};
 
     struct Idle;
     impl Particle for Idle {

@@ -40,11 +40,13 @@ mod ask;
 mod body;
 mod cell;
 mod control;
+mod ctx;
 mod deadline;
 mod driver;
 mod error;
 mod event;
 mod fault;
+mod handle;
 mod kind;
 mod lane;
 mod link;
@@ -57,10 +59,15 @@ mod particle;
 mod particle_ref;
 pub mod point;
 mod registry;
+mod restart_limit;
 mod run;
+mod running;
 mod send;
+mod spawn_options;
+mod stamp;
 mod star;
 mod stars;
+mod status;
 mod supervision;
 pub mod targets;
 mod tree;
@@ -68,29 +75,31 @@ pub mod wave;
 
 pub use ask::{Ask, Asking};
 pub use body::Body;
-pub use cell::RestartLimit;
 pub use control::Control;
-pub use driver::{Driver, Launch, ParticleDriver};
+pub use driver::ParticleDriver;
 pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::{Event, Observer};
 pub use fault::{Fault, FaultError};
+pub use handle::{Ctx, Driver, Launch, Machine};
 pub use kind::Kind;
 pub use lane::{LaneLimit, WhenFull};
 pub use link::ExitSignal;
 pub use machine::{
-    Machine, MachineBuilder, SpawnOptions, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT,
+    MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT,
 };
-pub use message::{Handler, Message, Messages};
+pub use message::Message;
 pub use method::Method;
 pub use monitor::{DownNotice, DownReason, MonitorRef};
 pub use notice::{CrashNotice, InFlight};
-pub use particle::{Ctx, Particle, ParticleError};
+pub use particle::{Handler, Messages, Particle, ParticleError};
 pub use particle_ref::ParticleRef;
 pub use point::{Point, PointError};
-pub use registry::{Record, Registry, Status};
+pub use registry::{Record, Registry};
+pub use restart_limit::RestartLimit;
 pub use send::{SendError, Sendable};
+pub use spawn_options::SpawnOptions;
 pub use star::StarStats;
+pub use status::Status;
 pub use supervision::{
     ChildRef, ChildStart, StartFn, SupervisorError, SupervisorRef, SupervisorSpec,
 };

@@ -1,13 +1,13 @@
-//! The Particle trait: what a user writes to make a kind of actor.
+//! What a user writes to make a kind of actor: the [`Particle`] trait, a
+//! [`Handler`] per typed message, and the [`Messages`] a particle declares.
+//! (They refer to each other, so they live together.)
 
+use std::any::TypeId;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
 
-use crate::cell::ParticleCell;
-use crate::{
-    Ask, Body, Control, CrashNotice, DownNotice, ExitSignal, Kind, Machine, Messages, MonitorRef,
-    ParticleRef, Point, SendError, Sendable, SpawnError, SpawnOptions, Wave, WaveError,
-};
+use crate::message::{Answer, Incoming, Reply};
+use crate::{Body, CodecError, Control, CrashNotice, Ctx, DownNotice, ExitSignal, Message, Wave};
 
 /// What a handler returns on failure. Any error converts into it with `?`;
 /// its text becomes the crash reason. Returning one is a crash, like a panic.
@@ -173,204 +173,165 @@ pub trait Particle: Send + Sync + 'static {
     }
 }
 
-/// A particle's view of the Machine: who it is, and how to send, spawn and stop.
-#[derive(Clone)]
-pub struct Ctx {
-    pub(crate) machine: Machine,
-    pub(crate) cell: Arc<ParticleCell>,
+/// A particle's handler for one message type, in the spirit of kameo's
+/// `Message<M>` and actix's `Handler<M>`.
+///
+/// Implement it for each message type the particle handles, and name each
+/// type in [`Particle::messages`]. Like `handle`, it runs one message at a
+/// time with the particle's state; an `Err` (or a panic) is a crash.
+///
+/// ```
+/// use hyperverse_runtime::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Add(u64);
+/// impl Message for Add { const METHOD: &'static str = "add"; type Reply = u64; }
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Get;
+/// impl Message for Get { const METHOD: &'static str = "get"; type Reply = u64; }
+///
+/// struct Counter;
+///
+/// impl Particle for Counter {
+///     type State = u64;
+///     async fn start(&self, _: &Ctx, _: &Body) -> Result<u64, ParticleError> { Ok(0) }
+///     fn messages(m: &mut Messages<'_, Self>) {
+///         m.on::<Add>().on::<Get>();
+///     }
+/// }
+///
+/// impl Handler<Add> for Counter {
+///     async fn handle_message(&self, _: &Ctx, n: &mut u64, Add(k): Add) -> Result<u64, ParticleError> {
+///         *n += k;
+///         Ok(*n)
+///     }
+/// }
+///
+/// impl Handler<Get> for Counter {
+///     async fn handle_message(&self, _: &Ctx, n: &mut u64, _: Get) -> Result<u64, ParticleError> {
+///         Ok(*n)
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let machine = Machine::standalone().kind("counter", Counter).build().await.unwrap();
+/// let counter = machine.spawn("counter".parse().unwrap(), "counter".into(), Body::empty()).await.unwrap();
+/// assert_eq!(counter.ask(Add(5)).await.unwrap(), 5);
+/// counter.signal(Add(2)).unwrap();
+/// assert_eq!(counter.ask(Get).await.unwrap(), 7);
+/// // Untyped code reaches the same handler by method name, in bytes.
+/// let reply = counter.ask(("get", Body::encode(&()).unwrap())).await.unwrap();
+/// assert_eq!(reply.decode::<u64>().unwrap(), 7);
+/// machine.shutdown().await;
+/// # }
+/// ```
+pub trait Handler<M: Message>: Particle {
+    /// Handles one `M`; for an ask, the value returned is the reply.
+    fn handle_message(
+        &self,
+        ctx: &Ctx,
+        state: &mut Self::State,
+        message: M,
+    ) -> impl Future<Output = Result<M::Reply, ParticleError>> + Send;
 }
 
-impl Ctx {
-    /// This particle's Point.
-    pub fn me(&self) -> &Point {
-        self.cell.point()
-    }
+type Handled<'a> = Pin<Box<dyn Future<Output = Result<Answer, ParticleError>> + Send + 'a>>;
 
-    /// This particle's parent, if it has one (no lookup, no allocation).
-    pub fn parent(&self) -> Option<&Point> {
-        self.cell.parent()
-    }
+/// A typed handler, erased: decodes or unboxes the message, runs the
+/// handler, and boxes (for a typed asker) or encodes its reply.
+pub(crate) type Call<P> =
+    for<'a> fn(&'a P, &'a Ctx, &'a mut <P as Particle>::State, Incoming, bool) -> Handled<'a>;
 
-    /// The Points outside its own subtree its spawn granted it
-    /// ([`SpawnOptions::grants`]), each covering itself and everything
-    /// below it; empty unless granted. Kept across restarts. A stopgap
-    /// until access rules on Points replace it.
-    pub fn grants(&self) -> &[Point] {
-        self.cell.grants()
-    }
+pub(crate) fn call<'a, P: Handler<M>, M: Message>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    state: &'a mut P::State,
+    incoming: Incoming,
+    boxed_reply: bool,
+) -> Handled<'a> {
+    Box::pin(async move {
+        let message: M = match incoming {
+            Incoming::Value(v) => match v.downcast::<M>() {
+                Ok(m) => *m,
+                Err(_) => {
+                    return Ok(Answer::Undecodable(CodecError::Decode(
+                        "a message of another type".into(),
+                    )))
+                }
+            },
+            Incoming::Body(body) => match M::decode(&body) {
+                Ok(m) => m,
+                Err(e) => return Ok(Answer::Undecodable(e)),
+            },
+        };
+        let reply = particle.handle_message(ctx, state, message).await?;
+        if boxed_reply {
+            Ok(Answer::Reply(Reply::Value(Box::new(reply))))
+        } else {
+            Ok(match M::encode_reply(&reply) {
+                Ok(body) => Answer::Reply(Reply::Body(body)),
+                Err(e) => Answer::Undecodable(e),
+            })
+        }
+    })
+}
 
-    /// The Star that hosts this particle.
-    pub fn star(&self) -> usize {
-        self.cell.star()
-    }
+/// What a [`Messages`] visit looks for.
+pub(crate) enum Key<'k> {
+    Type(TypeId),
+    Method(&'k str),
+}
 
-    /// This particle's Kind.
-    pub fn kind(&self) -> &Kind {
-        self.cell.kind()
-    }
+/// The message types a particle handles, declared in
+/// [`Particle::messages`] with [`Messages::on`].
+///
+/// The declaration is a visit, not a table: the runtime walks it for each
+/// typed letter to find the handler (a few comparisons, no allocation and
+/// no memory per particle), by type for a typed message, by method for a
+/// wave.
+pub struct Messages<'k, P: Particle> {
+    pub(crate) key: Key<'k>,
+    pub(crate) found: Option<Call<P>>,
+    pub(crate) methods: Option<&'k mut Vec<&'static str>>,
+}
 
-    /// How many times this particle has been restarted.
-    pub fn restarts(&self) -> u32 {
-        self.cell.restarts()
-    }
-
-    /// The Machine it lives on.
-    pub fn machine(&self) -> &Machine {
-        &self.machine
-    }
-
-    /// Sends `message` one way from this particle to the particle at `to`:
-    /// a typed [`crate::Message`] or an untyped `(method, body)` pair.
-    ///
-    /// # Errors
-    ///
-    /// As [`Machine::signal`]: the message handed back with
-    /// `NoSuchParticle` (or `MachineDown`), `Stopped`, `LaneFull`.
-    pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
-        self.machine.signal_from(self.me().clone(), to, message)
-    }
-
-    /// Sends `message` one way, waiting for room if the target's lane is
-    /// bounded with [`crate::WhenFull::Wait`]; see
-    /// [`ParticleRef::signal_waiting`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Ctx::signal`], and the target ending while this waits.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`ParticleRef::signal_waiting`].
-    pub fn signal_waiting<S: Sendable>(
-        &self,
-        to: &Point,
-        message: S,
-    ) -> impl std::future::Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
-        self.machine.signal_waiting(to, message)
-    }
-
-    /// Sends `message` as a request from this particle to the particle at
-    /// `to` and returns the [`Ask`] to await for its answer, within the
-    /// Machine's request timeout unless [`Ask::within`] says otherwise.
-    /// The request is queued when this is called.
-    ///
-    /// # Errors
-    ///
-    /// See [`Ask`]; in particular a request to this particle's parent (or
-    /// any ancestor) while that parent stops or restarts its children is
-    /// refused with [`WaveError::Stopped`], so that neither waits for the
-    /// other.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the `Ask` does not withdraw a request already queued: the
-    /// target still handles it, and the answer is dropped.
-    pub fn ask<S: Sendable>(&self, to: &Point, message: S) -> Ask<S::Reply> {
-        self.machine.ask_from(self.me().clone(), to, message)
-    }
-
-    /// A handle on the particle at `to`, for repeated sends without
-    /// lookups.
-    ///
-    /// # Errors
-    ///
-    /// As [`Machine::particle`].
-    pub fn particle(&self, to: &Point) -> Result<ParticleRef, WaveError> {
-        self.machine.particle(to)
-    }
-
-    /// Spawns a child named `name` under this particle without waiting for
-    /// its `start` (waves sent to it meanwhile wait in its lane). It goes on
-    /// this particle's Star, and ends when this particle ends or restarts.
-    ///
-    /// # Errors
-    ///
-    /// As [`Machine::spawn`], but for `StartFailed` (this does not wait).
-    pub fn spawn_child(
-        &self,
-        name: &str,
-        kind: &Kind,
-        args: Body,
-    ) -> Result<ParticleRef, SpawnError> {
-        self.spawn_child_with(name, kind, args, SpawnOptions::default())
-    }
-
-    /// [`Ctx::spawn_child`] with placement and restart options.
-    ///
-    /// # Errors
-    ///
-    /// As [`Ctx::spawn_child`].
-    pub fn spawn_child_with(
-        &self,
-        name: &str,
-        kind: &Kind,
-        args: Body,
-        opts: SpawnOptions,
-    ) -> Result<ParticleRef, SpawnError> {
-        let point = self.me().child(name)?;
-        self.machine.launch(
-            point,
-            Some(self.cell.clone()),
-            kind.clone(),
-            args,
-            opts,
-            None,
-            false,
-        )
-    }
-
-    /// Monitors `target`: this particle gets exactly one [`DownNotice`] (in
-    /// [`Particle::down`]) when it ends, at once if it already has.
-    pub fn monitor(&self, target: &Point) -> MonitorRef {
-        self.machine.monitor_cell(&self.cell, target)
-    }
-
-    /// Removes a monitor; true if it had not fired yet (it never will now).
-    pub fn demonitor(&self, monitor: &MonitorRef) -> bool {
-        self.machine.demonitor(monitor)
-    }
-
-    /// Links this particle with `other`, both ways (see [`ExitSignal`]): when
-    /// either crashes, the other gets an exit signal. A Point with no live
-    /// particle is [`WaveError::NoSuchParticle`].
-    pub fn link(&self, other: &Point) -> Result<(), WaveError> {
-        self.machine.link(&self.cell, other)
-    }
-
-    /// Removes a link, both ways.
-    pub fn unlink(&self, other: &Point) {
-        self.machine.unlink(&self.cell, other)
-    }
-
-    /// Makes exit signals from links reach [`Particle::exit_signal`] instead
-    /// of crashing this particle (Erlang's `trap_exit`). Reset at every
-    /// restart, so set it in `start`.
-    pub fn trap_exits(&self, on: bool) {
-        self.cell.set_traps_exits(on);
-    }
-
-    /// Stops this particle normally once the current wave is handled.
-    pub fn stop(&self) {
-        self.cell.lane.request_stop();
-    }
-
-    /// Records the version of the code this particle runs, shown as
-    /// [`crate::Record::code_version`] (0, the default, means not
-    /// versioned). For Drivers of versioned code, such as WASM modules: set
-    /// it in `start` and again after a hot reload. It is not reset by a
-    /// restart; the next `start` sets it again.
-    pub fn set_code_version(&self, version: u64) {
-        self.cell.set_code_version(version);
-    }
-
-    /// The version last recorded with [`Ctx::set_code_version`] (0: none).
-    pub fn code_version(&self) -> u64 {
-        self.cell.code_version()
+impl<'k, P: Particle> Messages<'k, P> {
+    /// Declares that this particle handles `M` (see [`Handler`]). The first
+    /// declaration of a type or method wins.
+    pub fn on<M: Message>(&mut self) -> &mut Self
+    where
+        P: Handler<M>,
+    {
+        if let Some(methods) = self.methods.as_deref_mut() {
+            methods.push(M::METHOD);
+            return self;
+        }
+        if self.found.is_none() {
+            let hit = match self.key {
+                Key::Type(t) => t == TypeId::of::<M>(),
+                Key::Method(m) => m == M::METHOD,
+            };
+            if hit {
+                self.found = Some(call::<P, M>);
+            }
+        }
+        self
     }
 }
 
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("me", self.me()).finish()
+impl<P: Particle> Messages<'_, P> {
+    /// The methods of the message types `P` declares, in declaration
+    /// order (what a wave must name to reach a typed handler).
+    pub fn declared() -> Vec<&'static str> {
+        let mut methods = Vec::new();
+        let mut visit = Messages::<P> {
+            key: Key::Method(""),
+            found: None,
+            methods: Some(&mut methods),
+        };
+        P::messages(&mut visit);
+        methods
     }
 }

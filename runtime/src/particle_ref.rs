@@ -9,10 +9,11 @@ use tokio::sync::oneshot;
 
 use crate::ask::Ask;
 use crate::cell::ParticleCell;
-use crate::control::{sender, ControlKind, ControlLetter, ControlReply, ControlRx};
+use crate::control::{ControlKind, ControlLetter, ControlReply, ControlRx};
 use crate::deadline::Deadlines;
 use crate::lane::{deliver, refusal_error, Letter, Refusal};
 use crate::send::{self, sealed::Sealed, SendError, Sendable};
+use crate::stamp::sender;
 use crate::{Kind, LaneLimit, Point, Status, WaveError};
 
 /// A handle on one particle: send to it without a Registry lookup, and see

@@ -12,32 +12,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
 use crate::cell::ParticleCell;
-use crate::{Kind, Point};
-
-/// Where a particle is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Status {
-    /// Its `start` is running.
-    Starting = 0,
-    /// Serving waves.
-    Ready = 1,
-    /// Crashed; its supervisor is restarting it.
-    Restarting = 2,
-    /// Stopped, or given up by its supervisor.
-    Stopped = 3,
-}
-
-impl Status {
-    pub(crate) fn from_u8(v: u8) -> Status {
-        match v {
-            0 => Status::Starting,
-            1 => Status::Ready,
-            2 => Status::Restarting,
-            _ => Status::Stopped,
-        }
-    }
-}
+use crate::{Kind, Point, Status};
 
 /// A snapshot of what the Registry knows about one particle.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,16 +7,13 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::body::decode_config;
 use crate::{error::CodecError, Body, Method, Point};
 
 /// Version byte in front of every encoded wave.
 pub const WAVE_FORMAT_VERSION: u8 = 1;
 /// The largest encoded wave accepted, so a corrupt length cannot make the decoder allocate gigabytes.
-pub const MAX_WAVE_BYTES: usize = 64 * 1024 * 1024;
-
-pub(crate) fn decode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_WAVE_BYTES>()
-}
+pub const MAX_WAVE_BYTES: usize = crate::body::MAX_DECODE_BYTES;
 
 /// What a wave asks of its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -32,7 +32,9 @@
 //! [`receiver`] (the particle's end: takes letters in order, across
 //! crashes) and [`deliver`] (the one place a letter is queued from outside).
 
+pub(crate) mod bound;
 pub(crate) mod deliver;
+pub(crate) mod fault;
 pub(crate) mod letter;
 pub(crate) mod limit;
 pub(crate) mod queue;

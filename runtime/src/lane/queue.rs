@@ -5,16 +5,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
+use super::bound::Bound;
+use super::fault::LaneFault;
 use super::letter::{Answer, Letter, Queued, Stamped};
-use super::limit::{Bound, LaneLimit, WhenFull};
-use super::watch::Watch;
-use crate::fault::{Fault, LaneFault};
+use super::limit::{LaneLimit, WhenFull};
+use super::watch::{MonitorId, Watched};
+use crate::Fault;
 use crate::{Point, WaveError};
 
 /// The answer channels of the requests from a particle's descendants that
@@ -30,8 +33,7 @@ pub(super) struct Below {
     pub(super) scanned: u64,
 }
 
-#[derive(Default)]
-pub(super) struct LaneState {
+pub(super) struct LaneState<C> {
     pub(super) queue: VecDeque<Queued>,
     /// The receiver's incarnation epoch (see [`Stamped::epoch`]).
     pub(super) epoch: u32,
@@ -50,14 +52,11 @@ pub(super) struct LaneState {
     pub(super) refuse_from: Option<Box<Point>>,
     /// Injected faults (boxed: only a faulty lane pays for them).
     pub(super) fault: Option<Box<LaneFault>>,
-    /// Monitors and links: boxed, as most particles have neither and every
-    /// particle pays for this field.
-    pub(super) watch: Option<Box<Watch>>,
-    /// Set once the monitors have fired: later ones fire at once.
-    pub(super) monitors_fired: bool,
+    /// Monitors and links (see [`Watched`]).
+    pub(super) watched: Watched<C>,
 }
 
-impl LaneState {
+impl<C> LaneState<C> {
     /// Files `answer` from `from` in [`Below`]; returns its ticket.
     fn file_below(&mut self, from: &Point, answer: Answer) -> u32 {
         let below = self.below.get_or_insert_with(Box::default);
@@ -168,9 +167,8 @@ pub(crate) enum Refusal {
 }
 
 /// The shared half of a lane, kept in the particle's cell.
-#[derive(Default)]
-pub(crate) struct LaneQueue {
-    pub(super) state: Mutex<LaneState>,
+pub(crate) struct LaneQueue<C> {
+    pub(super) state: Mutex<LaneState<C>>,
     /// Outside the lock: the receiver checks it before every letter.
     pub(super) stop: AtomicBool,
     /// Set with `stop` when the stop comes from outside (a parent ending,
@@ -193,7 +191,7 @@ pub(crate) enum Next {
     Interrupted,
 }
 
-impl LaneQueue {
+impl<C> LaneQueue<C> {
     pub(crate) fn new(limit: Option<LaneLimit>) -> Self {
         LaneQueue {
             bound: limit.map(|limit| {
@@ -203,7 +201,20 @@ impl LaneQueue {
                     bytes: AtomicUsize::new(0),
                 })
             }),
-            ..LaneQueue::default()
+            state: Mutex::new(LaneState {
+                queue: VecDeque::new(),
+                epoch: 0,
+                below: None,
+                waker: None,
+                closed: false,
+                refuse_below: false,
+                refuse_from: None,
+                fault: None,
+                watched: Watched::default(),
+            }),
+            stop: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            faulted: AtomicBool::new(false),
         }
     }
 
@@ -433,5 +444,66 @@ impl LaneQueue {
 pub(super) fn refuse_replies(replies: impl IntoIterator<Item = Answer>, point: &Point) {
     for answer in replies {
         answer.refuse(point);
+    }
+}
+
+/// Monitors and links (see [`super::watch`]): each under the lane's lock.
+impl<C> LaneQueue<C> {
+    /// Adds a monitor; false if the particle's monitors already fired (it
+    /// has ended), so the caller delivers the notice itself.
+    pub(crate) fn add_monitor(&self, r: MonitorId, watcher: Weak<C>) -> bool {
+        self.state.lock().watched.add_monitor(r, watcher)
+    }
+
+    /// Removes a monitor; its watcher if it was there (it will never fire).
+    pub(crate) fn remove_monitor(&self, r: MonitorId) -> Option<Weak<C>> {
+        self.state.lock().watched.remove_monitor(r)
+    }
+
+    /// Forgets a monitor this particle set (demonitored, or fired): the
+    /// watcher keeps nothing of a target it no longer watches.
+    pub(crate) fn forget_watching(&self, r: MonitorId) {
+        self.state.lock().watched.forget_watching(r)
+    }
+
+    /// Monitors on this particle, links, and monitors it set: what its
+    /// watch lists hold (for tests of their growth).
+    pub(crate) fn watch_len(&self) -> usize {
+        self.state.lock().watched.len()
+    }
+
+    /// Adds a link to `other` (once); false if this lane is closed.
+    pub(crate) fn add_link(&self, other: &Arc<C>) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        st.watched.add_link(other);
+        true
+    }
+
+    /// Removes the link to `other`, if any.
+    pub(crate) fn remove_link(&self, other: &C) {
+        self.state.lock().watched.remove_link(other)
+    }
+
+    /// Records a monitor this particle set on `target`.
+    pub(crate) fn note_watching(&self, target: &Arc<C>, r: MonitorId) {
+        self.state.lock().watched.note_watching(target, r)
+    }
+
+    /// Takes the monitors this particle set, to remove them.
+    pub(crate) fn take_watching(&self) -> Vec<(Weak<C>, MonitorId)> {
+        self.state.lock().watched.take_watching()
+    }
+
+    /// Takes every link, to fire them.
+    pub(crate) fn take_links(&self) -> Vec<Weak<C>> {
+        self.state.lock().watched.take_links()
+    }
+
+    /// Takes the monitors to fire them, once.
+    pub(crate) fn take_monitors(&self) -> Vec<(MonitorId, Weak<C>)> {
+        self.state.lock().watched.take_monitors()
     }
 }

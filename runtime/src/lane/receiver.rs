@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
+use super::fault::Fate;
 use super::letter::{Letter, Queued, Stamped};
 use super::queue::{refuse_replies, LaneQueue, Next};
 use crate::cell::ParticleCell;
-use crate::fault::Fate;
 /// The receiving half: owned by the particle's task for all its incarnations.
 pub(crate) struct LaneReceiver {
     cell: Arc<ParticleCell>,
@@ -247,7 +247,7 @@ impl LaneReceiver {
 /// the receiver's), or a request from a descendant answered at a crash.
 /// Looked at as it is taken, so a restart never goes through the queue.
 #[inline]
-fn open(lane: &LaneQueue, epoch: u32, queued: Queued) -> Option<Letter> {
+fn open(lane: &LaneQueue<ParticleCell>, epoch: u32, queued: Queued) -> Option<Letter> {
     match queued {
         Queued::Wave(wave) => Some(Letter::Wave(wave)),
         Queued::Request(wave, tx) => Some(Letter::Request(wave, tx)),
@@ -257,7 +257,7 @@ fn open(lane: &LaneQueue, epoch: u32, queued: Queued) -> Option<Letter> {
 }
 
 /// [`open`] for a stamped letter.
-fn open_stamped(lane: &LaneQueue, epoch: u32, stamped: Stamped) -> Option<Letter> {
+fn open_stamped(lane: &LaneQueue<ParticleCell>, epoch: u32, stamped: Stamped) -> Option<Letter> {
     if stamped.epoch != epoch && stamped.letter.is_for_incarnation() {
         return None;
     }
@@ -268,7 +268,7 @@ fn open_stamped(lane: &LaneQueue, epoch: u32, stamped: Stamped) -> Option<Letter
 }
 
 /// Waits while the lane is paused (or until a stop).
-async fn paused_lane(lane: &LaneQueue) {
+async fn paused_lane<C>(lane: &LaneQueue<C>) {
     poll_fn(|cx| {
         let mut st = lane.state.lock();
         let paused = st

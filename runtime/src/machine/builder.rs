@@ -8,9 +8,10 @@ use std::time::Duration;
 use ractor::Actor;
 use tokio::sync::OnceCell;
 
-use super::{Machine, Shared, DEFAULT_REQUEST_TIMEOUT};
+use super::DEFAULT_REQUEST_TIMEOUT;
 use crate::deadline::Deadlines;
 use crate::event::{EventSink, Observer};
+use crate::handle::{Machine, Shared};
 use crate::registry::{Directory, MemRegistry};
 use crate::stars::{MachineRoot, RootArgs, StarSlot};
 use crate::targets;
@@ -36,6 +37,13 @@ pub struct MachineBuilder {
 /// How long a stopping particle may take before it is killed (OTP's default
 /// shutdown for workers).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Machine {
+    /// A builder for a Machine whose Stars all live in this process.
+    pub fn standalone() -> MachineBuilder {
+        MachineBuilder::new()
+    }
+}
 
 impl MachineBuilder {
     pub(super) fn new() -> Self {

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::Machine;
 use crate::star::StarMsg;
 use crate::stars::KILLED;
 use crate::targets;
+use crate::Machine;
 use crate::{Fault, FaultError, Point};
 
 /// How long `kill_star` waits for the Machine to restart the Star.
@@ -30,7 +30,7 @@ impl Machine {
     /// supervisor's, to inject); [`FaultError::NoSuchParticle`], or the
     /// fault's own validation error.
     pub fn inject_seeded(&self, point: &Point, fault: Fault, seed: u64) -> Result<(), FaultError> {
-        crate::control::may_act_on(point).map_err(|caller| FaultError::Forbidden {
+        crate::stamp::may_act_on(point).map_err(|caller| FaultError::Forbidden {
             caller,
             target: point.to_string(),
         })?;
@@ -72,7 +72,7 @@ impl Machine {
     /// [`FaultError::Forbidden`] from inside any particle's handler: a Star
     /// hosts particles of every subtree, so only the Machine may kill one.
     pub async fn kill_star(&self, star: usize, reason: &str) -> Result<Vec<Point>, FaultError> {
-        let caller = crate::control::sender();
+        let caller = crate::stamp::sender();
         if !caller.is_root() {
             return Err(FaultError::Forbidden {
                 caller,

@@ -15,134 +15,36 @@ mod builder;
 mod faults;
 mod stop;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::ActorRef;
-use tokio::sync::{broadcast, oneshot, OnceCell};
+use tokio::sync::{broadcast, oneshot};
 
 pub use builder::{MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT};
 
 use crate::cell::ParticleCell;
 use crate::control::{ControlKind, ControlReply};
-use crate::deadline::Deadlines;
-use crate::event::EventSink;
+use crate::handle::Machine;
 use crate::lane::Letter;
 use crate::particle_ref::{ask_cell, signal_cell};
-use crate::registry::{Directory, RegistryError};
+use crate::registry::RegistryError;
 use crate::star::{StarMsg, StarStats};
-use crate::stars::StarSlot;
 use crate::targets;
 use crate::{
-    Ask, Body, Ctx, DownNotice, DownReason, Driver, Event, ExitSignal, Kind, LaneLimit, Launch,
-    MonitorRef, ParticleRef, Point, Record, Registry, Restart, RestartLimit, SendError, Sendable,
-    SpawnError, Status, SupervisorRef, TreeSpec, WaveError,
+    Ask, Body, Ctx, DownNotice, DownReason, Event, ExitSignal, Kind, Launch, MonitorRef,
+    ParticleRef, Point, Record, Registry, SendError, Sendable, SpawnError, SpawnOptions, Status,
+    SupervisorRef, TreeSpec, WaveError,
 };
 
 /// How long an [`Ask`] waits unless the builder (or [`Ask::within`]) says otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-struct Shared {
-    stars: Arc<[StarSlot]>,
-    root: ActorRef<()>,
-    drivers: HashMap<Kind, Arc<dyn Driver>, ahash::RandomState>,
-    registry: Arc<dyn Directory>,
-    events: Arc<EventSink>,
-    next_star: AtomicUsize,
-    limit: RestartLimit,
-    request_timeout: Duration,
-    deadlines: Arc<Deadlines>,
-    next_seq: AtomicU64,
-    down: AtomicBool,
-    shutdown: OnceCell<()>,
-    /// The runtime the Machine was built on: particles run there, whoever
-    /// spawns them.
-    runtime: tokio::runtime::Handle,
-    /// How long a stopping particle may take before it is killed.
-    shutdown_timeout: Duration,
-}
-
-/// Where and how to spawn one particle.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SpawnOptions {
-    /// Pin it to this Star (default: its parent's Star, or round-robin for top-level particles).
-    pub star: Option<usize>,
-    /// Its restart limit (default: the Machine's). A zero period is refused
-    /// with [`SpawnError::BadRestartLimit`].
-    pub restart_limit: Option<RestartLimit>,
-    /// Bounds its lane (default: its Kind's, [`Driver::default_lane`]:
-    /// unbounded for Rust Kinds, bounded for WASM modules). A capacity of 0
-    /// is refused with [`SpawnError::BadLaneLimit`].
-    pub lane: Option<LaneLimit>,
-    /// When its Star restarts it, as OTP's restart types (default
-    /// permanent): `Permanent` after every crash (within its restart
-    /// limit), `Transient` only after an abnormal exit (a supervisor that
-    /// escalates exits with reason shutdown, a normal exit, and is not
-    /// restarted), `Temporary` never. A particle not restarted ends with
-    /// its exit reason, and its parent's crash notice says `gave_up`. (A
-    /// child of a supervisor particle follows its child spec instead.)
-    pub restart: Restart,
-    /// Points outside its own subtree that it may send to, each covering
-    /// itself and everything below it (default: none), kept for its whole
-    /// life and readable from [`Ctx::grants`]. The runtime itself does not
-    /// enforce them: a Driver running untrusted code does (a WASM guest may
-    /// send only to its own subtree, its parent and these). A stopgap until
-    /// access rules on Points replace it.
-    pub grants: Vec<Point>,
-}
-
 type ReadyTx = oneshot::Sender<Result<(), String>>;
 type ReadyRx = oneshot::Receiver<Result<(), String>>;
 
-/// A process hosting Stars: it places particles, routes waves by Point and
-/// shuts down children before parents.
-///
-/// Standalone, every Star lives on this Machine; a clustered Machine will
-/// look the same to a particle.
-///
-/// ```
-/// use hyperverse_runtime::*;
-///
-/// struct Greeter;
-/// impl Particle for Greeter {
-///     type State = String;
-///     async fn start(&self, _: &Ctx, args: &Body) -> Result<String, ParticleError> {
-///         Ok(String::from_utf8(args.as_bytes().to_vec())?)
-///     }
-///     async fn handle(&self, _: &Ctx, greeting: &mut String, w: Wave) -> Result<Body, ParticleError> {
-///         let who = std::str::from_utf8(w.body.as_bytes())?;
-///         Ok(format!("{greeting}, {who}!").into())
-///     }
-/// }
-///
-/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let machine = Machine::standalone().stars(2).kind("greeter", Greeter).build().await?;
-/// let at: Point = "greeter".parse()?;
-/// machine.spawn(at.clone(), "greeter".into(), "Hello".into()).await?;
-/// let reply = machine.ask(&at, ("greet", "Erlang")).await?;
-/// assert_eq!(reply.as_bytes(), b"Hello, Erlang!");
-/// // Unknown Points are typed errors, not hangs.
-/// assert!(matches!(
-///     machine.ask(&"nobody".parse()?, ("greet", "x")).await,
-///     Err(WaveError::NoSuchParticle { .. })
-/// ));
-/// machine.shutdown().await;
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Machine {
-    shared: Arc<Shared>,
-}
-
 impl Machine {
-    /// A builder for a Machine whose Stars all live in this process.
-    pub fn standalone() -> MachineBuilder {
-        MachineBuilder::new()
-    }
-
     /// Number of Stars.
     pub fn stars(&self) -> usize {
         self.shared.stars.len()
@@ -158,7 +60,7 @@ impl Machine {
     /// hosts every subtree's particles: only the Machine may fail one);
     /// [`FaultError::NoSuchStar`].
     pub fn crash_star(&self, star: usize, reason: &str) -> Result<(), crate::FaultError> {
-        let caller = crate::control::sender();
+        let caller = crate::stamp::sender();
         if !caller.is_root() {
             return Err(crate::FaultError::Forbidden {
                 caller,
@@ -515,7 +417,7 @@ impl Machine {
     /// for room, so monitoring on another's behalf would grow its lane past
     /// any bound); [`WaveError::NoSuchParticle`] if no watcher lives there.
     pub fn monitor(&self, watcher: &Point, target: &Point) -> Result<MonitorRef, WaveError> {
-        crate::control::may_act_on(watcher).map_err(|caller| WaveError::Forbidden {
+        crate::stamp::may_act_on(watcher).map_err(|caller| WaveError::Forbidden {
             caller,
             point: watcher.clone(),
         })?;
@@ -669,7 +571,7 @@ impl Machine {
     /// ([`WaveError::MachineDown`] once the Machine is shut down), or as
     /// [`ParticleRef::signal`]: `Stopped`, `LaneFull`.
     pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
-        self.signal_from(crate::control::sender(), to, message)
+        self.signal_from(crate::stamp::sender(), to, message)
     }
 
     /// [`Machine::signal`] from a sender the runtime stamped.
@@ -714,7 +616,7 @@ impl Machine {
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
         let sent = match self.shared.registry.cell(to) {
             Some(cell) => Ok(self.particle_ref(cell).signal_waiting(message)),
-            None => Err(self.unroutable::<S>(crate::control::sender(), to, message)),
+            None => Err(self.unroutable::<S>(crate::stamp::sender(), to, message)),
         };
         async move { sent?.await }
     }
@@ -738,7 +640,7 @@ impl Machine {
     /// not withdraw it (the particle still handles it, the answer is
     /// dropped).
     pub fn ask<S: Sendable>(&self, to: &Point, message: S) -> Ask<S::Reply> {
-        self.ask_from(crate::control::sender(), to, message)
+        self.ask_from(crate::stamp::sender(), to, message)
     }
 
     /// [`Machine::ask`] from a sender the runtime stamped.

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::Machine;
 use crate::cell::ParticleCell;
 use crate::lane::Letter;
 use crate::star::{Decision, StarMsg};
 use crate::targets;
+use crate::Machine;
 use crate::{DownNotice, DownReason, Event, InFlight, Point, Status, WaveError};
 
 /// Rounds of "stop what is there, then look again" before `stop` returns:
@@ -44,7 +44,7 @@ impl Machine {
     /// particle may stop itself, its descendants and its ancestors.
     /// [`WaveError::NoSuchParticle`] if nothing lives there.
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
-        crate::control::may_end(point).map_err(|caller| WaveError::Forbidden {
+        crate::stamp::may_end(point).map_err(|caller| WaveError::Forbidden {
             caller,
             point: point.clone(),
         })?;

@@ -9,36 +9,12 @@
 //! [`SupervisorError::Forbidden`].
 
 use hyperverse_supervisors::{ChildInfo, ChildSpec, Counts, SupError};
-use serde::{Deserialize, Serialize};
 
+use super::calls::{SupervisorCall, SupervisorReply};
 use super::{ChildRef, ChildStart};
-use crate::control::{sender, ControlKind, ControlReply};
+use crate::control::{ControlKind, ControlReply};
+use crate::stamp::sender;
 use crate::{Body, CodecError, Machine, Point, WaveError};
-
-/// One call of the supervisor API: the payload of a control letter.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum SupervisorCall {
-    WhichChildren,
-    CountChildren,
-    StartChild(ChildSpec<ChildStart>),
-    AddChild { id: String, args: Body },
-    TerminateChild(String),
-    RestartChild(String),
-    DeleteChild(String),
-}
-
-/// A supervisor's answer to a [`SupervisorCall`].
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum SupervisorReply {
-    Children(Vec<ChildInfo<ChildRef>>),
-    Counts(Counts),
-    Started(Result<ChildRef, SupError>),
-    Done(Result<(), SupError>),
-    /// The caller is neither the Machine nor an ancestor of the supervisor.
-    Forbidden,
-    /// The particle is not a supervisor.
-    NotASupervisor,
-}
 
 /// True if `caller` may use the API of the supervisor at `supervisor`: the
 /// Machine itself, or an ancestor of the supervisor.

@@ -11,25 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyperverse_supervisors::{Children, ExitReason, Shutdown, SupEvent, Supervisor};
-use serde::{Deserialize, Serialize};
 
+use super::calls::ChildRef;
 use super::managed::Phase;
 use super::ChildStart;
 use crate::cell::ParticleCell;
 use crate::targets;
 use crate::{Ctx, DownReason, Event, Point};
-
-/// A running child of a supervisor particle: which particle, which
-/// incarnation. An exit report for another incarnation is stale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChildRef {
-    /// Where it lives.
-    pub point: Point,
-    /// Which particle at that Point (its spawn sequence).
-    pub seq: u64,
-    /// Which incarnation of it (the first is 1).
-    pub incarnation: u64,
-}
 
 /// The children of one supervisor particle.
 pub(crate) struct Kids {

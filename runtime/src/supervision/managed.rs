@@ -158,7 +158,7 @@ impl Managed {
     }
 
     /// Waits for the supervisor's word, or a stop from outside.
-    pub(crate) async fn wait(&self, lane: &LaneQueue) -> Wake {
+    pub(crate) async fn wait<C>(&self, lane: &LaneQueue<C>) -> Wake {
         let notified = self.changed.notified();
         let mut notified = std::pin::pin!(notified);
         poll_fn(|cx| loop {
@@ -222,7 +222,7 @@ impl Managed {
     }
 
     /// Asks the running incarnation to stop (its lane is kept).
-    pub(crate) fn suspend(&self, lane: &LaneQueue) {
+    pub(crate) fn suspend<C>(&self, lane: &LaneQueue<C>) {
         self.change(|st| st.suspend = true);
         lane.request_stop();
     }

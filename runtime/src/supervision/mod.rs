@@ -16,18 +16,21 @@
 //! as a killed Erlang process loses the message in hand.
 
 mod api;
+mod calls;
 mod child;
 mod kids;
 mod managed;
 mod particle;
+mod report;
 mod start;
 
 pub use api::{SupervisorError, SupervisorRef};
-pub use kids::ChildRef;
+pub use calls::ChildRef;
 pub use particle::SupervisorSpec;
 pub use start::{ChildStart, StartFn};
 
-pub(crate) use api::{SupervisorCall, SupervisorReply};
-pub(crate) use child::{report_exit, run_managed, ExitReport};
+pub(crate) use calls::{ExitReport, SupervisorCall, SupervisorReply};
+pub(crate) use child::SupervisorDecides;
 pub(crate) use managed::Managed;
 pub(crate) use particle::{SupState, SupervisorParticle};
+pub(crate) use report::report_exit;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::api::{self, SupervisorCall, SupervisorReply};
-use super::child::ExitReport;
-use super::kids::{ChildRef, Kids};
+use super::api;
+use super::calls::{ChildRef, ExitReport, SupervisorCall, SupervisorReply};
+use super::kids::Kids;
 use super::ChildStart;
 use crate::control::{ControlKind, ControlLetter, ControlReply};
 use crate::lane::Letter;

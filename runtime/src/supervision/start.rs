@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Body, Kind, LaneLimit, SpawnOptions};
+use crate::spawn_options::SpawnOptions;
+use crate::{Body, Kind, LaneLimit};
 
 /// Picks a child's Kind and arguments at each start; an `Err` is a failed
 /// start (the supervisor counts it and tries again within its intensity).

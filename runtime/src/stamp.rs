@@ -1,0 +1,38 @@
+//! Senders are the runtime's to stamp: who is sending now, and what that
+//! sender may do to another particle's life.
+
+use crate::Point;
+
+/// The sender of a wave or control letter sent now, from this thread: the
+/// particle whose handler is running here, or the Machine (ROOT) outside
+/// every handler. Every public send path stamps its wave with this.
+pub(crate) fn sender() -> Point {
+    crate::cell::running_point().unwrap_or_else(Point::root)
+}
+
+/// Whether the stamped sender may act on the life of the particle at
+/// `target` (stop it, inject a fault into it, monitor for it): the
+/// Machine itself, that particle, or one of its ancestors, as the
+/// supervisor API's rule. `Err` carries the refused sender. Access rules on
+/// Points will generalise it.
+pub(crate) fn may_act_on(target: &Point) -> Result<(), Point> {
+    let caller = sender();
+    if caller.is_root() || caller.contains(target) {
+        Ok(())
+    } else {
+        Err(caller)
+    }
+}
+
+/// Whether the stamped sender may stop the subtree at `target`: as
+/// [`may_act_on`], and also a descendant of `target` (a particle may end
+/// its own parent or supervisor, and itself with it, as an Erlang process
+/// may exit its own supervisor); never a particle of another line.
+pub(crate) fn may_end(target: &Point) -> Result<(), Point> {
+    let caller = sender();
+    if caller.is_root() || caller.contains(target) || target.contains(&caller) {
+        Ok(())
+    } else {
+        Err(caller)
+    }
+}

@@ -49,6 +49,8 @@ mod fault;
 mod handle;
 mod kind;
 mod lane;
+#[cfg(test)]
+mod lane_model;
 mod link;
 mod machine;
 mod message;

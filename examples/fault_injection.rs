@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for n in 0..200u64 {
                 for t in &targets {
                     // From the Machine (ROOT): the runtime stamps the sender.
-                    m.signal(t, "n", Body::from_u64(n))
+                    m.signal(t, ("n", Body::from_u64(n)))
                         .expect("every worker's lane stays open");
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;

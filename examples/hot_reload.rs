@@ -45,18 +45,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .await?,
         );
     }
-    let lanes: Arc<[Lane]> = lanes.into();
+    let lanes: Arc<[ParticleRef]> = lanes.into();
     let first = lanes[0].point().clone();
     println!(
         "spawned {PARTICLES} counters; the Registry says {} runs version {}",
         first,
         machine.record(&first).map_or(0, |r| r.code_version)
     );
-    let add = machine.ask(&first, "add", Body::empty()).await?;
-    println!(
-        "v1: a request `add` is answered with {} bytes",
-        add.body.len()
-    );
+    let add = machine.ask(&first, ("add", Body::empty())).await?;
+    println!("v1: a request `add` is answered with {} bytes", add.len());
 
     // A load of waves on v1.
     let sent = Arc::new(AtomicU64::new(1)); // the `add` above
@@ -90,10 +87,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let after = total(&machine, &lanes).await?;
     let sent = sent.load(Ordering::Relaxed);
     println!("after the reload: {sent} waves sent, counts add up to {after}");
-    let add = machine.ask(&first, "add", Body::empty()).await?;
+    let add = machine.ask(&first, ("add", Body::empty())).await?;
     println!(
         "v2: a request `add` is answered with the new count, {}; the Registry says version {}",
-        add.body.as_u64().unwrap_or_default(),
+        add.as_u64().unwrap_or_default(),
         machine.record(&first).map_or(0, |r| r.code_version)
     );
     machine.shutdown().await;
@@ -107,14 +104,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 /// `PER_SENDER` `add` signals from each of `SENDERS` tasks, round-robin
 /// over the counters; yields now and then so the traffic spans the reload.
-async fn send(lanes: &Arc<[Lane]>, sent: &Arc<AtomicU64>) -> Result<(), WaveError> {
+async fn send(lanes: &Arc<[ParticleRef]>, sent: &Arc<AtomicU64>) -> Result<(), WaveError> {
     let mut tasks = tokio::task::JoinSet::new();
     for s in 0..SENDERS {
         let (lanes, sent) = (lanes.clone(), sent.clone());
         tasks.spawn(async move {
             for n in 0..PER_SENDER {
                 let lane = &lanes[(n as usize + s) % lanes.len()];
-                lane.signal("add", Body::empty())?;
+                lane.signal(("add", Body::empty()))?;
                 sent.fetch_add(1, Ordering::Relaxed);
                 if n % 500 == 0 {
                     tokio::task::yield_now().await;
@@ -131,11 +128,11 @@ async fn send(lanes: &Arc<[Lane]>, sent: &Arc<AtomicU64>) -> Result<(), WaveErro
 
 /// The sum of every counter's `get` (each queued behind the waves sent to
 /// it, so this waits until they are all handled).
-async fn total(machine: &Machine, lanes: &[Lane]) -> Result<u64, WaveError> {
+async fn total(machine: &Machine, lanes: &[ParticleRef]) -> Result<u64, WaveError> {
     let mut sum = 0;
     for lane in lanes {
-        let got = machine.ask(lane.point(), "get", Body::empty()).await?;
-        sum += got.body.as_u64().unwrap_or_default();
+        let got = machine.ask(lane.point(), ("get", Body::empty())).await?;
+        sum += got.as_u64().unwrap_or_default();
     }
     Ok(sum)
 }

@@ -78,9 +78,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A signal, then a request, both from the Machine (ROOT): one sender's
     // waves arrive in order, so the request is the cow's second greeting.
     let cow: Point = "farm:barn:cow-2".parse()?;
-    machine.signal(&cow, "hello", "farmer")?;
-    let reply = machine.ask(&cow, "hello", "vet").await?;
-    println!("{}", std::str::from_utf8(reply.body.as_bytes())?);
+    machine.signal(&cow, ("hello", "farmer"))?;
+    let reply = machine.ask(&cow, ("hello", "vet")).await?;
+    println!("{}", std::str::from_utf8(reply.as_bytes())?);
 
     // Children stop before their parents.
     machine.shutdown().await;

@@ -448,7 +448,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
                 ),
             };
             while running.load(Ordering::Relaxed) {
-                let _ = m.signal(&at, method, body.clone());
+                let _ = m.signal(&at, (method, body.clone()));
                 tokio::time::sleep(Duration::from_millis(3)).await;
             }
         }));
@@ -501,7 +501,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
                         break;
                     }
                     for _ in 0..ADDS_PER_ASK {
-                        match m.signal(&counters[i], "add", Body::empty()) {
+                        match m.signal(&counters[i], ("add", Body::empty())) {
                             Ok(()) => {
                                 sent[i].fetch_add(1, Ordering::Relaxed);
                             }
@@ -509,7 +509,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
                         }
                     }
                     let asked = Instant::now();
-                    match m.ask(&counters[i], "get", Body::empty()).await {
+                    match m.ask(&counters[i], ("get", Body::empty())).await {
                         Ok(_) => local.push(asked.elapsed().as_micros() as u64),
                         Err(e) => failures.lock().push(format!("{}: get: {e}", counters[i])),
                     }
@@ -546,9 +546,8 @@ async fn run() -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let mut lost = Vec::new();
     for (i, at) in counters.iter().enumerate() {
         let got = machine
-            .ask(at, "get", Body::empty())
+            .ask(at, ("get", Body::empty()))
             .await?
-            .body
             .as_u64()
             .unwrap_or(u64::MAX);
         let want = sent[i].load(Ordering::Relaxed);

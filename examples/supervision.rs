@@ -61,7 +61,7 @@ fn describe(e: &Event) -> Option<String> {
 
 async fn inject(m: &Machine, at: &str, what: &str) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n>> {what}: crash {at}");
-    m.signal(&at.parse()?, "crash", Body::empty())?;
+    m.signal(&at.parse()?, ("crash", Body::empty()))?;
     // Let the supervisors act before the next injection.
     tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(())

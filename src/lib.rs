@@ -26,7 +26,7 @@
 //! let machine = Machine::standalone().kind("echo", Echo).build().await.unwrap();
 //! let at: Point = "echo".parse().unwrap();
 //! machine.spawn(at.clone(), "echo".into(), Body::empty()).await.unwrap();
-//! assert_eq!(machine.ask(&at, "say", "hi").await.unwrap().body.as_bytes(), b"hi");
+//! assert_eq!(machine.ask(&at, ("say", "hi")).await.unwrap().as_bytes(), b"hi");
 //! machine.shutdown().await;
 //! # }
 //! ```

@@ -51,7 +51,7 @@
 //! for fault in &report.injected {
 //!     log.await_ready(&machine, &fault.target, Duration::from_secs(5)).await?;
 //! }
-//! machine.signal(&"app:p0".parse()?, "hello", Body::empty())?;
+//! machine.signal(&"app:p0".parse()?, ("hello", Body::empty()))?;
 //! seen.await_waves(1, Duration::from_secs(5)).await?;
 //! machine.shutdown().await;
 //! # Ok(()) }

@@ -78,7 +78,7 @@ pub const DEFAULT_LANE_BYTES: usize = 16 << 20;
 /// (configurable with [`WasmHostBuilder::lane_limit`]): capacity
 /// [`DEFAULT_LANE_CAPACITY`] waves and at most [`DEFAULT_LANE_BYTES`] of
 /// them, policy [`WhenFull::Wait`], so that Rust async
-/// senders (requests, `Lane::send_waiting`) get backpressure, while a
+/// senders (requests, `signal_waiting`) get backpressure, while a
 /// synchronous send into a full lane, a guest's `hv.send` included, gets
 /// `LaneFull` and is dropped (a guest's send is logged at `debug` under
 /// `hyperverse::wasm`, as any undeliverable guest wave is).

@@ -123,8 +123,8 @@ pub struct ReloadFailure {
 /// assert_eq!(report.failed[0].point, at);
 /// assert_eq!(report.failed[0].stays_on, Some(1));
 /// assert!(report.failed[0].reason.contains("`restore` trapped: unreachable"));
-/// let count = machine.ask(&at, "get", Body::empty()).await?;
-/// assert_eq!(count.body.as_u64(), Some(5));
+/// let count = machine.ask(&at, ("get", Body::empty())).await?;
+/// assert_eq!(count.as_u64(), Some(5));
 /// assert_eq!(machine.record(&at).unwrap().code_version, 1);
 ///
 /// // And v1 is current again: new particles do not start on the failure.

@@ -64,17 +64,17 @@ pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// let at: Point = "counter".parse()?;
 /// machine.spawn(at.clone(), Kind::wasm("counter"), Body::from_u64(41)).await?;
-/// machine.signal(&at, "add", Body::empty())?;
-/// let got = machine.ask(&at, "get", Body::empty()).await?;
-/// assert_eq!(got.body.as_u64(), Some(42));
+/// machine.signal(&at, ("add", Body::empty()))?;
+/// let got = machine.ask(&at, ("get", Body::empty())).await?;
+/// assert_eq!(got.as_u64(), Some(42));
 /// assert_eq!(machine.record(&at).unwrap().code_version, 1);
 ///
 /// // Version 2, live: the count is kept, the behaviour changes.
 /// let report = host.reload_wat(&machine, "counter", guests::COUNTER_V2).await?;
 /// assert!(report.is_complete());
 /// assert_eq!(report.reloaded, vec![at.clone()]);
-/// let add = machine.ask(&at, "add", Body::empty()).await?; // v2 replies to add
-/// assert_eq!(add.body.as_u64(), Some(43));
+/// let add = machine.ask(&at, ("add", Body::empty())).await?; // v2 replies to add
+/// assert_eq!(add.as_u64(), Some(43));
 /// assert_eq!(machine.record(&at).unwrap().code_version, 2);
 /// machine.shutdown().await;
 /// # Ok(()) }

@@ -99,11 +99,11 @@ async fn a_guests_default_lane_bounds_the_bytes_it_holds_not_only_the_waves() {
         .spawn(point("fat"), Kind::wasm("fat"), Body::empty())
         .await
         .unwrap();
-    lane.signal("flood", Body::empty()).unwrap();
+    lane.signal(("flood", Body::empty())).unwrap();
     let deadline = Instant::now() + Duration::from_secs(4);
     let mut peak = 0;
     while Instant::now() < deadline {
-        peak = peak.max(lane.cell().queued());
+        peak = peak.max(lane.queued());
         if peak * BODY > CAP {
             break;
         }
@@ -213,7 +213,7 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
         deep.into_bytes(),
     ];
     for to in &bad {
-        let answer = m.ask(&point("app:g"), "x", Body::from(to.clone())).await;
+        let answer = m.ask(&point("app:g"), ("x", Body::from(to.clone()))).await;
         match answer {
             Err(WaveError::Crashed { reason, .. }) => assert!(
                 reason.contains("may not send to")
@@ -246,13 +246,13 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
     }
     // In scope: its child, its parent, its grant.
     for to in ["app:g:kid", "app", "shared:db"] {
-        m.ask(&point("app:g"), "x", Body::from(to.as_bytes().to_vec()))
+        m.ask(&point("app:g"), ("x", Body::from(to.as_bytes().to_vec())))
             .await
             .unwrap_or_else(|e| panic!("{to}: {e}"));
     }
     // Let the in-scope waves arrive.
     for at in ["app:g:kid", "app", "shared:db"] {
-        m.ask(&point(at), "sync", Body::empty()).await.unwrap();
+        m.ask(&point(at), ("sync", Body::empty())).await.unwrap();
     }
     let mut got: Vec<String> = log
         .lock()
@@ -306,7 +306,7 @@ async fn sends_from_init_are_held_to_the_scope() {
         matches!(&r, Err(SpawnError::StartFailed { reason, .. }) if reason.contains("stranger")),
         "{r:?}"
     );
-    m.ask(&point("stranger"), "sync", Body::empty())
+    m.ask(&point("stranger"), ("sync", Body::empty()))
         .await
         .unwrap();
     let got = log.lock().clone();
@@ -545,7 +545,7 @@ async fn an_ask_to_a_full_wasm_lane_times_out() {
     m.inject(&point("slow"), hyperverse_runtime::Fault::Pause)
         .unwrap();
     let mut sent = 0usize;
-    while lane.signal("x", Body::empty()).is_ok() {
+    while lane.signal(("x", Body::empty())).is_ok() {
         sent += 1;
         assert!(
             sent <= hyperverse_modules::DEFAULT_LANE_CAPACITY + 2,
@@ -554,7 +554,7 @@ async fn an_ask_to_a_full_wasm_lane_times_out() {
     }
     let asked = tokio::time::timeout(
         Duration::from_secs(5),
-        m.ask(&point("slow"), "x", Body::empty()),
+        m.ask(&point("slow"), ("x", Body::empty())),
     )
     .await
     .expect("ask returned");

@@ -81,18 +81,18 @@ async fn a_guest_sending_a_reload_wave_does_not_reload_another_particle() {
     host.load_wat("tally", &tally(2)).unwrap();
 
     for _ in 0..3 {
-        timeout(T, m.ask(&forger, "go", Body::empty()))
+        timeout(T, m.ask(&forger, ("go", Body::empty())))
             .await
             .unwrap()
             .unwrap();
     }
     // Each forged wave reached the v1 guest as an ordinary wave: this one is
     // its fourth, still on version 1, never restarted.
-    let reply = timeout(T, m.ask(&victim, "n", Body::empty()))
+    let reply = timeout(T, m.ask(&victim, ("n", Body::empty())))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(reply.body.as_bytes(), [1, 4]);
+    assert_eq!(reply.as_bytes(), [1, 4]);
     let record = m.record(&victim).unwrap();
     assert_eq!((record.code_version, record.restarts), (1, 0));
 
@@ -101,11 +101,11 @@ async fn a_guest_sending_a_reload_wave_does_not_reload_another_particle() {
         .await
         .unwrap()
         .unwrap();
-    let reply = timeout(T, m.ask(&victim, "n", Body::empty()))
+    let reply = timeout(T, m.ask(&victim, ("n", Body::empty())))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(reply.body.as_bytes(), [2, 5]);
+    assert_eq!(reply.as_bytes(), [2, 5]);
     assert_eq!(m.record(&victim).unwrap().code_version, 2);
     timeout(T, m.shutdown()).await.unwrap();
 }

@@ -59,12 +59,12 @@ async fn drain(machine: &Machine, n: usize) {
     .await
     .unwrap()
     .unwrap();
-    timeout(T, machine.ask(&at, "x", Body::empty()))
+    timeout(T, machine.ask(&at, ("x", Body::empty())))
         .await
         .unwrap()
         .unwrap();
     timeout(T, machine.stop(&at)).await.unwrap().unwrap();
-    timeout(T, machine.ask(&point("probe"), "x", Body::empty()))
+    timeout(T, machine.ask(&point("probe"), ("x", Body::empty())))
         .await
         .unwrap()
         .unwrap();
@@ -124,7 +124,7 @@ async fn a_guest_whose_start_is_cancelled_is_freed() {
         // The host thread is busy with the probe's spin, so the Start job
         // of `at` waits behind it while `at` is stopped (killed after 1 ms).
         machine
-            .signal(&point("probe"), "spin", Body::from_u64(1))
+            .signal(&point("probe"), ("spin", Body::from_u64(1)))
             .unwrap();
         machine
             .spawn_nowait(at.clone(), Kind::wasm("slow"), Body::empty())
@@ -209,16 +209,16 @@ async fn another_particle_cannot_forge_the_reload_wave() {
     assert_eq!(host.current("counter").unwrap().version().seq, 1);
     let _ = timeout(
         T,
-        machine.ask(&point("mallory"), "go", Body::from_u64(v2.version().seq)),
+        machine.ask(&point("mallory"), ("go", Body::from_u64(v2.version().seq))),
     )
     .await
     .unwrap();
-    let version = timeout(T, machine.ask(&victim, "version", Body::empty()))
+    let version = timeout(T, machine.ask(&victim, ("version", Body::empty())))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        version.body.as_bytes(),
+        version.as_bytes(),
         &[1],
         "a particle moved the victim to an unpromoted version"
     );

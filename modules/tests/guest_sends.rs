@@ -202,16 +202,15 @@ async fn spawn_granted(machine: &Machine, at: &str, kind: Kind, grants: &[&str])
 }
 
 async fn count(machine: &Machine, at: &str) -> u64 {
-    let reply = machine.ask(&point(at), "get", Body::empty()).await;
+    let reply = machine.ask(&point(at), ("get", Body::empty())).await;
     reply
         .unwrap_or_else(|e| panic!("get {at}: {e}"))
-        .body
         .as_u64()
         .unwrap()
 }
 
 /// The reason of the crash that answered a request.
-fn crash_reason(answer: Result<Wave, WaveError>) -> String {
+fn crash_reason(answer: Result<Body, WaveError>) -> String {
     match answer {
         Err(WaveError::Crashed { reason, .. }) => reason,
         other => panic!("expected a crash, got {other:?}"),
@@ -219,8 +218,8 @@ fn crash_reason(answer: Result<Wave, WaveError>) -> String {
 }
 
 /// `[ok, refused]` from a [`SENDER`] reply.
-fn sent(reply: &Wave) -> (u64, u64) {
-    let bytes = reply.body.as_bytes();
+fn sent(reply: &Body) -> (u64, u64) {
+    let bytes = reply.as_bytes();
     assert_eq!(bytes.len(), 16, "{bytes:?}");
     (
         u64::from_le_bytes(bytes[..8].try_into().unwrap()),
@@ -230,10 +229,9 @@ fn sent(reply: &Wave) -> (u64, u64) {
 
 async fn notices(machine: &Machine, parent: &str) -> Vec<(String, String, bool)> {
     machine
-        .ask(&point(parent), "notices", Body::empty())
+        .ask(&point(parent), ("notices", Body::empty()))
         .await
         .unwrap()
-        .body
         .decode()
         .unwrap()
 }
@@ -289,7 +287,7 @@ async fn a_guest_flooding_itself_keeps_its_lane_bounded() {
         .await
         .unwrap();
     let capacity = DEFAULT_WASM_LANE.capacity;
-    assert_eq!(lane.cell().lane_limit(), Some(DEFAULT_WASM_LANE));
+    assert_eq!(lane.lane_limit(), Some(DEFAULT_WASM_LANE));
 
     // Watch the lane's length for the whole flood.
     let done = Arc::new(AtomicBool::new(false));
@@ -298,21 +296,21 @@ async fn a_guest_flooding_itself_keeps_its_lane_bounded() {
         let (done, most, lane) = (done.clone(), most.clone(), lane.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                most.fetch_max(lane.cell().queued(), Ordering::Relaxed);
+                most.fetch_max(lane.queued(), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
         })
     };
 
     machine
-        .signal(&flooder, "flood", order(budget.per_call, "app:flood"))
+        .signal(&flooder, ("flood", order(budget.per_call, "app:flood")))
         .unwrap();
     let started = Instant::now();
     let mut adds = 0;
     let notices = loop {
         // The bystander answers all along.
         machine
-            .signal(&point("app:bystander"), "add", Body::empty())
+            .signal(&point("app:bystander"), ("add", Body::empty()))
             .unwrap();
         adds += 1;
         assert_eq!(count(&machine, "app:bystander").await, adds);
@@ -350,7 +348,7 @@ async fn a_guest_flooding_itself_keeps_its_lane_bounded() {
     // The Machine still spawns and serves.
     spawn(&machine, "late", Kind::wasm("counter")).await;
     machine
-        .signal(&point("late"), "add", Body::empty())
+        .signal(&point("late"), ("add", Body::empty()))
         .unwrap();
     assert_eq!(count(&machine, "late").await, 1);
     assert_eq!(count(&machine, "app:bystander").await, adds);
@@ -388,8 +386,7 @@ async fn a_guest_cannot_send_past_its_per_call_budget() {
         machine
             .ask(
                 &point("guest"),
-                "add",
-                order(MAX_SENDS_PER_CALL + 1, "target"),
+                ("add", order(MAX_SENDS_PER_CALL + 1, "target")),
             )
             .await,
     );
@@ -407,13 +404,13 @@ async fn a_guest_cannot_send_past_its_per_call_budget() {
     spawn_granted(&machine, "guest", Kind::wasm("sender"), &["target"]).await;
     let reason = crash_reason(
         machine
-            .ask(&point("guest"), "add", order(4, "target"))
+            .ask(&point("guest"), ("add", order(4, "target")))
             .await,
     );
     assert_eq!(reason, over_budget("guest", BudgetKind::PerCall, 3));
     assert_eq!(count(&machine, "target").await, 0, "nothing was sent");
     let reply = machine
-        .ask(&point("guest"), "add", order(3, "target"))
+        .ask(&point("guest"), ("add", order(3, "target")))
         .await
         .unwrap();
     assert_eq!(sent(&reply), (3, 0));
@@ -434,25 +431,25 @@ async fn a_guest_cannot_send_past_its_per_second_budget() {
     let guest = point("guest");
 
     let reply = machine
-        .ask(&guest, "add", order(3, "target"))
+        .ask(&guest, ("add", order(3, "target")))
         .await
         .unwrap();
     assert_eq!(sent(&reply), (3, 0));
     // The bucket is empty: refilling 3 tokens takes a second, so even one
     // more within it is refused, and the call sends nothing.
-    let reason = crash_reason(machine.ask(&guest, "add", order(3, "target")).await);
+    let reason = crash_reason(machine.ask(&guest, ("add", order(3, "target"))).await);
     assert_eq!(reason, over_budget("guest", BudgetKind::PerSecond, 3));
     assert_eq!(count(&machine, "target").await, 3);
 
     // Restarted with a full bucket; after a second it is full again.
     let reply = machine
-        .ask(&guest, "add", order(3, "target"))
+        .ask(&guest, ("add", order(3, "target")))
         .await
         .unwrap();
     assert_eq!(sent(&reply), (3, 0));
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let reply = machine
-        .ask(&guest, "add", order(3, "target"))
+        .ask(&guest, ("add", order(3, "target")))
         .await
         .unwrap();
     assert_eq!(sent(&reply), (3, 0));
@@ -483,13 +480,17 @@ async fn a_guest_cannot_send_outside_its_subtree_parent_and_grants() {
 
     let targets = ["app:sibling", "other:worker", "top", "other"];
     for to in targets {
-        let reason = crash_reason(machine.ask(&point("app:guest"), "add", order(1, to)).await);
+        let reason = crash_reason(
+            machine
+                .ask(&point("app:guest"), ("add", order(1, to)))
+                .await,
+        );
         assert_eq!(reason, out_of_scope("app:guest", to));
     }
     // Even one wave out of scope among allowed ones: nothing leaves.
     let reason = crash_reason(
         machine
-            .ask(&point("app:guest"), "add", order(2, "top"))
+            .ask(&point("app:guest"), ("add", order(2, "top")))
             .await,
     );
     assert_eq!(reason, out_of_scope("app:guest", "top"));
@@ -551,7 +552,7 @@ async fn a_guest_may_send_to_its_parent_its_children_and_granted_points() {
     spawn(&machine, "shared", Kind::wasm("counter")).await;
     spawn(&machine, "shared:deep", Kind::wasm("counter")).await;
     let guest = point("app:guest");
-    let grants = machine.lane(&guest).unwrap().cell().grants().to_vec();
+    let grants = machine.particle(&guest).unwrap().grants().to_vec();
     assert_eq!(grants, vec![point("shared")]);
 
     for to in [
@@ -561,28 +562,28 @@ async fn a_guest_may_send_to_its_parent_its_children_and_granted_points() {
         "shared",
         "shared:deep",
     ] {
-        let reply = machine.ask(&guest, "add", order(2, to)).await.unwrap();
+        let reply = machine.ask(&guest, ("add", order(2, to))).await.unwrap();
         assert_eq!(sent(&reply), (2, 0), "{to}");
         assert_eq!(count(&machine, to).await, 2, "{to}");
     }
     // Itself: the empty-bodied `ping` it sent is counted before this ask.
     machine
-        .ask(&guest, "ping", order(1, "app:guest"))
+        .ask(&guest, ("ping", order(1, "app:guest")))
         .await
         .unwrap();
-    let counted = machine.ask(&guest, "ping", Body::empty()).await.unwrap();
-    assert_eq!(counted.body.as_u64(), Some(2));
+    let counted = machine.ask(&guest, ("ping", Body::empty())).await.unwrap();
+    assert_eq!(counted.as_u64(), Some(2));
 
     // A crash (a send out of scope) keeps the grants: the restarted guest
     // still reaches what it was granted.
-    crash_reason(machine.ask(&guest, "add", order(1, "elsewhere")).await);
+    crash_reason(machine.ask(&guest, ("add", order(1, "elsewhere"))).await);
     assert_eq!(machine.record(&guest).unwrap().restarts, 1);
     assert_eq!(
-        machine.lane(&guest).unwrap().cell().grants(),
+        machine.particle(&guest).unwrap().grants(),
         &[point("shared")]
     );
     machine
-        .ask(&guest, "add", order(1, "shared"))
+        .ask(&guest, ("add", order(1, "shared")))
         .await
         .unwrap();
     assert_eq!(count(&machine, "shared").await, 3);
@@ -596,7 +597,7 @@ async fn a_guest_may_send_to_its_parent_its_children_and_granted_points() {
 async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     let host = host_with(SendBudget::default());
     let machine = boot(&host).await;
-    let lane_of = |at: &str| machine.lane(&point(at)).unwrap().cell().lane_limit();
+    let lane_of = |at: &str| machine.particle(&point(at)).unwrap().lane_limit();
 
     spawn(&machine, "default", Kind::wasm("counter")).await;
     assert_eq!(lane_of("default"), Some(DEFAULT_WASM_LANE));
@@ -625,8 +626,8 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     // The explicit limit is the one enforced: a burst overflows 2, not 65,536.
     let mut full = None;
     for _ in 0..10_000 {
-        if let Err(e) = lane.signal("add", Body::empty()) {
-            full = Some(e);
+        if let Err(e) = lane.signal(("add", Body::empty())) {
+            full = Some(WaveError::from(e));
             break;
         }
     }
@@ -652,7 +653,7 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
         let machine = boot(&host).await;
         spawn(&machine, "c", Kind::wasm("counter")).await;
         assert_eq!(
-            machine.lane(&point("c")).unwrap().cell().lane_limit(),
+            machine.particle(&point("c")).unwrap().lane_limit(),
             expected
         );
         machine.shutdown().await;

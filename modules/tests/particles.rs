@@ -70,13 +70,13 @@ async fn machine(host: &WasmHost, modules: &[&str]) -> Machine {
 }
 
 async fn ask_u64(machine: &Machine, at: &Point, method: &'static str) -> u64 {
-    let reply = machine.ask(at, method, Body::empty()).await.unwrap();
-    reply.body.as_u64().unwrap()
+    let reply = machine.ask(at, (method, Body::empty())).await.unwrap();
+    reply.as_u64().unwrap()
 }
 
 async fn version(machine: &Machine, at: &Point) -> Vec<u8> {
-    let reply = machine.ask(at, "version", Body::empty()).await.unwrap();
-    reply.body.as_bytes().to_vec()
+    let reply = machine.ask(at, ("version", Body::empty())).await.unwrap();
+    reply.as_bytes().to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,12 +90,12 @@ async fn a_wasm_particle_counts_replies_and_shows_its_version() {
         .await
         .unwrap();
     for _ in 0..2 {
-        machine.signal(&at, "add", Body::empty()).unwrap();
+        machine.signal(&at, ("add", Body::empty())).unwrap();
     }
     assert_eq!(ask_u64(&machine, &at, "get").await, 42);
     // A request the guest does not reply to is answered with an empty body.
-    let add = machine.ask(&at, "add", Body::empty()).await.unwrap();
-    assert!(add.body.is_empty());
+    let add = machine.ask(&at, ("add", Body::empty())).await.unwrap();
+    assert!(add.is_empty());
     let record = machine.record(&at).unwrap();
     assert_eq!(record.kind, Kind::wasm("counter"));
     assert_eq!(record.code_version, 1);
@@ -131,7 +131,7 @@ async fn a_counter_keeps_every_wave_and_its_order_across_a_reload_under_load() {
             for seq in 1..=PER_SENDER {
                 let mut body = vec![s as u8];
                 body.extend_from_slice(&seq.to_le_bytes());
-                lane.signal("add", body).unwrap();
+                lane.signal(("add", body)).unwrap();
                 sent.fetch_add(1, Ordering::Relaxed);
                 // Paced, so that the stream spans the reload.
                 if seq % 250 == 0 {
@@ -175,8 +175,8 @@ async fn a_counter_keeps_every_wave_and_its_order_across_a_reload_under_load() {
     assert_eq!(version(&machine, &at).await, [2]);
     assert_eq!(machine.record(&at).unwrap().code_version, 2);
     // v2's behaviour: add replies the new count.
-    let add = machine.ask(&at, "add", Body::empty()).await.unwrap();
-    assert_eq!(add.body.as_u64(), Some(TOTAL + 1));
+    let add = machine.ask(&at, ("add", Body::empty())).await.unwrap();
+    assert_eq!(add.as_u64(), Some(TOTAL + 1));
     machine.shutdown().await;
 }
 
@@ -223,8 +223,8 @@ async fn sandbox_failures_are_crashes_with_notices_and_the_machine_serves_on() {
             .spawn(at.clone(), Kind::wasm(name), Body::empty())
             .await
             .unwrap();
-        machine.signal(&bystander, "add", Body::empty()).unwrap();
-        match machine.ask(&at, "go", Body::empty()).await {
+        machine.signal(&bystander, ("add", Body::empty())).unwrap();
+        match machine.ask(&at, ("go", Body::empty())).await {
             Err(WaveError::Crashed { point, reason }) => {
                 assert_eq!(point, at);
                 assert!(reason.contains(message), "{name}: {reason}");
@@ -236,12 +236,8 @@ async fn sandbox_failures_are_crashes_with_notices_and_the_machine_serves_on() {
         // wave named like the old reload is no reload (a reload is control,
         // never a wave), even from the Machine: the guest gets it.
         let forged = machine
-            .request(
-                &at,
-                "$wasm:reload",
-                Body::from_u64(9),
-                Duration::from_secs(5),
-            )
+            .ask(&at, ("$wasm:reload", Body::from_u64(9)))
+            .within(Duration::from_secs(5))
             .await;
         assert!(
             matches!(&forged, Err(WaveError::Crashed { reason, .. }) if reason.contains(message)),
@@ -253,10 +249,9 @@ async fn sandbox_failures_are_crashes_with_notices_and_the_machine_serves_on() {
     }
 
     let notices: Vec<String> = machine
-        .ask(&parent, "notices", Body::empty())
+        .ask(&parent, ("notices", Body::empty()))
         .await
         .unwrap()
-        .body
         .decode()
         .unwrap();
     for (name, _, message) in &cases {
@@ -364,7 +359,7 @@ async fn a_reload_whose_restore_traps_leaves_the_particles_on_v1() {
 
     for (i, at) in points.iter().enumerate() {
         assert_eq!(version(&machine, at).await, [1], "{at} stays on v1");
-        machine.signal(at, "add", Body::empty()).unwrap();
+        machine.signal(at, ("add", Body::empty())).unwrap();
         assert_eq!(ask_u64(&machine, at, "get").await, i as u64 * 10 + 1);
         let record = machine.record(at).unwrap();
         assert_eq!((record.code_version, record.restarts), (1, 0));
@@ -424,11 +419,11 @@ async fn particles_spawned_or_restarted_after_a_reload_run_the_new_version() {
         (record.code_version, record.kind),
         (2, Kind::wasm("counter"))
     );
-    let add = machine.ask(&new, "add", Body::empty()).await.unwrap();
-    assert_eq!(add.body.as_u64(), Some(6), "v2 replies to add");
+    let add = machine.ask(&new, ("add", Body::empty())).await.unwrap();
+    assert_eq!(add.as_u64(), Some(6), "v2 replies to add");
 
     // A crash restarts on the current version, with a fresh state.
-    assert!(machine.ask(&old, "bogus", Body::empty()).await.is_err());
+    assert!(machine.ask(&old, ("bogus", Body::empty())).await.is_err());
     assert_eq!(version(&machine, &old).await, [2]);
     assert_eq!(ask_u64(&machine, &old, "get").await, 0);
     let record = machine.record(&old).unwrap();
@@ -478,16 +473,16 @@ async fn guest_sends_leave_as_waves_from_the_particle() {
         .await
         .unwrap();
     for _ in 0..3 {
-        let reply = machine.ask(&relay, "add", "target").await.unwrap();
-        assert_eq!(reply.body.as_bytes(), b"sent");
+        let reply = machine.ask(&relay, ("add", "target")).await.unwrap();
+        assert_eq!(reply.as_bytes(), b"sent");
     }
     assert_eq!(ask_u64(&machine, &target, "get").await, 3);
 
     // To nobody: dropped, as in Erlang; the relay serves on.
-    let reply = machine.ask(&relay, "add", "nobody").await.unwrap();
-    assert_eq!(reply.body.as_bytes(), b"sent");
+    let reply = machine.ask(&relay, ("add", "nobody")).await.unwrap();
+    assert_eq!(reply.as_bytes(), b"sent");
     // To something that is not a Point: the guest broke the ABI, a crash.
-    match machine.ask(&relay, "add", "not a point!").await {
+    match machine.ask(&relay, ("add", "not a point!")).await {
         Err(WaveError::Crashed { reason, .. }) => {
             assert!(reason.contains("hv.send to `not a point!`"), "{reason}")
         }
@@ -524,7 +519,7 @@ async fn a_reload_moves_many_particles_each_with_its_state() {
             .unwrap();
     }
     for at in &points {
-        machine.signal(at, "add", Body::empty()).unwrap();
+        machine.signal(at, ("add", Body::empty())).unwrap();
     }
     let report = host
         .reload_wat(&machine, "counter", guests::COUNTER_V2)
@@ -533,8 +528,8 @@ async fn a_reload_moves_many_particles_each_with_its_state() {
     assert!(report.is_complete(), "{report}");
     assert_eq!(report.reloaded.len() + report.current.len(), points.len());
     for (i, at) in points.iter().enumerate() {
-        let add = machine.ask(at, "add", Body::empty()).await.unwrap();
-        assert_eq!(add.body.as_u64(), Some(i as u64 + 2), "{at}");
+        let add = machine.ask(at, ("add", Body::empty())).await.unwrap();
+        assert_eq!(add.as_u64(), Some(i as u64 + 2), "{at}");
     }
     assert_eq!(host.live("counter").len(), points.len());
     machine.shutdown().await;

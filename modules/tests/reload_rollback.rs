@@ -31,8 +31,8 @@ async fn spawn(machine: &Machine, at: &Point, module: &str, count: u64) {
 
 /// What the counter at `at` says its version is (`[1]`, `[2]`).
 async fn runs(machine: &Machine, at: &Point) -> Vec<u8> {
-    let reply = machine.ask(at, "version", Body::empty()).await.unwrap();
-    reply.body.as_bytes().to_vec()
+    let reply = machine.ask(at, ("version", Body::empty())).await.unwrap();
+    reply.as_bytes().to_vec()
 }
 
 /// counter v2 whose `restore` traps on an odd count: a reload to it moves
@@ -100,13 +100,13 @@ async fn after_a_failed_reload_new_spawns_and_restarts_start_on_the_previous_ver
     assert_eq!(runs(&machine, &c).await, [1]);
     assert_eq!(machine.record(&c).unwrap().code_version, 1);
     // A restart too (an unknown method is a crash of the counter).
-    assert!(machine.ask(&a, "bogus", Body::empty()).await.is_err());
+    assert!(machine.ask(&a, ("bogus", Body::empty())).await.is_err());
     assert_eq!(runs(&machine, &a).await, [1]);
     let record = machine.record(&a).unwrap();
     assert_eq!((record.code_version, record.restarts), (1, 1));
     // The particle that was not restarted kept its state on v1.
-    let count = machine.ask(&b, "get", Body::empty()).await.unwrap();
-    assert_eq!(count.body.as_u64(), Some(20));
+    let count = machine.ask(&b, ("get", Body::empty())).await.unwrap();
+    assert_eq!(count.as_u64(), Some(20));
 
     // The same broken bytes again fail again, and roll back again.
     let again = host
@@ -155,15 +155,15 @@ async fn particles_that_moved_stay_on_the_new_version_after_a_rollback() {
 
     assert_eq!(runs(&machine, &even).await, [2], "moved, and stays moved");
     assert_eq!(machine.record(&even).unwrap().code_version, 2);
-    let count = machine.ask(&even, "add", Body::empty()).await.unwrap();
-    assert_eq!(count.body.as_u64(), Some(5), "with its state, on v2");
+    let count = machine.ask(&even, ("add", Body::empty())).await.unwrap();
+    assert_eq!(count.as_u64(), Some(5), "with its state, on v2");
     assert_eq!(runs(&machine, &odd).await, [1]);
     assert_eq!(host.current("counter").unwrap().version().seq, 1);
 
     // The moved one's version is in use, so the store keeps it.
     assert!(host.store().version("counter", 2).is_some());
     // Restarted, the moved particle starts on the current version: v1.
-    assert!(machine.ask(&even, "bogus", Body::empty()).await.is_err());
+    assert!(machine.ask(&even, ("bogus", Body::empty())).await.is_err());
     assert_eq!(runs(&machine, &even).await, [1]);
     machine.shutdown().await;
 }
@@ -182,7 +182,7 @@ async fn a_rollback_does_not_undo_a_newer_version_loaded_meanwhile() {
     let machine = machine(&host, "spin").await;
     let busy = point("busy");
     spawn(&machine, &busy, "spin", 0).await;
-    machine.signal(&busy, "spin", Body::empty()).unwrap();
+    machine.signal(&busy, ("spin", Body::empty())).unwrap();
 
     // While the reload waits behind the spin, load a newer version.
     let reload = host.reload_wat(&machine, "spin", guests::RESTORE_TRAPS);
@@ -216,7 +216,7 @@ async fn a_particle_that_does_not_answer_in_time_causes_no_rollback() {
     let machine = machine(&host, "spin").await;
     let busy = point("busy");
     spawn(&machine, &busy, "spin", 0).await;
-    machine.signal(&busy, "spin", Body::empty()).unwrap();
+    machine.signal(&busy, ("spin", Body::empty())).unwrap();
 
     let report = host
         .reload_wat(&machine, "spin", guests::COUNTER_V2)

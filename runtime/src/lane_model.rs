@@ -13,7 +13,7 @@
 //!   [`request_letter`], the only code that knows the reply channel). One
 //!   sender is a descendant of the particle (`t:c` of `t`), whose requests
 //!   a crash answers and refuses while it lasts. A sender does what
-//!   [`crate::Lane::signal_waiting`] does: a `push`; if that is refused
+//!   [`crate::ParticleRef::signal_waiting`] does: a `push`; if that is refused
 //!   `Full` and the lane waits when full, a `push_waiting` future polled
 //!   until it is done; a letter refused `Closed` is answered with
 //!   [`Letter::refuse`], as the runtime does;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyperverse::modules::{guests, ReloadReport, WasmHost, WasmKind};
-use hyperverse::{Body, Kind, Lane, Machine, Point};
+use hyperverse::{Body, Kind, Machine, ParticleRef, Point};
 use tokio::task::JoinSet;
 
 use super::particles::REGION;
@@ -96,7 +96,7 @@ async fn exercise(
         let at = parent.child(&format!("counter-{i}"))?;
         lanes.push(machine.spawn(at, Kind::wasm(MODULE), Body::empty()).await?);
     }
-    let lanes: Arc<[Lane]> = lanes.into();
+    let lanes: Arc<[ParticleRef]> = lanes.into();
 
     // The senders, each with its share of the waves, round-robin over the
     // counters; they yield now and then so the stream spans the reload.
@@ -110,7 +110,7 @@ async fn exercise(
             let mut failures = Vec::new();
             for n in 0..share {
                 let lane = &lanes[(n as usize * senders + s) % lanes.len()];
-                match lane.signal("add", Body::empty()) {
+                match lane.signal(("add", Body::empty())) {
                     Ok(()) => {
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
@@ -150,13 +150,13 @@ async fn exercise(
     let mut counted = 0;
     let (mut on_v2, mut not_on_v2, mut registry_v2) = (0, Vec::new(), 0);
     for lane in lanes.iter() {
-        match machine.ask(lane.point(), "get", Body::empty()).await {
-            Ok(reply) => counted += reply.body.as_u64().unwrap_or_default(),
+        match machine.ask(lane.point(), ("get", Body::empty())).await {
+            Ok(reply) => counted += reply.as_u64().unwrap_or_default(),
             Err(e) => failures.push(e.to_string()),
         }
-        match machine.ask(lane.point(), "version", Body::empty()).await {
-            Ok(reply) if reply.body.as_bytes() == [2] => on_v2 += 1,
-            Ok(reply) => not_on_v2.push(format!("{}: version {:?}", lane.point(), reply.body)),
+        match machine.ask(lane.point(), ("version", Body::empty())).await {
+            Ok(reply) if reply.as_bytes() == [2] => on_v2 += 1,
+            Ok(reply) => not_on_v2.push(format!("{}: version {:?}", lane.point(), reply)),
             Err(e) => not_on_v2.push(format!("{}: {e}", lane.point())),
         }
         if machine

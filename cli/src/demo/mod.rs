@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyperverse::modules::{guests, Limits, WasmHost};
-use hyperverse::{Body, CrashNotice, Lane, Machine, Point, Record, StarStats};
+use hyperverse::{Body, CrashNotice, Machine, ParticleRef, Point, Record, StarStats};
 
 use hot_reload::HotReload;
 use particles::{Region, Tally, Worker, NOTICES, PING, PLANNED_PANIC, REGION, WORKER};
@@ -222,11 +222,11 @@ async fn exercise(
         .collect::<Result<Vec<_>, _>>()?;
 
     // Resolve every worker's lane once: senders then skip the Registry.
-    let lanes: Arc<[Lane]> = plan
+    let lanes: Arc<[ParticleRef]> = plan
         .layout
         .workers
         .iter()
-        .map(|p| machine.lane(p))
+        .map(|p| machine.particle(p))
         .collect::<Result<Vec<_>, _>>()?
         .into();
 
@@ -238,13 +238,12 @@ async fn exercise(
     // answers is serving again.
     let mut pings = Vec::with_capacity(lanes.len());
     for lane in lanes.iter() {
-        let answer = machine.ask(lane.point(), PING, Body::empty()).await;
+        let answer = machine.ask(lane.point(), (PING, Body::empty())).await;
         pings.push(match answer {
-            Ok(wave) => wave
-                .body
+            Ok(body) => body
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| format!("bad ping answer {:?}", wave.body)),
+                .ok_or_else(|| format!("bad ping answer {body:?}")),
             Err(e) => Err(e.to_string()),
         });
     }
@@ -255,9 +254,9 @@ async fn exercise(
     // ahead of this request.
     let mut notices = Vec::with_capacity(plan.layout.regions.len());
     for region in &plan.layout.regions {
-        let answer = machine.ask(region, NOTICES, Body::empty()).await;
+        let answer = machine.ask(region, (NOTICES, Body::empty())).await;
         notices.push(match answer {
-            Ok(wave) => wave.body.decode().map_err(|e| e.to_string()),
+            Ok(body) => body.decode().map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         });
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hyperverse::{Body, Lane, WaveError, DEFAULT_REQUEST_TIMEOUT};
+use hyperverse::{Body, ParticleRef, WaveError, DEFAULT_REQUEST_TIMEOUT};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;
@@ -31,7 +31,7 @@ pub struct Traffic {
 }
 
 /// Runs every sender in its own task and adds up what they saw.
-pub async fn run(plan: &Plan, lanes: Arc<[Lane]>) -> Traffic {
+pub async fn run(plan: &Plan, lanes: Arc<[ParticleRef]>) -> Traffic {
     let crashes: Arc<[Crash]> = plan.crashes.clone().into();
     let mut tasks = JoinSet::new();
     for sender in &plan.senders {
@@ -68,7 +68,7 @@ struct Part {
     failures: Vec<String>,
 }
 
-async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Part {
+async fn send(plan: SenderPlan, lanes: Arc<[ParticleRef]>, crashes: Arc<[Crash]>) -> Part {
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let mut part = Part::default();
     let mut due = plan.crashes.iter().copied().peekable();
@@ -84,20 +84,21 @@ async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Pa
         if rng.gen_ratio(1, REQUEST_ONE_IN) {
             part.requests += 1;
             let reply = lane
-                .request(WORK, Body::from_u64(n), DEFAULT_REQUEST_TIMEOUT)
+                .ask((WORK, Body::from_u64(n)))
+                .within(DEFAULT_REQUEST_TIMEOUT)
                 .await;
             match reply {
-                Ok(wave) if wave.body.as_u64() == Some(n) => part.acked += 1,
-                Ok(wave) => part.failures.push(format!(
+                Ok(body) if body.as_u64() == Some(n) => part.acked += 1,
+                Ok(body) => part.failures.push(format!(
                     "{} answered work #{n} with {:?}",
                     lane.point(),
-                    wave.body
+                    body
                 )),
                 Err(e) => part.failures.push(e.to_string()),
             }
         } else {
             part.signals += 1;
-            if let Err(e) = lane.signal(WORK, Body::from_u64(n)) {
+            if let Err(e) = lane.signal((WORK, Body::from_u64(n))) {
                 part.failures.push(e.to_string());
             }
         }
@@ -107,14 +108,15 @@ async fn send(plan: SenderPlan, lanes: Arc<[Lane]>, crashes: Arc<[Crash]>) -> Pa
 
 /// Sends one crash wave as a request, so the sender learns that the worker
 /// really crashed on it (a `Crashed` error carrying the reason).
-async fn crash(lanes: &[Lane], crash: &Crash) -> Result<String, String> {
+async fn crash(lanes: &[ParticleRef], crash: &Crash) -> Result<String, String> {
     let lane = &lanes[crash.worker];
     let method = match crash.how {
         How::Error => CRASH,
         How::Panic => PANIC,
     };
     let answer = lane
-        .request(method, crash.reason.clone(), DEFAULT_REQUEST_TIMEOUT)
+        .ask((method, crash.reason.clone()))
+        .within(DEFAULT_REQUEST_TIMEOUT)
         .await;
     match answer {
         Err(WaveError::Crashed { reason, .. }) => Ok(reason),

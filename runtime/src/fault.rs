@@ -82,6 +82,7 @@ pub enum Fault {
 
 /// A fault that cannot be injected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FaultError {
     /// No live particle there.
     #[error("no particle at {point}")]

@@ -46,6 +46,7 @@ pub struct Point(Arc<str>);
 
 /// Why a text is not a Point. Positions are byte offsets into the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PointError {
     /// The text was empty (the root is written `ROOT`).
     #[error("empty point (the root is written `{ROOT}`)")]

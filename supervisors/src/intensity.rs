@@ -42,6 +42,7 @@ pub enum RestartVerdict {
 
 /// An intensity that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum IntensityError {
     /// OTP requires a period of at least one unit; a zero window counts nothing.
     #[error("restart period must be greater than zero")]

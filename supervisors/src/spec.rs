@@ -74,6 +74,7 @@ pub const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// A child spec that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum SpecError {
     /// Ids name children in the API and the logs.
     #[error("a child spec needs a non-empty id")]

@@ -132,6 +132,7 @@ pub enum Outcome {
 
 /// Errors of the supervisor API, with OTP's cases.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum SupError {
     /// Bad flags.
     #[error("bad supervisor flags: {0}")]

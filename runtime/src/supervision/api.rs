@@ -24,6 +24,7 @@ pub(crate) fn may_call(caller: &Point, supervisor: &Point) -> bool {
 
 /// A supervisor API call that failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// The supervisor refused, with OTP's reason (already present, running,
     /// not found, …).

@@ -198,6 +198,11 @@ impl SupervisorRef {
     /// # Errors
     ///
     /// As [`SupervisorRef::which_children`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SupervisorRef::which_children`]: queued when called, not
+    /// withdrawn by dropping the future.
     pub fn count_children(
         &self,
     ) -> impl std::future::Future<Output = Result<Counts, SupervisorError>> + Send + 'static {
@@ -217,6 +222,11 @@ impl SupervisorRef {
     /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
     /// with OTP's reason; [`SupervisorError::Codec`] for a closure
     /// [`ChildStart`] (give it in the supervisor's spec instead).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SupervisorRef::which_children`]: queued when called, not
+    /// withdrawn by dropping the future.
     pub fn start_child(
         &self,
         spec: ChildSpec<ChildStart>,
@@ -239,6 +249,11 @@ impl SupervisorRef {
     ///
     /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
     /// with OTP's reason.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SupervisorRef::which_children`]: queued when called, not
+    /// withdrawn by dropping the future.
     pub fn add_child(
         &self,
         id: impl Into<String>,
@@ -256,6 +271,11 @@ impl SupervisorRef {
     ///
     /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
     /// with OTP's reason.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SupervisorRef::which_children`]: queued when called, not
+    /// withdrawn by dropping the future.
     pub fn terminate_child(
         &self,
         id: &str,
@@ -269,6 +289,11 @@ impl SupervisorRef {
     ///
     /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
     /// with OTP's reason.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SupervisorRef::which_children`]: queued when called, not
+    /// withdrawn by dropping the future.
     pub fn restart_child(
         &self,
         id: &str,
@@ -282,6 +307,11 @@ impl SupervisorRef {
     ///
     /// As [`SupervisorRef::which_children`]; [`SupervisorError::Refused`]
     /// with OTP's reason.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SupervisorRef::which_children`]: queued when called, not
+    /// withdrawn by dropping the future.
     pub fn delete_child(
         &self,
         id: &str,

@@ -59,8 +59,10 @@ enum Stage {
 /// The request is queued when `ask` is called, not when the `Ask` is
 /// first polled. Dropping the `Ask` (or its future) does not withdraw a
 /// queued request: the particle still handles it, and the answer is
-/// dropped. A request still waiting for room in a full lane
-/// ([`crate::WhenFull::Wait`]) is dropped with it and never queued.
+/// dropped. A request that finds a bounded lane full
+/// ([`crate::WhenFull::Wait`]) waits for room when the `Ask` is polled
+/// (a later send from the same sender that finds room first is queued
+/// before it), and is dropped with the `Ask` if it never got in.
 ///
 /// ```
 /// # use hyperverse_runtime::*;

@@ -7,16 +7,6 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::CodecError;
 
-/// The largest encoding decoded, so a corrupt length cannot make the
-/// decoder allocate gigabytes (re-exported as `wave::MAX_WAVE_BYTES`).
-pub(crate) const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
-
-/// bincode 2, standard, within [`MAX_DECODE_BYTES`]: how bodies and waves
-/// are decoded.
-pub(crate) fn decode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
-}
-
 /// The payload of a wave: immutable bytes, cheap to clone.
 ///
 /// Rust particles usually carry typed values with [`Body::encode`] and
@@ -49,16 +39,17 @@ impl Body {
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
 
-    /// Decodes the whole body as a `T`; trailing bytes are an error.
+    /// Decodes the whole body as a `T`; trailing bytes are an error. The
+    /// bytes may be hostile: a length prefix is believed only within a
+    /// budget proportional to the body's size, and nesting deeper than 128
+    /// levels is an error, not a stack overflow.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] for bytes that are not a `T` (or past those
+    /// bounds), [`CodecError::TrailingBytes`] for bytes left over.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
-        let (value, used) = bincode::serde::decode_from_slice(&self.0, decode_config())
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
-        if used != self.0.len() {
-            return Err(CodecError::TrailingBytes {
-                extra: self.0.len() - used,
-            });
-        }
-        Ok(value)
+        crate::codec::decode(&self.0)
     }
 
     /// A body holding one `u64`, little-endian (8 bytes, no framing).

@@ -51,9 +51,27 @@ impl Ctx {
     /// # Errors
     ///
     /// As [`Machine::signal`]: the message handed back with
-    /// `NoSuchParticle` (or `MachineDown`), `Stopped`, `LaneFull`.
+    /// `NoSuchParticle` (or `MachineDown`), `Stopped`, `LaneFull`; and
+    /// [`WaveError::Stopped`] naming this particle if it has ended (a `Ctx`
+    /// kept past its particle's end cannot send as its Point, which may
+    /// be another particle's by then).
     pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
+        if self.cell.has_ended() {
+            return Err(self.ended::<S>(to, message));
+        }
         self.machine.signal_from(self.me().clone(), to, message)
+    }
+
+    /// A send from a particle that has ended, refused with the message.
+    #[cold]
+    fn ended<S: Sendable>(&self, to: &Point, message: S) -> SendError<S::Back> {
+        let stopped = WaveError::Stopped {
+            point: self.me().clone(),
+        };
+        SendError::new(
+            stopped,
+            S::back(message.parcel(), self.me().clone(), to.clone()),
+        )
     }
 
     /// Sends `message` one way, waiting for room if the target's lane is
@@ -62,7 +80,9 @@ impl Ctx {
     ///
     /// # Errors
     ///
-    /// As [`Ctx::signal`], and the target ending while this waits.
+    /// As [`Ctx::signal`], and the target ending while this waits. A
+    /// particle cannot wait for room in its own lane (only its return
+    /// makes room): a full own lane is `LaneFull` at once.
     ///
     /// # Cancel safety
     ///
@@ -72,7 +92,14 @@ impl Ctx {
         to: &Point,
         message: S,
     ) -> impl std::future::Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
-        self.machine.signal_waiting(to, message)
+        let sent = if self.cell.has_ended() {
+            Err(self.ended::<S>(to, message))
+        } else {
+            Ok(self
+                .machine
+                .signal_waiting_from(self.me().clone(), to, message))
+        };
+        async move { sent?.await }
     }
 
     /// Sends `message` as a request from this particle to the particle at
@@ -85,13 +112,20 @@ impl Ctx {
     /// See [`Ask`]; in particular a request to this particle's parent (or
     /// any ancestor) while that parent stops or restarts its children is
     /// refused with [`WaveError::Stopped`], so that neither waits for the
-    /// other.
+    /// other; and `Stopped` naming this particle if it has ended (see
+    /// [`Ctx::signal`]).
     ///
     /// # Cancel safety
     ///
     /// Dropping the `Ask` does not withdraw a request already queued: the
     /// target still handles it, and the answer is dropped.
     pub fn ask<S: Sendable>(&self, to: &Point, message: S) -> Ask<S::Reply> {
+        if self.cell.has_ended() {
+            let stopped = WaveError::Stopped {
+                point: self.me().clone(),
+            };
+            return Ask::failed(stopped, <S as crate::send::sealed::Sealed>::open);
+        }
         self.machine.ask_from(self.me().clone(), to, message)
     }
 

@@ -39,9 +39,11 @@
 mod ask;
 mod body;
 mod cell;
+mod codec;
 mod control;
 mod ctx;
 mod deadline;
+mod depth;
 mod driver;
 mod error;
 mod event;

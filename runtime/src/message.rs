@@ -90,7 +90,63 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 
 /// A message value in flight, boxed (its type is known only to its sender
 /// and its handler).
-pub(crate) type Value = Box<dyn Any + Send>;
+///
+/// Dropping a message runs its `Drop`: user code, in whichever task drops
+/// it (the receiver's, at a stop or a crash; a Star's; the last holder of
+/// a lane). A panic there is caught and logged, never unwound into the
+/// runtime.
+pub struct Value(Option<Box<dyn Any + Send>>);
+
+impl Value {
+    pub(crate) fn new<T: Any + Send>(value: T) -> Value {
+        Value(Some(Box::new(value)))
+    }
+
+    fn inner(&self) -> &(dyn Any + Send) {
+        self.0
+            .as_deref()
+            .expect("a value is only emptied as it is taken")
+    }
+
+    /// The value's type.
+    pub(crate) fn type_id(&self) -> std::any::TypeId {
+        self.inner().type_id()
+    }
+
+    /// The value, to encode.
+    pub(crate) fn as_any(&self) -> &(dyn Any + Send) {
+        self.inner()
+    }
+
+    /// Its shallow size, for a lane's byte accounting.
+    pub(crate) fn size(&self) -> usize {
+        std::mem::size_of_val(self.inner())
+    }
+
+    /// The value as a `T`, or itself back.
+    pub(crate) fn downcast<T: Any>(mut self) -> Result<T, Value> {
+        let boxed = self
+            .0
+            .take()
+            .expect("a value is only emptied as it is taken");
+        match boxed.downcast::<T>() {
+            Ok(value) => Ok(*value),
+            Err(boxed) => Err(Value(Some(boxed))),
+        }
+    }
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        if let Some(boxed) = self.0.take() {
+            let dropped =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(boxed)));
+            if dropped.is_err() {
+                tracing::error!(target: crate::targets::CRASH, "a message panicked as it was dropped");
+            }
+        }
+    }
+}
 
 /// What a typed letter needs besides its value: its method, and how to
 /// encode it if it must become a wave. One static per message type.
@@ -131,9 +187,22 @@ pub(crate) enum Incoming {
     Body(Body),
 }
 
-/// A typed handler's outcome: its reply (as the asker wants it), or the
-/// message could not be read (answered with an error; no crash).
+/// What the sender of a message waits for: nothing (a signal), bytes (an
+/// untyped ask, or a guest) or the value (a typed ask).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    Nothing,
+    Bytes,
+    Value,
+}
+
+/// A typed handler's outcome: its reply (as the asker wants it), nothing
+/// (for a signal), or an error answered to the sender, never a crash: the
+/// message could not be read, or the reply could not be encoded (the
+/// handler ran: the sender must not take it for an unread message).
 pub(crate) enum Answer {
     Reply(Reply),
+    Done,
     Undecodable(CodecError),
+    Unencodable(CodecError),
 }

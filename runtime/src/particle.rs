@@ -6,7 +6,7 @@ use std::any::TypeId;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::message::{Answer, Incoming, Reply};
+use crate::message::{Answer, Incoming, Reply, Value, Want};
 use crate::{Body, CodecError, Control, CrashNotice, Ctx, DownNotice, ExitSignal, Message, Wave};
 
 /// What a handler returns on failure. Any error converts into it with `?`;
@@ -240,21 +240,22 @@ pub trait Handler<M: Message>: Particle {
 type Handled<'a> = Pin<Box<dyn Future<Output = Result<Answer, ParticleError>> + Send + 'a>>;
 
 /// A typed handler, erased: decodes or unboxes the message, runs the
-/// handler, and boxes (for a typed asker) or encodes its reply.
+/// handler, and boxes (for a typed asker) or encodes (for bytes) its reply,
+/// or drops it (for a signal).
 pub(crate) type Call<P> =
-    for<'a> fn(&'a P, &'a Ctx, &'a mut <P as Particle>::State, Incoming, bool) -> Handled<'a>;
+    for<'a> fn(&'a P, &'a Ctx, &'a mut <P as Particle>::State, Incoming, Want) -> Handled<'a>;
 
 pub(crate) fn call<'a, P: Handler<M>, M: Message>(
     particle: &'a P,
     ctx: &'a Ctx,
     state: &'a mut P::State,
     incoming: Incoming,
-    boxed_reply: bool,
+    want: Want,
 ) -> Handled<'a> {
     Box::pin(async move {
         let message: M = match incoming {
             Incoming::Value(v) => match v.downcast::<M>() {
-                Ok(m) => *m,
+                Ok(m) => m,
                 Err(_) => {
                     return Ok(Answer::Undecodable(CodecError::Decode(
                         "a message of another type".into(),
@@ -267,14 +268,14 @@ pub(crate) fn call<'a, P: Handler<M>, M: Message>(
             },
         };
         let reply = particle.handle_message(ctx, state, message).await?;
-        if boxed_reply {
-            Ok(Answer::Reply(Reply::Value(Box::new(reply))))
-        } else {
-            Ok(match M::encode_reply(&reply) {
+        Ok(match want {
+            Want::Nothing => Answer::Done,
+            Want::Value => Answer::Reply(Reply::Value(Value::new(reply))),
+            Want::Bytes => match M::encode_reply(&reply) {
                 Ok(body) => Answer::Reply(Reply::Body(body)),
-                Err(e) => Answer::Undecodable(e),
-            })
-        }
+                Err(e) => Answer::Unencodable(e),
+            },
+        })
     })
 }
 

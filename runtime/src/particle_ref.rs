@@ -167,14 +167,17 @@ impl ParticleRef {
     ///
     /// The sender is stamped when this is called, and the message is
     /// queued then if there is room (keeping its place in order with the
-    /// sender's other sends); the future waits only for room.
+    /// sender's other sends); the future waits only for room. A message
+    /// that must wait is queued when the future finds room: a later send
+    /// from the same sender that finds room first is queued before it.
     ///
     /// # Errors
     ///
     /// The message handed back with [`WaveError::Stopped`] if the particle
     /// has ended, or ends while this waits for room, or
     /// [`WaveError::LaneFull`] if the lane is full and its policy is
-    /// [`crate::WhenFull::Reject`].
+    /// [`crate::WhenFull::Reject`], or the lane is the sending particle's
+    /// own (it cannot wait for room that only its return makes).
     ///
     /// # Cancel safety
     ///
@@ -185,21 +188,7 @@ impl ParticleRef {
         &self,
         message: S,
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
-        let letter = send::letter(message.parcel(), sender(), self.point().clone(), None);
-        let cell = self.cell.clone();
-        let first = cell.lane.push(letter);
-        async move {
-            let refused = match first {
-                Ok(()) => return Ok(()),
-                Err((letter, Refusal::Full)) => match cell.lane.push_waiting(letter).await {
-                    Ok(()) => return Ok(()),
-                    Err(refused) => refused,
-                },
-                Err(refused) => refused,
-            };
-            let (letter, refusal) = refused;
-            Err(send::refused::<S>(refusal_error(&cell, refusal), letter))
-        }
+        signal_waiting_cell(self.cell.clone(), sender(), message)
     }
 
     /// Sends `message` as a request and returns the [`Ask`] to await for
@@ -210,7 +199,7 @@ impl ParticleRef {
     ///
     /// The request is queued when this is called, not when the `Ask` is
     /// first polled, so it keeps its place in order with the sender's
-    /// signals.
+    /// signals (unless a bounded lane is full: see [`Ask`]).
     ///
     /// # Errors
     ///
@@ -297,6 +286,34 @@ pub(crate) fn signal_cell<S: Sendable>(
 ) -> Result<(), SendError<S::Back>> {
     let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
     deliver(cell, letter).map_err(|(letter, e)| send::refused::<S>(e, letter))
+}
+
+/// Signals `message` from `from` to `cell`'s particle, waiting for room:
+/// every `signal_waiting` passes here. The particle's own handler cannot
+/// wait for room in its own lane (only its return makes room): it is
+/// refused `LaneFull` at once, as a request to itself is refused
+/// `CallingSelf`.
+pub(crate) fn signal_waiting_cell<S: Sendable>(
+    cell: Arc<ParticleCell>,
+    from: Point,
+    message: S,
+) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
+    let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
+    let first = cell.lane.push(letter);
+    async move {
+        let refused = match first {
+            Ok(()) => return Ok(()),
+            Err((letter, Refusal::Full)) if !cell.is_current_task() => {
+                match cell.lane.push_waiting(letter).await {
+                    Ok(()) => return Ok(()),
+                    Err(refused) => refused,
+                }
+            }
+            Err(refused) => refused,
+        };
+        let (letter, refusal) = refused;
+        Err(send::refused::<S>(refusal_error(&cell, refusal), letter))
+    }
 }
 
 /// Asks `message` from `from` of `cell`'s particle: every `ask` passes here.

@@ -64,13 +64,13 @@ impl<M: Message> sealed::Sealed for M {
     fn parcel(self) -> Parcel {
         Parcel {
             method: Method::from(M::METHOD),
-            content: Content::Value(Box::new(self), &<M as Described>::VT),
+            content: Content::Value(Value::new(self), &<M as Described>::VT),
         }
     }
 
     fn back(parcel: Parcel, _: Point, _: Point) -> <Self as Sendable>::Back {
         match parcel.content {
-            Content::Value(v, _) => *v
+            Content::Value(v, _) => v
                 .downcast::<M>()
                 .unwrap_or_else(|_| unreachable!("a parcel of M holds an M")),
             Content::Body(_) => unreachable!("a parcel of M holds an M"),
@@ -81,7 +81,6 @@ impl<M: Message> sealed::Sealed for M {
         match reply {
             Reply::Value(v) => v
                 .downcast::<M::Reply>()
-                .map(|r| *r)
                 .map_err(|_| CodecError::Decode("a reply of another type".into())),
             Reply::Body(body) => M::decode_reply(&body),
         }
@@ -108,7 +107,7 @@ where
     fn back(parcel: Parcel, from: Point, to: Point) -> <Self as Sendable>::Back {
         let body = match parcel.content {
             Content::Body(b) => b,
-            Content::Value(v, vt) => (vt.encode)(&*v).unwrap_or_default(),
+            Content::Value(v, vt) => (vt.encode)(v.as_any()).unwrap_or_default(),
         };
         Wave::signal(from, to, parcel.method, body)
     }

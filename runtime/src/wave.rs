@@ -7,13 +7,12 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::body::decode_config;
 use crate::{error::CodecError, Body, Method, Point};
 
 /// Version byte in front of every encoded wave.
 pub const WAVE_FORMAT_VERSION: u8 = 1;
 /// The largest encoded wave accepted, so a corrupt length cannot make the decoder allocate gigabytes.
-pub const MAX_WAVE_BYTES: usize = crate::body::MAX_DECODE_BYTES;
+pub const MAX_WAVE_BYTES: usize = crate::codec::MAX_DECODE_BYTES;
 
 /// What a wave asks of its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,14 +115,7 @@ impl Wave {
         if rest.len() > MAX_WAVE_BYTES {
             return Err(CodecError::TooLarge { len: rest.len() });
         }
-        let (wave, used): (Wave, usize) = bincode::serde::decode_from_slice(rest, decode_config())
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
-        if used != rest.len() {
-            return Err(CodecError::TrailingBytes {
-                extra: rest.len() - used,
-            });
-        }
-        Ok(wave)
+        crate::codec::decode(rest)
     }
 }
 

@@ -30,8 +30,14 @@ impl Typed {
     /// The message as a wave, for a particle with no typed handler of its
     /// type (or, with the cluster, for another Machine): the one place a
     /// typed message is encoded.
+    /// The encoding is the sender's code: a panic in it is caught and
+    /// becomes an error (the receiver refuses the message, and lives).
     pub(crate) fn into_wave(self) -> Result<(Wave, Option<ReplyTx>), (crate::CodecError, Self)> {
-        match (self.vt.encode)(&*self.value) {
+        let encode = self.vt.encode;
+        let encoded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(self.value.as_any())))
+                .unwrap_or_else(|_| Err(crate::CodecError::Encode("its encode panicked".into())));
+        match encoded {
             Ok(body) => {
                 let mut wave = Wave::signal(self.from, self.to, self.vt.method, body);
                 if self.reply.is_some() {
@@ -219,7 +225,7 @@ impl Typed {
     /// value's own size (what it holds behind pointers is not counted:
     /// typed messages come from in-process Rust code, not from guests).
     fn weight(&self) -> usize {
-        self.vt.method.len() + std::mem::size_of_val(&*self.value)
+        self.vt.method.len() + self.value.size()
     }
 }
 

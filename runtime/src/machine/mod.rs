@@ -28,7 +28,7 @@ use crate::cell::ParticleCell;
 use crate::control::{ControlKind, ControlReply};
 use crate::handle::Machine;
 use crate::lane::Letter;
-use crate::particle_ref::{ask_cell, signal_cell};
+use crate::particle_ref::{ask_cell, signal_cell, signal_waiting_cell};
 use crate::registry::RegistryError;
 use crate::star::{StarMsg, StarStats};
 use crate::targets;
@@ -614,9 +614,19 @@ impl Machine {
         to: &Point,
         message: S,
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
+        self.signal_waiting_from(crate::stamp::sender(), to, message)
+    }
+
+    /// [`Machine::signal_waiting`] from a sender the runtime stamped.
+    pub(crate) fn signal_waiting_from<S: Sendable>(
+        &self,
+        from: Point,
+        to: &Point,
+        message: S,
+    ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
         let sent = match self.shared.registry.cell(to) {
-            Some(cell) => Ok(self.particle_ref(cell).signal_waiting(message)),
-            None => Err(self.unroutable::<S>(crate::stamp::sender(), to, message)),
+            Some(cell) => Ok(signal_waiting_cell(cell, from, message)),
+            None => Err(self.unroutable::<S>(from, to, message)),
         };
         async move { sent?.await }
     }

@@ -13,7 +13,7 @@ use super::guard::guarded;
 use crate::control::{Control, ControlKind, ControlLetter, ControlReply};
 use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
 use crate::message::Reply;
-use crate::message::{Answer, Incoming};
+use crate::message::{Answer, Incoming, Want};
 use crate::particle::{Call, Key};
 use crate::supervision::{SupState, SupervisorParticle, SupervisorReply};
 use crate::targets;
@@ -43,7 +43,7 @@ pub(crate) fn serve<'a, P: Particle>(
                 Next::Letter(Letter::Typed(typed)) => {
                     // A declared type goes to its handler as the value
                     // itself; any other becomes a wave, by its method.
-                    let type_id = (*typed.value).type_id();
+                    let type_id = typed.value.type_id();
                     let Some(call) = by_type::<P>(type_id) else {
                         match typed.into_wave() {
                             Ok((wave, reply)) => {
@@ -62,7 +62,12 @@ pub(crate) fn serve<'a, P: Particle>(
                         from: typed.from,
                     };
                     let incoming = Incoming::Value(typed.value);
-                    let handled = call(particle, ctx, &mut *state, incoming, typed.reply.is_some());
+                    let want = if typed.reply.is_some() {
+                        Want::Value
+                    } else {
+                        Want::Nothing
+                    };
+                    let handled = call(particle, ctx, &mut *state, incoming, want);
                     if let Some(end) =
                         answer_typed(ctx, guarded(&ctx.cell, handled), in_flight, typed.reply).await
                     {
@@ -109,7 +114,12 @@ pub(crate) fn serve_wave<'a, P: Particle>(
                 method: wave.method,
                 from: wave.from,
             };
-            let handled = call(particle, ctx, state, Incoming::Body(wave.body), false);
+            let want = if reply.is_some() {
+                Want::Bytes
+            } else {
+                Want::Nothing
+            };
+            let handled = call(particle, ctx, state, Incoming::Body(wave.body), want);
             return answer_typed(ctx, guarded(&ctx.cell, handled), in_flight, reply).await;
         }
         let (in_flight, handled) = handling(particle, ctx, state, wave);
@@ -140,9 +150,20 @@ async fn answer_typed(
             }
             None
         }
+        Ok(Answer::Done) => None,
         Ok(Answer::Undecodable(error)) => {
             tracing::debug!(target: targets::ROUTE, point = %ctx.me(), method = %in_flight.method, from = %in_flight.from, %error, "unreadable message refused");
             refuse_unreadable(ctx, reply, error);
+            None
+        }
+        Ok(Answer::Unencodable(error)) => {
+            tracing::debug!(target: targets::ROUTE, point = %ctx.me(), method = %in_flight.method, from = %in_flight.from, %error, "a reply could not be encoded");
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(WaveError::BadReply {
+                    point: ctx.me().clone(),
+                    error,
+                }));
+            }
             None
         }
         Err(reason) => Some(End::crash(reason, Some(in_flight), reply)),

@@ -279,13 +279,14 @@ impl ParticleRef {
 
 /// Signals `message` from `from` to `cell`'s particle: every `signal`
 /// passes here.
+#[inline]
 pub(crate) fn signal_cell<S: Sendable>(
     cell: &ParticleCell,
     from: Point,
     message: S,
 ) -> Result<(), SendError<S::Back>> {
     let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
-    deliver(cell, letter).map_err(|(letter, e)| send::refused::<S>(e, letter))
+    deliver(cell, letter).map_err(|(letter, refusal)| refused::<S>(cell, refusal, letter))
 }
 
 /// Signals `message` from `from` to `cell`'s particle, waiting for room:
@@ -316,7 +317,19 @@ pub(crate) fn signal_waiting_cell<S: Sendable>(
     }
 }
 
+/// A refused signal, handed back (kept out of the hot path).
+#[cold]
+#[inline(never)]
+fn refused<S: Sendable>(
+    cell: &ParticleCell,
+    refusal: Refusal,
+    letter: Letter,
+) -> SendError<S::Back> {
+    send::refused::<S>(refusal_error(cell, refusal), letter)
+}
+
 /// Asks `message` from `from` of `cell`'s particle: every `ask` passes here.
+#[inline]
 pub(crate) fn ask_cell<S: Sendable>(
     cell: &Arc<ParticleCell>,
     from: Point,

@@ -61,6 +61,7 @@ pub trait Sendable: sealed::Sealed + Send + 'static {
 }
 
 impl<M: Message> sealed::Sealed for M {
+    #[inline]
     fn parcel(self) -> Parcel {
         Parcel {
             method: Method::from(M::METHOD),
@@ -97,6 +98,7 @@ where
     A: Into<Method> + Send + 'static,
     B: Into<Body> + Send + 'static,
 {
+    #[inline]
     fn parcel(self) -> Parcel {
         Parcel {
             method: self.0.into(),
@@ -197,6 +199,7 @@ impl<T> std::error::Error for SendError<T> {
 
 /// The letter that carries `parcel` from `from` to `to`; a request if it
 /// has an answer channel.
+#[inline]
 pub(crate) fn letter(
     parcel: Parcel,
     from: Point,

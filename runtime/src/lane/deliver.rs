@@ -28,14 +28,11 @@ pub(crate) fn deliver_control(cell: &ParticleCell, letter: ControlLetter) -> Res
 }
 
 /// Queues a signal (a wave or a typed message) in `cell`'s lane: the one
-/// place every signal passes. A refused letter is handed back.
-// The letter comes back by value: boxing it would allocate on every
-// refusal, and a refusal is how a full lane pushes back.
-#[allow(clippy::result_large_err)]
-pub(crate) fn deliver(cell: &ParticleCell, letter: Letter) -> Result<(), (Letter, WaveError)> {
+/// place every signal passes. A refused letter is handed back, with why
+/// (see [`refusal_error`]).
+#[inline]
+pub(crate) fn deliver(cell: &ParticleCell, letter: Letter) -> Result<(), (Letter, Refusal)> {
     let _span = tracing::trace_span!(target: targets::ROUTE, "route", to = %cell.point(), method = %letter.method())
         .entered();
-    cell.lane
-        .push(letter)
-        .map_err(|(letter, refusal)| (letter, refusal_error(cell, refusal)))
+    cell.lane.push(letter)
 }

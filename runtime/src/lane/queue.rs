@@ -54,6 +54,8 @@ pub(super) struct LaneState<C> {
     pub(super) fault: Option<Box<LaneFault>>,
     /// Monitors and links (see [`Watched`]).
     pub(super) watched: Watched<C>,
+    /// Set once the monitors have fired: later ones fire at once.
+    pub(super) monitors_fired: bool,
 }
 
 impl<C> LaneState<C> {
@@ -211,6 +213,7 @@ impl<C> LaneQueue<C> {
                 refuse_from: None,
                 fault: None,
                 watched: Watched::default(),
+                monitors_fired: false,
             }),
             stop: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -452,7 +455,12 @@ impl<C> LaneQueue<C> {
     /// Adds a monitor; false if the particle's monitors already fired (it
     /// has ended), so the caller delivers the notice itself.
     pub(crate) fn add_monitor(&self, r: MonitorId, watcher: Weak<C>) -> bool {
-        self.state.lock().watched.add_monitor(r, watcher)
+        let mut st = self.state.lock();
+        if st.monitors_fired {
+            return false;
+        }
+        st.watched.add_monitor(r, watcher);
+        true
     }
 
     /// Removes a monitor; its watcher if it was there (it will never fire).
@@ -504,6 +512,8 @@ impl<C> LaneQueue<C> {
 
     /// Takes the monitors to fire them, once.
     pub(crate) fn take_monitors(&self) -> Vec<(MonitorId, Weak<C>)> {
-        self.state.lock().watched.take_monitors()
+        let mut st = self.state.lock();
+        st.monitors_fired = true;
+        st.watched.take_monitors()
     }
 }

@@ -31,19 +31,15 @@ impl<C> Default for Watch<C> {
     }
 }
 
-/// A lane's monitors and links.
+/// A lane's monitors and links (whether its monitors have fired is the
+/// lane's own flag, beside its others: see `LaneState`).
 pub(crate) struct Watched<C> {
     watch: Option<Box<Watch<C>>>,
-    /// Set once the monitors have fired: later ones fire at once.
-    monitors_fired: bool,
 }
 
 impl<C> Default for Watched<C> {
     fn default() -> Self {
-        Watched {
-            watch: None,
-            monitors_fired: false,
-        }
+        Watched { watch: None }
     }
 }
 
@@ -64,14 +60,9 @@ impl<C> Watched<C> {
         }
     }
 
-    /// Adds a monitor; false if the monitors already fired (the particle
-    /// has ended), so the caller delivers the notice itself.
-    pub(super) fn add_monitor(&mut self, r: MonitorId, watcher: Weak<C>) -> bool {
-        if self.monitors_fired {
-            return false;
-        }
+    /// Adds a monitor.
+    pub(super) fn add_monitor(&mut self, r: MonitorId, watcher: Weak<C>) {
         self.watch().monitors.push((r, watcher));
-        true
     }
 
     /// Removes a monitor; its watcher if it was there (it will never fire).
@@ -140,9 +131,8 @@ impl<C> Watched<C> {
             .unwrap_or_default()
     }
 
-    /// Takes the monitors to fire them, once.
+    /// Takes the monitors to fire them.
     pub(super) fn take_monitors(&mut self) -> Vec<(MonitorId, Weak<C>)> {
-        self.monitors_fired = true;
         self.watch
             .as_mut()
             .map(|w| std::mem::take(&mut w.monitors))

@@ -37,26 +37,27 @@ use crate::{Body, Particle};
 /// A particle's whole life: incarnations until a stop or a give-up.
 ///
 /// This future is most of what an idle particle costs, so it is kept small:
-/// a plain `fn` returning an `async move` block (an `async fn` would keep
-/// its arguments twice, as arguments and as locals), and everything but
+/// plain `fn`s returning `async move` blocks (an `async fn` would keep its
+/// arguments twice, as arguments and as locals), and everything but
 /// starting and serving (a crash, a stop) runs in boxed futures of its own.
-// Not an `async fn`: that would keep its arguments twice in the future.
-#[allow(clippy::manual_async_fn)]
 pub(crate) fn run<P: Particle>(
     particle: Arc<P>,
     args: Body,
     ready: Option<ReadyTx>,
     guard: EndGuard,
 ) -> impl Future<Output = ()> + Send {
-    async move {
-        if let Some(m) = guard.ctx.cell.managed() {
+    use futures::future::Either;
+    // Not an async block: its captures would be kept beside the life they
+    // are moved into.
+    match guard.ctx.cell.managed() {
+        Some(m) => {
             m.begin();
             // Boxed: few particles are supervised by supervisor particles,
             // and their life takes more room than the rest's.
             let decide = SupervisorDecides::new(guard.ctx.cell.clone());
-            return Box::pin(life(particle, args, ready, guard, decide)).await;
+            Either::Left(Box::pin(life(particle, args, ready, guard, decide)))
         }
-        life(particle, args, ready, guard, StarDecides).await
+        None => Either::Right(life(particle, args, ready, guard, StarDecides)),
     }
 }
 

@@ -5,13 +5,16 @@
 use std::any::Any;
 use std::future::Future;
 
+use std::pin::Pin;
+
+use futures::future::Either;
 use futures::FutureExt;
 use hyperverse_supervisors::ExitReason;
 
 use super::end::End;
 use super::guard::guarded;
 use crate::control::{Control, ControlKind, ControlLetter, ControlReply};
-use crate::lane::{LaneReceiver, Letter, Next, ReplyTx};
+use crate::lane::{LaneReceiver, Letter, Next, ReplyTx, Typed};
 use crate::message::Reply;
 use crate::message::{Answer, Incoming, Want};
 use crate::particle::{Call, Key};
@@ -34,116 +37,200 @@ pub(crate) fn serve<'a, P: Particle>(
     lane: &'a mut LaneReceiver,
 ) -> impl Future<Output = End> + Send + 'a {
     async move {
-        loop {
-            // The letter is matched where it is taken (no copy of it by
-            // value), and its room is free before the handler runs.
-            let (wave, reply) = match lane.recv().await {
-                Next::Letter(Letter::Wave(wave)) => (wave, None),
-                Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
-                Next::Letter(Letter::Typed(typed)) => {
-                    // A declared type goes to its handler as the value
-                    // itself; any other becomes a wave, by its method.
-                    let type_id = typed.value.type_id();
-                    let Some(call) = by_type::<P>(type_id) else {
-                        match typed.into_wave() {
-                            Ok((wave, reply)) => {
-                                if let Some(end) =
-                                    serve_wave(particle, ctx, &mut *state, wave, reply).await
-                                {
-                                    return end;
-                                }
-                            }
-                            Err((error, typed)) => refuse_unreadable(ctx, typed.reply, error),
-                        }
-                        continue;
-                    };
-                    let in_flight = InFlight {
-                        method: typed.vt.method.into(),
-                        from: typed.from,
-                    };
-                    let incoming = Incoming::Value(typed.value);
-                    let want = if typed.reply.is_some() {
-                        Want::Value
-                    } else {
-                        Want::Nothing
-                    };
-                    let handled = call(particle, ctx, &mut *state, incoming, want);
-                    if let Some(end) =
-                        answer_typed(ctx, guarded(&ctx.cell, handled), in_flight, typed.reply).await
-                    {
-                        return end;
+        'letters: loop {
+            // The hot path, a wave for `handle`, is awaited in the loop; the
+            // rest leaves the labelled block as a future, awaited after it.
+            // No await happens while a taken letter is held by value, so
+            // the loop keeps no room for one beside the handler's future.
+            let rare = 'sort: {
+                // The letter is matched where it is taken (no copy of it
+                // by value), and its room is free before the handler runs.
+                let (wave, reply) = match lane.recv().await {
+                    Next::Letter(Letter::Wave(wave)) => (wave, None),
+                    Next::Letter(Letter::Request(wave, reply)) => (wave, Some(reply)),
+                    Next::Letter(Letter::Typed(typed)) => {
+                        break 'sort typed_step(particle, ctx, &mut *state, typed)
                     }
-                    continue;
+                    Next::Stop => return End::Stop,
+                    // An injected crash: as a panic in the next handler,
+                    // with no wave in hand.
+                    Next::Crash(reason) => {
+                        return End::crash(ExitReason::Error(reason), None, None)
+                    }
+                    Next::Interrupted => continue 'letters,
+                    // Everything else is rare: handled out of line, in one
+                    // boxed future, so that the loop every wave takes stays
+                    // small.
+                    Next::Letter(other) => {
+                        break 'sort Either::Left(boxed(system_letter(
+                            particle,
+                            ctx,
+                            &mut *state,
+                            other,
+                        )))
+                    }
+                };
+                // A wave whose method a typed handler declares goes to it,
+                // decoded (boxed: the loop of a particle that declares none
+                // keeps no room for it).
+                if by_method::<P>(&wave.method).is_some() {
+                    break 'sort Either::Left(boxed(typed_wave(
+                        particle,
+                        ctx,
+                        &mut *state,
+                        wave,
+                        reply,
+                    )));
                 }
-                Next::Stop => return End::Stop,
-                // An injected crash: as a panic in the next handler, with
-                // no wave in hand.
-                Next::Crash(reason) => return End::crash(ExitReason::Error(reason), None, None),
-                Next::Interrupted => continue,
-                // Everything but a wave is rare: handled out of line, in one
-                // boxed future, so that the loop every wave takes stays
-                // small.
-                Next::Letter(other) => {
-                    if let Some(end) = Box::pin(system_letter(particle, ctx, state, other)).await {
-                        return end;
+                let (in_flight, handled) = handling(particle, ctx, &mut *state, wave);
+                match handled.await {
+                    Ok(body) => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(Reply::Body(body)));
+                        }
+                        continue 'letters;
                     }
-                    continue;
+                    Err(reason) => return End::crash(reason, Some(in_flight), reply),
                 }
             };
-            if let Some(end) = serve_wave(particle, ctx, &mut *state, wave, reply).await {
+            if let Some(end) = rare.await {
                 return end;
             }
         }
     }
 }
 
-/// Handles one wave: by the typed handler its method names, if the
-/// particle declares one, else by `handle`. `Some` ends the incarnation.
-// Not an `async fn`: that would keep its arguments twice in the future.
-#[allow(clippy::manual_async_fn)]
-pub(crate) fn serve_wave<'a, P: Particle>(
+/// The future that handles a typed message: its declared handler, with
+/// the value itself; or, for a type the particle does not declare, the
+/// message as a wave (boxed: rare). A plain `fn`: the letter is moved in
+/// whole, and the caller keeps nothing of it.
+fn typed_step<'a, P: Particle>(
     particle: &'a P,
     ctx: &'a Ctx,
     state: &'a mut P::State,
-    wave: Wave,
-    reply: Option<ReplyTx>,
-) -> impl Future<Output = Option<End>> + Send + 'a {
-    async move {
-        if let Some(call) = by_method::<P>(&wave.method) {
-            let in_flight = InFlight {
-                method: wave.method,
-                from: wave.from,
-            };
-            let want = if reply.is_some() {
-                Want::Bytes
-            } else {
-                Want::Nothing
-            };
-            let handled = call(particle, ctx, state, Incoming::Body(wave.body), want);
-            return answer_typed(ctx, guarded(&ctx.cell, handled), in_flight, reply).await;
+    typed: Typed,
+) -> Either<Boxed<'a>, impl Future<Output = Option<End>> + Send + 'a> {
+    match by_type::<P>(typed.value.type_id()) {
+        Some(call) => {
+            let (in_flight, reply, handled) = typed_handling(particle, ctx, state, call, typed);
+            // `map`, not an async block: a block would keep the handler's
+            // future twice (captured, and awaited).
+            Either::Right(handled.map(move |handled| answer(ctx, handled, in_flight, reply)))
         }
-        let (in_flight, handled) = handling(particle, ctx, state, wave);
-        match handled.await {
-            Ok(body) => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(Reply::Body(body)));
-                }
-                None
-            }
-            Err(reason) => Some(End::crash(reason, Some(in_flight), reply)),
-        }
+        None => Either::Left(boxed(typed_as_wave(particle, ctx, state, typed))),
     }
 }
 
-/// Answers a typed handler's outcome: its reply, an unreadable message
-/// refused (no crash), or the crash. `Some` ends the incarnation.
-async fn answer_typed(
+type Boxed<'a> = Pin<Box<dyn Future<Output = Option<End>> + Send + 'a>>;
+
+/// The rare steps of [`serve`], boxed under one type.
+fn boxed<'a>(step: impl Future<Output = Option<End>> + Send + 'a) -> Boxed<'a> {
+    Box::pin(step)
+}
+
+/// What a typed handler would have in hand if it crashed, where its answer
+/// goes, and its future with the value moved into it. A plain `fn`, as
+/// [`handling`] is.
+fn typed_handling<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    state: &'a mut P::State,
+    call: Call<P>,
+    typed: Typed,
+) -> (
+    InFlight,
+    Option<ReplyTx>,
+    impl Future<Output = Result<Answer, ExitReason>> + Send + 'a,
+) {
+    let Typed {
+        from,
+        value,
+        vt,
+        reply,
+        ..
+    } = typed;
+    let in_flight = InFlight {
+        method: vt.method.into(),
+        from,
+    };
+    let want = if reply.is_some() {
+        Want::Value
+    } else {
+        Want::Nothing
+    };
+    let handled = guarded(
+        &ctx.cell,
+        call(particle, ctx, state, Incoming::Value(value), want),
+    );
+    (in_flight, reply, handled)
+}
+
+/// A wave for a typed handler (by its method): decoded and handled by it.
+async fn typed_wave<P: Particle>(
+    particle: &P,
     ctx: &Ctx,
-    handled: impl Future<Output = Result<Answer, ExitReason>>,
+    state: &mut P::State,
+    wave: Wave,
+    reply: Option<ReplyTx>,
+) -> Option<End> {
+    let call = by_method::<P>(&wave.method)?;
+    let in_flight = InFlight {
+        method: wave.method,
+        from: wave.from,
+    };
+    let want = if reply.is_some() {
+        Want::Bytes
+    } else {
+        Want::Nothing
+    };
+    let handled = guarded(
+        &ctx.cell,
+        call(particle, ctx, state, Incoming::Body(wave.body), want),
+    );
+    answer(ctx, handled.await, in_flight, reply)
+}
+
+/// A typed message of a type the particle does not declare: encoded into
+/// a wave (the one place a typed message is encoded in-process) and
+/// handled as one, by its method.
+async fn typed_as_wave<P: Particle>(
+    particle: &P,
+    ctx: &Ctx,
+    state: &mut P::State,
+    typed: Typed,
+) -> Option<End> {
+    let (wave, reply) = match typed.into_wave() {
+        Ok(sent) => sent,
+        Err((error, typed)) => {
+            refuse_unreadable(ctx, typed.reply, error);
+            return None;
+        }
+    };
+    if by_method::<P>(&wave.method).is_some() {
+        return typed_wave(particle, ctx, state, wave, reply).await;
+    }
+    let (in_flight, handled) = handling(particle, ctx, state, wave);
+    match handled.await {
+        Ok(body) => {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(Reply::Body(body)));
+            }
+            None
+        }
+        Err(reason) => Some(End::crash(reason, Some(in_flight), reply)),
+    }
+}
+
+/// Answers a typed handler's outcome: its reply, an unreadable message or
+/// an unencodable reply refused (no crash), or the crash. `Some` ends the
+/// incarnation.
+fn answer(
+    ctx: &Ctx,
+    handled: Result<Answer, ExitReason>,
     in_flight: InFlight,
     reply: Option<ReplyTx>,
 ) -> Option<End> {
-    match handled.await {
+    match handled {
         Ok(Answer::Reply(answer)) => {
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(answer));

@@ -60,6 +60,10 @@ pub(crate) struct Deadlines {
     /// Wakes the driver when a slot earlier than all others is added (shared
     /// with the driver, which holds the `Deadlines` only weakly).
     earlier: Arc<Notify>,
+    /// The Machine's request timeout: what an `ask` waits unless told
+    /// otherwise (kept here, so that a particle's handle stays two
+    /// pointers).
+    pub(crate) request_timeout: Duration,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -87,8 +91,9 @@ impl Drop for FireAllOnDrop {
 
 impl Deadlines {
     /// New deadlines, with their driver task spawned on the current runtime.
-    pub(crate) fn start() -> Arc<Self> {
+    pub(crate) fn start(request_timeout: Duration) -> Arc<Self> {
         let d = Arc::new(Deadlines {
+            request_timeout,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             origin: Instant::now(),
             slots: Mutex::new(BTreeMap::new()),
@@ -217,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn fires_after_the_timeout_and_not_before() {
-        let d = Deadlines::start();
+        let d = Deadlines::start(Duration::from_secs(5));
         let t = std::time::Instant::now();
         let out = d
             .within(Duration::from_millis(30), std::future::pending::<()>())
@@ -231,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_earlier_deadline_added_later_still_fires_on_time() {
-        let d = Deadlines::start();
+        let d = Deadlines::start(Duration::from_secs(5));
         let late = d.within(Duration::from_secs(60), std::future::pending::<()>());
         let early = d.within(Duration::from_millis(20), std::future::pending::<()>());
         tokio::select! {
@@ -242,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_ready_future_wins_and_huge_timeouts_mean_no_deadline() {
-        let d = Deadlines::start();
+        let d = Deadlines::start(Duration::from_secs(5));
         assert_eq!(
             d.within(Duration::from_millis(1), async { 7 }).await,
             Some(7)
@@ -253,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_due_in_one_tick_share_a_slot() {
-        let d = Deadlines::start();
+        let d = Deadlines::start(Duration::from_secs(5));
         let a = d.slot_for_tick(1_000_000);
         let b = d.slot_for_tick(1_000_000);
         let c = d.slot_for_tick(1_000_001);
@@ -264,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_deadlines_releases_waiters() {
-        let d = Deadlines::start();
+        let d = Deadlines::start(Duration::from_secs(5));
         let slot = d.slot(Duration::from_secs(3600)).unwrap();
         drop(d);
         assert!(slot.fired.load(Ordering::SeqCst));

@@ -55,9 +55,8 @@ use crate::{Kind, LaneLimit, Point, Status, WaveError};
 #[derive(Clone)]
 pub struct ParticleRef {
     pub(crate) cell: Arc<ParticleCell>,
+    /// The Machine's deadlines (and its request timeout, for `ask`).
     pub(crate) deadlines: Arc<Deadlines>,
-    /// The Machine's request timeout, for `ask`.
-    pub(crate) timeout: Duration,
 }
 
 impl ParticleRef {
@@ -211,7 +210,13 @@ impl ParticleRef {
     /// Dropping the `Ask` does not withdraw a queued request: the particle
     /// still handles it, and the answer is dropped.
     pub fn ask<S: Sendable>(&self, message: S) -> Ask<S::Reply> {
-        ask_cell(&self.cell, sender(), message, &self.deadlines, self.timeout)
+        ask_cell(
+            &self.cell,
+            sender(),
+            message,
+            &self.deadlines,
+            self.deadlines.request_timeout,
+        )
     }
 
     /// Sends a control letter from the stamped sender and waits up to

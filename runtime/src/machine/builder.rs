@@ -185,7 +185,7 @@ impl MachineBuilder {
                 next_star: AtomicUsize::new(0),
                 limit: self.limit,
                 request_timeout: self.request_timeout,
-                deadlines: Deadlines::start(),
+                deadlines: Deadlines::start(self.request_timeout),
                 next_seq: AtomicU64::new(0),
                 down: AtomicBool::new(false),
                 shutdown: OnceCell::new(),

@@ -195,7 +195,6 @@ impl Machine {
         ParticleRef {
             cell,
             deadlines: self.shared.deadlines.clone(),
-            timeout: self.shared.request_timeout,
         }
     }
 

@@ -72,17 +72,13 @@ pub(crate) fn serve<'a, P: Particle>(
                 };
                 // A wave whose method a typed handler declares goes to it,
                 // decoded (boxed: the loop of a particle that declares none
-                // keeps no room for it).
-                if by_method::<P>(&wave.method).is_some() {
-                    break 'sort Either::Left(boxed(typed_wave(
-                        particle,
-                        ctx,
-                        &mut *state,
-                        wave,
-                        reply,
-                    )));
-                }
-                let (in_flight, handled) = handling(particle, ctx, &mut *state, wave);
+                // keeps no room for it). Sorted in a plain `fn`: a wave
+                // borrowed here would be kept beside the handler's future.
+                let (in_flight, reply, handled) =
+                    match for_handle(particle, ctx, &mut *state, wave, reply) {
+                        Ok(handling) => handling,
+                        Err(typed) => break 'sort Either::Left(typed),
+                    };
                 match handled.await {
                     Ok(body) => {
                         if let Some(reply) = reply {
@@ -98,6 +94,31 @@ pub(crate) fn serve<'a, P: Particle>(
             }
         }
     }
+}
+
+/// A wave for `handle`: what a crash would have in hand, where the answer
+/// goes, and the handler's future; or, if a typed handler declares its
+/// method, the boxed future of that handler.
+#[allow(clippy::type_complexity)]
+fn for_handle<'a, P: Particle>(
+    particle: &'a P,
+    ctx: &'a Ctx,
+    state: &'a mut P::State,
+    wave: Wave,
+    reply: Option<ReplyTx>,
+) -> Result<
+    (
+        InFlight,
+        Option<ReplyTx>,
+        impl Future<Output = Result<Body, ExitReason>> + Send + 'a,
+    ),
+    Boxed<'a>,
+> {
+    if by_method::<P>(&wave.method).is_some() {
+        return Err(boxed(typed_wave(particle, ctx, state, wave, reply)));
+    }
+    let (in_flight, handled) = handling(particle, ctx, state, wave);
+    Ok((in_flight, reply, handled))
 }
 
 /// The future that handles a typed message: its declared handler, with

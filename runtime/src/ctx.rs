@@ -55,6 +55,11 @@ impl Ctx {
     /// [`WaveError::Stopped`] naming this particle if it has ended (a `Ctx`
     /// kept past its particle's end cannot send as its Point, which may
     /// be another particle's by then).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not async: the message is queued, or handed back, before this
+    /// returns.
     pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
         if self.cell.has_ended() {
             return Err(self.ended::<S>(to, message));

@@ -60,7 +60,10 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
         Body::encode(self)
     }
 
-    /// The message from bytes made by [`Message::encode`].
+    /// The message from bytes made by [`Message::encode`]. The bytes may
+    /// be hostile (any guest or sender can name this method): the default
+    /// bounds their depth and the memory they claim (see
+    /// [`Body::decode`]); an override must bound them too.
     ///
     /// # Errors
     ///

@@ -156,6 +156,11 @@ impl ParticleRef {
     /// [`WaveError::LaneFull`] if its lane is bounded and full, whatever
     /// its policy (a synchronous send cannot wait: see
     /// [`ParticleRef::signal_waiting`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not async: the message is queued, or handed back, before this
+    /// returns.
     pub fn signal<S: Sendable>(&self, message: S) -> Result<(), SendError<S::Back>> {
         signal_cell(&self.cell, sender(), message)
     }
@@ -306,15 +311,15 @@ pub(crate) fn signal_waiting_cell<S: Sendable>(
 ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
     let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
     let first = cell.lane.push(letter);
+    // Judged where it is called: the particle's own handler cannot wait.
+    let own = cell.is_current_task();
     async move {
         let refused = match first {
             Ok(()) => return Ok(()),
-            Err((letter, Refusal::Full)) if !cell.is_current_task() => {
-                match cell.lane.push_waiting(letter).await {
-                    Ok(()) => return Ok(()),
-                    Err(refused) => refused,
-                }
-            }
+            Err((letter, Refusal::Full)) if !own => match cell.lane.push_waiting(letter).await {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused,
+            },
             Err(refused) => refused,
         };
         let (letter, refusal) = refused;

@@ -111,7 +111,8 @@ impl MemRegistry {
         Self::default()
     }
 
-    fn snapshot(point: &Point, cell: &ParticleCell) -> Record {
+    /// A snapshot of `cell`'s particle (at `point`).
+    pub(crate) fn snapshot(point: &Point, cell: &ParticleCell) -> Record {
         Record {
             point: point.clone(),
             kind: cell.kind().clone(),
@@ -286,7 +287,7 @@ impl Registry {
             .cells_under(&Point::root())
             .iter()
             .filter(|c| keep(c))
-            .filter_map(|c| self.dir.record(c.point()))
+            .map(|c| MemRegistry::snapshot(c.point(), c))
             .collect()
     }
 

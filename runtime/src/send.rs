@@ -109,7 +109,7 @@ where
     fn back(parcel: Parcel, from: Point, to: Point) -> <Self as Sendable>::Back {
         let body = match parcel.content {
             Content::Body(b) => b,
-            Content::Value(v, vt) => (vt.encode)(v.as_any()).unwrap_or_default(),
+            Content::Value(..) => unreachable!("a parcel of a (method, body) pair holds a body"),
         };
         Wave::signal(from, to, parcel.method, body)
     }

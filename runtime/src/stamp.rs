@@ -5,7 +5,10 @@ use crate::Point;
 
 /// The sender of a wave or control letter sent now, from this thread: the
 /// particle whose handler is running here, or the Machine (ROOT) outside
-/// every handler. Every public send path stamps its wave with this.
+/// every handler. The Machine's and a `ParticleRef`'s sends stamp this; a
+/// `Ctx` stamps its own particle. (Code a handler hands to a task of its
+/// own runs outside every handler, so it sends as the Machine: in-process
+/// Rust code is trusted until access rules on Points land.)
 pub(crate) fn sender() -> Point {
     crate::cell::running_point().unwrap_or_else(Point::root)
 }

@@ -569,6 +569,11 @@ impl Machine {
     /// [`WaveError::NoSuchParticle`] if nothing lives at `to`
     /// ([`WaveError::MachineDown`] once the Machine is shut down), or as
     /// [`ParticleRef::signal`]: `Stopped`, `LaneFull`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not async: the message is queued, or handed back, before this
+    /// returns.
     pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
         self.signal_from(crate::stamp::sender(), to, message)
     }

@@ -114,8 +114,8 @@ fn for_handle<'a, P: Particle>(
     ),
     Boxed<'a>,
 > {
-    if by_method::<P>(&wave.method).is_some() {
-        return Err(boxed(typed_wave(particle, ctx, state, wave, reply)));
+    if let Some(call) = by_method::<P>(&wave.method) {
+        return Err(boxed(typed_wave(particle, ctx, state, call, wave, reply)));
     }
     let (in_flight, handled) = handling(particle, ctx, state, wave);
     Ok((in_flight, reply, handled))
@@ -191,10 +191,10 @@ async fn typed_wave<P: Particle>(
     particle: &P,
     ctx: &Ctx,
     state: &mut P::State,
+    call: Call<P>,
     wave: Wave,
     reply: Option<ReplyTx>,
 ) -> Option<End> {
-    let call = by_method::<P>(&wave.method)?;
     let in_flight = InFlight {
         method: wave.method,
         from: wave.from,
@@ -227,8 +227,8 @@ async fn typed_as_wave<P: Particle>(
             return None;
         }
     };
-    if by_method::<P>(&wave.method).is_some() {
-        return typed_wave(particle, ctx, state, wave, reply).await;
+    if let Some(call) = by_method::<P>(&wave.method) {
+        return typed_wave(particle, ctx, state, call, wave, reply).await;
     }
     let (in_flight, handled) = handling(particle, ctx, state, wave);
     match handled.await {

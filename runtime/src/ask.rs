@@ -170,7 +170,14 @@ impl<R> std::fmt::Debug for Ask<R> {
     }
 }
 
-async fn wait_for_room(cell: Arc<ParticleCell>, letter: Letter) -> Result<(), WaveError> {
+/// Queues a letter that waits for an answer (a request, a control letter)
+/// once a full lane has room: closed meanwhile, it is answered `Stopped`
+/// like any letter the particle will never handle; full for good (the
+/// lane refuses), it is `LaneFull`.
+pub(crate) async fn wait_for_room(
+    cell: Arc<ParticleCell>,
+    letter: Letter,
+) -> Result<(), WaveError> {
     match cell.lane.push_waiting(letter).await {
         Ok(()) => Ok(()),
         // Closed meanwhile: answered like any request it will never handle.

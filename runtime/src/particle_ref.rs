@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::ask::Ask;
+use crate::ask::{wait_for_room, Ask};
 use crate::cell::ParticleCell;
 use crate::control::{ControlKind, ControlLetter, ControlReply, ControlRx};
 use crate::deadline::Deadlines;
@@ -262,13 +262,7 @@ impl ParticleRef {
                             point: lane.point().clone(),
                         })
                     }
-                    Err(Some(letter)) => match lane.cell.lane.push_waiting(letter).await {
-                        Ok(()) => {}
-                        Err((back, Refusal::Closed)) => back.refuse(lane.point()),
-                        Err((_, Refusal::Full)) => {
-                            return Err(refusal_error(&lane.cell, Refusal::Full))
-                        }
-                    },
+                    Err(Some(letter)) => wait_for_room(lane.cell.clone(), letter).await?,
                 }
                 rx.await.unwrap_or_else(|_| {
                     Err(WaveError::Stopped {

@@ -173,6 +173,10 @@ enum EchoMsg {
     Ping(RpcReplyPort<u64>),
 }
 
+// Local only: ractor's `cluster` feature (on for the workspace) asks
+// every actor message type to say whether it crosses nodes; this does not.
+impl ractor::Message for EchoMsg {}
+
 impl Actor for RactorEcho {
     type Msg = EchoMsg;
     type State = u64;

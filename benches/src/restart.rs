@@ -144,6 +144,10 @@ enum WorkerMsg {
     Gen(RpcReplyPort<u64>),
 }
 
+// Local only: ractor's `cluster` feature (on for the workspace) asks
+// every actor message type to say whether it crosses nodes; this does not.
+impl ractor::Message for WorkerMsg {}
+
 impl Actor for RactorWorker {
     type Msg = WorkerMsg;
     type State = u64;
@@ -179,6 +183,10 @@ enum SupMsg {
     /// Replies with the child once it is no longer the given (crashed) incarnation.
     AwaitNew(ActorId, RpcReplyPort<ActorRef<WorkerMsg>>),
 }
+
+// Local only: ractor's `cluster` feature (on for the workspace) asks
+// every actor message type to say whether it crosses nodes; this does not.
+impl ractor::Message for SupMsg {}
 
 struct SupState {
     child: ActorRef<WorkerMsg>,

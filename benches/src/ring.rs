@@ -120,6 +120,10 @@ enum RingMsg {
     Token(u64),
 }
 
+// Local only: ractor's `cluster` feature (on for the workspace) asks
+// every actor message type to say whether it crosses nodes; this does not.
+impl ractor::Message for RingMsg {}
+
 struct RactorState {
     next: Option<ActorRef<RingMsg>>,
     done: mpsc::UnboundedSender<()>,

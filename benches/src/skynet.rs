@@ -177,6 +177,10 @@ impl Parent {
 
 struct SkyMsg(u64);
 
+// Local only: ractor's `cluster` feature (on for the workspace) asks
+// every actor message type to say whether it crosses nodes; this does not.
+impl ractor::Message for SkyMsg {}
+
 struct RactorArgs {
     num: u64,
     size: u64,

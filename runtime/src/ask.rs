@@ -106,6 +106,24 @@ impl<R> Ask<R> {
         }
     }
 
+    /// A request sent on elsewhere (to another Machine): its answer comes
+    /// on `rx`.
+    pub(crate) fn sent(
+        point: Point,
+        rx: ReplyRx,
+        deadlines: &Arc<Deadlines>,
+        timeout: Duration,
+        open: Open<R>,
+    ) -> Self {
+        Ask {
+            stage: Stage::Reply(rx),
+            point,
+            timeout: Some(timeout),
+            deadlines: Some(deadlines.clone()),
+            open,
+        }
+    }
+
     /// Queues `letter` (a request whose answer comes on `rx`) in `cell`'s
     /// lane: a closed lane answers it at once (`Stopped`), a full one that
     /// waits for room keeps it to push when polled, a full one that refuses

@@ -67,6 +67,11 @@ pub enum WaveError {
     /// on its behalf, and a particle of another line may not stop it.
     #[error("{caller} may not act on {point} (a particle of another line)")]
     Forbidden { caller: Point, point: Point },
+    /// The Machine hosting that Point was lost (its session dropped and
+    /// did not come back in time, or it restarted): what was sent to it
+    /// and not answered will not be.
+    #[error("the machine {machine} hosting {point} was lost")]
+    MachineLost { point: Point, machine: String },
 }
 
 impl WaveError {
@@ -81,7 +86,8 @@ impl WaveError {
             | WaveError::LaneFull { point, .. }
             | WaveError::BadMessage { point, .. }
             | WaveError::BadReply { point, .. }
-            | WaveError::Forbidden { point, .. } => Some(point),
+            | WaveError::Forbidden { point, .. }
+            | WaveError::MachineLost { point, .. } => Some(point),
             WaveError::MachineDown => None,
         }
     }

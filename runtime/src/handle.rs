@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     /// How long a stopping particle may take before it is killed.
     pub(crate) shutdown_timeout: Duration,
+    /// Where waves to Points on other Machines go, once a cluster attaches
+    /// it (see [`crate::remote`]).
+    pub(crate) remote: std::sync::OnceLock<Arc<dyn crate::remote::Remote>>,
 }
 
 /// A particle's view of the Machine: who it is, and how to send, spawn and stop.

@@ -57,6 +57,9 @@ pub enum DownReason {
     Killed,
     /// Nothing lived there when the monitor was set (Erlang's `noproc`).
     NoSuchParticle,
+    /// The Machine hosting it was lost (Erlang's `noconnection`): its
+    /// session dropped and did not return in time, or it restarted.
+    MachineLost(String),
 }
 
 /// The one notice a monitor delivers.

@@ -17,6 +17,18 @@ pub struct Parcel {
     pub(crate) content: Content,
 }
 
+impl Parcel {
+    /// The parcel's bytes, for a wave that leaves the process: a typed
+    /// message is encoded here (only here: in-process it travels as
+    /// itself).
+    pub(crate) fn encoded(&self) -> Result<Body, CodecError> {
+        match &self.content {
+            Content::Body(b) => Ok(b.clone()),
+            Content::Value(v, vt) => (vt.encode)(v.as_any()),
+        }
+    }
+}
+
 /// A wave's body, or a typed message's value.
 pub(crate) enum Content {
     Body(Body),

@@ -57,6 +57,10 @@ pub(crate) enum StarMsg {
     Fail(String),
 }
 
+// Local only: ractor's `cluster` feature (on for the workspace) asks
+// every actor message type to say whether it crosses nodes; this does not.
+impl ractor::Message for StarMsg {}
+
 /// Counters a Star keeps, readable without a message round trip.
 #[derive(Debug, Default)]
 pub struct StarCounters {

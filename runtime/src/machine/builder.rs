@@ -191,6 +191,7 @@ impl MachineBuilder {
                 shutdown: OnceCell::new(),
                 runtime,
                 shutdown_timeout: self.shutdown_timeout,
+                remote: std::sync::OnceLock::new(),
             }),
         })
     }

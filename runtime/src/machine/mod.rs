@@ -13,6 +13,7 @@
 
 mod builder;
 mod faults;
+mod remote;
 mod stop;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use crate::handle::Machine;
 use crate::lane::Letter;
 use crate::particle_ref::{ask_cell, signal_cell, signal_waiting_cell};
 use crate::registry::RegistryError;
+use crate::remote::Remote;
 use crate::star::{StarMsg, StarStats};
 use crate::targets;
 use crate::{
@@ -328,6 +330,7 @@ impl Machine {
             RegistryError::Occupied { point } => SpawnError::AlreadyExists { point },
             RegistryError::NoParent { point, parent } => SpawnError::NoParent { point, parent },
         })?;
+        self.tell_remote_registered(&point);
         sh.stars[star]
             .counters
             .spawned
@@ -441,7 +444,10 @@ impl Machine {
                 }
                 added
             }
-            None => false,
+            // On another Machine: the cluster watches it.
+            None => self
+                .remote_for(target)
+                .is_some_and(|remote| remote.monitor(watcher.point(), &r)),
         };
         if !live {
             send_down(
@@ -508,6 +514,11 @@ impl Machine {
     /// Removes a monitor; true if it had not fired yet (it never will
     /// now).
     pub fn demonitor(&self, monitor: &MonitorRef) -> bool {
+        if self.cell_at(monitor.target()).is_none() {
+            if let Some(remote) = self.shared.remote.get() {
+                return remote.demonitor(monitor);
+            }
+        }
         let Some(watcher) = self
             .shared
             .registry
@@ -587,7 +598,23 @@ impl Machine {
     ) -> Result<(), SendError<S::Back>> {
         match self.shared.registry.cell(to) {
             Some(cell) => signal_cell(&cell, from, message),
-            None => Err(self.unroutable::<S>(from, to, message)),
+            None => match self.remote_for(to) {
+                Some(remote) => remote::signal::<S>(&**remote, from, to, message),
+                None => Err(self.unroutable::<S>(from, to, message)),
+            },
+        }
+    }
+
+    /// The attached Remote, when it hosts `point` (see [`crate::remote`]).
+    #[inline]
+    pub(crate) fn remote_for(&self, point: &Point) -> Option<&Arc<dyn Remote>> {
+        self.shared.remote.get().filter(|r| r.hosts(point))
+    }
+
+    /// Tells the attached Remote that a particle was registered at `point`.
+    pub(crate) fn tell_remote_registered(&self, point: &Point) {
+        if let Some(r) = self.shared.remote.get() {
+            r.registered(point);
         }
     }
 
@@ -629,10 +656,20 @@ impl Machine {
         message: S,
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
         let sent = match self.shared.registry.cell(to) {
-            Some(cell) => Ok(signal_waiting_cell(cell, from, message)),
-            None => Err(self.unroutable::<S>(from, to, message)),
+            Some(cell) => Ok(Some(signal_waiting_cell(cell, from, message))),
+            // A remote lane does not push back yet: the wave is queued on
+            // the link to its Machine.
+            None => match self.remote_for(to) {
+                Some(remote) => remote::signal::<S>(&**remote, from, to, message).map(|()| None),
+                None => Err(self.unroutable::<S>(from, to, message)),
+            },
         };
-        async move { sent?.await }
+        async move {
+            match sent? {
+                Some(waiting) => waiting.await,
+                None => Ok(()),
+            }
+        }
     }
 
     /// Sends `message` as a request to the particle at `to` and returns the
@@ -672,7 +709,17 @@ impl Machine {
                 &self.shared.deadlines,
                 self.shared.request_timeout,
             ),
-            Err(e) => Ask::failed(e, <S as crate::send::sealed::Sealed>::open),
+            Err(e) => match self.remote_for(to) {
+                Some(remote) => remote::ask::<S>(
+                    &**remote,
+                    from,
+                    to,
+                    message,
+                    &self.shared.deadlines,
+                    self.shared.request_timeout,
+                ),
+                None => Ask::failed(e, <S as crate::send::sealed::Sealed>::open),
+            },
         }
     }
 

@@ -105,7 +105,7 @@ impl Machine {
                     continue;
                 }
                 self.await_end(cell).await;
-                self.shared.registry.unregister(cell);
+                self.forget(cell, &DownReason::Shutdown);
             }
         }
         // Whatever their supervisors left (one killed mid-way). A supervisor
@@ -123,13 +123,18 @@ impl Machine {
                 continue;
             }
             self.await_end(cell).await;
-            self.shared.registry.unregister(cell);
+            self.forget(cell, &DownReason::Shutdown);
         }
     }
 
-    /// Removes `cell`'s record, if it is still the one at its Point.
-    pub(crate) fn forget(&self, cell: &Arc<ParticleCell>) {
-        self.shared.registry.unregister(cell);
+    /// Removes `cell`'s record, if it is still the one at its Point (and
+    /// tells the cluster, if there is one).
+    pub(crate) fn forget(&self, cell: &Arc<ParticleCell>, why: &DownReason) {
+        if self.shared.registry.unregister(cell) {
+            if let Some(r) = self.shared.remote.get() {
+                r.ended(cell.point(), why);
+            }
+        }
     }
 
     /// True if `cell`'s particle (that one, not whoever holds its Point
@@ -308,7 +313,7 @@ impl Machine {
         if cell.restarts() > 0 && !gave_up {
             self.shared.stars[cell.star()].send(StarMsg::Forget(cell.spawn_seq()));
         }
-        self.shared.registry.unregister(cell);
+        self.forget(cell, &why);
         if !gave_up {
             tracing::debug!(target: targets::SPAWN, point = %cell.point(), "particle stopped");
             self.emit(|| Event::Stopped {
@@ -320,6 +325,9 @@ impl Machine {
             DownReason::Shutdown => self.fire_links(cell, "shutdown", false),
             DownReason::GaveUp(reason) => self.fire_links(cell, reason, false),
             DownReason::Killed => self.fire_links(cell, "killed", false),
+            DownReason::MachineLost(machine) => {
+                self.fire_links(cell, &format!("machine {machine} lost"), false)
+            }
             DownReason::NoSuchParticle => {}
         }
         self.drop_monitors(cell);

@@ -73,7 +73,7 @@ async fn crashed(ctx: &Ctx, crash: Crash, ready: &mut Option<ReadyTx>) -> Option
     // leaves the Registry now, so that its Point is free (its parent
     // may respawn there at its notice) and nothing of it stays behind.
     // Its children are its own (found by identity), not the new ones'.
-    ctx.machine.forget(&ctx.cell);
+    ctx.machine.forget(&ctx.cell, &why);
     // No next incarnation: children parked for it go now.
     stop_children(ctx).await;
     Some(why)

@@ -147,11 +147,12 @@ impl Kids {
             // Not stopped by the supervisor first: stop it from outside.
             cell.lane.request_shutdown();
         }
-        m.end(down_reason(m.last_exit()));
+        let why = down_reason(m.last_exit());
+        m.end(why.clone());
         cell.ended().await;
         // A child ended after a crash ends as given up, whose record would
         // otherwise stay: the supervisor is done with it.
-        self.ctx.machine.forget(cell);
+        self.ctx.machine.forget(cell, &why);
     }
 }
 

@@ -1,0 +1,617 @@
+//! The cluster's state on one Machine: its peers and their links, where
+//! every Point lives, and the requests waiting for answers from peers.
+//!
+//! It knows nothing of sockets: a transport hands it each peer's session
+//! as a [`Wire`] and the bytes that arrive, and it implements the
+//! runtime's [`Remote`] seam. That keeps the numbering, the location map
+//! and the loss of a Machine testable without a network.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hyperverse_runtime::remote::{Answerer, Remote};
+use hyperverse_runtime::{DownNotice, DownReason, Inbound, MonitorRef, Point, Wave, WaveError};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::broadcast;
+
+use crate::frame::{Envelope, Frame, Item, WireError};
+use crate::link::{Accept, Inbox, Outbox};
+use crate::ClusterEvent;
+
+/// How long a request from a peer may run here before it is answered
+/// `Timeout` (the asker's own deadline is usually shorter).
+pub(crate) const REMOTE_ANSWER_WITHIN: Duration = Duration::from_secs(60);
+/// The most bytes kept for one peer, unacknowledged, before sends to it
+/// are refused (a peer that never acknowledges cannot grow this Machine
+/// without bound).
+pub(crate) const MAX_UNACKED_BYTES: usize = 256 * 1024 * 1024;
+/// With frames unacknowledged this long on a live session, they are sent
+/// again (a safety net: in-session loss should not happen).
+const RESEND_AFTER: Duration = Duration::from_secs(1);
+
+/// One peer's session: bytes out, in order.
+pub(crate) trait Wire: Send + Sync + 'static {
+    /// Sends one envelope's bytes; false if the session is gone.
+    fn send(&self, bytes: Arc<[u8]>) -> bool;
+    /// Which session this is (a peer may have had others before).
+    fn id(&self) -> u64;
+    /// Ends the session (the peer went silent on it).
+    fn close(&self);
+}
+
+/// How often a live session carries a heartbeat when nothing else goes.
+const HEARTBEAT: Duration = Duration::from_millis(200);
+
+struct Peer {
+    epoch: Option<u64>,
+    out: Outbox,
+    inbox: Inbox,
+    wire: Option<Arc<dyn Wire>>,
+    down_since: Option<Instant>,
+    points: HashSet<Point>,
+    ack_due: bool,
+    acked_at: Instant,
+    heard_at: Instant,
+    said_at: Instant,
+}
+
+impl Peer {
+    fn new(stream: u64) -> Self {
+        Peer {
+            epoch: None,
+            out: Outbox::new(stream),
+            inbox: Inbox::default(),
+            wire: None,
+            down_since: None,
+            points: HashSet::new(),
+            ack_due: false,
+            acked_at: Instant::now(),
+            heard_at: Instant::now(),
+            said_at: Instant::now(),
+        }
+    }
+
+    fn resend(&mut self) {
+        if let Some(wire) = &self.wire {
+            for b in self.out.unacked() {
+                if !wire.send(b.clone()) {
+                    break;
+                }
+            }
+        }
+        self.acked_at = Instant::now();
+    }
+}
+
+struct Pending {
+    machine: String,
+    to: Point,
+    answer: Answerer,
+}
+
+/// The cluster's state on this Machine.
+pub(crate) struct Core {
+    pub(crate) me: String,
+    me_point: Point,
+    pub(crate) epoch: u64,
+    lost_after: Duration,
+    peers: RwLock<HashMap<String, Arc<Mutex<Peer>>>>,
+    locations: RwLock<HashMap<Point, String>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    /// Monitors of local particles on remote ones: target, then watchers.
+    monitors: Mutex<HashMap<Point, Vec<(Point, MonitorRef)>>>,
+    next_id: AtomicU64,
+    next_stream: AtomicU64,
+    pub(crate) inbound: OnceLock<Inbound>,
+    runtime: tokio::runtime::Handle,
+    pub(crate) events: broadcast::Sender<ClusterEvent>,
+}
+
+/// A fresh random-enough number: a process's epoch, a stream's start.
+pub(crate) fn fresh_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Core {
+    pub(crate) fn new(me: &str, lost_after: Duration, runtime: tokio::runtime::Handle) -> Self {
+        Core {
+            me: me.to_string(),
+            me_point: Point::parse(me).unwrap_or_else(|_| Point::root()),
+            epoch: fresh_u64(),
+            lost_after,
+            peers: RwLock::new(HashMap::new()),
+            locations: RwLock::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            monitors: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            next_stream: AtomicU64::new(fresh_u64() >> 16),
+            inbound: OnceLock::new(),
+            runtime,
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    fn stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn peer(&self, name: &str) -> Arc<Mutex<Peer>> {
+        if let Some(p) = self.peers.read().get(name) {
+            return p.clone();
+        }
+        self.peers
+            .write()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Peer::new(self.stream()))))
+            .clone()
+    }
+
+    /// The Machines this one has a live session with, sorted.
+    pub(crate) fn connected(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .peers
+            .read()
+            .iter()
+            .filter(|(_, p)| p.lock().wire.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Which Machine hosts `point`, as far as this one knows.
+    pub(crate) fn locate(&self, point: &Point) -> Option<String> {
+        if self.inbound.get().is_some_and(|i| i.hosts(point)) {
+            return Some(self.me.clone());
+        }
+        self.locations.read().get(point).cloned()
+    }
+
+    /// Numbers `item`, keeps it and sends it to `machine`.
+    fn send(&self, machine: &str, item: Item) -> Result<(), WaveError> {
+        let peer = self.peer(machine);
+        let mut p = peer.lock();
+        if p.out.bytes() > MAX_UNACKED_BYTES {
+            return Err(WaveError::LaneFull {
+                point: Point::parse(machine).unwrap_or_else(|_| Point::root()),
+                capacity: p.out.len(),
+            });
+        }
+        let seq = p.out.next_seq();
+        let env = Envelope {
+            machine: self.me.clone(),
+            epoch: self.epoch,
+            frame: Frame::Data {
+                stream: p.out.stream,
+                seq,
+                item,
+            },
+        };
+        let bytes: Arc<[u8]> = match env.encode() {
+            Ok(b) => b.into(),
+            Err(e) => {
+                return Err(WaveError::BadMessage {
+                    point: Point::root(),
+                    error: e,
+                })
+            }
+        };
+        p.out.keep(seq, bytes.clone());
+        if let Some(w) = &p.wire {
+            w.send(bytes);
+        }
+        Ok(())
+    }
+
+    fn send_control(&self, wire: &Arc<dyn Wire>, frame: Frame) {
+        let env = Envelope {
+            machine: self.me.clone(),
+            epoch: self.epoch,
+            frame,
+        };
+        if let Ok(b) = env.encode() {
+            wire.send(b.into());
+        }
+    }
+
+    /// Sends an item to every peer (a record of this Machine's).
+    fn broadcast(&self, item: impl Fn() -> Item) {
+        let peers: Vec<String> = self.peers.read().keys().cloned().collect();
+        for machine in peers {
+            let _ = self.send(&machine, item());
+        }
+    }
+
+    /// A session with `machine` is up: tell it what we have of its
+    /// stream, send again what it may lack of ours, and all our Points.
+    pub(crate) fn connected_to(&self, machine: &str, wire: Arc<dyn Wire>) {
+        if machine == self.me {
+            return;
+        }
+        let peer = self.peer(machine);
+        {
+            let mut p = peer.lock();
+            self.send_control(
+                &wire,
+                Frame::Hello {
+                    stream: p.inbox.stream,
+                    upto: p.inbox.upto,
+                },
+            );
+            p.wire = Some(wire);
+            p.down_since = None;
+            p.heard_at = Instant::now();
+            p.resend();
+        }
+        let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
+        let _ = self.send(machine, Item::Hosted { points });
+        tracing::info!(target: "hyperverse::cluster", peer = machine, "session up");
+        let _ = self.events.send(ClusterEvent::Up(machine.to_string()));
+    }
+
+    /// The session with `machine` dropped: keep what it has not
+    /// acknowledged, and wait `lost_after` for it to come back.
+    /// `session` names the session that ended: another, newer one of the
+    /// same peer stays up (ractor_cluster elects one of two simultaneous
+    /// connections and drops the other).
+    pub(crate) fn disconnected_from(&self, machine: &str, session: Option<u64>) {
+        let Some(peer) = self.peers.read().get(machine).cloned() else {
+            return;
+        };
+        let mut p = peer.lock();
+        if session.is_some_and(|id| p.wire.as_ref().is_some_and(|w| w.id() != id)) {
+            return;
+        }
+        if let Some(wire) = p.wire.take() {
+            wire.close();
+            p.down_since = Some(Instant::now());
+            tracing::warn!(target: "hyperverse::cluster", peer = machine, "session down");
+            let _ = self.events.send(ClusterEvent::Down(machine.to_string()));
+        }
+    }
+
+    /// Bytes from a peer's session.
+    pub(crate) fn receive(self: &Arc<Self>, bytes: &[u8]) {
+        let env = match Envelope::decode(bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(target: "hyperverse::cluster", error = %e, "undecodable frame dropped");
+                return;
+            }
+        };
+        if env.machine == self.me {
+            return;
+        }
+        let peer = self.peer(&env.machine);
+        let item = {
+            let mut p = peer.lock();
+            if let Some(old) = p.epoch.filter(|e| *e != env.epoch) {
+                // The peer restarted: its old particles are gone.
+                drop(p);
+                tracing::warn!(target: "hyperverse::cluster", peer = %env.machine, old, new = env.epoch, "peer restarted");
+                self.lose(&env.machine, false);
+                p = peer.lock();
+            }
+            p.epoch = Some(env.epoch);
+            p.heard_at = Instant::now();
+            match env.frame {
+                Frame::Ping => return,
+                Frame::Data { stream, seq, item } => match p.inbox.take(stream, seq) {
+                    Accept::Deliver => {
+                        p.ack_due = true;
+                        item
+                    }
+                    Accept::Duplicate | Accept::Gap => return,
+                },
+                Frame::Ack { stream, upto } => {
+                    if stream == p.out.stream {
+                        p.out.ack(upto);
+                        p.acked_at = Instant::now();
+                    }
+                    return;
+                }
+                Frame::Hello { stream, upto } => {
+                    if stream == p.out.stream {
+                        p.out.ack(upto);
+                    }
+                    p.resend();
+                    return;
+                }
+            }
+        };
+        self.handle(&env.machine, item);
+    }
+
+    /// Whether `machine` may send as `from`: its own name, or a Point it
+    /// hosts (its records arrive on the same ordered link before any wave
+    /// its particles send, so this is exact, not stale).
+    fn may_send_as(&self, machine: &str, from: &Point) -> bool {
+        from.to_string() == machine
+            || self
+                .locations
+                .read()
+                .get(from)
+                .is_some_and(|m| m == machine)
+    }
+
+    fn handle(self: &Arc<Self>, machine: &str, item: Item) {
+        let Some(inbound) = self.inbound.get() else {
+            return;
+        };
+        match item {
+            Item::Signal(w) => {
+                if !self.may_send_as(machine, &w.from) {
+                    tracing::warn!(target: "hyperverse::cluster", peer = machine, from = %w.from, "forged sender: wave dropped");
+                    return;
+                }
+                if let Err(e) = inbound.signal(w) {
+                    tracing::debug!(target: "hyperverse::cluster", peer = machine, error = %e, "remote signal refused");
+                }
+            }
+            Item::Request { id, wave } => {
+                if !self.may_send_as(machine, &wave.from) {
+                    let e = WireError::Forbidden(wave.from.clone());
+                    let _ = self.send(machine, Item::Reply { id, result: Err(e) });
+                    return;
+                }
+                let ask = inbound.ask(wave, Some(REMOTE_ANSWER_WITHIN));
+                let core = self.clone();
+                let machine = machine.to_string();
+                self.runtime.spawn(async move {
+                    let result = ask.await.map_err(|e| WireError::from_wave(&e));
+                    let _ = core.send(&machine, Item::Reply { id, result });
+                });
+            }
+            Item::Reply { id, result } => {
+                let mut pending = self.pending.lock();
+                if pending.get(&id).is_some_and(|p| p.machine == machine) {
+                    let p = pending.remove(&id).expect("checked");
+                    drop(pending);
+                    p.answer.answer(result.map_err(|e| e.into_wave(p.to)));
+                }
+            }
+            Item::Hosted { points } => {
+                let peer = self.peer(machine);
+                let mut p = peer.lock();
+                let mut loc = self.locations.write();
+                for point in points {
+                    loc.insert(point.clone(), machine.to_string());
+                    p.points.insert(point);
+                }
+            }
+            Item::Ended { point, reason } => {
+                let peer = self.peer(machine);
+                if peer.lock().points.remove(&point) {
+                    self.gone(machine, &[point], |_| reason.clone());
+                }
+            }
+        }
+    }
+
+    /// Acknowledges what arrived, resends what is overdue, and declares
+    /// lost the peers gone longer than `lost_after`. Called every few
+    /// milliseconds by the transport.
+    pub(crate) fn tick(&self) {
+        let now = Instant::now();
+        let mut lost = Vec::new();
+        let mut silent = Vec::new();
+        for (name, peer) in self.peers.read().iter() {
+            let mut p = peer.lock();
+            if let Some(wire) = p.wire.clone() {
+                if now.duration_since(p.heard_at) > self.silent_after() {
+                    silent.push(name.clone());
+                    continue;
+                }
+                if now.duration_since(p.said_at) > HEARTBEAT {
+                    p.said_at = now;
+                    self.send_control(&wire, Frame::Ping);
+                }
+                if p.ack_due {
+                    p.ack_due = false;
+                    self.send_control(
+                        &wire,
+                        Frame::Ack {
+                            stream: p.inbox.stream,
+                            upto: p.inbox.upto,
+                        },
+                    );
+                }
+                if p.out.len() > 0 && now.duration_since(p.acked_at) > RESEND_AFTER {
+                    p.resend();
+                }
+            } else if p
+                .down_since
+                .is_some_and(|t| now.duration_since(t) > self.lost_after)
+            {
+                lost.push(name.clone());
+            }
+        }
+        for name in silent {
+            tracing::warn!(target: "hyperverse::cluster", peer = %name, "peer silent: session dropped");
+            self.disconnected_from(&name, None);
+        }
+        for name in lost {
+            self.lose(&name, true);
+        }
+    }
+
+    /// How long a live session may stay silent (no frame, not even a
+    /// heartbeat) before it is taken for dead: ractor_cluster does not
+    /// notice a peer that stops answering without closing its socket.
+    fn silent_after(&self) -> Duration {
+        (self.lost_after / 2).max(HEARTBEAT * 5)
+    }
+
+    /// `machine`'s `points` are gone: forgotten, and the monitors on them
+    /// fire with `reason`. Under the monitors' lock, so a monitor set at
+    /// the same time either sees the Point still there (and fires here) or
+    /// not (and fires at once, `NoSuchParticle`).
+    fn gone(&self, machine: &str, points: &[Point], reason: impl Fn(&str) -> DownReason) {
+        let mut fired = Vec::new();
+        {
+            let mut monitors = self.monitors.lock();
+            let mut loc = self.locations.write();
+            for point in points {
+                if loc.get(point).is_some_and(|m| m == machine) {
+                    loc.remove(point);
+                }
+                if let Some(list) = monitors.remove(point) {
+                    fired.extend(list.into_iter().map(|(w, r)| (w, r, point.clone())));
+                }
+            }
+        }
+        let Some(inbound) = self.inbound.get() else {
+            return;
+        };
+        for (watcher, monitor, target) in fired {
+            inbound.down(
+                &watcher,
+                DownNotice {
+                    target,
+                    reason: reason(machine),
+                    monitor,
+                },
+            );
+        }
+    }
+
+    /// Declares `machine` (this incarnation of it) lost: its Points are
+    /// forgotten, requests waiting on it are answered `MachineLost`, and
+    /// what was kept for it is dropped (a new stream starts if it
+    /// returns).
+    pub(crate) fn lose(&self, machine: &str, timed_out: bool) {
+        let Some(peer) = self.peers.read().get(machine).cloned() else {
+            return;
+        };
+        let points: Vec<Point> = {
+            let mut p = peer.lock();
+            p.down_since = None;
+            p.out = Outbox::new(self.stream());
+            p.ack_due = false;
+            p.points.drain().collect()
+        };
+        self.gone(machine, &points, |m| DownReason::MachineLost(m.to_string()));
+        let failed: Vec<Pending> = {
+            let mut pending = self.pending.lock();
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.machine == machine)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id))
+                .collect()
+        };
+        for p in failed {
+            p.answer.answer(Err(WaveError::MachineLost {
+                point: p.to,
+                machine: machine.to_string(),
+            }));
+        }
+        tracing::warn!(target: "hyperverse::cluster", peer = machine, particles = points.len(), timed_out, "machine lost");
+        let _ = self.events.send(ClusterEvent::Lost {
+            machine: machine.to_string(),
+            points,
+        });
+    }
+}
+
+/// The runtime's seam, on the cluster's state.
+pub(crate) struct ClusterRemote(pub(crate) Arc<Core>);
+
+impl ClusterRemote {
+    fn route(&self, mut wave: Wave) -> Result<(String, Wave), WaveError> {
+        let Some(machine) = self.0.locations.read().get(&wave.to).cloned() else {
+            return Err(WaveError::NoSuchParticle { point: wave.to });
+        };
+        if wave.from.is_root() {
+            // This Machine's own voice: its name, on the other side (never
+            // the other Machine's root).
+            wave.from = self.0.me_point.clone();
+        }
+        Ok((machine, wave))
+    }
+}
+
+impl Remote for ClusterRemote {
+    fn hosts(&self, point: &Point) -> bool {
+        self.0.locations.read().contains_key(point)
+    }
+
+    fn signal(&self, wave: Wave) -> Result<(), WaveError> {
+        let (machine, wave) = self.route(wave)?;
+        self.0.send(&machine, Item::Signal(wave))
+    }
+
+    fn ask(&self, wave: Wave, answer: Answerer) {
+        let (machine, wave) = match self.route(wave) {
+            Ok(r) => r,
+            Err(e) => return answer.answer(Err(e)),
+        };
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        let to = wave.to.clone();
+        self.0.pending.lock().insert(
+            id,
+            Pending {
+                machine: machine.clone(),
+                to,
+                answer,
+            },
+        );
+        if let Err(e) = self.0.send(&machine, Item::Request { id, wave }) {
+            if let Some(p) = self.0.pending.lock().remove(&id) {
+                p.answer.answer(Err(e));
+            }
+        }
+    }
+
+    fn registered(&self, point: &Point) {
+        self.0.broadcast(|| Item::Hosted {
+            points: vec![point.clone()],
+        });
+    }
+
+    fn ended(&self, point: &Point, reason: &DownReason) {
+        self.0.broadcast(|| Item::Ended {
+            point: point.clone(),
+            reason: reason.clone(),
+        });
+    }
+
+    fn monitor(&self, watcher: &Point, monitor: &MonitorRef) -> bool {
+        let mut monitors = self.0.monitors.lock();
+        if !self.0.locations.read().contains_key(monitor.target()) {
+            return false;
+        }
+        monitors
+            .entry(monitor.target().clone())
+            .or_default()
+            .push((watcher.clone(), monitor.clone()));
+        true
+    }
+
+    fn demonitor(&self, monitor: &MonitorRef) -> bool {
+        let mut monitors = self.0.monitors.lock();
+        let Some(list) = monitors.get_mut(monitor.target()) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(_, r)| r != monitor);
+        let removed = list.len() < before;
+        if list.is_empty() {
+            monitors.remove(monitor.target());
+        }
+        removed
+    }
+}

@@ -1,0 +1,236 @@
+//! What travels between two Machines: envelopes of numbered frames, in
+//! bincode 2 behind a version byte.
+//!
+//! Every frame names its sending Machine and that Machine's epoch (one
+//! per process start), so a receiver can tell a resend from a new
+//! incarnation of its peer. Bytes from a peer are hostile: they are
+//! decoded with the runtime's bounded decoder, and any that do not decode
+//! are dropped with a typed error, never a panic.
+
+use std::time::Duration;
+
+use hyperverse_runtime::{Body, CodecError, DownReason, Point, Wave, WaveError};
+use serde::{Deserialize, Serialize};
+
+/// The version byte in front of every envelope.
+pub const FRAME_VERSION: u8 = 1;
+
+/// One frame from one Machine to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    /// The sending Machine's name.
+    pub(crate) machine: String,
+    /// The sending Machine's epoch: a new one each time it starts.
+    pub(crate) epoch: u64,
+    pub(crate) frame: Frame,
+}
+
+/// Numbered data, or the acknowledgement of it.
+///
+/// Numbers run per stream: a link's sender starts a new stream (from 1)
+/// when it starts, and again each time it declares its peer lost (what it
+/// kept for the peer is dropped then), so a receiver that sees another
+/// stream starts counting afresh instead of waiting for frames that will
+/// never come.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Frame {
+    /// The `seq`th item of `stream` (from 1), kept by its sender until
+    /// acknowledged and resent on a new session.
+    Data { stream: u64, seq: u64, item: Item },
+    /// Every item of `stream` up to `upto` arrived.
+    Ack { stream: u64, upto: u64 },
+    /// A new session: "I have `stream` up to `upto`; send again what
+    /// follows".
+    Hello { stream: u64, upto: u64 },
+    /// A heartbeat: the session is alive.
+    Ping,
+}
+
+/// What a data frame carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Item {
+    /// A one-way wave.
+    Signal(Wave),
+    /// A request; its answer comes back as a [`Item::Reply`] with `id`.
+    Request { id: u64, wave: Wave },
+    /// The answer to request `id`.
+    Reply {
+        id: u64,
+        result: Result<Body, WireError>,
+    },
+    /// Particles registered on the sending Machine.
+    Hosted { points: Vec<Point> },
+    /// A particle of the sending Machine ended.
+    Ended { point: Point, reason: DownReason },
+}
+
+/// A [`WaveError`] on the wire: its Point is the request's target, which
+/// the asker knows already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    NoSuchParticle,
+    Stopped,
+    Crashed(String),
+    Timeout(u64),
+    LaneFull(u64),
+    CallingSelf,
+    MachineDown,
+    BadMessage(String),
+    BadReply(String),
+    Forbidden(Point),
+    MachineLost(String),
+    Other(String),
+}
+
+impl WireError {
+    pub(crate) fn from_wave(e: &WaveError) -> Self {
+        match e {
+            WaveError::NoSuchParticle { .. } => WireError::NoSuchParticle,
+            WaveError::Stopped { .. } => WireError::Stopped,
+            WaveError::Crashed { reason, .. } => WireError::Crashed(reason.clone()),
+            WaveError::Timeout { after, .. } => {
+                WireError::Timeout(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
+            }
+            WaveError::LaneFull { capacity, .. } => WireError::LaneFull(*capacity as u64),
+            WaveError::CallingSelf { .. } => WireError::CallingSelf,
+            WaveError::MachineDown => WireError::MachineDown,
+            WaveError::BadMessage { error, .. } => WireError::BadMessage(error.to_string()),
+            WaveError::BadReply { error, .. } => WireError::BadReply(error.to_string()),
+            WaveError::Forbidden { caller, .. } => WireError::Forbidden(caller.clone()),
+            WaveError::MachineLost { machine, .. } => WireError::MachineLost(machine.clone()),
+            other => WireError::Other(other.to_string()),
+        }
+    }
+
+    pub(crate) fn into_wave(self, point: Point) -> WaveError {
+        match self {
+            WireError::NoSuchParticle => WaveError::NoSuchParticle { point },
+            WireError::Stopped => WaveError::Stopped { point },
+            WireError::Crashed(reason) => WaveError::Crashed { point, reason },
+            WireError::Timeout(ms) => WaveError::Timeout {
+                point,
+                after: Duration::from_millis(ms),
+            },
+            WireError::LaneFull(c) => WaveError::LaneFull {
+                point,
+                capacity: usize::try_from(c).unwrap_or(usize::MAX),
+            },
+            WireError::CallingSelf => WaveError::CallingSelf { point },
+            WireError::MachineDown => WaveError::MachineDown,
+            WireError::BadMessage(e) => WaveError::BadMessage {
+                point,
+                error: CodecError::Decode(e),
+            },
+            WireError::BadReply(e) => WaveError::BadReply {
+                point,
+                error: CodecError::Decode(e),
+            },
+            WireError::Forbidden(caller) => WaveError::Forbidden { caller, point },
+            WireError::MachineLost(machine) => WaveError::MachineLost { point, machine },
+            WireError::Other(reason) => WaveError::Crashed { point, reason },
+        }
+    }
+}
+
+impl Envelope {
+    /// The envelope's bytes: the version byte, then bincode 2.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        let body = Body::encode(self)?;
+        let mut out = Vec::with_capacity(1 + body.len());
+        out.push(FRAME_VERSION);
+        out.extend_from_slice(body.as_bytes());
+        Ok(out)
+    }
+
+    /// Decodes bytes from a peer.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] for an empty input, another version, or
+    /// bytes that are not an envelope (bounded: see the runtime's codec).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        match bytes.split_first() {
+            Some((&FRAME_VERSION, rest)) => Body::from(rest.to_vec()).decode(),
+            Some((v, _)) => Err(CodecError::Decode(format!(
+                "frame version {v}, this Machine reads {FRAME_VERSION}"
+            ))),
+            None => Err(CodecError::Decode("an empty frame".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(frame: Frame) -> Envelope {
+        Envelope {
+            machine: "a".into(),
+            epoch: 7,
+            frame,
+        }
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_bad_bytes_are_errors() {
+        let w = Wave::request(
+            "a:x".parse().unwrap(),
+            "b:y".parse().unwrap(),
+            "m",
+            vec![1u8, 2],
+        );
+        for f in [
+            Frame::Data {
+                stream: 5,
+                seq: 1,
+                item: Item::Request { id: 3, wave: w },
+            },
+            Frame::Data {
+                stream: 5,
+                seq: 2,
+                item: Item::Reply {
+                    id: 3,
+                    result: Err(WireError::Crashed("boom".into())),
+                },
+            },
+            Frame::Ack { stream: 5, upto: 9 },
+        ] {
+            let e = env(f);
+            let bytes = e.encode().unwrap();
+            assert_eq!(Envelope::decode(&bytes).unwrap(), e);
+            for cut in 0..bytes.len() {
+                assert!(Envelope::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        let mut other = env(Frame::Ack { stream: 1, upto: 1 }).encode().unwrap();
+        other[0] = 9;
+        assert!(Envelope::decode(&other).is_err());
+        // A huge claimed length does not allocate: it is refused.
+        let mut huge = vec![FRAME_VERSION, 0xfc, 0xff, 0xff, 0xff, 0x7f];
+        huge.extend_from_slice(b"x");
+        assert!(Envelope::decode(&huge).is_err());
+    }
+
+    #[test]
+    fn wave_errors_cross_and_keep_their_kind() {
+        let p: Point = "b:y".parse().unwrap();
+        let errs = [
+            WaveError::Stopped { point: p.clone() },
+            WaveError::Crashed {
+                point: p.clone(),
+                reason: "r".into(),
+            },
+            WaveError::Timeout {
+                point: p.clone(),
+                after: Duration::from_millis(40),
+            },
+            WaveError::MachineLost {
+                point: p.clone(),
+                machine: "b".into(),
+            },
+        ];
+        for e in errs {
+            assert_eq!(WireError::from_wave(&e).into_wave(p.clone()), e);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Hyperverse Machines in a cluster, over ractor_cluster.
+//!
+//! A clustered Machine is an ordinary [`Machine`] with a [`Cluster`]
+//! attached: waves to Points on other Machines leave as bytes (bincode 2,
+//! behind a version byte), numbered per link, acknowledged, resent on a
+//! new session and deduplicated at the receiver, so per-sender order holds
+//! end to end and a reconnect neither loses nor doubles an accepted wave.
+//!
+//! **The cluster Registry** is a replicated map with owners: each Machine
+//! is the authority for the particles it hosts, and tells every peer of
+//! each spawn and end on the same ordered link as its waves (and all its
+//! Points when a session comes up). A peer's view is therefore at most one
+//! link latency stale, and never older than the waves it receives from
+//! that Machine. When a Machine is lost (its session down longer than
+//! [`ClusterConfig::lost_after`], or it restarted), every peer forgets its
+//! Points at once, and requests waiting on it are answered
+//! [`WaveError::MachineLost`](hyperverse_runtime::WaveError::MachineLost).
+//!
+//! ```no_run
+//! use hyperverse_cluster::{ClusterConfig, ClusteredMachine};
+//! use hyperverse_runtime::Machine;
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClusterConfig::new("alpha", "127.0.0.1:7101", "s3cret")?
+//!     .seed("127.0.0.1:7102");
+//! let (machine, cluster) = Machine::clustered(config).build().await?;
+//! cluster.wait_for_peers(1, std::time::Duration::from_secs(5)).await?;
+//! // A Point on the other Machine is sent to like any other.
+//! machine.signal(&"beta-counter".parse()?, ("add", "1"))?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod core;
+mod frame;
+mod link;
+mod tls;
+mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyperverse_runtime::{Machine, MachineBuilder, MachineError, Point};
+use tokio::sync::broadcast;
+
+pub use config::{ClusterConfig, ConfigError, TlsFiles, DEFAULT_LOST_AFTER};
+pub use frame::FRAME_VERSION;
+
+/// Why a Machine could not join a cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The Machine could not be built.
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+    /// The Machine has a Remote attached already.
+    #[error("cannot attach the cluster: {0}")]
+    Attach(#[from] hyperverse_runtime::remote::AttachError),
+    /// The node server could not listen.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS files could not be used.
+    #[error("tls: {reason}")]
+    Tls {
+        /// Why.
+        reason: String,
+    },
+    /// Fewer peers came than waited for.
+    #[error("{wanted} peers wanted, {connected:?} connected after {after:?}")]
+    TooFewPeers {
+        /// How many were waited for.
+        wanted: usize,
+        /// Who came.
+        connected: Vec<String>,
+        /// How long it waited.
+        after: Duration,
+    },
+}
+
+/// What happens to this Machine's peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterEvent {
+    /// A session with this Machine came up.
+    Up(String),
+    /// The session dropped; its waves are kept for
+    /// [`ClusterConfig::lost_after`].
+    Down(String),
+    /// The Machine was declared lost: these Points of it are gone.
+    Lost {
+        /// Which Machine.
+        machine: String,
+        /// Its Points this Machine knew of.
+        points: Vec<Point>,
+    },
+}
+
+/// A Machine's membership of a cluster. Dropping it does not leave the
+/// cluster; [`Cluster::leave`] does.
+pub struct Cluster {
+    core: Arc<core::Core>,
+    transport: transport::Transport,
+}
+
+impl Cluster {
+    /// Joins `machine` to the cluster `config` describes: listens, dials
+    /// the seeds, and carries waves to and from the Machines it meets.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Attach`] if the Machine is clustered already (or
+    /// from a particle's handler), `Listen`, `Tls`.
+    pub async fn join(machine: &Machine, config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        let core = Arc::new(core::Core::new(
+            &config.name,
+            config.lost_after,
+            tokio::runtime::Handle::current(),
+        ));
+        let inbound = machine.attach_remote(Arc::new(core::ClusterRemote(core.clone())))?;
+        let _ = core.inbound.set(inbound);
+        let transport = transport::Transport::start(core.clone(), &config).await?;
+        tracing::info!(target: "hyperverse::cluster", machine = %config.name, listen = %config.listen, "joined");
+        Ok(Cluster { core, transport })
+    }
+
+    /// This Machine's name in the cluster.
+    pub fn name(&self) -> &str {
+        &self.core.me
+    }
+
+    /// The Machines with a live session, sorted.
+    pub fn peers(&self) -> Vec<String> {
+        self.core.connected()
+    }
+
+    /// Which Machine hosts `point`, as far as this one knows.
+    pub fn locate(&self, point: &Point) -> Option<String> {
+        self.core.locate(point)
+    }
+
+    /// What happens to peers from now on.
+    pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.core.events.subscribe()
+    }
+
+    /// Waits until at least `n` peers have live sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::TooFewPeers`] after `timeout`.
+    pub async fn wait_for_peers(&self, n: usize, timeout: Duration) -> Result<(), ClusterError> {
+        let start = std::time::Instant::now();
+        loop {
+            let peers = self.peers();
+            if peers.len() >= n {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(ClusterError::TooFewPeers {
+                    wanted: n,
+                    connected: peers,
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until this Machine knows where `point` lives.
+    ///
+    /// # Errors
+    ///
+    /// The Point back, if it was not located within `timeout`.
+    pub async fn wait_for_point(&self, point: &Point, timeout: Duration) -> Result<String, Point> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(m) = self.locate(point) {
+                return Ok(m);
+            }
+            if start.elapsed() > timeout {
+                return Err(point.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Leaves the cluster: sessions close, and peers declare this Machine
+    /// lost after their `lost_after`.
+    pub async fn leave(self) {
+        self.transport.stop();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.core.me)
+            .field("peers", &self.peers())
+            .finish()
+    }
+}
+
+/// `Machine::clustered(config)`: a Machine built to join a cluster.
+pub trait ClusteredMachine {
+    /// A builder for a Machine that joins the cluster `config` describes.
+    fn clustered(config: ClusterConfig) -> ClusteredBuilder;
+}
+
+impl ClusteredMachine for Machine {
+    fn clustered(config: ClusterConfig) -> ClusteredBuilder {
+        ClusteredBuilder {
+            builder: Machine::standalone(),
+            config,
+        }
+    }
+}
+
+/// Builds a clustered Machine: the Machine's own builder, and the
+/// cluster's config.
+pub struct ClusteredBuilder {
+    builder: MachineBuilder,
+    config: ClusterConfig,
+}
+
+impl ClusteredBuilder {
+    /// Sets up the Machine as [`MachineBuilder`] does (kinds, stars,
+    /// limits).
+    pub fn machine(mut self, f: impl FnOnce(MachineBuilder) -> MachineBuilder) -> Self {
+        self.builder = f(self.builder);
+        self
+    }
+
+    /// Installs a particle Kind (as [`MachineBuilder::kind`]).
+    pub fn kind<P: hyperverse_runtime::Particle>(
+        self,
+        kind: impl Into<hyperverse_runtime::Kind>,
+        particle: P,
+    ) -> Self {
+        self.machine(|b| b.kind(kind, particle))
+    }
+
+    /// Builds the Machine and joins the cluster.
+    ///
+    /// # Errors
+    ///
+    /// As [`MachineBuilder::build`] and [`Cluster::join`].
+    pub async fn build(self) -> Result<(Machine, Cluster), ClusterError> {
+        let machine = self.builder.build().await?;
+        let cluster = Cluster::join(&machine, self.config).await?;
+        Ok((machine, cluster))
+    }
+}

@@ -1,0 +1,197 @@
+//! [`Inbound`]: how waves from other Machines enter this one, under the
+//! senders they carry (see [`crate::remote`]).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::handle::Shared;
+use crate::message::Reply;
+use crate::remote::{AttachError, Remote};
+use crate::{Ask, Body, DownNotice, Machine, Point, Wave, WaveError};
+
+/// The capability to deliver waves that came from other Machines, under
+/// the senders they carry. Made once per Machine, by
+/// [`Machine::attach_remote`], for the Remote it attaches; it holds the
+/// Machine weakly (the Remote lives inside the Machine).
+///
+/// ```
+/// use std::sync::Arc;
+/// use hyperverse_runtime::*;
+/// use hyperverse_runtime::remote::{Answerer, Remote};
+///
+/// struct Nowhere;
+/// impl Remote for Nowhere {
+///     fn hosts(&self, _: &Point) -> bool { false }
+///     fn signal(&self, w: Wave) -> Result<(), WaveError> {
+///         Err(WaveError::NoSuchParticle { point: w.to })
+///     }
+///     fn ask(&self, _: Wave, a: Answerer) { a.answer(Ok(Body::empty())) }
+///     fn registered(&self, _: &Point) {}
+///     fn ended(&self, _: &Point, _: &DownReason) {}
+///     fn monitor(&self, _: &Point, _: &MonitorRef) -> bool { false }
+///     fn demonitor(&self, _: &MonitorRef) -> bool { false }
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let machine = Machine::standalone().build().await.unwrap();
+/// let inbound = machine.attach_remote(Arc::new(Nowhere)).unwrap();
+/// // Once only: the capability to deliver under a foreign sender is unique.
+/// assert!(machine.attach_remote(Arc::new(Nowhere)).is_err());
+/// // A wave from another Machine to a Point this one does not host:
+/// let w = Wave::signal("peer:x".parse().unwrap(), "here".parse().unwrap(), "m", "b");
+/// assert!(inbound.signal(w).is_err());
+/// # machine.shutdown().await;
+/// # }
+/// ```
+pub struct Inbound {
+    shared: Weak<Shared>,
+}
+
+impl Inbound {
+    fn machine(&self) -> Result<Machine, WaveError> {
+        self.shared
+            .upgrade()
+            .map(|shared| Machine { shared })
+            .ok_or(WaveError::MachineDown)
+    }
+
+    /// Delivers a one-way wave from another Machine to the particle at
+    /// `wave.to` on this one, with `wave.from` as its sender.
+    ///
+    /// # Errors
+    ///
+    /// Why it was refused: [`WaveError::Forbidden`] for a sender that is
+    /// this Machine's root (a peer's root must be given a Point of its
+    /// own), [`WaveError::NoSuchParticle`], and as [`Machine::signal`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not async: queued or refused before it returns.
+    pub fn signal(&self, wave: Wave) -> Result<(), WaveError> {
+        let machine = self.machine()?;
+        if wave.from.is_root() {
+            return Err(WaveError::Forbidden {
+                caller: wave.from,
+                point: wave.to,
+            });
+        }
+        let Some(cell) = machine.cell_at(&wave.to) else {
+            return Err(WaveError::NoSuchParticle { point: wave.to });
+        };
+        let Wave {
+            from, method, body, ..
+        } = wave;
+        crate::particle_ref::signal_cell(&cell, from, (method, body)).map_err(WaveError::from)
+    }
+
+    /// Delivers a request from another Machine: the returned [`Ask`]
+    /// answers it (within `timeout`, if any).
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::ask`], and `Forbidden` for a root sender.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Machine::ask`]: queued when called.
+    pub fn ask(&self, wave: Wave, timeout: Option<Duration>) -> Ask<Body> {
+        let open = |r: Reply| match r {
+            Reply::Body(b) => Ok(b),
+            Reply::Value(_) => Err(crate::CodecError::Decode(
+                "a typed reply to an untyped ask".into(),
+            )),
+        };
+        let machine = match self.machine() {
+            Ok(m) => m,
+            Err(e) => return Ask::failed(e, open),
+        };
+        if wave.from.is_root() {
+            return Ask::failed(
+                WaveError::Forbidden {
+                    caller: wave.from,
+                    point: wave.to,
+                },
+                open,
+            );
+        }
+        let Some(cell) = machine.cell_at(&wave.to) else {
+            return Ask::failed(WaveError::NoSuchParticle { point: wave.to }, open);
+        };
+        let Wave {
+            from, method, body, ..
+        } = wave;
+        crate::particle_ref::ask_cell(
+            &cell,
+            from,
+            (method, body),
+            &machine.shared.deadlines,
+            machine.shared.request_timeout,
+        )
+        .within(timeout)
+    }
+
+    /// Delivers a down notice from the cluster to the local particle at
+    /// `watcher` (one that monitored a particle on another Machine); false
+    /// if no particle lives there any more.
+    pub fn down(&self, watcher: &Point, notice: DownNotice) -> bool {
+        match self.machine().ok().and_then(|m| m.cell_at(watcher)) {
+            Some(cell) => {
+                crate::machine::send_down(&cell, notice);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a particle of this Machine lives at `point`.
+    pub fn hosts(&self, point: &Point) -> bool {
+        self.machine()
+            .map(|m| m.cell_at(point).is_some())
+            .unwrap_or(false)
+    }
+
+    /// The Points this Machine hosts, for a peer that joins and must learn
+    /// them all.
+    pub fn hosted(&self) -> Vec<Point> {
+        match self.machine() {
+            Ok(m) => m
+                .registry()
+                .subtree(&Point::root())
+                .into_iter()
+                .map(|r| r.point)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("machine_up", &(self.shared.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl Machine {
+    /// Attaches the Remote that carries waves to other Machines, and
+    /// returns the one [`Inbound`] through which it delivers theirs.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::Attached`] if one is attached already;
+    /// [`AttachError::Forbidden`] from a particle's handler.
+    pub fn attach_remote(&self, remote: Arc<dyn Remote>) -> Result<Inbound, AttachError> {
+        let caller = crate::stamp::sender();
+        if !caller.is_root() {
+            return Err(AttachError::Forbidden { caller });
+        }
+        self.shared
+            .remote
+            .set(remote)
+            .map_err(|_| AttachError::Attached)?;
+        Ok(Inbound {
+            shared: Arc::downgrade(&self.shared),
+        })
+    }
+}

@@ -10,6 +10,8 @@
 //! - [`supervisors`]: OTP supervision logic.
 //! - [`modules`]: WASM modules: store, guest ABI, sandbox, WASM particles,
 //!   hot reload.
+//! - [`cluster`]: Machines in a cluster over ractor_cluster: waves across
+//!   processes, numbered and acknowledged per link.
 //! - [`faults`]: fault injection: seeded fault plans and a test kit.
 //!
 //! ```
@@ -31,6 +33,7 @@
 //! # }
 //! ```
 
+pub use hyperverse_cluster as cluster;
 pub use hyperverse_faults as faults;
 pub use hyperverse_modules as modules;
 pub use hyperverse_runtime as runtime;

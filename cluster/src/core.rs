@@ -12,9 +12,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hyperverse_runtime::remote::{Answerer, Remote};
-use hyperverse_runtime::{DownNotice, DownReason, Inbound, MonitorRef, Point, Wave, WaveError};
+use hyperverse_runtime::{
+    CrashNotice, DownNotice, DownReason, Inbound, MonitorRef, Point, Wave, WaveError,
+};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::frame::{Envelope, Frame, Item, WireError};
 use crate::link::{Accept, Inbox, Outbox};
@@ -85,6 +87,8 @@ impl Peer {
     }
 }
 
+type SpawnTx = oneshot::Sender<Result<(), String>>;
+
 struct Pending {
     machine: String,
     to: Point,
@@ -100,12 +104,16 @@ pub(crate) struct Core {
     peers: RwLock<HashMap<String, Arc<Mutex<Peer>>>>,
     locations: RwLock<HashMap<Point, String>>,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// Parents and children on different Machines.
+    pub(crate) family: crate::family::Family,
+    /// Spawns asked of peers, waiting for their answers.
+    spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
     /// Monitors of local particles on remote ones: target, then watchers.
     monitors: Mutex<HashMap<Point, Vec<(Point, MonitorRef)>>>,
     next_id: AtomicU64,
     next_stream: AtomicU64,
     pub(crate) inbound: OnceLock<Inbound>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
 }
 
@@ -134,6 +142,8 @@ impl Core {
             locations: RwLock::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             monitors: Mutex::new(HashMap::new()),
+            family: crate::family::Family::default(),
+            spawns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             next_stream: AtomicU64::new(fresh_u64() >> 16),
             inbound: OnceLock::new(),
@@ -170,6 +180,33 @@ impl Core {
         v
     }
 
+    /// A spawn asked of `machine`: its id, and where its answer comes.
+    pub(crate) fn expect_spawn(
+        &self,
+        machine: &str,
+    ) -> (u64, oneshot::Receiver<Result<(), String>>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.spawns.lock().insert(id, (machine.to_string(), tx));
+        (id, rx)
+    }
+
+    /// A spawn no longer waited for.
+    pub(crate) fn forget_spawn(&self, id: u64) {
+        self.spawns.lock().remove(&id);
+    }
+
+    /// How many particles `machine` hosts, as far as this one knows.
+    pub(crate) fn load(&self, machine: &str) -> usize {
+        if machine == self.me {
+            return self.inbound.get().map_or(0, |i| i.particles());
+        }
+        self.peers
+            .read()
+            .get(machine)
+            .map_or(usize::MAX, |p| p.lock().points.len())
+    }
+
     /// Which Machine hosts `point`, as far as this one knows.
     pub(crate) fn locate(&self, point: &Point) -> Option<String> {
         if self.inbound.get().is_some_and(|i| i.hosts(point)) {
@@ -179,7 +216,7 @@ impl Core {
     }
 
     /// Numbers `item`, keeps it and sends it to `machine`.
-    fn send(&self, machine: &str, item: Item) -> Result<(), WaveError> {
+    pub(crate) fn send(&self, machine: &str, item: Item) -> Result<(), WaveError> {
         let peer = self.peer(machine);
         let mut p = peer.lock();
         if p.out.bytes() > MAX_UNACKED_BYTES {
@@ -393,7 +430,37 @@ impl Core {
             Item::Ended { point, reason } => {
                 let peer = self.peer(machine);
                 if peer.lock().points.remove(&point) {
-                    self.gone(machine, &[point], |_| reason.clone());
+                    self.gone(machine, std::slice::from_ref(&point), |_| reason.clone());
+                }
+                self.family_ended(machine, &point);
+            }
+            Item::Spawn {
+                id,
+                point,
+                kind,
+                args,
+                restart,
+            } => {
+                let core = self.clone();
+                let machine = machine.to_string();
+                self.runtime.spawn(async move {
+                    let result = core.spawn_here(point, kind, args, restart).await;
+                    let _ = core.send(&machine, Item::Spawned { id, result });
+                });
+            }
+            Item::Spawned { id, result } => {
+                let mut spawns = self.spawns.lock();
+                if spawns.get(&id).is_some_and(|(m, _)| m == machine) {
+                    if let Some((_, tx)) = spawns.remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+            Item::Adopted(adoption) => self.adopted(machine, adoption),
+            Item::Crash { parent, notice } => {
+                // Only from the Machine hosting the child.
+                if self.locate(&notice.child).as_deref() == Some(machine) {
+                    self.child_crashed(&parent, notice);
                 }
             }
         }
@@ -402,7 +469,7 @@ impl Core {
     /// Acknowledges what arrived, resends what is overdue, and declares
     /// lost the peers gone longer than `lost_after`. Called every few
     /// milliseconds by the transport.
-    pub(crate) fn tick(&self) {
+    pub(crate) fn tick(self: &Arc<Self>) {
         let now = Instant::now();
         let mut lost = Vec::new();
         let mut silent = Vec::new();
@@ -490,7 +557,7 @@ impl Core {
     /// forgotten, requests waiting on it are answered `MachineLost`, and
     /// what was kept for it is dropped (a new stream starts if it
     /// returns).
-    pub(crate) fn lose(&self, machine: &str, timed_out: bool) {
+    pub(crate) fn lose(self: &Arc<Self>, machine: &str, timed_out: bool) {
         let Some(peer) = self.peers.read().get(machine).cloned() else {
             return;
         };
@@ -502,6 +569,7 @@ impl Core {
             p.points.drain().collect()
         };
         self.gone(machine, &points, |m| DownReason::MachineLost(m.to_string()));
+        self.spawns.lock().retain(|_, (m, _)| m != machine);
         let failed: Vec<Pending> = {
             let mut pending = self.pending.lock();
             let ids: Vec<u64> = pending
@@ -520,6 +588,7 @@ impl Core {
             }));
         }
         tracing::warn!(target: "hyperverse::cluster", peer = machine, particles = points.len(), timed_out, "machine lost");
+        self.family_lost(machine, &points);
         let _ = self.events.send(ClusterEvent::Lost {
             machine: machine.to_string(),
             points,
@@ -599,6 +668,18 @@ impl Remote for ClusterRemote {
             .or_default()
             .push((watcher.clone(), monitor.clone()));
         true
+    }
+
+    fn crash_notice(&self, parent: &Point, notice: CrashNotice) {
+        if let Some(machine) = self.0.locate(parent).filter(|m| *m != self.0.me) {
+            let _ = self.0.send(
+                &machine,
+                Item::Crash {
+                    parent: parent.clone(),
+                    notice,
+                },
+            );
+        }
     }
 
     fn demonitor(&self, monitor: &MonitorRef) -> bool {

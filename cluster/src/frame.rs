@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use hyperverse_runtime::{Body, CodecError, DownReason, Point, Wave, WaveError};
+use hyperverse_runtime::{
+    Body, CodecError, CrashNotice, DownReason, Kind, Point, Restart, Wave, WaveError,
+};
 use serde::{Deserialize, Serialize};
 
 /// The version byte in front of every envelope.
@@ -62,6 +64,22 @@ pub(crate) enum Item {
     Hosted { points: Vec<Point> },
     /// A particle of the sending Machine ended.
     Ended { point: Point, reason: DownReason },
+    /// Spawn this particle here (a placement chose this Machine); the
+    /// answer comes back as [`Item::Spawned`] with `id`.
+    Spawn {
+        id: u64,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        restart: Restart,
+    },
+    /// How spawn `id` went.
+    Spawned { id: u64, result: Result<(), String> },
+    /// The sending Machine hosts a child of a parent on this one.
+    Adopted(crate::family::Adoption),
+    /// A crash notice for `parent`, on this Machine, from its child on
+    /// the sending one.
+    Crash { parent: Point, notice: CrashNotice },
 }
 
 /// A [`WaveError`] on the wire: its Point is the request's target, which

@@ -31,19 +31,22 @@
 
 mod config;
 mod core;
+mod family;
 mod frame;
 mod link;
+mod place;
 mod tls;
 mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperverse_runtime::{Machine, MachineBuilder, MachineError, Point};
+use hyperverse_runtime::{Body, Kind, Machine, MachineBuilder, MachineError, Point, Restart};
 use tokio::sync::broadcast;
 
 pub use config::{ClusterConfig, ConfigError, TlsFiles, DEFAULT_LOST_AFTER};
 pub use frame::FRAME_VERSION;
+pub use place::{PlaceError, Placement, SPAWN_TIMEOUT};
 
 /// Why a Machine could not join a cluster.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +151,43 @@ impl Cluster {
     /// What happens to peers from now on.
     pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
         self.core.events.subscribe()
+    }
+
+    /// Spawns `point` on the Machine `placement` chooses, as permanent,
+    /// and waits until its `start` has succeeded; returns that Machine's
+    /// name. Its parent may live on another Machine: its crash notices go
+    /// there, and if its Machine is lost, the parent's Machine starts it
+    /// again (see the crate docs).
+    ///
+    /// # Errors
+    ///
+    /// [`PlaceError`]: no such Machine, the spawn refused there (its
+    /// `SpawnError`), or no answer.
+    pub async fn spawn(
+        &self,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        placement: Placement,
+    ) -> Result<String, PlaceError> {
+        self.spawn_with(point, kind, args, Restart::Permanent, placement)
+            .await
+    }
+
+    /// [`Cluster::spawn`] with a restart type.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cluster::spawn`].
+    pub async fn spawn_with(
+        &self,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        restart: Restart,
+        placement: Placement,
+    ) -> Result<String, PlaceError> {
+        self.core.place(point, kind, args, restart, placement).await
     }
 
     /// Waits until at least `n` peers have live sessions.

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
@@ -25,8 +25,10 @@ use crate::ClusterError;
 
 /// How often the links' clocks tick (acks, heartbeats, loss).
 pub(crate) const TICK: Duration = Duration::from_millis(20);
-/// How often dropped sessions are dialled again.
+/// How often dropped sessions are dialled again, at first.
 const REDIAL: Duration = Duration::from_millis(250);
+/// The longest wait between two dials of an address that stays down.
+const MAX_REDIAL: Duration = Duration::from_secs(4);
 /// The ractor_cluster variant name of a frame.
 const FRAME_VARIANT: &str = "hv";
 
@@ -276,13 +278,17 @@ async fn sessions(
     }
 }
 
-/// Dials every known address that has no session.
+/// Dials every known address that has no session, backing off (up to
+/// [`MAX_REDIAL`]) from an address that does not come up: a peer that
+/// refuses this Machine (a wrong secret, a bad certificate) is not
+/// hammered every quarter second.
 async fn redial(
     node: ActorRef<NodeServerMessage>,
     known: Arc<Mutex<HashSet<String>>>,
     me: String,
     tls: Option<Tls>,
 ) {
+    let mut backoff: HashMap<String, (Instant, Duration)> = HashMap::new();
     loop {
         let sessions: HashMap<u64, NodeServerSessionInformation> =
             match ractor::call_t!(node, NodeServerMessage::GetSessions, 1000) {
@@ -296,13 +302,20 @@ async fn redial(
             .values()
             .filter_map(|s| s.peer_name.as_ref().map(|n| n.connection_string.clone()))
             .collect();
+        let now = Instant::now();
+        backoff.retain(|addr, _| !up.contains(addr));
         let targets: Vec<String> = known
             .lock()
             .iter()
             .filter(|a| !up.contains(*a) && **a != me)
+            .filter(|a| backoff.get(*a).is_none_or(|(at, _)| *at <= now))
             .cloned()
             .collect();
         for addr in targets {
+            let delay = backoff
+                .get(&addr)
+                .map_or(REDIAL, |(_, d)| (*d * 2).min(MAX_REDIAL));
+            backoff.insert(addr.clone(), (now + delay, delay));
             let dial = async {
                 match &tls {
                     Some(t) => {

@@ -30,8 +30,20 @@ async fn drain(node: &mut Node, sink: &str, want: u64, within: Duration) -> Stri
     }
 }
 
+/// Asks `watcher` for what it was told until `want` shows, or 5 s pass.
+async fn told(node: &mut Node, watcher: &str, want: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let r = node.cmd(&format!("ask {watcher} told -")).await;
+        if r.contains(want) || start.elapsed() > Duration::from_secs(5) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_machines_keep_per_sender_order_across_them() {
+async fn one_tree_across_three_machines_keeps_per_sender_order() {
     let a = NodeSpec::new("alpha");
     let mut b = NodeSpec::new("beta");
     let mut c = NodeSpec::new("gamma");
@@ -43,15 +55,20 @@ async fn three_machines_keep_per_sender_order_across_them() {
     for n in [&mut a, &mut b, &mut c] {
         assert_eq!(n.cmd("wait-peers 2 10000").await, "ok", "{}", n.name);
     }
-    assert_eq!(a.cmd("spawn sink sink").await, "ok");
-    // 8 senders: 4 on beta, 4 on gamma, each 1,000 waves to alpha's sink.
-    let per = 1_000u64;
+    // One supervised tree: `app` and its sink on alpha, a subtree on each
+    // of beta and gamma (children of `app`, on other Machines), and under
+    // each of those four senders, beside their parent.
+    assert_eq!(a.cmd("place app watcher here").await, "at alpha");
+    assert_eq!(a.cmd("place app:sink sink parent").await, "at alpha");
+    assert_eq!(a.cmd("place app:b watcher on:beta").await, "at beta");
+    assert_eq!(a.cmd("place app:c watcher on:gamma").await, "at gamma");
     let mut senders = Vec::new();
-    for (node, prefix) in [(&mut b, "sb"), (&mut c, "sc")] {
-        assert_eq!(node.cmd("wait-point sink 5000").await, "at alpha");
+    for (node, sub) in [(&mut b, "app:b"), (&mut c, "app:c")] {
+        assert_eq!(node.cmd("wait-point app:sink 5000").await, "at alpha");
         for i in 0..4 {
-            let p = format!("{prefix}{i}");
-            assert_eq!(node.cmd(&format!("spawn {p} sender")).await, "ok");
+            let p = format!("{sub}:s{i}");
+            let at = node.cmd(&format!("place {p} sender parent")).await;
+            assert_eq!(at, format!("at {}", node.name), "{p}");
             senders.push(p);
         }
     }
@@ -60,11 +77,16 @@ async fn three_machines_keep_per_sender_order_across_them() {
         let at = a.cmd(&format!("wait-point {p} 5000")).await;
         assert!(at == "at beta" || at == "at gamma", "{p}: {at}");
     }
+    // 8 senders on two Machines, 1,000 waves each to the sink on a third.
+    let per = 1_000u64;
     for (i, p) in senders.iter().enumerate() {
         let node = if i < 4 { &mut b } else { &mut c };
-        assert_eq!(node.cmd(&format!("signal {p} go {per} sink")).await, "ok");
+        assert_eq!(
+            node.cmd(&format!("signal {p} go {per} app:sink")).await,
+            "ok"
+        );
     }
-    let report = drain(&mut a, "sink", 8 * per, Duration::from_secs(60)).await;
+    let report = drain(&mut a, "app:sink", 8 * per, Duration::from_secs(60)).await;
     println!("sink: {report}");
     assert_eq!(report_counts(&report), (8 * per, 0), "{report}");
     for p in &senders {
@@ -74,10 +96,26 @@ async fn three_machines_keep_per_sender_order_across_them() {
         );
     }
     // A request across Machines, and its typed error for a Point nowhere.
-    assert_eq!(b.cmd("spawn echo-b echo").await, "ok");
-    assert_eq!(c.cmd("wait-point echo-b 5000").await, "at beta");
-    assert_eq!(c.cmd("ask echo-b ping hello").await, "reply hello");
+    assert_eq!(c.cmd("ask app:b:s0 go 0 app:sink").await, "reply ");
     assert!(c.cmd("ask nowhere ping x").await.contains("NoSuchParticle"));
+    // A child on beta crashes: its parent on alpha hears of it, and beta's
+    // Star restarts it.
+    assert!(a.cmd("ask app:b crash -").await.contains("Crashed"));
+    let told = told(&mut a, "app", "crash app:b").await;
+    assert!(
+        told.contains("crash app:b asked to crash gave_up=false"),
+        "{told}"
+    );
+    assert_eq!(a.cmd("ask app:b told -").await, "reply ");
+    // Placement by load and by hash lands on a live Machine.
+    let least = c.cmd("place spread-1 echo least").await;
+    assert!(least.starts_with("at "), "{least}");
+    let hashed = c.cmd("place spread-2 echo hash").await;
+    assert!(hashed.starts_with("at "), "{hashed}");
+    assert!(c
+        .cmd("place x echo on:nowhere")
+        .await
+        .contains("no machine nowhere"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,18 +156,30 @@ async fn a_cut_link_heals_and_every_wave_arrives_once_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_machine_is_lost_and_requests_to_it_get_a_typed_error() {
+async fn a_killed_machine_is_reported_lost_and_its_permanent_children_return() {
+    let lost_ms = 1000u64;
     let mut a = NodeSpec::new("alpha");
-    a.lost_ms = 1000;
+    a.lost_ms = lost_ms;
     let a_addr = a.addr();
     let mut a = Node::start(a).await;
+    let mut c = NodeSpec::new("gamma");
+    c.seeds = vec![a_addr.clone()];
+    c.lost_ms = lost_ms;
+    let mut c = Node::start(c).await;
     let mut b = NodeSpec::new("beta");
-    b.seeds = vec![a_addr];
+    b.seeds = vec![a_addr, c.addr.clone()];
     let mut b = Node::start(b).await;
-    assert_eq!(a.cmd("wait-peers 1 10000").await, "ok");
+    for n in [&mut a, &mut b, &mut c] {
+        assert_eq!(n.cmd("wait-peers 2 10000").await, "ok", "{}", n.name);
+    }
+    // On alpha, a parent with a permanent child on beta; a watcher on
+    // alpha monitors another particle of beta.
+    assert_eq!(a.cmd("place app watcher here").await, "at alpha");
+    assert_eq!(a.cmd("place app:w echo on:beta").await, "at beta");
     assert_eq!(b.cmd("spawn echo-b echo").await, "ok");
     assert_eq!(a.cmd("wait-point echo-b 5000").await, "at beta");
-    assert_eq!(a.cmd("ask echo-b ping 1").await, "reply 1");
+    assert_eq!(c.cmd("wait-point echo-b 5000").await, "at beta");
+    assert_eq!(a.cmd("ask app:w ping 1").await, "reply 1");
     // Monitors across Machines: one fires when its target stops, one when
     // its target's Machine is lost.
     assert_eq!(b.cmd("spawn short-lived echo").await, "ok");
@@ -138,35 +188,43 @@ async fn a_killed_machine_is_lost_and_requests_to_it_get_a_typed_error() {
     assert_eq!(a.cmd("monitor watcher short-lived").await, "ok");
     assert_eq!(a.cmd("monitor watcher echo-b").await, "ok");
     assert_eq!(b.cmd("stop short-lived").await, "ok");
-    let start = Instant::now();
-    loop {
-        let downs = a.cmd("ask watcher downs -").await;
-        if downs.contains("short-lived") {
-            assert_eq!(downs, "reply short-lived Shutdown");
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "{downs}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let downs = told(&mut a, "watcher", "short-lived").await;
+    assert_eq!(downs, "reply short-lived Shutdown");
+    // Requests in flight to beta when it dies, from two Machines.
+    assert_eq!(a.cmd("ask-bg 1 echo-b sleep 10000").await, "ok");
+    assert_eq!(c.cmd("ask-bg 2 app:w sleep 10000").await, "ok");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     b.kill().await;
     let killed = Instant::now();
-    // Within the bound (lost_after, plus a tick), beta's Points are gone:
-    // a request gets a typed error, not a hang.
-    loop {
-        let r = a.cmd("ask echo-b ping 2").await;
-        if r.contains("NoSuchParticle") || r.contains("MachineLost") {
-            break;
-        }
-        assert!(killed.elapsed() < Duration::from_secs(5), "still {r}");
-    }
-    let took = killed.elapsed();
-    println!("beta lost after {took:?}");
-    assert!(took < Duration::from_millis(1000 + 1000), "{took:?}");
-    assert_eq!(a.cmd("locate echo-b").await, "at None");
+    let r1 = a.cmd("result 1").await;
+    let answered = killed.elapsed();
+    let r2 = c.cmd("result 2").await;
+    println!("in flight: {r1} / {r2}, answered after {answered:?}");
+    assert!(r1.contains("MachineLost") && r1.contains("beta"), "{r1}");
+    assert!(r2.contains("MachineLost"), "{r2}");
+    // The bound: lost_after, plus a tick or two.
+    let bound = Duration::from_millis(lost_ms + 500);
+    assert!(answered < bound, "{answered:?} > {bound:?}");
+    // The parent heard, the watcher too, both within the bound.
+    let told_app = told(&mut a, "app", "crash app:w").await;
+    assert!(
+        told_app.contains("crash app:w machine beta lost gave_up=false"),
+        "{told_app}"
+    );
+    let downs = told(&mut a, "watcher", "echo-b").await;
     assert_eq!(
-        a.cmd("ask watcher downs -").await,
+        downs,
         "reply short-lived Shutdown;echo-b MachineLost(\"beta\")"
     );
+    assert!(killed.elapsed() < bound + Duration::from_secs(1));
+    // The permanent child is back, on its parent's Machine, and answers.
+    assert_eq!(a.cmd("wait-point app:w 5000").await, "at alpha");
+    assert_eq!(a.cmd("ask app:w ping 2").await, "reply 2");
+    // gamma sees it there too; lost particles get typed errors, no hang.
+    assert_eq!(c.cmd("wait-point app:w 5000").await, "at alpha");
+    assert_eq!(c.cmd("ask app:w ping 3").await, "reply 3");
+    assert!(c.cmd("ask echo-b ping 4").await.contains("NoSuchParticle"));
+    assert_eq!(a.cmd("locate echo-b").await, "at None");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

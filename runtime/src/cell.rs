@@ -28,6 +28,8 @@ pub struct ParticleCell {
     /// The exact parent particle (not whoever holds its Point later): crash
     /// notices go there.
     parent: Option<(Point, Weak<ParticleCell>)>,
+    /// Its parent lives on another Machine (the `Weak` above is empty).
+    remote_parent: bool,
     limit: RestartLimit,
     /// When its Star restarts it (OTP's restart type).
     restart: Restart,
@@ -103,6 +105,7 @@ impl ParticleCell {
             kind,
             star,
             parent: parent.map(|p| (p.point().clone(), Arc::downgrade(p))),
+            remote_parent: false,
             limit,
             restart,
             seq,
@@ -120,6 +123,18 @@ impl ParticleCell {
             children: Mutex::new(None),
             grants: None,
         }
+    }
+
+    /// This cell as the child of `parent`, a particle on another Machine.
+    pub(crate) fn with_remote_parent(mut self, parent: Point) -> Self {
+        self.parent = Some((parent, Weak::new()));
+        self.remote_parent = true;
+        self
+    }
+
+    /// Whether its parent lives on another Machine.
+    pub(crate) fn remote_parent(&self) -> bool {
+        self.remote_parent
     }
 
     /// This cell with the Points its spawn granted it (none: nothing kept).

@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown_timeout: Duration,
     /// Where waves to Points on other Machines go, once a cluster attaches
     /// it (see [`crate::remote`]).
-    pub(crate) remote: std::sync::OnceLock<Arc<dyn crate::remote::Remote>>,
+    pub(crate) remote: crate::remote::RemoteSlot,
 }
 
 /// A particle's view of the Machine: who it is, and how to send, spawn and stop.

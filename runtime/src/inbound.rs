@@ -143,6 +143,61 @@ impl Inbound {
         }
     }
 
+    /// Spawns a particle here for the cluster, and waits until its `start`
+    /// has succeeded: as [`Machine::spawn_with`], except that its parent
+    /// may live on another Machine (its crash notices then go there,
+    /// through [`crate::remote::Remote::crash_notice`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::spawn_with`]; `NoParent` if its parent is neither
+    /// here nor known to the cluster.
+    pub async fn spawn_child(
+        &self,
+        point: Point,
+        kind: crate::Kind,
+        args: Body,
+        opts: crate::SpawnOptions,
+    ) -> Result<(), crate::SpawnError> {
+        let machine = self.machine().map_err(|_| crate::SpawnError::MachineDown)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let child = machine.launch_as(point, None, kind, args, opts, Some(tx), false, true)?;
+        crate::machine::wait_ready(child.point(), rx).await
+    }
+
+    /// Delivers a crash notice from a child on another Machine to its
+    /// parent here; false if the parent is gone.
+    pub fn notice(&self, parent: &Point, notice: crate::CrashNotice) -> bool {
+        match self.machine().ok().and_then(|m| m.cell_at(parent)) {
+            Some(cell) => {
+                if let Err((letter, _)) = cell
+                    .lane
+                    .push(crate::lane::Letter::Notice(Box::new(notice)))
+                {
+                    letter.refuse(cell.point());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the particle at `point` and its subtree (as
+    /// [`Machine::stop`]), for the cluster: its parent on another Machine
+    /// ended or was lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::stop`].
+    pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
+        self.machine()?.stop(point).await
+    }
+
+    /// How many particles this Machine hosts.
+    pub fn particles(&self) -> usize {
+        self.machine().map_or(0, |m| m.registry().len())
+    }
+
     /// Whether a particle of this Machine lives at `point`.
     pub fn hosts(&self, point: &Point) -> bool {
         self.machine()

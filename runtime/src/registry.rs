@@ -149,7 +149,7 @@ impl Directory for MemRegistry {
         }
         // The entry guard is dropped above. The parent admits the child
         // under its children's lock (see `ParticleCell::adopt`).
-        if let Some(parent) = cell.parent() {
+        if let Some(parent) = cell.parent().filter(|_| !cell.remote_parent()) {
             let admitted = match (self.map.get(parent), cell.parent_cell()) {
                 (Some(entry), Some(parent_cell)) if Arc::ptr_eq(&entry, &parent_cell) => {
                     drop(entry);

@@ -14,7 +14,13 @@
 
 use crate::lane::ReplyTx;
 use crate::message::Reply;
-use crate::{Body, DownReason, MonitorRef, Point, Wave, WaveError};
+use std::sync::{Arc, OnceLock};
+
+use crate::{Body, CrashNotice, DownReason, MonitorRef, Point, Wave, WaveError};
+
+/// Where a Machine keeps its Remote, once attached: shared with its Stars,
+/// which send crash notices to parents on other Machines.
+pub(crate) type RemoteSlot = Arc<OnceLock<Arc<dyn Remote>>>;
 
 /// What a Machine does with waves for Points on other Machines: the
 /// cluster's side of the seam (see the module docs).
@@ -56,6 +62,11 @@ pub trait Remote: Send + Sync + 'static {
     /// Removes a monitor set by [`Remote::monitor`]; true if it had not
     /// fired.
     fn demonitor(&self, monitor: &MonitorRef) -> bool;
+
+    /// A particle of this Machine whose parent lives on another Machine
+    /// (spawned through [`crate::Inbound::spawn_child`]) crashed: the
+    /// notice goes to that parent.
+    fn crash_notice(&self, parent: &Point, notice: CrashNotice);
 }
 
 /// Where the answer to a remote request goes: once.

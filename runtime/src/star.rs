@@ -103,6 +103,8 @@ pub(crate) struct StarArgs {
     pub id: usize,
     pub events: Arc<EventSink>,
     pub counters: Arc<StarCounters>,
+    /// The cluster, for crash notices to parents on other Machines.
+    pub remote: crate::remote::RemoteSlot,
 }
 
 pub(crate) struct StarState {
@@ -298,6 +300,11 @@ impl StarState {
             if let Err((letter, _)) = parent.lane.push(Letter::Notice(Box::new(notice))) {
                 letter.refuse(parent.point());
             }
+        } else if let (true, Some(parent), Some(remote)) =
+            (cell.remote_parent(), cell.parent(), self.args.remote.get())
+        {
+            // Its parent lives on another Machine: the cluster carries it.
+            remote.crash_notice(parent, notice);
         }
         (decision, delay)
     }

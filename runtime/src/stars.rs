@@ -70,6 +70,7 @@ pub(crate) struct MachineRoot;
 pub(crate) struct RootArgs {
     pub slots: Arc<[StarSlot]>,
     pub events: Arc<EventSink>,
+    pub remote: crate::remote::RemoteSlot,
 }
 
 pub(crate) struct RootState {
@@ -82,6 +83,7 @@ struct StarKids {
     root: ActorCell,
     slots: Arc<[StarSlot]>,
     events: Arc<EventSink>,
+    remote: crate::remote::RemoteSlot,
     /// Which child each running Star actor is.
     ids: HashMap<ActorId, String>,
 }
@@ -96,6 +98,7 @@ impl Children for StarKids {
             id: star,
             events: self.events.clone(),
             counters: self.slots[star].counters.clone(),
+            remote: self.remote.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, Star, args, self.root.clone())
             .await
@@ -143,6 +146,7 @@ impl Actor for MachineRoot {
             root: me.get_cell(),
             slots: args.slots.clone(),
             events: args.events,
+            remote: args.remote,
             ids: HashMap::new(),
         };
         let specs = (0..args.slots.len())

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperverse_cluster::{ClusterConfig, ClusteredMachine, TlsFiles};
+use hyperverse_cluster::{ClusterConfig, ClusteredMachine, Placement, TlsFiles};
 use hyperverse_runtime::*;
 use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -108,6 +108,10 @@ impl Particle for Echo {
         Ok(())
     }
     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        if w.method.as_str() == "sleep" {
+            let ms: u64 = w.body.as_str()?.parse()?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         Ok(w.body)
     }
 }
@@ -120,11 +124,26 @@ impl Particle for Watcher {
     async fn start(&self, _: &Ctx, _: &Body) -> Result<Vec<String>, ParticleError> {
         Ok(Vec::new())
     }
-    async fn handle(&self, _: &Ctx, s: &mut Vec<String>, _: Wave) -> Result<Body, ParticleError> {
+    async fn handle(&self, _: &Ctx, s: &mut Vec<String>, w: Wave) -> Result<Body, ParticleError> {
+        if w.method.as_str() == "crash" {
+            return Err("asked to crash".into());
+        }
         Ok(s.join(";").into())
     }
     async fn down(&self, _: &Ctx, s: &mut Vec<String>, n: DownNotice) -> Result<(), ParticleError> {
         s.push(format!("{} {:?}", n.target, n.reason));
+        Ok(())
+    }
+    async fn crash_notice(
+        &self,
+        _: &Ctx,
+        s: &mut Vec<String>,
+        n: CrashNotice,
+    ) -> Result<(), ParticleError> {
+        s.push(format!(
+            "crash {} {} gave_up={}",
+            n.child, n.reason, n.gave_up
+        ));
         Ok(())
     }
 }
@@ -178,6 +197,7 @@ pub async fn machine_process(spec: &str) {
         }
     };
     println!("{MARK}ready");
+    let background: Arc<Mutex<HashMap<String, tokio::task::JoinHandle<String>>>> = Arc::default();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let words: Vec<&str> = line.splitn(4, ' ').collect();
@@ -237,6 +257,43 @@ pub async fn machine_process(spec: &str) {
                 Ok(()) => "ok".into(),
                 Err(e) => format!("err {e}"),
             },
+            ["place", p, kind, placement] => {
+                let placement = match *placement {
+                    "parent" => Placement::Parent,
+                    "here" => Placement::Here,
+                    "least" => Placement::LeastLoaded,
+                    "hash" => Placement::Hash,
+                    other => Placement::On(other.trim_start_matches("on:").to_string()),
+                };
+                match cluster
+                    .spawn(p.parse().unwrap(), (*kind).into(), Body::empty(), placement)
+                    .await
+                {
+                    Ok(m) => format!("at {m}"),
+                    Err(e) => format!("err {e}"),
+                }
+            }
+            ["ask-bg", id, p, rest] => {
+                let (m, body) = rest.split_once(' ').unwrap();
+                let ask = machine
+                    .ask(&p.parse().unwrap(), (m.to_string(), body.to_string()))
+                    .within(Duration::from_secs(20));
+                let task = tokio::spawn(async move {
+                    match ask.await {
+                        Ok(b) => format!("reply {}", b.as_str().unwrap_or("?")),
+                        Err(e) => format!("err {e:?}"),
+                    }
+                });
+                background.lock().insert(id.to_string(), task);
+                "ok".into()
+            }
+            ["result", id] => {
+                let task = background.lock().remove(*id);
+                match task {
+                    Some(t) => t.await.unwrap_or_else(|e| format!("err {e}")),
+                    None => "err no such ask".into(),
+                }
+            }
             ["quit"] => break,
             _ => format!("err unknown command {line}"),
         };
@@ -343,7 +400,11 @@ impl Node {
                 "--test-threads=1",
             ])
             .env("HV_NODE", text)
-            .env("RUST_LOG", "hyperverse=info,ractor_cluster=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("HV_NODE_LOG")
+                    .unwrap_or_else(|_| "hyperverse=warn,ractor_cluster=error".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

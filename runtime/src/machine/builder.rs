@@ -163,9 +163,11 @@ impl MachineBuilder {
         let registry: Arc<dyn Directory> = Arc::new(MemRegistry::new());
         let events = Arc::new(EventSink::new(self.event_capacity, self.observers));
         let stars: Arc<[StarSlot]> = (0..self.stars).map(|_| StarSlot::new()).collect();
+        let remote = crate::remote::RemoteSlot::default();
         let args = RootArgs {
             slots: stars.clone(),
             events: events.clone(),
+            remote: remote.clone(),
         };
         let (root, _) =
             Actor::spawn(None, MachineRoot, args)
@@ -191,7 +193,7 @@ impl MachineBuilder {
                 shutdown: OnceCell::new(),
                 runtime,
                 shutdown_timeout: self.shutdown_timeout,
-                remote: std::sync::OnceLock::new(),
+                remote,
             }),
         })
     }

@@ -249,6 +249,25 @@ impl Machine {
         ready: Option<ReadyTx>,
         supervised: bool,
     ) -> Result<ParticleRef, SpawnError> {
+        self.launch_as(point, parent, kind, args, opts, ready, supervised, false)
+    }
+
+    /// [`Machine::launch`]; a particle whose parent is not here may be
+    /// admitted as the child of a parent on another Machine when
+    /// `remote_parent` is set (the cluster's spawns) and the cluster knows
+    /// the parent.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn launch_as(
+        &self,
+        point: Point,
+        parent: Option<Arc<ParticleCell>>,
+        kind: Kind,
+        args: Body,
+        opts: SpawnOptions,
+        ready: Option<ReadyTx>,
+        supervised: bool,
+        remote_parent: bool,
+    ) -> Result<ParticleRef, SpawnError> {
         let sh = &*self.shared;
         if sh.down.load(Ordering::Acquire) {
             return Err(SpawnError::MachineDown);
@@ -284,6 +303,7 @@ impl Machine {
                 reason: e.to_string(),
             });
         }
+        let mut elsewhere = None;
         let parent = match (parent, point.depth()) {
             (Some(p), _) => Some(p),
             (None, 1) => None,
@@ -291,6 +311,10 @@ impl Machine {
                 let parent_point = point.parent().unwrap_or_else(Point::root);
                 match sh.registry.cell(&parent_point) {
                     Some(p) if p.status() != Status::Stopped => Some(p),
+                    None if remote_parent && self.remote_for(&parent_point).is_some() => {
+                        elsewhere = Some(parent_point);
+                        None
+                    }
                     _ => {
                         return Err(SpawnError::NoParent {
                             point,
@@ -312,20 +336,22 @@ impl Machine {
             (None, None) => sh.next_star.fetch_add(1, Ordering::Relaxed) % sh.stars.len(),
         };
         let _span = tracing::debug_span!(target: targets::SPAWN, "spawn", point = %point, kind = %kind, star).entered();
-        let cell = Arc::new(
-            ParticleCell::new(
-                point.clone(),
-                kind.clone(),
-                star,
-                parent.as_ref(),
-                limit,
-                opts.restart,
-                sh.next_seq.fetch_add(1, Ordering::Relaxed),
-                lane,
-                supervised,
-            )
-            .with_grants(opts.grants),
-        );
+        let mut cell = ParticleCell::new(
+            point.clone(),
+            kind.clone(),
+            star,
+            parent.as_ref(),
+            limit,
+            opts.restart,
+            sh.next_seq.fetch_add(1, Ordering::Relaxed),
+            lane,
+            supervised,
+        )
+        .with_grants(opts.grants);
+        if let Some(parent) = elsewhere {
+            cell = cell.with_remote_parent(parent);
+        }
+        let cell = Arc::new(cell);
         sh.registry.register(cell.clone()).map_err(|e| match e {
             RegistryError::Occupied { point } => SpawnError::AlreadyExists { point },
             RegistryError::NoParent { point, parent } => SpawnError::NoParent { point, parent },
@@ -779,7 +805,7 @@ pub(crate) fn send_down(watcher: &ParticleCell, notice: DownNotice) {
     let _ = watcher.lane.push(Letter::Down(notice));
 }
 
-async fn wait_ready(point: &Point, rx: ReadyRx) -> Result<(), SpawnError> {
+pub(crate) async fn wait_ready(point: &Point, rx: ReadyRx) -> Result<(), SpawnError> {
     match rx.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(SpawnError::StartFailed {

@@ -333,15 +333,29 @@ impl Core {
         let peer = self.peer(&env.machine);
         let item = {
             let mut p = peer.lock();
+            let mut restarted = false;
             if let Some(old) = p.epoch.filter(|e| *e != env.epoch) {
                 // The peer restarted: its old particles are gone.
                 drop(p);
                 tracing::warn!(target: "hyperverse::cluster", peer = %env.machine, old, new = env.epoch, "peer restarted");
-                self.lose(&env.machine, false);
+                self.lose(&env.machine, Loss::Restarted);
                 p = peer.lock();
+                restarted = true;
             }
             p.epoch = Some(env.epoch);
             p.heard_at = Instant::now();
+            if let Frame::Data { stream, seq, .. } = &env.frame {
+                if !restarted && p.inbox.restarts(*stream, *seq) {
+                    // The same incarnation began a new stream to us: it
+                    // declared this Machine lost. Its view holds: our
+                    // records of it go too (it dropped what it kept for
+                    // us, and restarts the children we hosted for it).
+                    drop(p);
+                    tracing::warn!(target: "hyperverse::cluster", peer = %env.machine, "the peer declared this machine lost");
+                    self.lose(&env.machine, Loss::DeclaredUs);
+                    p = peer.lock();
+                }
+            }
             match env.frame {
                 Frame::Ping => return,
                 Frame::Data { stream, seq, item } => match p.inbox.take(stream, seq) {
@@ -509,7 +523,7 @@ impl Core {
             self.disconnected_from(&name, None);
         }
         for name in lost {
-            self.lose(&name, true);
+            self.lose(&name, Loss::TimedOut);
         }
     }
 
@@ -557,16 +571,19 @@ impl Core {
     /// forgotten, requests waiting on it are answered `MachineLost`, and
     /// what was kept for it is dropped (a new stream starts if it
     /// returns).
-    pub(crate) fn lose(self: &Arc<Self>, machine: &str, timed_out: bool) {
+    pub(crate) fn lose(self: &Arc<Self>, machine: &str, why: Loss) {
         let Some(peer) = self.peers.read().get(machine).cloned() else {
             return;
         };
-        let points: Vec<Point> = {
+        let (points, wire) = {
             let mut p = peer.lock();
             p.down_since = None;
-            p.out = Outbox::new(self.stream());
-            p.ack_due = false;
-            p.points.drain().collect()
+            if why != Loss::DeclaredUs {
+                // What was kept for it is dropped; a new stream begins, so
+                // that its inbox counts afresh instead of waiting.
+                p.out = Outbox::new(self.stream());
+            }
+            (p.points.drain().collect::<Vec<Point>>(), p.wire.clone())
         };
         self.gone(machine, &points, |m| DownReason::MachineLost(m.to_string()));
         self.spawns.lock().retain(|_, (m, _)| m != machine);
@@ -587,13 +604,30 @@ impl Core {
                 machine: machine.to_string(),
             }));
         }
-        tracing::warn!(target: "hyperverse::cluster", peer = machine, particles = points.len(), timed_out, "machine lost");
+        tracing::warn!(target: "hyperverse::cluster", peer = machine, particles = points.len(), ?why, "machine lost");
         self.family_lost(machine, &points);
+        if wire.is_some() {
+            // Still (or again) connected: it learns this Machine's Points
+            // afresh on the new stream.
+            let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
+            let _ = self.send(machine, Item::Hosted { points });
+        }
         let _ = self.events.send(ClusterEvent::Lost {
             machine: machine.to_string(),
             points,
         });
     }
+}
+
+/// Why a peer is declared lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loss {
+    /// Its session stayed down longer than `lost_after`.
+    TimedOut,
+    /// A new incarnation of it spoke: the old one is gone.
+    Restarted,
+    /// It declared this Machine lost (it began a new stream to us).
+    DeclaredUs,
 }
 
 /// The runtime's seam, on the cluster's state.

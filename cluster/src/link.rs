@@ -91,14 +91,26 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// Takes frame `seq` of `stream`: another stream than the one counted
-    /// is a new one (its sender started afresh), counted from its start.
+    /// Takes frame `seq` of `stream`. Another stream than the one counted
+    /// is a new one (its sender started afresh), counted from its first
+    /// frame: a frame of it past the first is a gap until the first comes
+    /// (its sender resends from there), and frames of a stream that is not
+    /// started here never move this inbox off the one it counts.
     pub(crate) fn take(&mut self, stream: u64, seq: u64) -> Accept {
         if stream != self.stream {
+            if seq != 1 {
+                return Accept::Gap;
+            }
             self.stream = stream;
             self.upto = 0;
         }
         self.accept(seq)
+    }
+
+    /// Whether `stream` would replace a stream this inbox has counted
+    /// frames of (not its first contact).
+    pub(crate) fn restarts(&self, stream: u64, seq: u64) -> bool {
+        self.stream != 0 && stream != self.stream && seq == 1
     }
 
     pub(crate) fn accept(&mut self, seq: u64) -> Accept {
@@ -170,6 +182,23 @@ mod tests {
         out.ack(inbox.upto);
         assert_eq!(delivered, (1..=5_000).collect::<Vec<_>>());
         assert_eq!((out.len(), out.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_new_stream_starts_only_at_its_first_frame() {
+        let mut i = Inbox::default();
+        // Resent frames of a stream begun before this inbox: gaps, and
+        // the inbox stays free for the stream that starts at 1.
+        assert_eq!(i.take(7, 500), Accept::Gap);
+        assert!(!i.restarts(9, 1), "a first contact is no restart");
+        assert_eq!(i.take(9, 1), Accept::Deliver);
+        assert_eq!(i.take(9, 2), Accept::Deliver);
+        // The sender declared this side lost and began again.
+        assert!(i.restarts(11, 1));
+        assert!(!i.restarts(11, 4));
+        assert_eq!(i.take(11, 4), Accept::Gap);
+        assert_eq!(i.take(11, 1), Accept::Deliver);
+        assert_eq!((i.stream, i.upto), (11, 1));
     }
 
     #[test]

@@ -456,12 +456,37 @@ impl Node {
     }
 }
 
-/// A TCP proxy the test can cut: every connection through it is dropped,
-/// and new ones refused, until it is restored.
+/// A TCP proxy the test can cut or slow: cut, every connection through
+/// it is dropped and new ones refused until it is restored; slowed, each
+/// chunk it forwards waits first (order kept).
 pub struct Proxy {
     pub addr: String,
     cut: Arc<AtomicBool>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// Copies one direction, each chunk after the proxy's delay.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let d = delay_ms.load(Ordering::Relaxed);
+        if d > 0 {
+            tokio::time::sleep(Duration::from_millis(d)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -469,8 +494,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let cut = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (c2, k2) = (cut.clone(), conns.clone());
+        let (c2, k2, d2) = (cut.clone(), conns.clone(), delay_ms.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else {
@@ -481,20 +507,28 @@ impl Proxy {
                     continue;
                 }
                 let target = target.clone();
+                let d = d2.clone();
                 k2.lock().push(tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(&target).await else {
                         return;
                     };
-                    let (mut ri, mut wi) = inbound.into_split();
-                    let (mut ro, mut wo) = outbound.into_split();
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
-                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = pump(ri, wo, d.clone()) => {}
+                        _ = pump(ro, wi, d) => {}
                     }
                 }));
             }
         });
-        Proxy { addr, cut, conns }
+        Proxy {
+            addr,
+            cut,
+            delay_ms,
+            conns,
+        }
     }
 
     /// Drops every connection and refuses new ones.
@@ -509,6 +543,23 @@ impl Proxy {
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+
+    /// Delays every chunk by `ms` (0: none).
+    pub fn delay(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+}
+
+/// Each sender's last number from a sink's report (`senders=p=n,…`).
+pub fn report_senders(report: &str) -> HashMap<String, u64> {
+    report
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("senders="))
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|kv| kv.rsplit_once('='))
+        .filter_map(|(p, n)| Some((p.to_string(), n.parse().ok()?)))
+        .collect()
 }
 
 /// Parses `total=… bad=…` from a sink's report.

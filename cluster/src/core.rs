@@ -16,7 +16,7 @@ use hyperverse_runtime::{
     CrashNotice, DownNotice, DownReason, Inbound, MonitorRef, Point, Wave, WaveError,
 };
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, Notify};
 
 use crate::frame::{Envelope, Frame, Item, WireError};
 use crate::link::{Accept, Inbox, Outbox};
@@ -35,8 +35,9 @@ const RESEND_AFTER: Duration = Duration::from_secs(1);
 
 /// One peer's session: bytes out, in order.
 pub(crate) trait Wire: Send + Sync + 'static {
-    /// Sends one envelope's bytes; false if the session is gone.
-    fn send(&self, bytes: Arc<[u8]>) -> bool;
+    /// Sends a batch of envelopes (see [`crate::frame::batch_push`]);
+    /// false if the session is gone.
+    fn send(&self, batch: Vec<u8>) -> bool;
     /// Which session this is (a peer may have had others before).
     fn id(&self) -> u64;
     /// Ends the session (the peer went silent on it).
@@ -45,6 +46,14 @@ pub(crate) trait Wire: Send + Sync + 'static {
 
 /// How often a live session carries a heartbeat when nothing else goes.
 const HEARTBEAT: Duration = Duration::from_millis(200);
+/// A frame emitted this long after the last one on an idle link goes at
+/// once, alone; one that follows closer is batched with the others that
+/// follow, and the batch goes when the writer task runs. One
+/// ractor_cluster message costs microseconds whatever it carries: under
+/// load, a batch carries many frames for the cost of one.
+const IDLE: Duration = Duration::from_micros(50);
+/// The largest batch assembled before it goes at once.
+const MAX_BATCH: usize = 256 * 1024;
 
 struct Peer {
     epoch: Option<u64>,
@@ -57,6 +66,10 @@ struct Peer {
     acked_at: Instant,
     heard_at: Instant,
     said_at: Instant,
+    /// Frames waiting for the writer, as one batch.
+    batch: Vec<u8>,
+    /// When a batch last went.
+    emitted_at: Instant,
 }
 
 impl Peer {
@@ -72,16 +85,51 @@ impl Peer {
             acked_at: Instant::now(),
             heard_at: Instant::now(),
             said_at: Instant::now(),
+            batch: Vec::new(),
+            emitted_at: Instant::now(),
         }
     }
 
-    fn resend(&mut self) {
+    /// Puts one envelope on the wire: at once on an idle link, else into
+    /// the batch the writer sends (woken through `writer`). Under this
+    /// peer's lock, like every send, so frames go in the order emitted.
+    fn emit(&mut self, frame: &[u8], writer: &Notify) {
+        let Some(wire) = &self.wire else {
+            return;
+        };
+        let now = Instant::now();
+        if self.batch.is_empty() && now.duration_since(self.emitted_at) > IDLE {
+            let mut one = Vec::with_capacity(frame.len() + 4);
+            crate::frame::batch_push(&mut one, frame);
+            wire.send(one);
+            self.emitted_at = now;
+            return;
+        }
+        if self.batch.is_empty() {
+            writer.notify_one();
+        }
+        crate::frame::batch_push(&mut self.batch, frame);
+        if self.batch.len() >= MAX_BATCH {
+            self.flush();
+        }
+    }
+
+    /// Sends the batch, if any.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
         if let Some(wire) = &self.wire {
-            for b in self.out.unacked() {
-                if !wire.send(b.clone()) {
-                    break;
-                }
-            }
+            wire.send(batch);
+        }
+        self.emitted_at = Instant::now();
+    }
+
+    fn resend(&mut self, writer: &Notify) {
+        let unacked: Vec<Arc<[u8]>> = self.out.unacked().cloned().collect();
+        for b in unacked {
+            self.emit(&b, writer);
         }
         self.acked_at = Instant::now();
     }
@@ -115,6 +163,8 @@ pub(crate) struct Core {
     pub(crate) inbound: OnceLock<Inbound>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
+    /// Wakes the writer task when a batch starts.
+    pub(crate) writer: Notify,
 }
 
 /// A fresh random-enough number: a process's epoch, a stream's start.
@@ -149,6 +199,7 @@ impl Core {
             inbound: OnceLock::new(),
             runtime,
             events: broadcast::channel(1024).0,
+            writer: Notify::new(),
         }
     }
 
@@ -244,21 +295,41 @@ impl Core {
                 })
             }
         };
-        p.out.keep(seq, bytes.clone());
-        if let Some(w) = &p.wire {
-            w.send(bytes);
+        if bytes.len() > crate::frame::MAX_FRAME {
+            // It would end the session at the peer (and again at each
+            // resend): refused here, with its number given back.
+            p.out.unnumber(seq);
+            return Err(WaveError::BadMessage {
+                point: Point::root(),
+                error: hyperverse_runtime::CodecError::Encode(format!(
+                    "a frame of {} bytes (the most is {})",
+                    bytes.len(),
+                    crate::frame::MAX_FRAME
+                )),
+            });
         }
+        p.emit(&bytes, &self.writer);
+        p.out.keep(seq, bytes);
         Ok(())
     }
 
-    fn send_control(&self, wire: &Arc<dyn Wire>, frame: Frame) {
+    /// Emits an unnumbered frame (an ack, a hello, a heartbeat): lost
+    /// with its session, and sent again by the next tick if need be.
+    fn send_control(&self, p: &mut Peer, frame: Frame) {
         let env = Envelope {
             machine: self.me.clone(),
             epoch: self.epoch,
             frame,
         };
         if let Ok(b) = env.encode() {
-            wire.send(b.into());
+            p.emit(&b, &self.writer);
+        }
+    }
+
+    /// Sends every peer's batch: the writer task's work.
+    pub(crate) fn flush(&self) {
+        for peer in self.peers.read().values() {
+            peer.lock().flush();
         }
     }
 
@@ -279,17 +350,18 @@ impl Core {
         let peer = self.peer(machine);
         {
             let mut p = peer.lock();
-            self.send_control(
-                &wire,
-                Frame::Hello {
-                    stream: p.inbox.stream,
-                    upto: p.inbox.upto,
-                },
-            );
+            // What was batched for the old session goes with it (its data
+            // frames are resent below).
+            p.batch.clear();
             p.wire = Some(wire);
             p.down_since = None;
             p.heard_at = Instant::now();
-            p.resend();
+            let hello = Frame::Hello {
+                stream: p.inbox.stream,
+                upto: p.inbox.upto,
+            };
+            self.send_control(&mut p, hello);
+            p.resend(&self.writer);
         }
         let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
         let _ = self.send(machine, Item::Hosted { points });
@@ -318,7 +390,21 @@ impl Core {
         }
     }
 
-    /// Bytes from a peer's session.
+    /// A batch from a peer's session: its frames, in order. Bytes that do
+    /// not split into frames end the batch (what came before stands).
+    pub(crate) fn receive_batch(self: &Arc<Self>, batch: &[u8]) {
+        for frame in crate::frame::batch_frames(batch) {
+            match frame {
+                Ok(f) => self.receive(f),
+                Err(e) => {
+                    tracing::warn!(target: "hyperverse::cluster", error = %e, "a malformed batch: the rest dropped");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One envelope's bytes from a peer's session.
     pub(crate) fn receive(self: &Arc<Self>, bytes: &[u8]) {
         let env = match Envelope::decode(bytes) {
             Ok(e) => e,
@@ -376,7 +462,7 @@ impl Core {
                     if stream == p.out.stream {
                         p.out.ack(upto);
                     }
-                    p.resend();
+                    p.resend(&self.writer);
                     return;
                 }
             }
@@ -489,27 +575,25 @@ impl Core {
         let mut silent = Vec::new();
         for (name, peer) in self.peers.read().iter() {
             let mut p = peer.lock();
-            if let Some(wire) = p.wire.clone() {
+            if p.wire.is_some() {
                 if now.duration_since(p.heard_at) > self.silent_after() {
                     silent.push(name.clone());
                     continue;
                 }
                 if now.duration_since(p.said_at) > HEARTBEAT {
                     p.said_at = now;
-                    self.send_control(&wire, Frame::Ping);
+                    self.send_control(&mut p, Frame::Ping);
                 }
                 if p.ack_due {
                     p.ack_due = false;
-                    self.send_control(
-                        &wire,
-                        Frame::Ack {
-                            stream: p.inbox.stream,
-                            upto: p.inbox.upto,
-                        },
-                    );
+                    let ack = Frame::Ack {
+                        stream: p.inbox.stream,
+                        upto: p.inbox.upto,
+                    };
+                    self.send_control(&mut p, ack);
                 }
                 if p.out.len() > 0 && now.duration_since(p.acked_at) > RESEND_AFTER {
-                    p.resend();
+                    p.resend(&self.writer);
                 }
             } else if p
                 .down_since

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 /// The version byte in front of every envelope.
 pub const FRAME_VERSION: u8 = 1;
+/// The largest envelope sent (a wave of the runtime's largest, and room
+/// for its addressing); each Machine's node server accepts a message of a
+/// batch this large.
+pub(crate) const MAX_FRAME: usize = hyperverse_runtime::wave::MAX_WAVE_BYTES + 64 * 1024;
 
 /// One frame from one Machine to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +181,42 @@ impl Envelope {
     }
 }
 
+/// Appends one envelope to a batch: its length (u32, little-endian),
+/// then its bytes. One ractor_cluster message carries a batch.
+pub(crate) fn batch_push(batch: &mut Vec<u8>, frame: &[u8]) {
+    let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+    batch.extend_from_slice(&len.to_le_bytes());
+    batch.extend_from_slice(frame);
+}
+
+/// The envelopes of a batch, in order; a length past the end is an error
+/// (and the end of the batch).
+pub(crate) fn batch_frames(batch: &[u8]) -> impl Iterator<Item = Result<&[u8], CodecError>> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some((len, after)) = rest.split_first_chunk::<4>() else {
+            rest = &[];
+            return Some(Err(CodecError::Decode(
+                "a batch cut inside a length".into(),
+            )));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > after.len() {
+            rest = &[];
+            return Some(Err(CodecError::Decode(format!(
+                "a frame of {len} bytes in {} left",
+                after.len()
+            ))));
+        }
+        let (frame, next) = after.split_at(len);
+        rest = next;
+        Some(Ok(frame))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +267,26 @@ mod tests {
         let mut huge = vec![FRAME_VERSION, 0xfc, 0xff, 0xff, 0xff, 0x7f];
         huge.extend_from_slice(b"x");
         assert!(Envelope::decode(&huge).is_err());
+    }
+
+    #[test]
+    fn batches_split_back_into_their_frames_and_cut_ones_end() {
+        let mut b = Vec::new();
+        for f in [&b"one"[..], b"", b"three"] {
+            batch_push(&mut b, f);
+        }
+        let frames: Vec<&[u8]> = batch_frames(&b).map(Result::unwrap).collect();
+        assert_eq!(frames, [&b"one"[..], b"", b"three"]);
+        for cut in 1..b.len() {
+            let got: Vec<_> = batch_frames(&b[..cut]).collect();
+            assert!(
+                got.iter().any(Result::is_err) || got.len() < 3,
+                "cut at {cut}"
+            );
+        }
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        huge.push(1);
+        assert!(batch_frames(&huge).next().unwrap().is_err());
     }
 
     #[test]

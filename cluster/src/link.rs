@@ -36,6 +36,13 @@ impl Outbox {
         self.next
     }
 
+    /// Takes back number `seq`, the last given, for a frame never sent.
+    pub(crate) fn unnumber(&mut self, seq: u64) {
+        if seq == self.next {
+            self.next -= 1;
+        }
+    }
+
     /// Keeps frame `seq`'s bytes until they are acknowledged.
     pub(crate) fn keep(&mut self, seq: u64, bytes: Arc<[u8]>) {
         self.bytes += bytes.len();

@@ -86,7 +86,7 @@ impl Actor for LinkActor {
         Frames(bytes): Frames,
         core: &mut Arc<Core>,
     ) -> Result<(), ActorProcessingErr> {
-        core.receive(&bytes);
+        core.receive_batch(&bytes);
         Ok(())
     }
 }
@@ -98,11 +98,11 @@ struct PgWire {
 }
 
 impl Wire for PgWire {
-    fn send(&self, bytes: Arc<[u8]>) -> bool {
+    fn send(&self, batch: Vec<u8>) -> bool {
         self.cell
             .send_serialized(SerializedMessage::Cast {
                 variant: FRAME_VARIANT.into(),
-                args: bytes.to_vec(),
+                args: batch,
                 metadata: None,
             })
             .is_ok()
@@ -175,7 +175,10 @@ impl Transport {
             tls.as_ref().map(|t| t.incoming()),
             None,
         )
-        .with_listen_addr(ip);
+        .with_listen_addr(ip)
+        // A batch holds at most one frame past its limit: room for the
+        // largest frame and a full batch before it.
+        .with_max_inbound_frame_size((crate::frame::MAX_FRAME + 512 * 1024) as u64);
         let (node, _) = Actor::spawn(None, server, ())
             .await
             .map_err(|e| ClusterError::Listen {
@@ -208,6 +211,7 @@ impl Transport {
         let tasks = vec![
             tokio::spawn(sessions(core.clone(), rx, known.clone(), config.dial_back)),
             tokio::spawn(redial(node.clone(), known, config.listen.clone(), tls)),
+            tokio::spawn(writer(core.clone())),
             tokio::spawn(clock(core)),
         ];
         Ok(Transport { node, link, tasks })
@@ -340,6 +344,16 @@ async fn redial(
             }
         }
         tokio::time::sleep(REDIAL).await;
+    }
+}
+
+/// Sends the batches frames gathered while links were busy.
+async fn writer(core: Arc<Core>) {
+    loop {
+        core.writer.notified().await;
+        // Let the emitters that woke this add to the batch first.
+        tokio::task::yield_now().await;
+        core.flush();
     }
 }
 

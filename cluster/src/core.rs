@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hyperverse_runtime::remote::{Answerer, Remote};
 use hyperverse_runtime::{
-    CrashNotice, DownNotice, DownReason, Inbound, MonitorRef, Point, Wave, WaveError,
+    CrashNotice, DownNotice, DownReason, ExitSignal, Inbound, MonitorRef, Point, Wave, WaveError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot, Notify};
@@ -156,6 +156,8 @@ pub(crate) struct Core {
     pub(crate) family: crate::family::Family,
     /// Spawns asked of peers, waiting for their answers.
     spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
+    /// Links of local particles with remote ones.
+    pub(crate) links: crate::links::Links,
     /// Monitors of local particles on remote ones: target, then watchers.
     monitors: Mutex<HashMap<Point, Vec<(Point, MonitorRef)>>>,
     next_id: AtomicU64,
@@ -193,6 +195,7 @@ impl Core {
             pending: Mutex::new(HashMap::new()),
             monitors: Mutex::new(HashMap::new()),
             family: crate::family::Family::default(),
+            links: crate::links::Links::default(),
             spawns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             next_stream: AtomicU64::new(fresh_u64() >> 16),
@@ -557,6 +560,34 @@ impl Core {
                 }
             }
             Item::Adopted(adoption) => self.adopted(machine, adoption),
+            Item::Link { from, to } => {
+                if self.may_send_as(machine, &from) {
+                    self.linked(machine, from, to);
+                }
+            }
+            Item::Unlink { from, to } => {
+                if self.may_send_as(machine, &from) {
+                    self.unlinked(&from, &to);
+                }
+            }
+            Item::Exit {
+                from,
+                to,
+                reason,
+                normal,
+            } => {
+                // Checked against the link table: only the Machine the
+                // link was made with can fire it.
+                self.exit_from(
+                    machine,
+                    ExitSignal {
+                        from,
+                        reason,
+                        normal,
+                    },
+                    &to,
+                );
+            }
             Item::Crash { parent, notice } => {
                 // Only from the Machine hosting the child.
                 if self.locate(&notice.child).as_deref() == Some(machine) {
@@ -690,6 +721,7 @@ impl Core {
         }
         tracing::warn!(target: "hyperverse::cluster", peer = machine, particles = points.len(), ?why, "machine lost");
         self.family_lost(machine, &points);
+        self.links_lost(machine, &points);
         if wire.is_some() {
             // Still (or again) connected: it learns this Machine's Points
             // afresh on the new stream.
@@ -798,6 +830,18 @@ impl Remote for ClusterRemote {
                 },
             );
         }
+    }
+
+    fn link(&self, local: &Point, remote: &Point) -> bool {
+        self.0.link(local, remote)
+    }
+
+    fn unlink(&self, local: &Point, remote: &Point) {
+        self.0.unlink(local, remote);
+    }
+
+    fn exited(&self, local: &Point, reason: &str, normal: bool) {
+        self.0.exited(local, reason, normal);
     }
 
     fn demonitor(&self, monitor: &MonitorRef) -> bool {

@@ -84,6 +84,17 @@ pub(crate) enum Item {
     /// A crash notice for `parent`, on this Machine, from its child on
     /// the sending one.
     Crash { parent: Point, notice: CrashNotice },
+    /// `from`, on the sending Machine, links itself with `to` here.
+    Link { from: Point, to: Point },
+    /// `from` removes its link with `to`.
+    Unlink { from: Point, to: Point },
+    /// An incarnation of `from`, linked with `to` here, ended.
+    Exit {
+        from: Point,
+        to: Point,
+        reason: String,
+        normal: bool,
+    },
 }
 
 /// A [`WaveError`] on the wire: its Point is the request's target, which

@@ -34,6 +34,7 @@ mod core;
 mod family;
 mod frame;
 mod link;
+mod links;
 mod place;
 mod tls;
 mod transport;

@@ -190,6 +190,21 @@ async fn a_killed_machine_is_reported_lost_and_its_permanent_children_return() {
     assert_eq!(b.cmd("stop short-lived").await, "ok");
     let downs = told(&mut a, "watcher", "short-lived").await;
     assert_eq!(downs, "reply short-lived Shutdown");
+    // Links across Machines: a crash of one end is an exit signal at the
+    // other; so is the loss of its Machine.
+    assert_eq!(b.cmd("spawn crashy watcher").await, "ok");
+    assert_eq!(a.cmd("wait-point crashy 5000").await, "at beta");
+    assert_eq!(a.cmd("spawn linker watcher").await, "ok");
+    assert_eq!(a.cmd("ask linker link crashy").await, "reply ");
+    assert_eq!(a.cmd("ask linker link echo-b").await, "reply ");
+    // Linking to a Point nowhere fails the handler's `link` (here: a crash
+    // of another watcher, whose handler does not catch it).
+    assert_eq!(a.cmd("spawn linker-2 watcher").await, "ok");
+    let r = a.cmd("ask linker-2 link nowhere").await;
+    assert!(r.contains("no particle at nowhere"), "{r}");
+    assert!(b.cmd("ask crashy crash -").await.contains("Crashed"));
+    let exits = told(&mut a, "linker", "exit crashy").await;
+    assert_eq!(exits, "reply exit crashy asked to crash");
     // Requests in flight to beta when it dies, from two Machines.
     assert_eq!(a.cmd("ask-bg 1 echo-b sleep 10000").await, "ok");
     assert_eq!(c.cmd("ask-bg 2 app:w sleep 10000").await, "ok");
@@ -215,6 +230,12 @@ async fn a_killed_machine_is_reported_lost_and_its_permanent_children_return() {
     assert_eq!(
         downs,
         "reply short-lived Shutdown;echo-b MachineLost(\"beta\")"
+    );
+    // The link to crashy went with its first incarnation; echo-b's fires.
+    let exits = told(&mut a, "linker", "exit echo-b").await;
+    assert_eq!(
+        exits,
+        "reply exit crashy asked to crash;exit echo-b machine beta lost"
     );
     assert!(killed.elapsed() < bound + Duration::from_secs(1));
     // The permanent child is back, on its parent's Machine, and answers.

@@ -30,6 +30,10 @@ use crate::{Ask, Body, DownNotice, Machine, Point, Wave, WaveError};
 ///     fn ended(&self, _: &Point, _: &DownReason) {}
 ///     fn monitor(&self, _: &Point, _: &MonitorRef) -> bool { false }
 ///     fn demonitor(&self, _: &MonitorRef) -> bool { false }
+///     fn link(&self, _: &Point, _: &Point) -> bool { false }
+///     fn unlink(&self, _: &Point, _: &Point) {}
+///     fn exited(&self, _: &Point, _: &str, _: bool) {}
+///     fn crash_notice(&self, _: &Point, _: CrashNotice) {}
 /// }
 ///
 /// # #[tokio::main] async fn main() {
@@ -163,6 +167,20 @@ impl Inbound {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let child = machine.launch_as(point, None, kind, args, opts, Some(tx), false, true)?;
         crate::machine::wait_ready(child.point(), rx).await
+    }
+
+    /// Delivers an exit signal from a linked particle on another Machine
+    /// to the particle at `to` here (as a local link's: it crashes a
+    /// particle that does not trap exits, unless normal); false if no
+    /// particle lives there.
+    pub fn exit(&self, to: &Point, signal: crate::ExitSignal) -> bool {
+        match self.machine().ok().and_then(|m| m.cell_at(to)) {
+            Some(cell) => {
+                let _ = cell.lane.push(crate::lane::Letter::Exit(signal));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Delivers a crash notice from a child on another Machine to its

@@ -63,6 +63,19 @@ pub trait Remote: Send + Sync + 'static {
     /// fired.
     fn demonitor(&self, monitor: &MonitorRef) -> bool;
 
+    /// Links the local particle at `local` with `remote`, on another
+    /// Machine (both ways, as [`crate::Ctx::link`]); false if no Machine
+    /// is known to host it.
+    fn link(&self, local: &Point, remote: &Point) -> bool;
+
+    /// Removes a link made by [`Remote::link`].
+    fn unlink(&self, local: &Point, remote: &Point);
+
+    /// An incarnation of the local particle at `local` ended (`reason`,
+    /// `normal`): its links to particles on other Machines fire and go,
+    /// as its local links do.
+    fn exited(&self, local: &Point, reason: &str, normal: bool);
+
     /// A particle of this Machine whose parent lives on another Machine
     /// (spawned through [`crate::Inbound::spawn_child`]) crashed: the
     /// notice goes to that parent.

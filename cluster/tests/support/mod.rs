@@ -124,11 +124,26 @@ impl Particle for Watcher {
     async fn start(&self, _: &Ctx, _: &Body) -> Result<Vec<String>, ParticleError> {
         Ok(Vec::new())
     }
-    async fn handle(&self, _: &Ctx, s: &mut Vec<String>, w: Wave) -> Result<Body, ParticleError> {
-        if w.method.as_str() == "crash" {
-            return Err("asked to crash".into());
+    async fn handle(&self, ctx: &Ctx, s: &mut Vec<String>, w: Wave) -> Result<Body, ParticleError> {
+        match w.method.as_str() {
+            "crash" => return Err("asked to crash".into()),
+            // Links itself with the Point in the body, trapping exits.
+            "link" => {
+                ctx.trap_exits(true);
+                ctx.link(&w.body.as_str()?.parse()?)?;
+            }
+            _ => {}
         }
         Ok(s.join(";").into())
+    }
+    async fn exit_signal(
+        &self,
+        _: &Ctx,
+        s: &mut Vec<String>,
+        e: ExitSignal,
+    ) -> Result<(), ParticleError> {
+        s.push(format!("exit {} {}", e.from, e.reason));
+        Ok(())
     }
     async fn down(&self, _: &Ctx, s: &mut Vec<String>, n: DownNotice) -> Result<(), ParticleError> {
         s.push(format!("{} {:?}", n.target, n.reason));

@@ -494,7 +494,16 @@ impl Machine {
             // Erlang's `link(self())`: nothing to do.
             return Ok(());
         }
-        let other = self.resolve(other)?;
+        let other = match self.resolve(other) {
+            Ok(o) => o,
+            Err(e) => {
+                // On another Machine: the cluster links them.
+                return match self.remote_for(other) {
+                    Some(remote) if remote.link(me.point(), other) => Ok(()),
+                    _ => Err(e),
+                };
+            }
+        };
         if other.has_ended() || !other.lane.add_link(me) {
             return Err(WaveError::NoSuchParticle {
                 point: other.point().clone(),
@@ -509,6 +518,8 @@ impl Machine {
         if let Some(other) = self.shared.registry.cell(other) {
             other.lane.remove_link(me);
             me.lane.remove_link(&other);
+        } else if let Some(remote) = self.shared.remote.get() {
+            remote.unlink(me.point(), other);
         }
     }
 
@@ -534,6 +545,9 @@ impl Machine {
                 reason: reason.to_string(),
                 normal,
             }));
+        }
+        if let Some(remote) = self.shared.remote.get() {
+            remote.exited(cell.point(), reason, normal);
         }
     }
 

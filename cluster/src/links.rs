@@ -164,14 +164,11 @@ impl Core {
     pub(crate) fn exit_from(&self, machine: &str, signal: ExitSignal, to: &Point) {
         {
             let mut t = self.links.inner.lock();
-            if !t
+            let made_there = t
                 .by_remote
                 .get(&signal.from)
-                .is_some_and(|(m, _)| m == machine)
-            {
-                return;
-            }
-            if !t.remove(to, &signal.from) {
+                .is_some_and(|(m, _)| m == machine);
+            if !made_there || !t.remove(to, &signal.from) {
                 return;
             }
         }

@@ -156,6 +156,8 @@ pub(crate) struct Core {
     pub(crate) family: crate::family::Family,
     /// Spawns asked of peers, waiting for their answers.
     spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
+    /// Named groups across Machines.
+    pub(crate) groups: crate::groups::Groups,
     /// Links of local particles with remote ones.
     pub(crate) links: crate::links::Links,
     /// Monitors of local particles on remote ones: target, then watchers.
@@ -196,6 +198,7 @@ impl Core {
             monitors: Mutex::new(HashMap::new()),
             family: crate::family::Family::default(),
             links: crate::links::Links::default(),
+            groups: crate::groups::Groups::default(),
             spawns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             next_stream: AtomicU64::new(fresh_u64() >> 16),
@@ -259,6 +262,28 @@ impl Core {
             .read()
             .get(machine)
             .map_or(usize::MAX, |p| p.lock().points.len())
+    }
+
+    /// Every Point at or under `root`, here and on the peers, sorted.
+    pub(crate) fn subtree(&self, root: &Point) -> Vec<Point> {
+        let mut all: Vec<Point> = self
+            .inbound
+            .get()
+            .map(|i| i.hosted())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| root.contains(p))
+            .collect();
+        all.extend(
+            self.locations
+                .read()
+                .keys()
+                .filter(|p| root.contains(p))
+                .cloned(),
+        );
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Which Machine hosts `point`, as far as this one knows.
@@ -337,7 +362,7 @@ impl Core {
     }
 
     /// Sends an item to every peer (a record of this Machine's).
-    fn broadcast(&self, item: impl Fn() -> Item) {
+    pub(crate) fn broadcast(&self, item: impl Fn() -> Item) {
         let peers: Vec<String> = self.peers.read().keys().cloned().collect();
         for machine in peers {
             let _ = self.send(&machine, item());
@@ -368,6 +393,7 @@ impl Core {
         }
         let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
         let _ = self.send(machine, Item::Hosted { points });
+        let _ = self.send(machine, Item::Groups(self.local_memberships()));
         tracing::info!(target: "hyperverse::cluster", peer = machine, "session up");
         let _ = self.events.send(ClusterEvent::Up(machine.to_string()));
     }
@@ -536,6 +562,7 @@ impl Core {
                     self.gone(machine, std::slice::from_ref(&point), |_| reason.clone());
                 }
                 self.family_ended(machine, &point);
+                self.groups_gone(machine, std::slice::from_ref(&point));
             }
             Item::Spawn {
                 id,
@@ -560,6 +587,23 @@ impl Core {
                 }
             }
             Item::Adopted(adoption) => self.adopted(machine, adoption),
+            Item::Group {
+                group,
+                point,
+                joined,
+            } => {
+                // A Machine speaks for its own particles only.
+                if !joined || self.may_send_as(machine, &point) {
+                    self.groups_set(&group, &point, machine, joined);
+                }
+            }
+            Item::Groups(entries) => {
+                for (group, point) in entries {
+                    if self.may_send_as(machine, &point) {
+                        self.groups_set(&group, &point, machine, true);
+                    }
+                }
+            }
             Item::Link { from, to } => {
                 if self.may_send_as(machine, &from) {
                     self.linked(machine, from, to);
@@ -722,11 +766,13 @@ impl Core {
         tracing::warn!(target: "hyperverse::cluster", peer = machine, particles = points.len(), ?why, "machine lost");
         self.family_lost(machine, &points);
         self.links_lost(machine, &points);
+        self.groups_gone(machine, &points);
         if wire.is_some() {
             // Still (or again) connected: it learns this Machine's Points
             // afresh on the new stream.
             let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
             let _ = self.send(machine, Item::Hosted { points });
+            let _ = self.send(machine, Item::Groups(self.local_memberships()));
         }
         let _ = self.events.send(ClusterEvent::Lost {
             machine: machine.to_string(),
@@ -802,6 +848,8 @@ impl Remote for ClusterRemote {
     }
 
     fn ended(&self, point: &Point, reason: &DownReason) {
+        let me = self.0.me.clone();
+        self.0.groups_gone(&me, std::slice::from_ref(point));
         self.0.broadcast(|| Item::Ended {
             point: point.clone(),
             reason: reason.clone(),

@@ -84,6 +84,15 @@ pub(crate) enum Item {
     /// A crash notice for `parent`, on this Machine, from its child on
     /// the sending one.
     Crash { parent: Point, notice: CrashNotice },
+    /// `point`, on the sending Machine, joined (or left) `group`.
+    Group {
+        group: String,
+        point: Point,
+        joined: bool,
+    },
+    /// The groups the sending Machine's particles belong to (on a new
+    /// session).
+    Groups(Vec<(String, Point)>),
     /// `from`, on the sending Machine, links itself with `to` here.
     Link { from: Point, to: Point },
     /// `from` removes its link with `to`.

@@ -29,10 +29,12 @@
 //! # Ok(()) }
 //! ```
 
+mod broadcast;
 mod config;
 mod core;
 mod family;
 mod frame;
+mod groups;
 mod link;
 mod links;
 mod place;
@@ -43,10 +45,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperverse_runtime::{Body, Kind, Machine, MachineBuilder, MachineError, Point, Restart};
-use tokio::sync::broadcast;
 
+pub use broadcast::{Audience, Collect};
 pub use config::{ClusterConfig, ConfigError, TlsFiles, DEFAULT_LOST_AFTER};
 pub use frame::FRAME_VERSION;
+pub use groups::GroupError;
 pub use place::{PlaceError, Placement, SPAWN_TIMEOUT};
 
 /// Why a Machine could not join a cluster.
@@ -111,6 +114,7 @@ pub enum ClusterEvent {
 pub struct Cluster {
     core: Arc<core::Core>,
     transport: transport::Transport,
+    machine: Machine,
 }
 
 impl Cluster {
@@ -131,7 +135,11 @@ impl Cluster {
         let _ = core.inbound.set(inbound);
         let transport = transport::Transport::start(core.clone(), &config).await?;
         tracing::info!(target: "hyperverse::cluster", machine = %config.name, listen = %config.listen, "joined");
-        Ok(Cluster { core, transport })
+        Ok(Cluster {
+            core,
+            transport,
+            machine: machine.clone(),
+        })
     }
 
     /// This Machine's name in the cluster.
@@ -150,7 +158,7 @@ impl Cluster {
     }
 
     /// What happens to peers from now on.
-    pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<ClusterEvent> {
         self.core.events.subscribe()
     }
 
@@ -189,6 +197,62 @@ impl Cluster {
         placement: Placement,
     ) -> Result<String, PlaceError> {
         self.core.place(point, kind, args, restart, placement).await
+    }
+
+    /// The particle at `point`, on this Machine, joins `group`; every
+    /// Machine learns of it. It leaves when it ends or its Machine is
+    /// lost.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::NotHere`] if no particle lives at `point` here;
+    /// [`GroupError::BadName`].
+    pub fn join_group(&self, group: &str, point: &Point) -> Result<(), GroupError> {
+        self.core.join_group(group, point)
+    }
+
+    /// The particle at `point`, on this Machine, leaves `group`.
+    pub fn leave_group(&self, group: &str, point: &Point) {
+        self.core.leave_group(group, point);
+    }
+
+    /// The members of `group`, on every Machine, as this one knows them
+    /// (one link latency stale at most), sorted.
+    pub fn members(&self, group: &str) -> Vec<Point> {
+        self.core.members(group)
+    }
+
+    /// Every group with its member count.
+    pub fn groups(&self) -> Vec<(String, usize)> {
+        self.core.group_names()
+    }
+
+    /// Every particle at or under `root`, on every Machine, as this one
+    /// knows them, sorted.
+    pub fn subtree(&self, root: &Point) -> Vec<Point> {
+        self.core.subtree(root)
+    }
+
+    /// Sends `message` to everyone in `to` and gathers replies by
+    /// `collect` within `within` (OTP's `multi_call`): each target's
+    /// reply, or why there is none (a timeout, a lost Machine). Sent from
+    /// the caller, stamped as any send.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the waiting; what was sent stays sent.
+    pub async fn broadcast<S: hyperverse_runtime::Sendable + Clone>(
+        &self,
+        to: &Audience,
+        message: S,
+        collect: Collect,
+        within: Duration,
+    ) -> Vec<(Point, Result<S::Reply, hyperverse_runtime::WaveError>)> {
+        let targets = match to {
+            Audience::Group(g) => self.members(g),
+            Audience::Subtree(root) => self.subtree(root),
+        };
+        crate::broadcast::broadcast(&self.machine, targets, message, collect, within).await
     }
 
     /// Waits until at least `n` peers have live sessions.

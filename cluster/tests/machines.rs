@@ -116,6 +116,46 @@ async fn one_tree_across_three_machines_keeps_per_sender_order() {
         .cmd("place x echo on:nowhere")
         .await
         .contains("no machine nowhere"));
+    // A group across the three Machines, and broadcasts to it and to a
+    // subtree, with each reply policy.
+    assert_eq!(a.cmd("place e echo here").await, "at alpha");
+    assert_eq!(a.cmd("place e:b echo on:beta").await, "at beta");
+    assert_eq!(a.cmd("place e:c echo on:gamma").await, "at gamma");
+    assert_eq!(a.cmd("join-group echoes e").await, "ok");
+    assert_eq!(b.cmd("join-group echoes e:b").await, "ok");
+    assert_eq!(c.cmd("join-group echoes e:c").await, "ok");
+    assert!(b
+        .cmd("join-group echoes e:c")
+        .await
+        .contains("no particle at e:c"));
+    let start = Instant::now();
+    while a.cmd("members echoes").await != "ok e,e:b,e:c" {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        a.cmd("bcast group:echoes all ping hi").await,
+        "ok n=3 oks=3 e:b=hi,e:c=hi,e=hi"
+    );
+    let first = a.cmd("bcast group:echoes first ping hi").await;
+    assert!(first.starts_with("ok n=1 oks=1 "), "{first}");
+    let two = a.cmd("bcast group:echoes count:2 ping hi").await;
+    assert!(two.starts_with("ok n=2 oks=2 "), "{two}");
+    assert_eq!(
+        a.cmd("bcast group:echoes none ping hi").await,
+        "ok n=0 oks=0 "
+    );
+    assert_eq!(
+        b.cmd("bcast sub:e all ping x").await,
+        "ok n=3 oks=3 e:b=x,e:c=x,e=x"
+    );
+    // A member that ends leaves its group, everywhere.
+    assert_eq!(c.cmd("stop e:c").await, "ok");
+    let start = Instant::now();
+    while a.cmd("members echoes").await != "ok e,e:b" {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +217,7 @@ async fn a_killed_machine_is_reported_lost_and_its_permanent_children_return() {
     assert_eq!(a.cmd("place app watcher here").await, "at alpha");
     assert_eq!(a.cmd("place app:w echo on:beta").await, "at beta");
     assert_eq!(b.cmd("spawn echo-b echo").await, "ok");
+    assert_eq!(b.cmd("join-group g echo-b").await, "ok");
     assert_eq!(a.cmd("wait-point echo-b 5000").await, "at beta");
     assert_eq!(c.cmd("wait-point echo-b 5000").await, "at beta");
     assert_eq!(a.cmd("ask app:w ping 1").await, "reply 1");
@@ -246,6 +287,8 @@ async fn a_killed_machine_is_reported_lost_and_its_permanent_children_return() {
     assert_eq!(c.cmd("ask app:w ping 3").await, "reply 3");
     assert!(c.cmd("ask echo-b ping 4").await.contains("NoSuchParticle"));
     assert_eq!(a.cmd("locate echo-b").await, "at None");
+    // It left its group with its Machine.
+    assert_eq!(a.cmd("members g").await, "ok ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperverse_cluster::{ClusterConfig, ClusteredMachine, Placement, TlsFiles};
+use hyperverse_cluster::{Audience, ClusterConfig, ClusteredMachine, Collect, Placement, TlsFiles};
 use hyperverse_runtime::*;
 use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -308,6 +308,46 @@ pub async fn machine_process(spec: &str) {
                     Some(t) => t.await.unwrap_or_else(|e| format!("err {e}")),
                     None => "err no such ask".into(),
                 }
+            }
+            ["join-group", g, p] => match cluster.join_group(g, &p.parse().unwrap()) {
+                Ok(()) => "ok".into(),
+                Err(e) => format!("err {e}"),
+            },
+            ["members", g] => {
+                let m: Vec<String> = cluster.members(g).iter().map(|p| p.to_string()).collect();
+                format!("ok {}", m.join(","))
+            }
+            ["bcast", audience, collect, rest] => {
+                let to = match audience.split_once(':') {
+                    Some(("group", g)) => Audience::Group(g.to_string()),
+                    Some(("sub", p)) => Audience::Subtree(p.parse().unwrap()),
+                    _ => panic!("audience {audience}"),
+                };
+                let collect = match *collect {
+                    "none" => Collect::Nothing,
+                    "first" => Collect::First,
+                    "all" => Collect::All,
+                    n => Collect::Count(n.trim_start_matches("count:").parse().unwrap()),
+                };
+                let (m, body) = rest.split_once(' ').unwrap();
+                let got = cluster
+                    .broadcast(
+                        &to,
+                        (m.to_string(), body.to_string()),
+                        collect,
+                        Duration::from_secs(5),
+                    )
+                    .await;
+                let oks = got.iter().filter(|(_, r)| r.is_ok()).count();
+                let mut each: Vec<String> = got
+                    .iter()
+                    .map(|(p, r)| match r {
+                        Ok(b) => format!("{p}={}", b.as_str().unwrap_or("?")),
+                        Err(e) => format!("{p}!{e}"),
+                    })
+                    .collect();
+                each.sort();
+                format!("ok n={} oks={oks} {}", got.len(), each.join(","))
             }
             ["quit"] => break,
             _ => format!("err unknown command {line}"),

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use hyperverse_runtime::remote::{Answerer, Remote};
 use hyperverse_runtime::{
-    CrashNotice, DownNotice, DownReason, ExitSignal, Inbound, MonitorRef, Point, Wave, WaveError,
+    Body, CrashNotice, DownNotice, DownReason, ExitSignal, Inbound, MonitorRef, Point, Wave,
+    WaveError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot, Notify};
@@ -539,6 +540,20 @@ impl Core {
                     let _ = core.send(&machine, Item::Reply { id, result });
                 });
             }
+            Item::Control { id, from, to, body } => {
+                if !self.may_send_as(machine, &from) {
+                    let e = WireError::Forbidden(from);
+                    let _ = self.send(machine, Item::Reply { id, result: Err(e) });
+                    return;
+                }
+                let answer = inbound.control(from, &to, body);
+                let core = self.clone();
+                let machine = machine.to_string();
+                self.runtime.spawn(async move {
+                    let result = answer.await.map_err(|e| WireError::from_wave(&e));
+                    let _ = core.send(&machine, Item::Reply { id, result });
+                });
+            }
             Item::Reply { id, result } => {
                 let mut pending = self.pending.lock();
                 if pending.get(&id).is_some_and(|p| p.machine == machine) {
@@ -817,6 +832,34 @@ impl Remote for ClusterRemote {
     fn signal(&self, wave: Wave) -> Result<(), WaveError> {
         let (machine, wave) = self.route(wave)?;
         self.0.send(&machine, Item::Signal(wave))
+    }
+
+    fn control(&self, from: Point, to: Point, body: Body, answer: Answerer) {
+        let probe = Wave::request(from, to, "", Body::empty());
+        let (machine, probe) = match self.route(probe) {
+            Ok(r) => r,
+            Err(e) => return answer.answer(Err(e)),
+        };
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        self.0.pending.lock().insert(
+            id,
+            Pending {
+                machine: machine.clone(),
+                to: probe.to.clone(),
+                answer,
+            },
+        );
+        let item = Item::Control {
+            id,
+            from: probe.from,
+            to: probe.to,
+            body,
+        };
+        if let Err(e) = self.0.send(&machine, item) {
+            if let Some(p) = self.0.pending.lock().remove(&id) {
+                p.answer.answer(Err(e));
+            }
+        }
     }
 
     fn ask(&self, wave: Wave, answer: Answerer) {

@@ -84,6 +84,15 @@ pub(crate) enum Item {
     /// A crash notice for `parent`, on this Machine, from its child on
     /// the sending one.
     Crash { parent: Point, notice: CrashNotice },
+    /// Control (the supervisor API) from `from` on the sending Machine to
+    /// `to` here, in the runtime's encoding; answered as a
+    /// [`Item::Reply`] with `id`.
+    Control {
+        id: u64,
+        from: Point,
+        to: Point,
+        body: Body,
+    },
     /// `point`, on the sending Machine, joined (or left) `group`.
     Group {
         group: String,

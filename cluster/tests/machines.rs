@@ -116,6 +116,14 @@ async fn one_tree_across_three_machines_keeps_per_sender_order() {
         .cmd("place x echo on:nowhere")
         .await
         .contains("no machine nowhere"));
+    // Supervisor control across Machines: `app`, here, asks its child
+    // supervisor on beta (an OTP one_for_one over two echoes) how many
+    // children it runs. alpha's root is not beta's: it may not.
+    assert_eq!(a.cmd("place app:s sup on:beta").await, "at beta");
+    assert_eq!(a.cmd("ask app count app:s").await, "reply specs=2 active=2");
+    assert_eq!(b.cmd("sup-count app:s").await, "ok specs=2 active=2");
+    let refused = a.cmd("sup-count app:s").await;
+    assert!(refused.contains("may not"), "{refused}");
     // A group across the three Machines, and broadcasts to it and to a
     // subtree, with each reply policy.
     assert_eq!(a.cmd("place e echo here").await, "at alpha");

@@ -34,6 +34,7 @@ use crate::{Ask, Body, DownNotice, Machine, Point, Wave, WaveError};
 ///     fn unlink(&self, _: &Point, _: &Point) {}
 ///     fn exited(&self, _: &Point, _: &str, _: bool) {}
 ///     fn crash_notice(&self, _: &Point, _: CrashNotice) {}
+///     fn control(&self, _: Point, _: Point, _: Body, a: Answerer) { a.answer(Ok(Body::empty())) }
 /// }
 ///
 /// # #[tokio::main] async fn main() {
@@ -167,6 +168,56 @@ impl Inbound {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let child = machine.launch_as(point, None, kind, args, opts, Some(tx), false, true)?;
         crate::machine::wait_ready(child.point(), rx).await
+    }
+
+    /// Delivers control from `from`, on another Machine, to the particle
+    /// at `to` here, and answers it (the runtime's encoding, as
+    /// [`crate::remote::Remote::control`] carries it). Only the
+    /// supervisor API and Driver control come this way: an exit report is
+    /// the runtime's own, made where the child ran, and bytes of it are
+    /// refused. The receiving particle judges the sender as it would a
+    /// local one (a supervisor answers only its ancestors).
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::BadMessage`] for bytes that are not such control; as
+    /// [`Machine::control`] otherwise.
+    pub fn control(
+        &self,
+        from: Point,
+        to: &Point,
+        control: Body,
+    ) -> impl std::future::Future<Output = Result<Body, WaveError>> + Send + 'static {
+        use crate::control::ControlKind;
+        let sent = (|| {
+            let machine = self.machine()?;
+            if from.is_root() {
+                return Err(WaveError::Forbidden {
+                    caller: from,
+                    point: to.clone(),
+                });
+            }
+            let kind: ControlKind = control.decode().map_err(|error| WaveError::BadMessage {
+                point: to.clone(),
+                error,
+            })?;
+            if !matches!(kind, ControlKind::Supervisor(_) | ControlKind::Driver(_)) {
+                return Err(WaveError::BadMessage {
+                    point: to.clone(),
+                    error: crate::CodecError::Decode(format!(
+                        "{} is not control a peer may send",
+                        kind.label()
+                    )),
+                });
+            }
+            let particle = machine.particle(to)?;
+            Ok(particle.control_from(from, kind, machine.request_timeout()))
+        })();
+        let to = to.clone();
+        async move {
+            let reply = sent?.await?;
+            Body::encode(&reply).map_err(|error| WaveError::BadReply { point: to, error })
+        }
     }
 
     /// Delivers an exit signal from a linked particle on another Machine

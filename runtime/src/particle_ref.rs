@@ -232,10 +232,21 @@ impl ParticleRef {
         kind: ControlKind,
         timeout: Duration,
     ) -> impl Future<Output = Result<ControlReply, WaveError>> + Send + 'static {
+        self.control_from(sender(), kind, timeout)
+    }
+
+    /// [`ParticleRef::control`] from a sender stamped elsewhere (the
+    /// cluster's, for control from another Machine).
+    pub(crate) fn control_from(
+        &self,
+        from: Point,
+        kind: ControlKind,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ControlReply, WaveError>> + Send + 'static {
         let lane = self.clone();
         let (tx, rx): (_, ControlRx) = oneshot::channel();
         let letter = Letter::Control(Box::new(ControlLetter {
-            from: sender(),
+            from,
             to: self.point().clone(),
             kind,
             reply: Some(tx),

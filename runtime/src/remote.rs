@@ -76,6 +76,14 @@ pub trait Remote: Send + Sync + 'static {
     /// as its local links do.
     fn exited(&self, local: &Point, reason: &str, normal: bool);
 
+    /// Carries control (the supervisor API) from `from` here to `to` on
+    /// another Machine; `control` is the runtime's own encoding of it,
+    /// and so is the answer's body. Control is no wave: the cluster
+    /// carries it as a kind of its own, and the other Machine hands it to
+    /// [`crate::Inbound::control`], which takes only the kinds a peer may
+    /// send.
+    fn control(&self, from: Point, to: Point, control: Body, answer: Answerer);
+
     /// A particle of this Machine whose parent lives on another Machine
     /// (spawned through [`crate::Inbound::spawn_child`]) crashed: the
     /// notice goes to that parent.

@@ -132,6 +132,15 @@ impl Particle for Watcher {
                 ctx.trap_exits(true);
                 ctx.link(&w.body.as_str()?.parse()?)?;
             }
+            // Counts the children of the supervisor in the body, as its
+            // caller (the supervisor API judges who asks).
+            "count" => {
+                let sup = ctx.machine().supervisor(&w.body.as_str()?.parse()?);
+                return Ok(match sup.count_children().await {
+                    Ok(c) => format!("specs={} active={}", c.specs, c.active).into(),
+                    Err(e) => format!("refused: {e}").into(),
+                });
+            }
             _ => {}
         }
         Ok(s.join(";").into())
@@ -161,6 +170,17 @@ impl Particle for Watcher {
         ));
         Ok(())
     }
+}
+
+/// One-for-one over two echoes, `a` and `b`.
+fn two_echoes() -> SupervisorSpec {
+    SupervisorSpec::new(
+        SupFlags::new(Strategy::OneForOne).intensity(10, Duration::from_secs(10)),
+        ["a", "b"]
+            .into_iter()
+            .map(|id| ChildSpec::worker(id, ChildStart::kind("echo", Body::empty())))
+            .collect(),
+    )
 }
 
 /// The child: a clustered Machine run by commands on stdin.
@@ -197,7 +217,11 @@ pub async fn machine_process(spec: &str) {
         });
     }
     let built = Machine::clustered(config)
-        .machine(|b| b.stars(2).request_timeout(Duration::from_secs(10)))
+        .machine(|b| {
+            b.stars(2)
+                .request_timeout(Duration::from_secs(10))
+                .supervisor("sup", two_echoes())
+        })
         .kind("sink", Sink)
         .kind("sender", Sender)
         .kind("echo", Echo)
@@ -309,6 +333,14 @@ pub async fn machine_process(spec: &str) {
                     None => "err no such ask".into(),
                 }
             }
+            ["sup-count", p] => match machine
+                .supervisor(&p.parse().unwrap())
+                .count_children()
+                .await
+            {
+                Ok(c) => format!("ok specs={} active={}", c.specs, c.active),
+                Err(e) => format!("err {e}"),
+            },
             ["join-group", g, p] => match cluster.join_group(g, &p.parse().unwrap()) {
                 Ok(()) => "ok".into(),
                 Err(e) => format!("err {e}"),

@@ -139,16 +139,23 @@ impl SupervisorRef {
                 caller: caller.clone(),
                 supervisor: point.clone(),
             }),
-            Ok(call) => self
-                .machine
-                .particle(&point)
-                .map(|lane| {
-                    lane.control(
+            Ok(call) => match self.machine.particle(&point) {
+                Ok(lane) => Ok(futures::future::Either::Left(lane.control(
+                    ControlKind::Supervisor(call),
+                    self.machine.request_timeout(),
+                ))),
+                // A supervisor on another Machine: the cluster carries it.
+                Err(e) => match self.machine.remote_for(&point) {
+                    Some(remote) => Ok(futures::future::Either::Right(remote_call(
+                        &**remote,
+                        caller.clone(),
+                        point.clone(),
                         ControlKind::Supervisor(call),
                         self.machine.request_timeout(),
-                    )
-                })
-                .map_err(SupervisorError::from),
+                    ))),
+                    None => Err(SupervisorError::from(e)),
+                },
+            },
         };
         async move {
             match sent?.await? {
@@ -322,6 +329,45 @@ impl SupervisorRef {
 
 /// An answer that does not fit the call: only a supervisor of another
 /// build could send one.
+/// Sends control to `to` on another Machine through `remote`, and waits
+/// up to `timeout` for its answer.
+fn remote_call(
+    remote: &dyn crate::remote::Remote,
+    from: Point,
+    to: Point,
+    kind: ControlKind,
+    timeout: std::time::Duration,
+) -> impl std::future::Future<Output = Result<ControlReply, WaveError>> + Send + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = Body::encode(&kind).map(|body| {
+        remote.control(from, to.clone(), body, crate::remote::Answerer(tx));
+    });
+    async move {
+        if let Err(error) = sent {
+            return Err(WaveError::BadMessage { point: to, error });
+        }
+        let answer = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => answer?,
+            Ok(Err(_)) => return Err(WaveError::Stopped { point: to }),
+            Err(_) => {
+                return Err(WaveError::Timeout {
+                    point: to,
+                    after: timeout,
+                })
+            }
+        };
+        match answer {
+            crate::message::Reply::Body(b) => b
+                .decode::<ControlReply>()
+                .map_err(|error| WaveError::BadReply { point: to, error }),
+            crate::message::Reply::Value(_) => Err(WaveError::BadReply {
+                point: to,
+                error: CodecError::Decode("a typed reply to control".into()),
+            }),
+        }
+    }
+}
+
 fn unexpected(reply: SupervisorReply) -> SupervisorError {
     SupervisorError::Codec(CodecError::Decode(format!(
         "unexpected supervisor answer {reply:?}"

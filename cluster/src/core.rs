@@ -355,6 +355,26 @@ impl Core {
         }
     }
 
+    /// This Machine leaves: every peer is told (and its batch sent), then
+    /// declared lost here, so that nothing more is sent to it.
+    pub(crate) fn leave(self: &Arc<Self>) {
+        let peers: Vec<(String, Arc<Mutex<Peer>>)> = self
+            .peers
+            .read()
+            .iter()
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect();
+        for (_, peer) in &peers {
+            let mut p = peer.lock();
+            self.send_control(&mut p, Frame::Bye);
+            p.flush();
+            p.wire = None;
+        }
+        for (name, _) in peers {
+            self.lose(&name, Loss::Left);
+        }
+    }
+
     /// Sends every peer's batch: the writer task's work.
     pub(crate) fn flush(&self) {
         for peer in self.peers.read().values() {
@@ -474,6 +494,11 @@ impl Core {
             }
             match env.frame {
                 Frame::Ping => return,
+                Frame::Bye => {
+                    drop(p);
+                    self.lose(&env.machine, Loss::Left);
+                    return;
+                }
                 Frame::Data { stream, seq, item } => match p.inbox.take(stream, seq) {
                     Accept::Deliver => {
                         p.ack_due = true;
@@ -805,6 +830,8 @@ pub(crate) enum Loss {
     Restarted,
     /// It declared this Machine lost (it began a new stream to us).
     DeclaredUs,
+    /// It said it leaves the cluster, or this Machine leaves.
+    Left,
 }
 
 /// The runtime's seam, on the cluster's state.

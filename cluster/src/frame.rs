@@ -50,6 +50,8 @@ pub(crate) enum Frame {
     Hello { stream: u64, upto: u64 },
     /// A heartbeat: the session is alive.
     Ping,
+    /// The sending Machine leaves the cluster: declare it lost now.
+    Bye,
 }
 
 /// What a data frame carries.

@@ -296,11 +296,16 @@ impl Cluster {
         }
     }
 
-    /// Leaves the cluster: sessions close, and peers declare this Machine
-    /// lost after their `lost_after`.
+    /// Leaves the cluster: every peer is told, and declares this Machine
+    /// lost at once (its Points forgotten, monitors on them fired, their
+    /// children elsewhere started again); this Machine forgets its peers
+    /// (sends to their Points get `NoSuchParticle`), and its sessions
+    /// close. Its particles go on, standalone.
     pub async fn leave(self) {
+        self.core.leave();
+        // ractor_cluster writes in the background: let the goodbyes go.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         self.transport.stop();
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

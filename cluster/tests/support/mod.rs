@@ -237,6 +237,7 @@ pub async fn machine_process(spec: &str) {
     };
     println!("{MARK}ready");
     let background: Arc<Mutex<HashMap<String, tokio::task::JoinHandle<String>>>> = Arc::default();
+    let mut leaving = false;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let words: Vec<&str> = line.splitn(4, ' ').collect();
@@ -381,10 +382,20 @@ pub async fn machine_process(spec: &str) {
                 each.sort();
                 format!("ok n={} oks={oks} {}", got.len(), each.join(","))
             }
+            ["leave"] => {
+                leaving = true;
+                break;
+            }
             ["quit"] => break,
             _ => format!("err unknown command {line}"),
         };
         println!("{MARK}{answer}");
+    }
+    if leaving {
+        cluster.leave().await;
+        println!("{MARK}ok");
+        // Standalone now: wait to be killed.
+        while let Ok(Some(_)) = lines.next_line().await {}
     }
 }
 

@@ -47,12 +47,14 @@ pub(crate) trait Wire: Send + Sync + 'static {
 
 /// How often a live session carries a heartbeat when nothing else goes.
 const HEARTBEAT: Duration = Duration::from_millis(200);
-/// A frame emitted this long after the last one on an idle link goes at
-/// once, alone; one that follows closer is batched with the others that
-/// follow, and the batch goes when the writer task runs. One
-/// ractor_cluster message costs microseconds whatever it carries: under
-/// load, a batch carries many frames for the cost of one.
-const IDLE: Duration = Duration::from_micros(50);
+/// A frame emitted this long after the last one goes at once, alone; one
+/// that follows closer (a burst: one sender streaming) is batched with
+/// those that follow, and the batch goes when the writer task runs. One
+/// ractor_cluster message costs microseconds whatever it carries: in a
+/// burst, a batch carries many frames for the cost of one. Requests and
+/// replies, which come tens of microseconds apart, go at once and pay no
+/// wake-up of the writer.
+const IDLE: Duration = Duration::from_micros(5);
 /// The largest batch assembled before it goes at once.
 const MAX_BATCH: usize = 256 * 1024;
 
@@ -71,6 +73,14 @@ struct Peer {
     batch: Vec<u8>,
     /// When a batch last went.
     emitted_at: Instant,
+    /// The token this Machine gave the peer (in its Hello on each
+    /// session): its envelopes must carry it.
+    issued: u64,
+    /// The token the peer gave this Machine: carried in every envelope.
+    presented: u64,
+    /// The peer's Hello for the current session is still awaited (one is
+    /// taken per session, the first).
+    awaiting_hello: bool,
 }
 
 impl Peer {
@@ -88,6 +98,9 @@ impl Peer {
             said_at: Instant::now(),
             batch: Vec::new(),
             emitted_at: Instant::now(),
+            issued: 0,
+            presented: 0,
+            awaiting_hello: false,
         }
     }
 
@@ -100,7 +113,8 @@ impl Peer {
         };
         let now = Instant::now();
         if self.batch.is_empty() && now.duration_since(self.emitted_at) > IDLE {
-            let mut one = Vec::with_capacity(frame.len() + 4);
+            let mut one = Vec::with_capacity(frame.len() + 12);
+            crate::frame::batch_start(&mut one, self.presented);
             crate::frame::batch_push(&mut one, frame);
             wire.send(one);
             self.emitted_at = now;
@@ -108,6 +122,7 @@ impl Peer {
         }
         if self.batch.is_empty() {
             writer.notify_one();
+            crate::frame::batch_start(&mut self.batch, self.presented);
         }
         crate::frame::batch_push(&mut self.batch, frame);
         if self.batch.len() >= MAX_BATCH {
@@ -137,6 +152,15 @@ impl Peer {
 }
 
 type SpawnTx = oneshot::Sender<Result<(), String>>;
+
+/// A peer's Hello, taken when its session is up.
+struct Hello {
+    #[allow(dead_code)]
+    epoch: u64,
+    stream: u64,
+    upto: u64,
+    token: u64,
+}
 
 struct Pending {
     machine: String,
@@ -170,6 +194,10 @@ pub(crate) struct Core {
     pub(crate) events: broadcast::Sender<ClusterEvent>,
     /// Wakes the writer task when a batch starts.
     pub(crate) writer: Notify,
+    /// Hellos from peers whose sessions this side has not seen up yet.
+    early_hellos: Mutex<HashMap<String, Hello>>,
+    /// Set once this Machine leaves: nothing more is sent or taken.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 /// A fresh random-enough number: a process's epoch, a stream's start.
@@ -207,6 +235,8 @@ impl Core {
             runtime,
             events: broadcast::channel(1024).0,
             writer: Notify::new(),
+            leaving: std::sync::atomic::AtomicBool::new(false),
+            early_hellos: Mutex::new(HashMap::new()),
         }
     }
 
@@ -214,6 +244,13 @@ impl Core {
         self.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The peer `name`, if a session with it ever came up: no record is
+    /// made for a name only written in an envelope.
+    fn known(&self, name: &str) -> Option<Arc<Mutex<Peer>>> {
+        self.peers.read().get(name).cloned()
+    }
+
+    /// The peer `name`, made if new: only for a session that came up.
     fn peer(&self, name: &str) -> Arc<Mutex<Peer>> {
         if let Some(p) = self.peers.read().get(name) {
             return p.clone();
@@ -297,8 +334,24 @@ impl Core {
 
     /// Numbers `item`, keeps it and sends it to `machine`.
     pub(crate) fn send(&self, machine: &str, item: Item) -> Result<(), WaveError> {
-        let peer = self.peer(machine);
+        if self.leaving.load(Ordering::Acquire) {
+            return Err(WaveError::NoSuchParticle {
+                point: Point::parse(machine).unwrap_or_else(|_| Point::root()),
+            });
+        }
+        let Some(peer) = self.known(machine) else {
+            return Err(WaveError::NoSuchParticle {
+                point: Point::parse(machine).unwrap_or_else(|_| Point::root()),
+            });
+        };
         let mut p = peer.lock();
+        self.send_to(&mut p, machine, item)
+    }
+
+    /// [`Core::send`] under the peer's lock (held by the caller, so that
+    /// what it read to make `item` cannot change before `item` is
+    /// numbered).
+    fn send_to(&self, p: &mut Peer, machine: &str, item: Item) -> Result<(), WaveError> {
         if p.out.bytes() > MAX_UNACKED_BYTES {
             return Err(WaveError::LaneFull {
                 point: Point::parse(machine).unwrap_or_else(|_| Point::root()),
@@ -318,10 +371,11 @@ impl Core {
         let bytes: Arc<[u8]> = match env.encode() {
             Ok(b) => b.into(),
             Err(e) => {
+                p.out.unnumber(seq);
                 return Err(WaveError::BadMessage {
                     point: Point::root(),
                     error: e,
-                })
+                });
             }
         };
         if bytes.len() > crate::frame::MAX_FRAME {
@@ -337,9 +391,29 @@ impl Core {
                 )),
             });
         }
+        if p.out.len() == 0 {
+            // The resend clock starts with the oldest frame unacknowledged,
+            // not at the last ack (which may be long ago on an idle link).
+            p.acked_at = Instant::now();
+        }
         p.emit(&bytes, &self.writer);
         p.out.keep(seq, bytes);
         Ok(())
+    }
+
+    /// Sends `machine` this Machine's Points and groups, as they are:
+    /// read and numbered under the peer's lock, so that an end told
+    /// meanwhile goes after the snapshot that still lists it, never
+    /// before.
+    fn send_snapshot(&self, machine: &str) {
+        let Some(peer) = self.known(machine) else {
+            return;
+        };
+        let mut p = peer.lock();
+        let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
+        let _ = self.send_to(&mut p, machine, Item::Hosted { points });
+        let groups = self.local_memberships();
+        let _ = self.send_to(&mut p, machine, Item::Groups(groups));
     }
 
     /// Emits an unnumbered frame (an ack, a hello, a heartbeat): lost
@@ -358,6 +432,7 @@ impl Core {
     /// This Machine leaves: every peer is told (and its batch sent), then
     /// declared lost here, so that nothing more is sent to it.
     pub(crate) fn leave(self: &Arc<Self>) {
+        self.leaving.store(true, Ordering::Release);
         let peers: Vec<(String, Arc<Mutex<Peer>>)> = self
             .peers
             .read()
@@ -372,6 +447,22 @@ impl Core {
         }
         for (name, _) in peers {
             self.lose(&name, Loss::Left);
+        }
+    }
+
+    /// Answers request `id` of `machine`; a reply that cannot go (too
+    /// large, the link full) is answered with why, so that its asker does
+    /// not wait for ever.
+    fn reply(&self, machine: &str, id: u64, result: Result<Body, WireError>) {
+        if let Err(e) = self.send(machine, Item::Reply { id, result }) {
+            let why = WireError::BadReply(format!("the reply could not be sent: {e}"));
+            let _ = self.send(
+                machine,
+                Item::Reply {
+                    id,
+                    result: Err(why),
+                },
+            );
         }
     }
 
@@ -405,16 +496,26 @@ impl Core {
             p.wire = Some(wire);
             p.down_since = None;
             p.heard_at = Instant::now();
+            // The token this peer must show: made once (kept across its
+            // sessions and incarnations, so that two sessions up at once,
+            // as ractor_cluster's election may bring, agree), and given
+            // over the session, which nobody else reads.
+            if p.issued == 0 {
+                p.issued = fresh_u64() | 1;
+            }
+            p.awaiting_hello = true;
             let hello = Frame::Hello {
                 stream: p.inbox.stream,
                 upto: p.inbox.upto,
+                token: p.issued,
             };
             self.send_control(&mut p, hello);
-            p.resend(&self.writer);
+            if let Some(early) = self.early_hellos.lock().remove(machine) {
+                // Its Hello came before this side saw the session.
+                self.take_hello(&mut p, early);
+            }
         }
-        let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
-        let _ = self.send(machine, Item::Hosted { points });
-        let _ = self.send(machine, Item::Groups(self.local_memberships()));
+        self.send_snapshot(machine);
         tracing::info!(target: "hyperverse::cluster", peer = machine, "session up");
         let _ = self.events.send(ClusterEvent::Up(machine.to_string()));
     }
@@ -443,9 +544,12 @@ impl Core {
     /// A batch from a peer's session: its frames, in order. Bytes that do
     /// not split into frames end the batch (what came before stands).
     pub(crate) fn receive_batch(self: &Arc<Self>, batch: &[u8]) {
-        for frame in crate::frame::batch_frames(batch) {
+        let Some((token, frames)) = crate::frame::batch_open(batch) else {
+            return;
+        };
+        for frame in frames {
             match frame {
-                Ok(f) => self.receive(f),
+                Ok(f) => self.receive(f, token),
                 Err(e) => {
                     tracing::warn!(target: "hyperverse::cluster", error = %e, "a malformed batch: the rest dropped");
                     return;
@@ -455,7 +559,7 @@ impl Core {
     }
 
     /// One envelope's bytes from a peer's session.
-    pub(crate) fn receive(self: &Arc<Self>, bytes: &[u8]) {
+    pub(crate) fn receive(self: &Arc<Self>, bytes: &[u8], token: u64) {
         let env = match Envelope::decode(bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -463,10 +567,61 @@ impl Core {
                 return;
             }
         };
-        if env.machine == self.me {
+        if env.machine == self.me || self.leaving.load(Ordering::Acquire) {
             return;
         }
-        let peer = self.peer(&env.machine);
+        let Some(peer) = self.known(&env.machine) else {
+            if let Frame::Hello {
+                stream,
+                upto,
+                token,
+            } = env.frame
+            {
+                // A peer whose session this side has not seen up yet: its
+                // Hello waits (a few, the first per name).
+                let mut early = self.early_hellos.lock();
+                if early.len() < 64 {
+                    early.entry(env.machine).or_insert(Hello {
+                        epoch: env.epoch,
+                        stream,
+                        upto,
+                        token,
+                    });
+                }
+            }
+            return;
+        };
+        if let Frame::Hello {
+            stream,
+            upto,
+            token,
+        } = env.frame
+        {
+            let hello = Hello {
+                epoch: env.epoch,
+                stream,
+                upto,
+                token,
+            };
+            let mut p = peer.lock();
+            if p.awaiting_hello {
+                self.take_hello(&mut p, hello);
+            } else {
+                // A new session's Hello that came before this side saw the
+                // session: kept (the latest) for when it does.
+                drop(p);
+                self.early_hellos.lock().insert(env.machine, hello);
+            }
+            return;
+        }
+        {
+            let p = peer.lock();
+            if p.issued == 0 || token != p.issued {
+                drop(p);
+                tracing::debug!(target: "hyperverse::cluster", peer = %env.machine, "an envelope without its session's token: dropped");
+                return;
+            }
+        }
         let item = {
             let mut p = peer.lock();
             let mut restarted = false;
@@ -513,16 +668,25 @@ impl Core {
                     }
                     return;
                 }
-                Frame::Hello { stream, upto } => {
-                    if stream == p.out.stream {
-                        p.out.ack(upto);
-                    }
-                    p.resend(&self.writer);
-                    return;
-                }
+                Frame::Hello { .. } => return,
             }
         };
         self.handle(&env.machine, item);
+    }
+
+    /// Takes the peer's Hello for this session: the token to present,
+    /// what it has of our stream (the rest is sent again). An epoch other
+    /// than the one known is a restart, handled when its data comes.
+    fn take_hello(&self, p: &mut Peer, hello: Hello) {
+        p.awaiting_hello = false;
+        p.presented = hello.token;
+        // A batch begun under the old token would be dropped: its data
+        // frames are sent again below, under the new one.
+        p.batch.clear();
+        if hello.stream == p.out.stream {
+            p.out.ack(hello.upto);
+        }
+        p.resend(&self.writer);
     }
 
     /// Whether `machine` may send as `from`: its own name, or a Point it
@@ -562,7 +726,7 @@ impl Core {
                 let machine = machine.to_string();
                 self.runtime.spawn(async move {
                     let result = ask.await.map_err(|e| WireError::from_wave(&e));
-                    let _ = core.send(&machine, Item::Reply { id, result });
+                    core.reply(&machine, id, result);
                 });
             }
             Item::Control { id, from, to, body } => {
@@ -576,7 +740,7 @@ impl Core {
                 let machine = machine.to_string();
                 self.runtime.spawn(async move {
                     let result = answer.await.map_err(|e| WireError::from_wave(&e));
-                    let _ = core.send(&machine, Item::Reply { id, result });
+                    core.reply(&machine, id, result);
                 });
             }
             Item::Reply { id, result } => {
@@ -782,6 +946,11 @@ impl Core {
                 // that its inbox counts afresh instead of waiting.
                 p.out = Outbox::new(self.stream());
             }
+            if why == Loss::Restarted {
+                // The new incarnation's streams are new: its first is no
+                // sign that it declared us lost.
+                p.inbox = Inbox::default();
+            }
             (p.points.drain().collect::<Vec<Point>>(), p.wire.clone())
         };
         self.gone(machine, &points, |m| DownReason::MachineLost(m.to_string()));
@@ -807,12 +976,10 @@ impl Core {
         self.family_lost(machine, &points);
         self.links_lost(machine, &points);
         self.groups_gone(machine, &points);
-        if wire.is_some() {
+        if wire.is_some() && why != Loss::Left && !self.leaving.load(Ordering::Acquire) {
             // Still (or again) connected: it learns this Machine's Points
             // afresh on the new stream.
-            let points = self.inbound.get().map(|i| i.hosted()).unwrap_or_default();
-            let _ = self.send(machine, Item::Hosted { points });
-            let _ = self.send(machine, Item::Groups(self.local_memberships()));
+            self.send_snapshot(machine);
         }
         let _ = self.events.send(ClusterEvent::Lost {
             machine: machine.to_string(),

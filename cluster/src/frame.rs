@@ -15,7 +15,8 @@ use hyperverse_runtime::{
 use serde::{Deserialize, Serialize};
 
 /// The version byte in front of every envelope.
-pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_VERSION: u8 = 2;
+
 /// The largest envelope sent (a wave of the runtime's largest, and room
 /// for its addressing); each Machine's node server accepts a message of a
 /// batch this large.
@@ -46,8 +47,8 @@ pub(crate) enum Frame {
     /// Every item of `stream` up to `upto` arrived.
     Ack { stream: u64, upto: u64 },
     /// A new session: "I have `stream` up to `upto`; send again what
-    /// follows".
-    Hello { stream: u64, upto: u64 },
+    /// follows; and put `token` in every envelope you send me on it".
+    Hello { stream: u64, upto: u64, token: u64 },
     /// A heartbeat: the session is alive.
     Ping,
     /// The sending Machine leaves the cluster: declare it lost now.
@@ -212,6 +213,15 @@ impl Envelope {
     }
 }
 
+/// Starts a batch: the token the receiver gave the sender (u64,
+/// little-endian; 0 before it is known). An envelope in a batch whose
+/// token is not the one its receiver gave the Machine it names is
+/// dropped: a Machine's name in an envelope is a claim, the token the
+/// proof (it went to that Machine alone, over its own session).
+pub(crate) fn batch_start(batch: &mut Vec<u8>, token: u64) {
+    batch.extend_from_slice(&token.to_le_bytes());
+}
+
 /// Appends one envelope to a batch: its length (u32, little-endian),
 /// then its bytes. One ractor_cluster message carries a batch.
 pub(crate) fn batch_push(batch: &mut Vec<u8>, frame: &[u8]) {
@@ -220,8 +230,17 @@ pub(crate) fn batch_push(batch: &mut Vec<u8>, frame: &[u8]) {
     batch.extend_from_slice(frame);
 }
 
-/// The envelopes of a batch, in order; a length past the end is an error
-/// (and the end of the batch).
+/// A batch's token and its envelopes, in order; a length past the end is
+/// an error (and the end of the batch).
+pub(crate) fn batch_open(
+    batch: &[u8],
+) -> Option<(u64, impl Iterator<Item = Result<&[u8], CodecError>>)> {
+    let (token, rest) = batch.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*token), batch_frames(rest)))
+}
+
+/// The envelopes after a batch's token, in order; a length past the end
+/// is an error (and the end of the batch).
 pub(crate) fn batch_frames(batch: &[u8]) -> impl Iterator<Item = Result<&[u8], CodecError>> {
     let mut rest = batch;
     std::iter::from_fn(move || {

@@ -8,7 +8,17 @@ use tokio::sync::oneshot;
 
 use crate::deadline::Deadlines;
 use crate::remote::{Answerer, Remote};
+use crate::send::Parcel;
 use crate::{Ask, Point, SendError, Sendable, Wave, WaveError};
+
+/// The parcel's bytes, or why it has none (a typed message that does not
+/// encode is refused here, before anything leaves).
+fn encoded(parcel: &Parcel, to: &Point) -> Result<crate::Body, WaveError> {
+    parcel.encoded().map_err(|error| WaveError::BadMessage {
+        point: to.clone(),
+        error,
+    })
+}
 
 /// Signals `message` to `to` on another Machine.
 pub(super) fn signal<S: Sendable>(
@@ -18,15 +28,9 @@ pub(super) fn signal<S: Sendable>(
     message: S,
 ) -> Result<(), SendError<S::Back>> {
     let parcel = message.parcel();
-    let body = match parcel.encoded() {
+    let body = match encoded(&parcel, to) {
         Ok(b) => b,
-        Err(error) => {
-            let e = WaveError::BadMessage {
-                point: to.clone(),
-                error,
-            };
-            return Err(SendError::new(e, S::back(parcel, from, to.clone())));
-        }
+        Err(e) => return Err(SendError::new(e, S::back(parcel, from, to.clone()))),
     };
     let wave = Wave::signal(from.clone(), to.clone(), parcel.method.clone(), body);
     remote
@@ -44,15 +48,9 @@ pub(super) fn ask<S: Sendable>(
     timeout: Duration,
 ) -> Ask<S::Reply> {
     let parcel = message.parcel();
-    let body = match parcel.encoded() {
+    let body = match encoded(&parcel, to) {
         Ok(b) => b,
-        Err(error) => {
-            let e = WaveError::BadMessage {
-                point: to.clone(),
-                error,
-            };
-            return Ask::failed(e, S::open);
-        }
+        Err(e) => return Ask::failed(e, S::open),
     };
     let (tx, rx) = oneshot::channel();
     remote.ask(

@@ -144,7 +144,7 @@ enum WorkerMsg {
     Gen(RpcReplyPort<u64>),
 }
 
-// Local only: ractor's `cluster` feature (on for the workspace) asks
+// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
 // every actor message type to say whether it crosses nodes; this does not.
 impl ractor::Message for WorkerMsg {}
 
@@ -184,7 +184,7 @@ enum SupMsg {
     AwaitNew(ActorId, RpcReplyPort<ActorRef<WorkerMsg>>),
 }
 
-// Local only: ractor's `cluster` feature (on for the workspace) asks
+// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
 // every actor message type to say whether it crosses nodes; this does not.
 impl ractor::Message for SupMsg {}
 

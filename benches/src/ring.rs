@@ -120,7 +120,7 @@ enum RingMsg {
     Token(u64),
 }
 
-// Local only: ractor's `cluster` feature (on for the workspace) asks
+// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
 // every actor message type to say whether it crosses nodes; this does not.
 impl ractor::Message for RingMsg {}
 

@@ -198,7 +198,7 @@ impl ClusterConfig {
         split_addr(&self.listen).map(|(h, _)| h).unwrap_or("")
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         if hyperverse_runtime::Point::parse(&self.name)
             .map(|p| p.depth() != 1)
             .unwrap_or(true)

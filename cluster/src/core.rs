@@ -179,6 +179,8 @@ pub(crate) struct Core {
     pending: Mutex<HashMap<u64, Pending>>,
     /// Parents and children on different Machines.
     pub(crate) family: crate::family::Family,
+    /// Claims on Points another Machine still holds, waiting for its end.
+    claims: Mutex<HashMap<Point, String>>,
     /// Spawns asked of peers, waiting for their answers.
     spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
     /// Named groups across Machines.
@@ -187,6 +189,8 @@ pub(crate) struct Core {
     pub(crate) links: crate::links::Links,
     /// Monitors of local particles on remote ones: target, then watchers.
     monitors: Mutex<HashMap<Point, Vec<(Point, MonitorRef)>>>,
+    /// How many of those each local watcher set (taken after `monitors`).
+    watchers: Mutex<HashMap<Point, usize>>,
     next_id: AtomicU64,
     next_stream: AtomicU64,
     pub(crate) inbound: OnceLock<Inbound>,
@@ -225,7 +229,9 @@ impl Core {
             locations: RwLock::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             monitors: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
             family: crate::family::Family::default(),
+            claims: Mutex::new(HashMap::new()),
             links: crate::links::Links::default(),
             groups: crate::groups::Groups::default(),
             spawns: Mutex::new(HashMap::new()),
@@ -689,11 +695,42 @@ impl Core {
         p.resend(&self.writer);
     }
 
+    /// Drops the monitors the local particle at `watcher` set on remote
+    /// ones (its incarnation ended).
+    pub(crate) fn forget_watcher(&self, watcher: &Point) {
+        let mut monitors = self.monitors.lock();
+        if self.watchers.lock().remove(watcher).is_none() {
+            return;
+        }
+        monitors.retain(|_, list| {
+            list.retain(|(w, _)| w != watcher);
+            !list.is_empty()
+        });
+    }
+
+    /// `point` is free again: a claim that waited for it takes it.
+    fn promote_claim(&self, point: &Point) {
+        let Some(claimant) = self.claims.lock().remove(point) else {
+            return;
+        };
+        if let Some(peer) = self.known(&claimant) {
+            let mut p = peer.lock();
+            if p.wire.is_some() {
+                self.locations
+                    .write()
+                    .insert(point.clone(), claimant.clone());
+                p.points.insert(point.clone());
+            }
+        }
+    }
+
     /// Whether `machine` may send as `from`: its own name, or a Point it
     /// hosts (its records arrive on the same ordered link before any wave
     /// its particles send, so this is exact, not stale).
     fn may_send_as(&self, machine: &str, from: &Point) -> bool {
-        from.to_string() == machine
+        // Its own voice is its name, unless a particle lives at that Point
+        // (it would speak as that particle).
+        (from.to_string() == machine && self.locate(from).is_none())
             || self
                 .locations
                 .read()
@@ -756,17 +793,39 @@ impl Core {
                 let mut p = peer.lock();
                 let mut loc = self.locations.write();
                 for point in points {
-                    loc.insert(point.clone(), machine.to_string());
-                    p.points.insert(point);
+                    if inbound.hosts(&point) {
+                        tracing::warn!(target: "hyperverse::cluster", peer = machine, %point, "a claim on a point of this machine: refused");
+                        continue;
+                    }
+                    match loc.get(&point) {
+                        Some(holder) if holder != machine => {
+                            // Another Machine holds it: the claim waits for
+                            // its end (a particle that moved is told on two
+                            // links, in no order between them).
+                            tracing::debug!(target: "hyperverse::cluster", peer = machine, %point, %holder, "a claim on a point held elsewhere: waits");
+                            self.claims.lock().insert(point, machine.to_string());
+                        }
+                        _ => {
+                            loc.insert(point.clone(), machine.to_string());
+                            p.points.insert(point);
+                        }
+                    }
                 }
             }
             Item::Ended { point, reason } => {
                 let peer = self.peer(machine);
-                if peer.lock().points.remove(&point) {
-                    self.gone(machine, std::slice::from_ref(&point), |_| reason.clone());
+                let owned = peer.lock().points.remove(&point);
+                if !owned {
+                    // Not its to end (or a waiting claim withdrawn).
+                    self.claims
+                        .lock()
+                        .retain(|p, m| !(p == &point && m == machine));
+                    return;
                 }
+                self.gone(machine, std::slice::from_ref(&point), |_| reason.clone());
                 self.family_ended(machine, &point);
                 self.groups_gone(machine, std::slice::from_ref(&point));
+                self.promote_claim(&point);
             }
             Item::Spawn {
                 id,
@@ -837,8 +896,9 @@ impl Core {
                 );
             }
             Item::Crash { parent, notice } => {
-                // Only from the Machine hosting the child.
-                if self.locate(&notice.child).as_deref() == Some(machine) {
+                // Only for a child that Machine told us it hosts for that
+                // parent.
+                if self.is_abroad(machine, &notice.child, &parent) {
                     self.child_crashed(&parent, notice);
                 }
             }
@@ -954,6 +1014,10 @@ impl Core {
             (p.points.drain().collect::<Vec<Point>>(), p.wire.clone())
         };
         self.gone(machine, &points, |m| DownReason::MachineLost(m.to_string()));
+        self.claims.lock().retain(|_, m| m != machine);
+        for point in &points {
+            self.promote_claim(point);
+        }
         self.spawns.lock().retain(|_, (m, _)| m != machine);
         let failed: Vec<Pending> = {
             let mut pending = self.pending.lock();
@@ -1102,6 +1166,7 @@ impl Remote for ClusterRemote {
             .entry(monitor.target().clone())
             .or_default()
             .push((watcher.clone(), monitor.clone()));
+        *self.0.watchers.lock().entry(watcher.clone()).or_default() += 1;
         true
     }
 
@@ -1127,6 +1192,9 @@ impl Remote for ClusterRemote {
 
     fn exited(&self, local: &Point, reason: &str, normal: bool) {
         self.0.exited(local, reason, normal);
+        // Its monitors belong to the incarnation that ended, as local
+        // ones do: a later particle at its Point never hears of them.
+        self.0.forget_watcher(local);
     }
 
     fn demonitor(&self, monitor: &MonitorRef) -> bool {

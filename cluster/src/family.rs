@@ -52,6 +52,10 @@ impl Core {
         restart: Restart,
     ) -> Result<(), String> {
         let inbound = self.inbound.get().ok_or("not attached")?;
+        if let Some(m) = self.locate(&point).filter(|m| *m != self.me) {
+            // One particle per Point in the cluster, as Erlang's `global`.
+            return Err(format!("a particle already lives at {point}, on {m}"));
+        }
         let opts = SpawnOptions {
             restart,
             ..SpawnOptions::default()
@@ -88,12 +92,34 @@ impl Core {
         Ok(())
     }
 
-    /// `machine` hosts `adoption.child`, a child of a parent here.
+    /// `machine` hosts `adoption.child`, a child of a parent here: taken
+    /// only if the parent is here, the child is directly under it and
+    /// lives on that Machine, and no other Machine has a record of it.
     pub(crate) fn adopted(&self, machine: &str, adoption: Adoption) {
+        let parent_here = self
+            .inbound
+            .get()
+            .is_some_and(|i| i.hosts(&adoption.parent));
+        let under = adoption.child.parent().as_ref() == Some(&adoption.parent);
+        let there = self.locate(&adoption.child).as_deref() == Some(machine);
+        let mut abroad = self.family.abroad.lock();
+        let other = abroad
+            .get(&adoption.child)
+            .is_some_and(|(m, _)| m != machine);
+        if !(parent_here && under && there) || other {
+            tracing::warn!(target: "hyperverse::cluster", peer = machine, child = %adoption.child, "an adoption refused");
+            return;
+        }
+        abroad.insert(adoption.child.clone(), (machine.to_string(), adoption));
+    }
+
+    /// Whether `machine` told us it hosts `child` for `parent`, here.
+    pub(crate) fn is_abroad(&self, machine: &str, child: &Point, parent: &Point) -> bool {
         self.family
             .abroad
             .lock()
-            .insert(adoption.child.clone(), (machine.to_string(), adoption));
+            .get(child)
+            .is_some_and(|(m, a)| m == machine && a.parent == *parent)
     }
 
     /// A crash notice for a parent here from its child on `machine`.

@@ -126,14 +126,19 @@ impl Cluster {
     /// [`ClusterError::Attach`] if the Machine is clustered already (or
     /// from a particle's handler), `Listen`, `Tls`.
     pub async fn join(machine: &Machine, config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        config.check()?;
         let core = Arc::new(core::Core::new(
             &config.name,
             config.lost_after,
             tokio::runtime::Handle::current(),
         ));
+        // What can fail is tried before the Machine is changed: a Machine
+        // that fails to join is left as it was (a Remote, once attached,
+        // is for life).
+        let checked = transport::Transport::check(&config).await?;
         let inbound = machine.attach_remote(Arc::new(core::ClusterRemote(core.clone())))?;
         let _ = core.inbound.set(inbound);
-        let transport = transport::Transport::start(core.clone(), &config).await?;
+        let transport = transport::Transport::start(core.clone(), &config, checked).await?;
         tracing::info!(target: "hyperverse::cluster", machine = %config.name, listen = %config.listen, "joined");
         Ok(Cluster {
             core,

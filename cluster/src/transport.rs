@@ -150,23 +150,33 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) async fn start(
-        core: Arc<Core>,
+    /// What can fail before anything is attached: the TLS files, the
+    /// listen address (resolved, and bound once to see that it is free).
+    pub(crate) async fn check(
         config: &crate::ClusterConfig,
-    ) -> Result<Transport, ClusterError> {
+    ) -> Result<(Option<Tls>, std::net::IpAddr), ClusterError> {
         let tls = match &config.tls {
             Some(files) => Some(Tls::load(files)?),
             None => None,
         };
-        let ip: std::net::IpAddr = tokio::net::lookup_host(&config.listen)
+        let listen_error = |reason: String| ClusterError::Listen {
+            addr: config.listen.clone(),
+            reason,
+        };
+        let addr = tokio::net::lookup_host(&config.listen)
             .await
             .ok()
             .and_then(|mut a| a.next())
-            .map(|a| a.ip())
-            .ok_or_else(|| ClusterError::Listen {
-                addr: config.listen.clone(),
-                reason: "cannot resolve".into(),
-            })?;
+            .ok_or_else(|| listen_error("cannot resolve".into()))?;
+        drop(std::net::TcpListener::bind(addr).map_err(|e| listen_error(e.to_string()))?);
+        Ok((tls, addr.ip()))
+    }
+
+    pub(crate) async fn start(
+        core: Arc<Core>,
+        config: &crate::ClusterConfig,
+        (tls, ip): (Option<Tls>, std::net::IpAddr),
+    ) -> Result<Transport, ClusterError> {
         let server = NodeServer::new(
             config.port(),
             config.secret.clone(),

@@ -73,7 +73,7 @@ pub trait Remote: Send + Sync + 'static {
 
     /// An incarnation of the local particle at `local` ended (`reason`,
     /// `normal`): its links to particles on other Machines fire and go,
-    /// as its local links do.
+    /// and the monitors it set on them go, as its local ones do.
     fn exited(&self, local: &Point, reason: &str, normal: bool);
 
     /// Carries control (the supervisor API) from `from` here to `to` on

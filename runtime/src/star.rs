@@ -57,8 +57,9 @@ pub(crate) enum StarMsg {
     Fail(String),
 }
 
-// Local only: ractor's `cluster` feature (on for the workspace) asks
+// Local only: ractor's `cluster` feature (on in a clustered build) asks
 // every actor message type to say whether it crosses nodes; this does not.
+#[cfg(feature = "cluster")]
 impl ractor::Message for StarMsg {}
 
 /// Counters a Star keeps, readable without a message round trip.

@@ -32,7 +32,7 @@ pub(crate) const REMOTE_ANSWER_WITHIN: Duration = Duration::from_secs(60);
 pub(crate) const MAX_UNACKED_BYTES: usize = 256 * 1024 * 1024;
 /// With frames unacknowledged this long on a live session, they are sent
 /// again (a safety net: in-session loss should not happen).
-const RESEND_AFTER: Duration = Duration::from_secs(1);
+const RESEND_AFTER: Duration = Duration::from_secs(5);
 
 /// One peer's session: bytes out, in order.
 pub(crate) trait Wire: Send + Sync + 'static {
@@ -856,12 +856,18 @@ impl Core {
                 joined,
             } => {
                 // A Machine speaks for its own particles only.
+                if group.is_empty() || group.len() > 255 {
+                    return;
+                }
                 if !joined || self.may_send_as(machine, &point) {
                     self.groups_set(&group, &point, machine, joined);
                 }
             }
             Item::Groups(entries) => {
                 for (group, point) in entries {
+                    if group.is_empty() || group.len() > 255 {
+                        continue;
+                    }
                     if self.may_send_as(machine, &point) {
                         self.groups_set(&group, &point, machine, true);
                     }

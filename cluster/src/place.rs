@@ -2,7 +2,6 @@
 //! Machine (the default, as a child lives beside its parent), the Machine
 //! with the fewest particles, or one chosen by hashing the Point.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +28,10 @@ pub enum Placement {
     /// On the Machine hosting the fewest particles, as far as this one
     /// knows (its own count, and each peer's records).
     LeastLoaded,
-    /// On a Machine chosen by hashing the Point over the live Machines
-    /// (the same Point goes to the same Machine while they stay the same).
+    /// On a Machine chosen by hashing the Point (FNV-1a) over the live
+    /// Machines, sorted by name (the same Point goes to the same Machine
+    /// while they stay the same; not consistent hashing: a Machine that
+    /// joins or leaves moves most Points).
     Hash,
 }
 
@@ -64,6 +65,14 @@ pub enum PlaceError {
     },
 }
 
+/// FNV-1a: a hash that is the same on every Machine and every Rust
+/// version, so that every Machine hashes a Point alike.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl Core {
     /// The Machine `placement` chooses for `point`.
     pub(crate) fn choose(
@@ -93,9 +102,7 @@ impl Core {
                 .unwrap_or(me)),
             Placement::Hash => {
                 let all = live();
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                point.hash(&mut h);
-                let i = (h.finish() % all.len() as u64) as usize;
+                let i = (fnv1a(point.to_string().as_bytes()) % all.len() as u64) as usize;
                 Ok(all[i].clone())
             }
         }

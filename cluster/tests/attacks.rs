@@ -1169,7 +1169,8 @@ async fn replies_claiming_another_machines_name_are_not_taken() {
     assert_eq!(a.cmd("wait-point echo-b 5000").await, format!("at {beta}"));
     let mut evil = Hostile::start_eared("reply-evil", true).await;
     evil.connect(beta, &b.addr).await;
-    evil.connect(alpha, &a.addr).await;
+    // Heard before the next connect, whose wait for alpha's Hello passes
+    // over other frames.
     let (epoch, stream) = evil
         .hear(Duration::from_secs(5), |env| match env.frame {
             Frame::Data { stream, .. } if env.machine == beta => Some((env.epoch, stream)),
@@ -1177,6 +1178,7 @@ async fn replies_claiming_another_machines_name_are_not_taken() {
         })
         .await
         .expect("beta never spoke to the hostile node");
+    evil.connect(alpha, &a.addr).await;
     assert_eq!(a.cmd("ask-bg 1 echo-b sleep 1500").await, "ok");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let frames: Vec<Vec<u8>> = (1..=400u64)

@@ -173,9 +173,9 @@ impl Inbound {
     /// Delivers control from `from`, on another Machine, to the particle
     /// at `to` here, and answers it (the runtime's encoding, as
     /// [`crate::remote::Remote::control`] carries it). Only the
-    /// supervisor API and Driver control come this way: an exit report is
-    /// the runtime's own, made where the child ran, and bytes of it are
-    /// refused. The receiving particle judges the sender as it would a
+    /// supervisor API comes this way: an exit report is the runtime's own,
+    /// made where the child ran, and Driver control (a WASM reload) is for
+    /// in-process code: bytes of either are refused. The receiving particle judges the sender as it would a
     /// local one (a supervisor answers only its ancestors).
     ///
     /// # Errors
@@ -201,7 +201,7 @@ impl Inbound {
                 point: to.clone(),
                 error,
             })?;
-            if !matches!(kind, ControlKind::Supervisor(_) | ControlKind::Driver(_)) {
+            if !matches!(kind, ControlKind::Supervisor(_)) {
                 return Err(WaveError::BadMessage {
                     point: to.clone(),
                     error: crate::CodecError::Decode(format!(

@@ -297,6 +297,10 @@ impl Machine {
         if lane.is_some_and(|l| l.capacity == 0) {
             return Err(SpawnError::BadLaneLimit { point });
         }
+        if self.remote_for(&point).is_some() {
+            // One particle per Point in the cluster: it lives elsewhere.
+            return Err(SpawnError::AlreadyExists { point });
+        }
         if let Err(e) = limit.check() {
             return Err(SpawnError::BadRestartLimit {
                 point,

@@ -76,10 +76,16 @@ async fn machine(
         .await?)
 }
 
-fn free_port() -> Result<u16, Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// `n` distinct free ports on loopback (all held while they are picked: a
+/// port released may be handed out again at once).
+fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?)
 }
 
 #[tokio::main]
@@ -94,15 +100,16 @@ async fn main() -> Result<(), Error> {
         return Ok(());
     }
 
-    let port = free_port()?;
+    let ports = free_ports(3)?;
+    let port = ports[0];
     let (alpha, cluster) = machine("alpha", port, None).await?;
     let mut others = Vec::new();
-    for name in ["beta", "gamma"] {
+    for (name, their) in ["beta", "gamma"].into_iter().zip(&ports[1..]) {
         let child = tokio::process::Command::new(std::env::current_exe()?)
             .args([
                 "node",
                 name,
-                &free_port()?.to_string(),
+                &their.to_string(),
                 &format!("127.0.0.1:{port}"),
             ])
             .stdin(Stdio::piped())

@@ -29,10 +29,12 @@ const WARM_UP: u64 = 2_000;
 /// The cluster's shared secret in the bench.
 const SECRET: &str = "hyperverse-bench";
 
-fn free_port() -> Res<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Two free ports on loopback, distinct (both held while picked: a port
+/// released may be handed out again at once).
+fn two_free_ports() -> Res<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
 /// Starts the peer process and waits for its "ready".
@@ -141,7 +143,7 @@ async fn peer_hyperverse(port: u16) -> Res<()> {
 }
 
 pub async fn hyperverse(s: &Sizes) -> Res<Vec<Measured>> {
-    let (peer_port, my_port) = (free_port()?, free_port()?);
+    let (peer_port, my_port) = two_free_ports()?;
     let _peer = start_peer(crate::HYPERVERSE, peer_port).await?;
     let config = ClusterConfig::new("bench-a", format!("127.0.0.1:{my_port}"), SECRET)?
         .seed(format!("127.0.0.1:{peer_port}"));
@@ -330,7 +332,7 @@ async fn peer_ractor(port: u16) -> Res<()> {
 }
 
 pub async fn ractor(s: &Sizes) -> Res<Vec<Measured>> {
-    let (peer_port, my_port) = (free_port()?, free_port()?);
+    let (peer_port, my_port) = two_free_ports()?;
     let _peer = start_peer("ractor_cluster", peer_port).await?;
     let node = node("raw-a", my_port).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -21,13 +21,23 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 /// What marks the child's answers on its stdout.
 const MARK: &str = "@hv ";
 
-/// A free port on loopback (bound and released: good enough for tests).
+/// A free port on loopback, never one handed out before in this process
+/// (a port bound and released may be handed out again at once, and two
+/// Machines given one port would fight over it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::OnceLock<Mutex<std::collections::HashSet<u16>>> =
+        std::sync::OnceLock::new();
+    let given = GIVEN.get_or_init(Default::default);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if given.lock().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Counts `n` waves per sender, checking each sender's numbers come 1, 2,

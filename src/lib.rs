@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+#[cfg(feature = "cluster")]
 pub use hyperverse_cluster as cluster;
 pub use hyperverse_faults as faults;
 pub use hyperverse_modules as modules;

@@ -16,14 +16,14 @@
 //! hyperverse-bench [--quick] [--json] [--only SHAPE[,SHAPE…]]
 //!   --quick  small sizes, for a smoke run (seconds, not minutes)
 //!   --json   one JSON object per line on stdout and nothing else
-//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart, wasm,
-//!            cluster
+//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart, wasm
 //! ```
 //!
 //! The `wasm` shapes (`wasm.rs`) compare WASM particles with bare wasmer
-//! calls of the same guest, not with ractor; the `cluster` shape
-//! (`cluster.rs`) compares two clustered Machines with raw ractor_cluster
-//! remote actors, each as two processes.
+//! calls of the same guest, not with ractor. Machines in a cluster have a
+//! bench binary of their own (`benches/cluster`, `hyperverse-bench-cluster`):
+//! ractor's `cluster` feature slows every ractor actor's spawn, so the
+//! baselines here are built without it.
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -36,7 +36,6 @@ pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
     "system"
 };
 
-mod cluster;
 mod measure;
 mod pingpong;
 mod report;
@@ -74,10 +73,6 @@ pub struct Sizes {
     /// Processes per spawn measurement: RSS needs a fresh process per rep,
     /// and one spawn rep is cheap enough to pay for a few.
     pub spawn_processes: usize,
-    /// Sequential requests per timed rep between two Machines.
-    pub cluster_round_trips: u64,
-    /// One-way waves from one Machine to another.
-    pub cluster_casts: u64,
 }
 
 impl Sizes {
@@ -91,8 +86,6 @@ impl Sizes {
         restart_n: 2_000,
         reps: 5,
         spawn_processes: 3,
-        cluster_round_trips: 20_000,
-        cluster_casts: 200_000,
     };
 
     /// A smoke run: every code path, a few seconds in all.
@@ -105,8 +98,6 @@ impl Sizes {
         restart_n: 200,
         reps: 3,
         spawn_processes: 3,
-        cluster_round_trips: 2_000,
-        cluster_casts: 20_000,
     };
 
     /// How many child processes measure `shape`; their reps are pooled.
@@ -137,21 +128,18 @@ const BASELINE: &str = "ractor";
 const HYPERVERSE: &str = "hyperverse";
 /// The baseline of the `wasm` shapes: the same guest called bare.
 const WASMER: &str = "wasmer";
-/// The baseline of the `cluster` shape: raw ractor_cluster remote actors.
-const RACTOR_CLUSTER: &str = "ractor_cluster";
 
 /// The implementation `shape`'s baseline figure comes from.
 fn baseline_of(shape: &str) -> &'static str {
     match family(shape) {
         "wasm" => WASMER,
-        "cluster" => RACTOR_CLUSTER,
         _ => BASELINE,
     }
 }
 
 /// The child processes, in order: each shape's Hyperverse run next to its
 /// baseline run, so that the two see the machine in the same mood.
-const JOBS: [(&str, &str); 20] = [
+const JOBS: [(&str, &str); 18] = [
     ("ring", HYPERVERSE),
     ("ring", BASELINE),
     ("skynet", HYPERVERSE),
@@ -170,8 +158,6 @@ const JOBS: [(&str, &str); 20] = [
     ("wasm-wave", WASMER),
     ("wasm-reload", HYPERVERSE),
     ("wasm-reload", WASMER),
-    ("cluster", HYPERVERSE),
-    ("cluster", RACTOR_CLUSTER),
 ];
 
 /// One report row: its name, where its Hyperverse figure comes from and where
@@ -182,7 +168,7 @@ struct RowSpec {
     baseline: (&'static str, &'static str),
 }
 
-const ROWS: [RowSpec; 21] = [
+const ROWS: [RowSpec; 19] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -286,17 +272,6 @@ const ROWS: [RowSpec; 21] = [
         hyperverse: ("wasm-reload", "wasm_reload"),
         baseline: ("wasm-reload", "wasm_reload"),
     },
-    // Two Machines as two processes on loopback (see cluster.rs).
-    RowSpec {
-        bench: "cluster_round_trip",
-        hyperverse: ("cluster", "cluster_round_trip"),
-        baseline: ("cluster", "cluster_round_trip"),
-    },
-    RowSpec {
-        bench: "cluster_one_way",
-        hyperverse: ("cluster", "cluster_one_way"),
-        baseline: ("cluster", "cluster_one_way"),
-    },
 ];
 
 /// The shape a child shape belongs to, for `--only` (`spawn-nowait` is spawn).
@@ -313,7 +288,7 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart,wasm,cluster]";
+    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart,wasm]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
@@ -357,15 +332,6 @@ fn cores() -> usize {
 }
 
 fn main() -> ExitCode {
-    // The other Machine of the `cluster` shape (started by its measuring
-    // child; see cluster.rs).
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() == 4 && args[1] == "--cluster-peer" {
-        return match args[3].parse() {
-            Ok(port) => cluster::peer(&args[2], port),
-            Err(_) => ExitCode::from(2),
-        };
-    }
     let opts = match parse_args() {
         Ok(opts) => opts,
         Err(msg) => {
@@ -444,8 +410,6 @@ async fn measure(shape: String, imp: String, s: Sizes) -> Result<Vec<Measured>, 
         ("wasm-wave", WASMER) => wasm::wave_wasmer(&s).await,
         ("wasm-reload", HYPERVERSE) => wasm::reload_hyperverse(&s).await,
         ("wasm-reload", WASMER) => wasm::reload_wasmer(&s).await,
-        ("cluster", HYPERVERSE) => cluster::hyperverse(&s).await.map_err(|e| e as _),
-        ("cluster", RACTOR_CLUSTER) => cluster::ractor(&s).await.map_err(|e| e as _),
         _ => return Err(format!("no such bench: {shape} on {imp}")),
     };
     result.map_err(|e| e.to_string())

@@ -173,9 +173,8 @@ enum EchoMsg {
     Ping(RpcReplyPort<u64>),
 }
 
-// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
-// every actor message type to say whether it crosses nodes; this does not.
-impl ractor::Message for EchoMsg {}
+// Local only (a clustered build's ractor asks every message type).
+hyperverse::local_ractor_message!(EchoMsg);
 
 impl Actor for RactorEcho {
     type Msg = EchoMsg;

@@ -144,9 +144,8 @@ enum WorkerMsg {
     Gen(RpcReplyPort<u64>),
 }
 
-// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
-// every actor message type to say whether it crosses nodes; this does not.
-impl ractor::Message for WorkerMsg {}
+// Local only (a clustered build's ractor asks every message type).
+hyperverse::local_ractor_message!(WorkerMsg);
 
 impl Actor for RactorWorker {
     type Msg = WorkerMsg;
@@ -184,9 +183,8 @@ enum SupMsg {
     AwaitNew(ActorId, RpcReplyPort<ActorRef<WorkerMsg>>),
 }
 
-// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
-// every actor message type to say whether it crosses nodes; this does not.
-impl ractor::Message for SupMsg {}
+// Local only (a clustered build's ractor asks every message type).
+hyperverse::local_ractor_message!(SupMsg);
 
 struct SupState {
     child: ActorRef<WorkerMsg>,

@@ -120,9 +120,8 @@ enum RingMsg {
     Token(u64),
 }
 
-// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
-// every actor message type to say whether it crosses nodes; this does not.
-impl ractor::Message for RingMsg {}
+// Local only (a clustered build's ractor asks every message type).
+hyperverse::local_ractor_message!(RingMsg);
 
 struct RactorState {
     next: Option<ActorRef<RingMsg>>,

@@ -177,9 +177,8 @@ impl Parent {
 
 struct SkyMsg(u64);
 
-// Local only: ractor's `cluster` feature (on here: the facade brings the cluster) asks
-// every actor message type to say whether it crosses nodes; this does not.
-impl ractor::Message for SkyMsg {}
+// Local only (a clustered build's ractor asks every message type).
+hyperverse::local_ractor_message!(SkyMsg);
 
 struct RactorArgs {
     num: u64,

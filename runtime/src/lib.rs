@@ -65,6 +65,33 @@ mod particle_ref;
 pub mod point;
 mod registry;
 pub mod remote;
+
+/// Says that a ractor actor's message type stays in its process, when
+/// ractor's `cluster` feature is on (it turns off ractor's blanket
+/// `Message` impl); nothing otherwise. The runtime's `cluster` feature
+/// turns ractor's on, so a crate that defines ractor actors beside
+/// Hyperverse compiles either way:
+///
+/// ```
+/// enum Ping { Once }
+/// hyperverse_runtime::local_ractor_message!(Ping);
+/// ```
+#[cfg(feature = "cluster")]
+#[macro_export]
+macro_rules! local_ractor_message {
+    ($t:ty) => {
+        impl ::ractor::Message for $t {}
+    };
+}
+
+/// Says that a ractor actor's message type stays in its process (see the
+/// `cluster` build's doc): nothing to say without ractor's `cluster`
+/// feature.
+#[cfg(not(feature = "cluster"))]
+#[macro_export]
+macro_rules! local_ractor_message {
+    ($t:ty) => {};
+}
 mod restart_limit;
 mod run;
 mod running;

@@ -12,8 +12,8 @@ use std::error::Error;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hyperverse::cluster::{ClusterConfig, ClusteredMachine};
-use hyperverse::{Body, Ctx, Machine, Particle, ParticleError, Point, Wave};
+use hyperverse_cluster::{ClusterConfig, ClusteredMachine};
+use hyperverse_runtime::{Body, Ctx, Machine, Particle, ParticleError, Point, Wave};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::{NodeServer, NodeServerMessage};
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -1017,6 +1017,12 @@ impl Core {
                 // sign that it declared us lost.
                 p.inbox = Inbox::default();
             }
+            if why == Loss::Left {
+                // It said goodbye: its session goes too.
+                if let Some(w) = p.wire.take() {
+                    w.close();
+                }
+            }
             (p.points.drain().collect::<Vec<Point>>(), p.wire.clone())
         };
         self.gone(machine, &points, |m| DownReason::MachineLost(m.to_string()));

@@ -215,17 +215,6 @@ fn notice(child: &str, reason: &str) -> CrashNotice {
     }
 }
 
-/// A deterministic xorshift.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 // ---------------------------------------------------------------------
 // The hostile node.
 // ---------------------------------------------------------------------

@@ -2,25 +2,23 @@
 //! every Point lives, and the requests waiting for answers from peers.
 //!
 //! It knows nothing of sockets: a transport hands it each peer's session
-//! as a [`Wire`] and the bytes that arrive, and it implements the
-//! runtime's [`Remote`] seam. That keeps the numbering, the location map
-//! and the loss of a Machine testable without a network.
+//! as a [`Wire`] and the bytes that arrive (taken in [`crate::receive`]);
+//! the runtime reaches it through [`crate::seam`]. Here: sending, the
+//! sessions' coming and going, the clock, and the loss of a Machine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use hyperverse_runtime::remote::{Answerer, Remote};
-use hyperverse_runtime::{
-    Body, CrashNotice, DownNotice, DownReason, ExitSignal, Inbound, MonitorRef, Point, Wave,
-    WaveError,
-};
+use hyperverse_runtime::remote::Answerer;
+use hyperverse_runtime::{Body, DownNotice, DownReason, Inbound, MonitorRef, Point, WaveError};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot, Notify};
 
 use crate::frame::{Envelope, Frame, Item, WireError};
-use crate::link::{Accept, Inbox, Outbox};
+use crate::link::{Inbox, Outbox};
+use crate::peer::{Hello, Peer, Wire};
 use crate::ClusterEvent;
 
 /// How long a request from a peer may run here before it is answered
@@ -34,174 +32,50 @@ pub(crate) const MAX_UNACKED_BYTES: usize = 256 * 1024 * 1024;
 /// again (a safety net: in-session loss should not happen).
 const RESEND_AFTER: Duration = Duration::from_secs(5);
 
-/// One peer's session: bytes out, in order.
-pub(crate) trait Wire: Send + Sync + 'static {
-    /// Sends a batch of envelopes (see [`crate::frame::batch_push`]);
-    /// false if the session is gone.
-    fn send(&self, batch: Vec<u8>) -> bool;
-    /// Which session this is (a peer may have had others before).
-    fn id(&self) -> u64;
-    /// Ends the session (the peer went silent on it).
-    fn close(&self);
-}
-
 /// How often a live session carries a heartbeat when nothing else goes.
 const HEARTBEAT: Duration = Duration::from_millis(200);
-/// A frame emitted this long after the last one goes at once, alone; one
-/// that follows closer (a burst: one sender streaming) is batched with
-/// those that follow, and the batch goes when the writer task runs. One
-/// ractor_cluster message costs microseconds whatever it carries: in a
-/// burst, a batch carries many frames for the cost of one. Requests and
-/// replies, which come tens of microseconds apart, go at once and pay no
-/// wake-up of the writer.
-const IDLE: Duration = Duration::from_micros(5);
-/// The largest batch assembled before it goes at once.
-const MAX_BATCH: usize = 256 * 1024;
-
-struct Peer {
-    epoch: Option<u64>,
-    out: Outbox,
-    inbox: Inbox,
-    wire: Option<Arc<dyn Wire>>,
-    down_since: Option<Instant>,
-    points: HashSet<Point>,
-    ack_due: bool,
-    acked_at: Instant,
-    heard_at: Instant,
-    said_at: Instant,
-    /// Frames waiting for the writer, as one batch.
-    batch: Vec<u8>,
-    /// When a batch last went.
-    emitted_at: Instant,
-    /// The token this Machine gave the peer (in its Hello on each
-    /// session): its envelopes must carry it.
-    issued: u64,
-    /// The token the peer gave this Machine: carried in every envelope.
-    presented: u64,
-    /// The peer's Hello for the current session is still awaited (one is
-    /// taken per session, the first).
-    awaiting_hello: bool,
-}
-
-impl Peer {
-    fn new(stream: u64) -> Self {
-        Peer {
-            epoch: None,
-            out: Outbox::new(stream),
-            inbox: Inbox::default(),
-            wire: None,
-            down_since: None,
-            points: HashSet::new(),
-            ack_due: false,
-            acked_at: Instant::now(),
-            heard_at: Instant::now(),
-            said_at: Instant::now(),
-            batch: Vec::new(),
-            emitted_at: Instant::now(),
-            issued: 0,
-            presented: 0,
-            awaiting_hello: false,
-        }
-    }
-
-    /// Puts one envelope on the wire: at once on an idle link, else into
-    /// the batch the writer sends (woken through `writer`). Under this
-    /// peer's lock, like every send, so frames go in the order emitted.
-    fn emit(&mut self, frame: &[u8], writer: &Notify) {
-        let Some(wire) = &self.wire else {
-            return;
-        };
-        let now = Instant::now();
-        if self.batch.is_empty() && now.duration_since(self.emitted_at) > IDLE {
-            let mut one = Vec::with_capacity(frame.len() + 12);
-            crate::frame::batch_start(&mut one, self.presented);
-            crate::frame::batch_push(&mut one, frame);
-            wire.send(one);
-            self.emitted_at = now;
-            return;
-        }
-        if self.batch.is_empty() {
-            writer.notify_one();
-            crate::frame::batch_start(&mut self.batch, self.presented);
-        }
-        crate::frame::batch_push(&mut self.batch, frame);
-        if self.batch.len() >= MAX_BATCH {
-            self.flush();
-        }
-    }
-
-    /// Sends the batch, if any.
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        if let Some(wire) = &self.wire {
-            wire.send(batch);
-        }
-        self.emitted_at = Instant::now();
-    }
-
-    fn resend(&mut self, writer: &Notify) {
-        let unacked: Vec<Arc<[u8]>> = self.out.unacked().cloned().collect();
-        for b in unacked {
-            self.emit(&b, writer);
-        }
-        self.acked_at = Instant::now();
-    }
-}
-
 type SpawnTx = oneshot::Sender<Result<(), String>>;
 
-/// A peer's Hello, taken when its session is up.
-struct Hello {
-    #[allow(dead_code)]
-    epoch: u64,
-    stream: u64,
-    upto: u64,
-    token: u64,
-}
-
-struct Pending {
-    machine: String,
-    to: Point,
-    answer: Answerer,
+pub(crate) struct Pending {
+    pub(crate) machine: String,
+    pub(crate) to: Point,
+    pub(crate) answer: Answerer,
 }
 
 /// The cluster's state on this Machine.
 pub(crate) struct Core {
     pub(crate) me: String,
-    me_point: Point,
+    pub(crate) me_point: Point,
     pub(crate) epoch: u64,
-    lost_after: Duration,
-    peers: RwLock<HashMap<String, Arc<Mutex<Peer>>>>,
-    locations: RwLock<HashMap<Point, String>>,
-    pending: Mutex<HashMap<u64, Pending>>,
+    pub(crate) lost_after: Duration,
+    pub(crate) peers: RwLock<HashMap<String, Arc<Mutex<Peer>>>>,
+    pub(crate) locations: RwLock<HashMap<Point, String>>,
+    pub(crate) pending: Mutex<HashMap<u64, Pending>>,
     /// Parents and children on different Machines.
     pub(crate) family: crate::family::Family,
     /// Claims on Points another Machine still holds, waiting for its end.
-    claims: Mutex<HashMap<Point, String>>,
+    pub(crate) claims: Mutex<HashMap<Point, String>>,
     /// Spawns asked of peers, waiting for their answers.
-    spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
+    pub(crate) spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
     /// Named groups across Machines.
     pub(crate) groups: crate::groups::Groups,
     /// Links of local particles with remote ones.
     pub(crate) links: crate::links::Links,
     /// Monitors of local particles on remote ones: target, then watchers.
-    monitors: Mutex<HashMap<Point, Vec<(Point, MonitorRef)>>>,
+    pub(crate) monitors: Mutex<HashMap<Point, Vec<(Point, MonitorRef)>>>,
     /// How many of those each local watcher set (taken after `monitors`).
-    watchers: Mutex<HashMap<Point, usize>>,
-    next_id: AtomicU64,
-    next_stream: AtomicU64,
+    pub(crate) watchers: Mutex<HashMap<Point, usize>>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) next_stream: AtomicU64,
     pub(crate) inbound: OnceLock<Inbound>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
     /// Wakes the writer task when a batch starts.
     pub(crate) writer: Notify,
     /// Hellos from peers whose sessions this side has not seen up yet.
-    early_hellos: Mutex<HashMap<String, Hello>>,
+    pub(crate) early_hellos: Mutex<HashMap<String, Hello>>,
     /// Set once this Machine leaves: nothing more is sent or taken.
-    leaving: std::sync::atomic::AtomicBool,
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
 }
 
 /// A fresh random-enough number: a process's epoch, a stream's start.
@@ -246,18 +120,18 @@ impl Core {
         }
     }
 
-    fn stream(&self) -> u64 {
+    pub(crate) fn stream(&self) -> u64 {
         self.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The peer `name`, if a session with it ever came up: no record is
     /// made for a name only written in an envelope.
-    fn known(&self, name: &str) -> Option<Arc<Mutex<Peer>>> {
+    pub(crate) fn known(&self, name: &str) -> Option<Arc<Mutex<Peer>>> {
         self.peers.read().get(name).cloned()
     }
 
     /// The peer `name`, made if new: only for a session that came up.
-    fn peer(&self, name: &str) -> Arc<Mutex<Peer>> {
+    pub(crate) fn peer(&self, name: &str) -> Arc<Mutex<Peer>> {
         if let Some(p) = self.peers.read().get(name) {
             return p.clone();
         }
@@ -357,7 +231,7 @@ impl Core {
     /// [`Core::send`] under the peer's lock (held by the caller, so that
     /// what it read to make `item` cannot change before `item` is
     /// numbered).
-    fn send_to(&self, p: &mut Peer, machine: &str, item: Item) -> Result<(), WaveError> {
+    pub(crate) fn send_to(&self, p: &mut Peer, machine: &str, item: Item) -> Result<(), WaveError> {
         if p.out.bytes() > MAX_UNACKED_BYTES {
             return Err(WaveError::LaneFull {
                 point: Point::parse(machine).unwrap_or_else(|_| Point::root()),
@@ -411,7 +285,7 @@ impl Core {
     /// read and numbered under the peer's lock, so that an end told
     /// meanwhile goes after the snapshot that still lists it, never
     /// before.
-    fn send_snapshot(&self, machine: &str) {
+    pub(crate) fn send_snapshot(&self, machine: &str) {
         let Some(peer) = self.known(machine) else {
             return;
         };
@@ -424,7 +298,7 @@ impl Core {
 
     /// Emits an unnumbered frame (an ack, a hello, a heartbeat): lost
     /// with its session, and sent again by the next tick if need be.
-    fn send_control(&self, p: &mut Peer, frame: Frame) {
+    pub(crate) fn send_control(&self, p: &mut Peer, frame: Frame) {
         let env = Envelope {
             machine: self.me.clone(),
             epoch: self.epoch,
@@ -459,7 +333,7 @@ impl Core {
     /// Answers request `id` of `machine`; a reply that cannot go (too
     /// large, the link full) is answered with why, so that its asker does
     /// not wait for ever.
-    fn reply(&self, machine: &str, id: u64, result: Result<Body, WireError>) {
+    pub(crate) fn reply(&self, machine: &str, id: u64, result: Result<Body, WireError>) {
         if let Err(e) = self.send(machine, Item::Reply { id, result }) {
             let why = WireError::BadReply(format!("the reply could not be sent: {e}"));
             let _ = self.send(
@@ -547,370 +421,6 @@ impl Core {
         }
     }
 
-    /// A batch from a peer's session: its frames, in order. Bytes that do
-    /// not split into frames end the batch (what came before stands).
-    pub(crate) fn receive_batch(self: &Arc<Self>, batch: &[u8]) {
-        let Some((token, frames)) = crate::frame::batch_open(batch) else {
-            return;
-        };
-        for frame in frames {
-            match frame {
-                Ok(f) => self.receive(f, token),
-                Err(e) => {
-                    tracing::warn!(target: "hyperverse::cluster", error = %e, "a malformed batch: the rest dropped");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// One envelope's bytes from a peer's session.
-    pub(crate) fn receive(self: &Arc<Self>, bytes: &[u8], token: u64) {
-        let env = match Envelope::decode(bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(target: "hyperverse::cluster", error = %e, "undecodable frame dropped");
-                return;
-            }
-        };
-        if env.machine == self.me || self.leaving.load(Ordering::Acquire) {
-            return;
-        }
-        let Some(peer) = self.known(&env.machine) else {
-            if let Frame::Hello {
-                stream,
-                upto,
-                token,
-            } = env.frame
-            {
-                // A peer whose session this side has not seen up yet: its
-                // Hello waits (a few, the first per name).
-                let mut early = self.early_hellos.lock();
-                if early.len() < 64 {
-                    early.entry(env.machine).or_insert(Hello {
-                        epoch: env.epoch,
-                        stream,
-                        upto,
-                        token,
-                    });
-                }
-            }
-            return;
-        };
-        if let Frame::Hello {
-            stream,
-            upto,
-            token,
-        } = env.frame
-        {
-            let hello = Hello {
-                epoch: env.epoch,
-                stream,
-                upto,
-                token,
-            };
-            let mut p = peer.lock();
-            if p.awaiting_hello {
-                self.take_hello(&mut p, hello);
-            } else {
-                // A new session's Hello that came before this side saw the
-                // session: kept (the latest) for when it does.
-                drop(p);
-                self.early_hellos.lock().insert(env.machine, hello);
-            }
-            return;
-        }
-        {
-            let p = peer.lock();
-            if p.issued == 0 || token != p.issued {
-                drop(p);
-                tracing::debug!(target: "hyperverse::cluster", peer = %env.machine, "an envelope without its session's token: dropped");
-                return;
-            }
-        }
-        let item = {
-            let mut p = peer.lock();
-            let mut restarted = false;
-            if let Some(old) = p.epoch.filter(|e| *e != env.epoch) {
-                // The peer restarted: its old particles are gone.
-                drop(p);
-                tracing::warn!(target: "hyperverse::cluster", peer = %env.machine, old, new = env.epoch, "peer restarted");
-                self.lose(&env.machine, Loss::Restarted);
-                p = peer.lock();
-                restarted = true;
-            }
-            p.epoch = Some(env.epoch);
-            p.heard_at = Instant::now();
-            if let Frame::Data { stream, seq, .. } = &env.frame {
-                if !restarted && p.inbox.restarts(*stream, *seq) {
-                    // The same incarnation began a new stream to us: it
-                    // declared this Machine lost. Its view holds: our
-                    // records of it go too (it dropped what it kept for
-                    // us, and restarts the children we hosted for it).
-                    drop(p);
-                    tracing::warn!(target: "hyperverse::cluster", peer = %env.machine, "the peer declared this machine lost");
-                    self.lose(&env.machine, Loss::DeclaredUs);
-                    p = peer.lock();
-                }
-            }
-            match env.frame {
-                Frame::Ping => return,
-                Frame::Bye => {
-                    drop(p);
-                    self.lose(&env.machine, Loss::Left);
-                    return;
-                }
-                Frame::Data { stream, seq, item } => match p.inbox.take(stream, seq) {
-                    Accept::Deliver => {
-                        p.ack_due = true;
-                        item
-                    }
-                    Accept::Duplicate | Accept::Gap => return,
-                },
-                Frame::Ack { stream, upto } => {
-                    if stream == p.out.stream {
-                        p.out.ack(upto);
-                        p.acked_at = Instant::now();
-                    }
-                    return;
-                }
-                Frame::Hello { .. } => return,
-            }
-        };
-        self.handle(&env.machine, item);
-    }
-
-    /// Takes the peer's Hello for this session: the token to present,
-    /// what it has of our stream (the rest is sent again). An epoch other
-    /// than the one known is a restart, handled when its data comes.
-    fn take_hello(&self, p: &mut Peer, hello: Hello) {
-        p.awaiting_hello = false;
-        p.presented = hello.token;
-        // A batch begun under the old token would be dropped: its data
-        // frames are sent again below, under the new one.
-        p.batch.clear();
-        if hello.stream == p.out.stream {
-            p.out.ack(hello.upto);
-        }
-        p.resend(&self.writer);
-    }
-
-    /// Drops the monitors the local particle at `watcher` set on remote
-    /// ones (its incarnation ended).
-    pub(crate) fn forget_watcher(&self, watcher: &Point) {
-        let mut monitors = self.monitors.lock();
-        if self.watchers.lock().remove(watcher).is_none() {
-            return;
-        }
-        monitors.retain(|_, list| {
-            list.retain(|(w, _)| w != watcher);
-            !list.is_empty()
-        });
-    }
-
-    /// `point` is free again: a claim that waited for it takes it.
-    fn promote_claim(&self, point: &Point) {
-        let Some(claimant) = self.claims.lock().remove(point) else {
-            return;
-        };
-        if let Some(peer) = self.known(&claimant) {
-            let mut p = peer.lock();
-            if p.wire.is_some() {
-                self.locations
-                    .write()
-                    .insert(point.clone(), claimant.clone());
-                p.points.insert(point.clone());
-            }
-        }
-    }
-
-    /// Whether `machine` may send as `from`: its own name, or a Point it
-    /// hosts (its records arrive on the same ordered link before any wave
-    /// its particles send, so this is exact, not stale).
-    fn may_send_as(&self, machine: &str, from: &Point) -> bool {
-        // Its own voice is its name, unless a particle lives at that Point
-        // (it would speak as that particle).
-        (from.to_string() == machine && self.locate(from).is_none())
-            || self
-                .locations
-                .read()
-                .get(from)
-                .is_some_and(|m| m == machine)
-    }
-
-    fn handle(self: &Arc<Self>, machine: &str, item: Item) {
-        let Some(inbound) = self.inbound.get() else {
-            return;
-        };
-        match item {
-            Item::Signal(w) => {
-                if !self.may_send_as(machine, &w.from) {
-                    tracing::warn!(target: "hyperverse::cluster", peer = machine, from = %w.from, "forged sender: wave dropped");
-                    return;
-                }
-                if let Err(e) = inbound.signal(w) {
-                    tracing::debug!(target: "hyperverse::cluster", peer = machine, error = %e, "remote signal refused");
-                }
-            }
-            Item::Request { id, wave } => {
-                if !self.may_send_as(machine, &wave.from) {
-                    let e = WireError::Forbidden(wave.from.clone());
-                    let _ = self.send(machine, Item::Reply { id, result: Err(e) });
-                    return;
-                }
-                let ask = inbound.ask(wave, Some(REMOTE_ANSWER_WITHIN));
-                let core = self.clone();
-                let machine = machine.to_string();
-                self.runtime.spawn(async move {
-                    let result = ask.await.map_err(|e| WireError::from_wave(&e));
-                    core.reply(&machine, id, result);
-                });
-            }
-            Item::Control { id, from, to, body } => {
-                if !self.may_send_as(machine, &from) {
-                    let e = WireError::Forbidden(from);
-                    let _ = self.send(machine, Item::Reply { id, result: Err(e) });
-                    return;
-                }
-                let answer = inbound.control(from, &to, body);
-                let core = self.clone();
-                let machine = machine.to_string();
-                self.runtime.spawn(async move {
-                    let result = answer.await.map_err(|e| WireError::from_wave(&e));
-                    core.reply(&machine, id, result);
-                });
-            }
-            Item::Reply { id, result } => {
-                let mut pending = self.pending.lock();
-                if pending.get(&id).is_some_and(|p| p.machine == machine) {
-                    let p = pending.remove(&id).expect("checked");
-                    drop(pending);
-                    p.answer.answer(result.map_err(|e| e.into_wave(p.to)));
-                }
-            }
-            Item::Hosted { points } => {
-                let peer = self.peer(machine);
-                let mut p = peer.lock();
-                let mut loc = self.locations.write();
-                for point in points {
-                    if inbound.hosts(&point) {
-                        tracing::warn!(target: "hyperverse::cluster", peer = machine, %point, "a claim on a point of this machine: refused");
-                        continue;
-                    }
-                    match loc.get(&point) {
-                        Some(holder) if holder != machine => {
-                            // Another Machine holds it: the claim waits for
-                            // its end (a particle that moved is told on two
-                            // links, in no order between them).
-                            tracing::debug!(target: "hyperverse::cluster", peer = machine, %point, %holder, "a claim on a point held elsewhere: waits");
-                            self.claims.lock().insert(point, machine.to_string());
-                        }
-                        _ => {
-                            loc.insert(point.clone(), machine.to_string());
-                            p.points.insert(point);
-                        }
-                    }
-                }
-            }
-            Item::Ended { point, reason } => {
-                let peer = self.peer(machine);
-                let owned = peer.lock().points.remove(&point);
-                if !owned {
-                    // Not its to end (or a waiting claim withdrawn).
-                    self.claims
-                        .lock()
-                        .retain(|p, m| !(p == &point && m == machine));
-                    return;
-                }
-                self.gone(machine, std::slice::from_ref(&point), |_| reason.clone());
-                self.family_ended(machine, &point);
-                self.groups_gone(machine, std::slice::from_ref(&point));
-                self.promote_claim(&point);
-            }
-            Item::Spawn {
-                id,
-                point,
-                kind,
-                args,
-                restart,
-            } => {
-                let core = self.clone();
-                let machine = machine.to_string();
-                self.runtime.spawn(async move {
-                    let result = core.spawn_here(point, kind, args, restart).await;
-                    let _ = core.send(&machine, Item::Spawned { id, result });
-                });
-            }
-            Item::Spawned { id, result } => {
-                let mut spawns = self.spawns.lock();
-                if spawns.get(&id).is_some_and(|(m, _)| m == machine) {
-                    if let Some((_, tx)) = spawns.remove(&id) {
-                        let _ = tx.send(result);
-                    }
-                }
-            }
-            Item::Adopted(adoption) => self.adopted(machine, adoption),
-            Item::Group {
-                group,
-                point,
-                joined,
-            } => {
-                // A Machine speaks for its own particles only.
-                if group.is_empty() || group.len() > 255 {
-                    return;
-                }
-                if !joined || self.may_send_as(machine, &point) {
-                    self.groups_set(&group, &point, machine, joined);
-                }
-            }
-            Item::Groups(entries) => {
-                for (group, point) in entries {
-                    if group.is_empty() || group.len() > 255 {
-                        continue;
-                    }
-                    if self.may_send_as(machine, &point) {
-                        self.groups_set(&group, &point, machine, true);
-                    }
-                }
-            }
-            Item::Link { from, to } => {
-                if self.may_send_as(machine, &from) {
-                    self.linked(machine, from, to);
-                }
-            }
-            Item::Unlink { from, to } => {
-                if self.may_send_as(machine, &from) {
-                    self.unlinked(&from, &to);
-                }
-            }
-            Item::Exit {
-                from,
-                to,
-                reason,
-                normal,
-            } => {
-                // Checked against the link table: only the Machine the
-                // link was made with can fire it.
-                self.exit_from(
-                    machine,
-                    ExitSignal {
-                        from,
-                        reason,
-                        normal,
-                    },
-                    &to,
-                );
-            }
-            Item::Crash { parent, notice } => {
-                // Only for a child that Machine told us it hosts for that
-                // parent.
-                if self.is_abroad(machine, &notice.child, &parent) {
-                    self.child_crashed(&parent, notice);
-                }
-            }
-        }
-    }
-
     /// Acknowledges what arrived, resends what is overdue, and declares
     /// lost the peers gone longer than `lost_after`. Called every few
     /// milliseconds by the transport.
@@ -959,7 +469,7 @@ impl Core {
     /// How long a live session may stay silent (no frame, not even a
     /// heartbeat) before it is taken for dead: ractor_cluster does not
     /// notice a peer that stops answering without closing its socket.
-    fn silent_after(&self) -> Duration {
+    pub(crate) fn silent_after(&self) -> Duration {
         (self.lost_after / 2).max(HEARTBEAT * 5)
     }
 
@@ -967,7 +477,12 @@ impl Core {
     /// fire with `reason`. Under the monitors' lock, so a monitor set at
     /// the same time either sees the Point still there (and fires here) or
     /// not (and fires at once, `NoSuchParticle`).
-    fn gone(&self, machine: &str, points: &[Point], reason: impl Fn(&str) -> DownReason) {
+    pub(crate) fn gone(
+        &self,
+        machine: &str,
+        points: &[Point],
+        reason: impl Fn(&str) -> DownReason,
+    ) {
         let mut fired = Vec::new();
         {
             let mut monitors = self.monitors.lock();
@@ -1075,151 +590,4 @@ pub(crate) enum Loss {
     DeclaredUs,
     /// It said it leaves the cluster, or this Machine leaves.
     Left,
-}
-
-/// The runtime's seam, on the cluster's state.
-pub(crate) struct ClusterRemote(pub(crate) Arc<Core>);
-
-impl ClusterRemote {
-    fn route(&self, mut wave: Wave) -> Result<(String, Wave), WaveError> {
-        let Some(machine) = self.0.locations.read().get(&wave.to).cloned() else {
-            return Err(WaveError::NoSuchParticle { point: wave.to });
-        };
-        if wave.from.is_root() {
-            // This Machine's own voice: its name, on the other side (never
-            // the other Machine's root).
-            wave.from = self.0.me_point.clone();
-        }
-        Ok((machine, wave))
-    }
-}
-
-impl Remote for ClusterRemote {
-    fn hosts(&self, point: &Point) -> bool {
-        self.0.locations.read().contains_key(point)
-    }
-
-    fn signal(&self, wave: Wave) -> Result<(), WaveError> {
-        let (machine, wave) = self.route(wave)?;
-        self.0.send(&machine, Item::Signal(wave))
-    }
-
-    fn control(&self, from: Point, to: Point, body: Body, answer: Answerer) {
-        let probe = Wave::request(from, to, "", Body::empty());
-        let (machine, probe) = match self.route(probe) {
-            Ok(r) => r,
-            Err(e) => return answer.answer(Err(e)),
-        };
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        self.0.pending.lock().insert(
-            id,
-            Pending {
-                machine: machine.clone(),
-                to: probe.to.clone(),
-                answer,
-            },
-        );
-        let item = Item::Control {
-            id,
-            from: probe.from,
-            to: probe.to,
-            body,
-        };
-        if let Err(e) = self.0.send(&machine, item) {
-            if let Some(p) = self.0.pending.lock().remove(&id) {
-                p.answer.answer(Err(e));
-            }
-        }
-    }
-
-    fn ask(&self, wave: Wave, answer: Answerer) {
-        let (machine, wave) = match self.route(wave) {
-            Ok(r) => r,
-            Err(e) => return answer.answer(Err(e)),
-        };
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let to = wave.to.clone();
-        self.0.pending.lock().insert(
-            id,
-            Pending {
-                machine: machine.clone(),
-                to,
-                answer,
-            },
-        );
-        if let Err(e) = self.0.send(&machine, Item::Request { id, wave }) {
-            if let Some(p) = self.0.pending.lock().remove(&id) {
-                p.answer.answer(Err(e));
-            }
-        }
-    }
-
-    fn registered(&self, point: &Point) {
-        self.0.broadcast(|| Item::Hosted {
-            points: vec![point.clone()],
-        });
-    }
-
-    fn ended(&self, point: &Point, reason: &DownReason) {
-        let me = self.0.me.clone();
-        self.0.groups_gone(&me, std::slice::from_ref(point));
-        self.0.broadcast(|| Item::Ended {
-            point: point.clone(),
-            reason: reason.clone(),
-        });
-    }
-
-    fn monitor(&self, watcher: &Point, monitor: &MonitorRef) -> bool {
-        let mut monitors = self.0.monitors.lock();
-        if !self.0.locations.read().contains_key(monitor.target()) {
-            return false;
-        }
-        monitors
-            .entry(monitor.target().clone())
-            .or_default()
-            .push((watcher.clone(), monitor.clone()));
-        *self.0.watchers.lock().entry(watcher.clone()).or_default() += 1;
-        true
-    }
-
-    fn crash_notice(&self, parent: &Point, notice: CrashNotice) {
-        if let Some(machine) = self.0.locate(parent).filter(|m| *m != self.0.me) {
-            let _ = self.0.send(
-                &machine,
-                Item::Crash {
-                    parent: parent.clone(),
-                    notice,
-                },
-            );
-        }
-    }
-
-    fn link(&self, local: &Point, remote: &Point) -> bool {
-        self.0.link(local, remote)
-    }
-
-    fn unlink(&self, local: &Point, remote: &Point) {
-        self.0.unlink(local, remote);
-    }
-
-    fn exited(&self, local: &Point, reason: &str, normal: bool) {
-        self.0.exited(local, reason, normal);
-        // Its monitors belong to the incarnation that ended, as local
-        // ones do: a later particle at its Point never hears of them.
-        self.0.forget_watcher(local);
-    }
-
-    fn demonitor(&self, monitor: &MonitorRef) -> bool {
-        let mut monitors = self.0.monitors.lock();
-        let Some(list) = monitors.get_mut(monitor.target()) else {
-            return false;
-        };
-        let before = list.len();
-        list.retain(|(_, r)| r != monitor);
-        let removed = list.len() < before;
-        if list.is_empty() {
-            monitors.remove(monitor.target());
-        }
-        removed
-    }
 }

@@ -37,7 +37,10 @@ mod frame;
 mod groups;
 mod link;
 mod links;
+mod peer;
 mod place;
+mod receive;
+mod seam;
 mod tls;
 mod transport;
 
@@ -136,7 +139,7 @@ impl Cluster {
         // that fails to join is left as it was (a Remote, once attached,
         // is for life).
         let checked = transport::Transport::check(&config).await?;
-        let inbound = machine.attach_remote(Arc::new(core::ClusterRemote(core.clone())))?;
+        let inbound = machine.attach_remote(Arc::new(seam::ClusterRemote(core.clone())))?;
         let _ = core.inbound.set(inbound);
         let transport = transport::Transport::start(core.clone(), &config, checked).await?;
         tracing::info!(target: "hyperverse::cluster", machine = %config.name, listen = %config.listen, "joined");

@@ -19,7 +19,8 @@ use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
 use tokio::sync::mpsc;
 
-use crate::core::{Core, Wire};
+use crate::core::Core;
+use crate::peer::Wire;
 use crate::tls::Tls;
 use crate::ClusterError;
 

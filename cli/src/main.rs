@@ -1,10 +1,12 @@
 //! `hyperverse`: the command-line front door to the Hyperverse runtime.
 //!
-//! For now it has one subcommand, `demo`, which runs a self-contained tour of
-//! the runtime on an embedded Machine; a daemon will join it later. This file
+//! For now it has two subcommands: `demo`, which runs a self-contained tour
+//! of the runtime on an embedded Machine, and `config`, which checks a
+//! daemon configuration file; the daemon will join them later. This file
 //! only parses the command line, sets up logging and maps outcomes to exit
 //! codes: what each subcommand does lives in its own module.
 
+mod config;
 mod demo;
 mod logging;
 
@@ -35,6 +37,14 @@ enum Command {
     /// saw. Exits with 1 if any invariant fails (a lost wave, a missing
     /// crash notice, ...).
     Demo(demo::DemoArgs),
+    /// Check a daemon configuration file and print it as it will be
+    /// used, every key with its value (defaults filled in); with no file,
+    /// the embedded standalone default. A bad file names the key and why,
+    /// and exits with 2. (The daemon itself, `hyperverse run`, is to come.)
+    Config {
+        /// The file (TOML; see examples/hyperverse.toml).
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -42,6 +52,22 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
+        Command::Config { file } => {
+            let checked = match &file {
+                Some(f) => config::DaemonConfig::from_file(f),
+                None => Ok(config::DaemonConfig::default()),
+            };
+            match checked {
+                Ok(c) => {
+                    print!("{}", c.to_toml());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hyperverse config: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Demo(args) => {
             // Cross-option checks clap cannot express; reported like any
             // other usage error (exit code 2, with the usage line).

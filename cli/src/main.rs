@@ -7,6 +7,7 @@
 //! codes: what each subcommand does lives in its own module.
 
 mod config;
+mod daemon;
 mod demo;
 mod logging;
 
@@ -45,6 +46,67 @@ enum Command {
         /// The file (TOML; see examples/hyperverse.toml).
         file: Option<std::path::PathBuf>,
     },
+    /// Run a Machine as this user's daemon (in the foreground), steered by
+    /// the commands below over a control socket in the user's runtime
+    /// directory ($HYPERVERSE_RUNTIME_DIR, $XDG_RUNTIME_DIR/hyperverse or
+    /// ~/.hyperverse/run). At most one per user per host.
+    Run {
+        /// A configuration file (default: the embedded standalone one).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Spawn a particle on the daemon (built-in kinds: echo, counter).
+    Spawn {
+        point: String,
+        kind: String,
+        #[arg(long, default_value = "")]
+        args: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a signal to a particle.
+    Send {
+        point: String,
+        method: String,
+        #[arg(default_value = "")]
+        body: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a particle and print its reply.
+    Ask {
+        point: String,
+        method: String,
+        #[arg(default_value = "")]
+        body: String,
+        /// How long to wait, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the particles at or under a Point (default: all).
+    Tree {
+        point: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the daemon's counters.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a particle and its subtree.
+    Kill {
+        point: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the daemon.
+    Stop {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -52,6 +114,33 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
+        Command::Run { config } => {
+            let checked = match &config {
+                Some(f) => config::DaemonConfig::from_file(f),
+                None => Ok(config::DaemonConfig::default()),
+            };
+            let c = match checked {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("hyperverse run: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match daemon::server::run(c, &daemon::paths::dir()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hyperverse run: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Spawn { .. }
+        | Command::Send { .. }
+        | Command::Ask { .. }
+        | Command::Tree { .. }
+        | Command::Stats { .. }
+        | Command::Kill { .. }
+        | Command::Stop { .. } => client_command(cli.command).await,
         Command::Config { file } => {
             let checked = match &file {
                 Some(f) => config::DaemonConfig::from_file(f),
@@ -103,4 +192,150 @@ fn usage_error(name: &str, msg: String) -> ! {
     };
     cmd.error(clap::error::ErrorKind::ValueValidation, msg)
         .exit()
+}
+
+/// A client command: one request to the daemon, its answer printed (text,
+/// or one JSON object with `--json`); exit 1 if the daemon refused, 3 if
+/// there is no daemon or no answer.
+async fn client_command(command: Command) -> ExitCode {
+    use daemon::protocol::{Answer, Request};
+    use daemon::server::parse_point;
+    let (request, json) = match command {
+        Command::Spawn {
+            point,
+            kind,
+            args,
+            json,
+        } => (
+            parse_point(&point).map(|point| Request::Spawn {
+                point,
+                kind,
+                args: args.into_bytes(),
+            }),
+            json,
+        ),
+        Command::Send {
+            point,
+            method,
+            body,
+            json,
+        } => (
+            parse_point(&point).map(|point| Request::Send {
+                point,
+                method,
+                body: body.into_bytes(),
+            }),
+            json,
+        ),
+        Command::Ask {
+            point,
+            method,
+            body,
+            timeout_ms,
+            json,
+        } => (
+            parse_point(&point).map(|point| Request::Ask {
+                point,
+                method,
+                body: body.into_bytes(),
+                timeout_ms,
+            }),
+            json,
+        ),
+        Command::Tree { point, json } => (
+            point
+                .as_deref()
+                .map_or(Ok(hyperverse::Point::root()), parse_point)
+                .map(|under| Request::Tree { under }),
+            json,
+        ),
+        Command::Stats { json } => (Ok(Request::Stats), json),
+        Command::Kill { point, json } => (
+            parse_point(&point).map(|point| Request::Kill { point }),
+            json,
+        ),
+        Command::Stop { json } => (Ok(Request::Stop), json),
+        Command::Run { .. } | Command::Config { .. } | Command::Demo(_) => {
+            unreachable!("not a client command")
+        }
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hyperverse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let answer = match daemon::client::call(&daemon::paths::dir(), &request).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hyperverse: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match answer {
+        Answer::Error(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "ok": false, "error": e }));
+            } else {
+                eprintln!("hyperverse: {e}");
+            }
+            ExitCode::FAILURE
+        }
+        Answer::Done => {
+            if json {
+                println!("{}", serde_json::json!({ "ok": true }));
+            } else {
+                println!("ok");
+            }
+            ExitCode::SUCCESS
+        }
+        Answer::Reply(b) => {
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "reply": text(&b) }));
+            } else {
+                println!("{}", text(&b));
+            }
+            ExitCode::SUCCESS
+        }
+        Answer::Tree(rows) => {
+            if json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|r| serde_json::json!({"point": r.point, "kind": r.kind, "star": r.star, "status": r.status, "restarts": r.restarts}))
+                    .collect();
+                println!("{}", serde_json::json!({ "ok": true, "tree": rows }));
+            } else {
+                let w = rows.iter().map(|r| r.point.len()).max().unwrap_or(5).max(5);
+                let k = rows.iter().map(|r| r.kind.len()).max().unwrap_or(4).max(4);
+                println!(
+                    "{:<w$}  {:<k$}  {:>4}  {:<9}  {:>8}",
+                    "point", "kind", "star", "status", "restarts"
+                );
+                for r in rows {
+                    println!(
+                        "{:<w$}  {:<k$}  {:>4}  {:<9}  {:>8}",
+                        r.point, r.kind, r.star, r.status, r.restarts
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Answer::Stats(s) => {
+            if json {
+                let m: serde_json::Map<String, serde_json::Value> = s
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::json!(v)))
+                    .collect();
+                println!("{}", serde_json::json!({ "ok": true, "stats": m }));
+            } else {
+                let w = s.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+                for (k, v) in s {
+                    println!("{k:<w$}  {v:>10}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }

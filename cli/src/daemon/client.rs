@@ -1,0 +1,37 @@
+//! The client side of the control socket: one request, one answer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+
+use super::protocol::{self, Answer, Request};
+
+/// How long a client waits for the daemon's answer, beyond an ask's own
+/// timeout.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Sends `request` to the daemon whose directory is `dir`.
+///
+/// # Errors
+///
+/// Readable text: no daemon running there, a broken connection, no answer.
+pub async fn call(dir: &Path, request: &Request) -> Result<Answer, String> {
+    let socket = super::paths::socket(dir);
+    let mut stream = UnixStream::connect(&socket).await.map_err(|e| {
+        format!(
+            "no daemon running (cannot connect to {}: {e}); start one with `hyperverse run`",
+            socket.display()
+        )
+    })?;
+    let exchange = async {
+        protocol::write_request(&mut stream, request).await?;
+        protocol::read::<Answer>(&mut stream).await
+    };
+    match tokio::time::timeout(PATIENCE, exchange).await {
+        Ok(Ok(Some(a))) => Ok(a),
+        Ok(Ok(None)) => Err("the daemon closed the connection".into()),
+        Ok(Err(e)) => Err(format!("the daemon's answer: {e}")),
+        Err(_) => Err(format!("no answer from the daemon in {PATIENCE:?}")),
+    }
+}

@@ -1,0 +1,7 @@
+//! The `hyperverse` daemon: a Machine run as a service for one user on one
+//! host, steered over a control socket by the CLI's client commands.
+
+pub mod client;
+pub mod paths;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,160 @@
+//! The control protocol: each request and each answer is a wave in the
+//! project's own encoding (`Wave::to_bytes`: a version byte, then bincode
+//! 2), behind a u32 length; the wave's method names the command and its
+//! body carries the command's fields. Bounded: a frame over
+//! [`MAX_FRAME`] closes the connection.
+
+use hyperverse::{Point, Wave};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest frame either side accepts.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// What a client asks of the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Spawn a particle.
+    Spawn {
+        point: Point,
+        kind: String,
+        args: Vec<u8>,
+    },
+    /// Signal a particle.
+    Send {
+        point: Point,
+        method: String,
+        body: Vec<u8>,
+    },
+    /// Ask a particle and wait for its answer.
+    Ask {
+        point: Point,
+        method: String,
+        body: Vec<u8>,
+        timeout_ms: u64,
+    },
+    /// The particles at or under a Point (root: all).
+    Tree { under: Point },
+    /// Counters.
+    Stats,
+    /// Stop the particle and its subtree.
+    Kill { point: Point },
+    /// Stop the daemon.
+    Stop,
+}
+
+impl Request {
+    fn method(&self) -> &'static str {
+        match self {
+            Request::Spawn { .. } => "spawn",
+            Request::Send { .. } => "send",
+            Request::Ask { .. } => "ask",
+            Request::Tree { .. } => "tree",
+            Request::Stats => "stats",
+            Request::Kill { .. } => "kill",
+            Request::Stop => "stop",
+        }
+    }
+}
+
+/// One particle in a `tree` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub point: String,
+    pub kind: String,
+    pub star: usize,
+    pub status: String,
+    pub restarts: u32,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Answer {
+    /// Done, nothing to say.
+    Done,
+    /// An ask's reply.
+    Reply(Vec<u8>),
+    /// A tree.
+    Tree(Vec<Row>),
+    /// Counters: (name, value).
+    Stats(Vec<(String, u64)>),
+    /// Refused, with why.
+    Error(String),
+}
+
+fn cli() -> Point {
+    Point::parse("cli").unwrap_or_else(|_| Point::root())
+}
+
+fn daemon() -> Point {
+    Point::parse("daemon").unwrap_or_else(|_| Point::root())
+}
+
+fn encode<T: Serialize>(kind_request: bool, method: &str, v: &T) -> std::io::Result<Vec<u8>> {
+    let body = hyperverse::Body::encode(v).map_err(std::io::Error::other)?;
+    let wave = if kind_request {
+        Wave::request(cli(), daemon(), method.to_string(), body)
+    } else {
+        Wave::signal(daemon(), cli(), method.to_string(), body)
+    };
+    wave.to_bytes()
+        .map(|b| b.to_vec())
+        .map_err(std::io::Error::other)
+}
+
+/// Writes one frame.
+///
+/// # Errors
+///
+/// The connection's, or an encoding that fails.
+pub async fn write_request(w: &mut (impl AsyncWrite + Unpin), r: &Request) -> std::io::Result<()> {
+    write_frame(w, &encode(true, r.method(), r)?).await
+}
+
+/// Writes one answer.
+///
+/// # Errors
+///
+/// As [`write_request`].
+pub async fn write_answer(w: &mut (impl AsyncWrite + Unpin), a: &Answer) -> std::io::Result<()> {
+    write_frame(w, &encode(false, "answer", a)?).await
+}
+
+async fn write_frame(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    w.write_all(&len.to_le_bytes()).await?;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// Reads one frame's wave body as `T`; `Ok(None)` at a clean end.
+///
+/// # Errors
+///
+/// `InvalidData` for a frame over [`MAX_FRAME`] or bytes that are not a
+/// wave of a `T`; the connection's own errors.
+pub async fn read<T: for<'de> Deserialize<'de>>(
+    r: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes (the most is {MAX_FRAME})"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    let wave = Wave::from_bytes(&buf)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    wave.body
+        .decode()
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}

@@ -102,6 +102,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow what the daemon's runtime does (spawns, crashes, restarts,
+    /// stops), a line each, until the daemon stops or you press Ctrl-C.
+    Events {
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the daemon.
     Stop {
         #[arg(long)]
@@ -141,6 +147,40 @@ async fn main() -> ExitCode {
         | Command::Stats { .. }
         | Command::Kill { .. }
         | Command::Stop { .. } => client_command(cli.command).await,
+        Command::Events { json } => {
+            use std::io::Write;
+            let shown = daemon::client::follow(&daemon::paths::dir(), |a| {
+                if let daemon::protocol::Answer::Event {
+                    what,
+                    point,
+                    detail,
+                } = a
+                {
+                    if what == "following" {
+                        // On stderr: stdout carries events only.
+                        eprintln!("hyperverse: following the daemon's events");
+                        return;
+                    }
+                    let line = if json {
+                        serde_json::json!({ "event": what, "point": point, "detail": detail })
+                            .to_string()
+                    } else {
+                        format!("{what:<10} {point}  {detail}")
+                    };
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+            })
+            .await;
+            match shown {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hyperverse: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Config { file } => {
             let checked = match &file {
                 Some(f) => config::DaemonConfig::from_file(f),
@@ -255,8 +295,11 @@ async fn client_command(command: Command) -> ExitCode {
             json,
         ),
         Command::Stop { json } => (Ok(Request::Stop), json),
-        Command::Run { .. } | Command::Config { .. } | Command::Demo(_) => {
-            unreachable!("not a client command")
+        Command::Run { .. }
+        | Command::Config { .. }
+        | Command::Demo(_)
+        | Command::Events { .. } => {
+            unreachable!("not a one-answer client command")
         }
     };
     let request = match request {
@@ -275,6 +318,7 @@ async fn client_command(command: Command) -> ExitCode {
     };
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match answer {
+        Answer::Event { .. } => ExitCode::SUCCESS,
         Answer::Error(e) => {
             if json {
                 println!("{}", serde_json::json!({ "ok": false, "error": e }));

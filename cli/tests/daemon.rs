@@ -209,3 +209,60 @@ fn garbage_huge_frames_and_silent_clients_do_not_stop_the_daemon() {
     assert!(wait_exit(&mut daemon, Duration::from_secs(10)).is_some());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn events_follow_spawns_crashes_and_restarts_as_they_happen() {
+    let d = dir("events");
+    let mut daemon = start(&d);
+    let follower = Command::new(BIN)
+        .args(["events", "--json"])
+        .env("HYPERVERSE_RUNTIME_DIR", &d)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = Command::new(BIN)
+        .arg("events")
+        .env("HYPERVERSE_RUNTIME_DIR", &d)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both subscribed (nothing to read yet: they wait for events).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(out(&cli(&d, &["spawn", "c", "counter"])), "ok");
+    let crash = cli(&d, &["ask", "c", "crash"]);
+    assert_eq!(crash.status.code(), Some(1));
+    assert!(err(&crash).contains("asked to crash"), "{}", err(&crash));
+    // The Star restarted it: it answers again.
+    assert_eq!(out(&cli(&d, &["ask", "c", "get"])), "0");
+    assert_eq!(out(&cli(&d, &["stop"])), "ok");
+    assert!(wait_exit(&mut daemon, Duration::from_secs(10)).is_some());
+    // The daemon went: the followers end, having printed what happened.
+    let json = follower.wait_with_output().unwrap();
+    assert!(json.status.success());
+    let json = out(&json);
+    let lines: Vec<&str> = json.lines().collect();
+    assert!(
+        lines[0].contains(r#""event":"spawned""#) && lines[0].contains(r#""point":"c""#),
+        "{json}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""event":"crashed""#) && l.contains("asked to crash")),
+        "{json}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(r#""event":"restarted""#)),
+        "{json}"
+    );
+    let plain = out(&text.wait_with_output().unwrap());
+    assert!(
+        plain
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("spawned    c  counter on star"),
+        "{plain}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -11,6 +11,32 @@ use super::protocol::{self, Answer, Request};
 /// timeout.
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Follows the daemon's events, calling `each` for every one, until the
+/// daemon goes.
+///
+/// # Errors
+///
+/// As [`call`].
+pub async fn follow(dir: &Path, mut each: impl FnMut(Answer)) -> Result<(), String> {
+    let socket = super::paths::socket(dir);
+    let mut stream = UnixStream::connect(&socket).await.map_err(|e| {
+        format!(
+            "no daemon running (cannot connect to {}: {e}); start one with `hyperverse run`",
+            socket.display()
+        )
+    })?;
+    protocol::write_request(&mut stream, &Request::Events)
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match protocol::read::<Answer>(&mut stream).await {
+            Ok(Some(a)) => each(a),
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("the daemon's answer: {e}")),
+        }
+    }
+}
+
 /// Sends `request` to the daemon whose directory is `dir`.
 ///
 /// # Errors

@@ -39,6 +39,9 @@ pub enum Request {
     Stats,
     /// Stop the particle and its subtree.
     Kill { point: Point },
+    /// Follow what the runtime does (spawns, crashes, restarts, stops):
+    /// answered by one [`Answer::Event`] per event until the client goes.
+    Events,
     /// Stop the daemon.
     Stop,
 }
@@ -52,6 +55,7 @@ impl Request {
             Request::Tree { .. } => "tree",
             Request::Stats => "stats",
             Request::Kill { .. } => "kill",
+            Request::Events => "events",
             Request::Stop => "stop",
         }
     }
@@ -78,6 +82,12 @@ pub enum Answer {
     Tree(Vec<Row>),
     /// Counters: (name, value).
     Stats(Vec<(String, u64)>),
+    /// One event, followed: what happened, to which Point, and a detail.
+    Event {
+        what: String,
+        point: String,
+        detail: String,
+    },
     /// Refused, with why.
     Error(String),
 }

@@ -63,8 +63,8 @@ impl Particle for Echo {
     }
 }
 
-/// Counts `add`s; any other method answers the count (built in:
-/// `counter`).
+/// Counts `add`s; `crash` crashes it; any other method answers the count
+/// (built in: `counter`).
 struct Counter;
 impl Particle for Counter {
     type State = u64;
@@ -72,8 +72,10 @@ impl Particle for Counter {
         Ok(0)
     }
     async fn handle(&self, _: &Ctx, n: &mut u64, w: Wave) -> Result<Body, ParticleError> {
-        if &*w.method == "add" {
-            *n += 1;
+        match &*w.method {
+            "add" => *n += 1,
+            "crash" => return Err("asked to crash".into()),
+            _ => {}
         }
         Ok(n.to_string().into())
     }
@@ -152,6 +154,10 @@ async fn serve(mut stream: UnixStream, machine: Machine, stop: Arc<Notify>) {
             }
             Ok(Ok(None)) | Err(_) => return,
         };
+        if matches!(request, Request::Events) {
+            follow(&mut stream, &machine).await;
+            return;
+        }
         let stopping = matches!(request, Request::Stop);
         let answer = answer(&machine, request).await;
         if tokio::time::timeout(IDLE, protocol::write_answer(&mut stream, &answer))
@@ -162,6 +168,70 @@ async fn serve(mut stream: UnixStream, machine: Machine, stop: Arc<Notify>) {
         }
         if stopping {
             stop.notify_one();
+            return;
+        }
+    }
+}
+
+/// Streams events to the client until it goes (or falls behind for
+/// [`IDLE`]: a client that does not read is dropped, never waited for).
+async fn follow(stream: &mut UnixStream, machine: &Machine) {
+    use hyperverse::Event;
+    let mut events = machine.events();
+    // Subscribed: the client may count on every event from here on.
+    let hello = Answer::Event {
+        what: "following".into(),
+        point: String::new(),
+        detail: String::new(),
+    };
+    if tokio::time::timeout(IDLE, protocol::write_answer(stream, &hello))
+        .await
+        .map_or(true, |r| r.is_err())
+    {
+        return;
+    }
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let lost = Answer::Event {
+                    what: "lagged".into(),
+                    point: String::new(),
+                    detail: format!("{n} events missed"),
+                };
+                if tokio::time::timeout(IDLE, protocol::write_answer(stream, &lost))
+                    .await
+                    .map_or(true, |r| r.is_err())
+                {
+                    return;
+                }
+                continue;
+            }
+            Err(_) => return,
+        };
+        let (what, point, detail) = match event {
+            Event::Spawned { point, kind, star } => {
+                ("spawned", point, format!("{kind} on star {star}"))
+            }
+            Event::Crashed(n) => ("crashed", n.child, n.reason),
+            Event::Restarted { point, restarts } => {
+                ("restarted", point, format!("restart {restarts}"))
+            }
+            Event::Stopped { point } => ("stopped", point, String::new()),
+            Event::Supervisor { supervisor, event } => {
+                ("supervisor", supervisor, format!("{event:?}"))
+            }
+            _ => continue,
+        };
+        let answer = Answer::Event {
+            what: what.to_string(),
+            point: point.to_string(),
+            detail,
+        };
+        if tokio::time::timeout(IDLE, protocol::write_answer(stream, &answer))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
             return;
         }
     }
@@ -226,7 +296,7 @@ async fn answer(machine: &Machine, request: Request) -> Answer {
             Ok(()) => Answer::Done,
             Err(e) => Answer::Error(e.to_string()),
         },
-        Request::Stop => Answer::Done,
+        Request::Stop | Request::Events => Answer::Done,
     }
 }
 

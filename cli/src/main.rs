@@ -150,17 +150,17 @@ async fn main() -> ExitCode {
         Command::Events { json } => {
             use std::io::Write;
             let shown = daemon::client::follow(&daemon::paths::dir(), |a| {
+                if matches!(a, daemon::protocol::Answer::Following) {
+                    // On stderr: stdout carries events only.
+                    eprintln!("hyperverse: following the daemon's events");
+                    return;
+                }
                 if let daemon::protocol::Answer::Event {
                     what,
                     point,
                     detail,
                 } = a
                 {
-                    if what == "following" {
-                        // On stderr: stdout carries events only.
-                        eprintln!("hyperverse: following the daemon's events");
-                        return;
-                    }
                     let line = if json {
                         serde_json::json!({ "event": what, "point": point, "detail": detail })
                             .to_string()
@@ -318,7 +318,7 @@ async fn client_command(command: Command) -> ExitCode {
     };
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match answer {
-        Answer::Event { .. } => ExitCode::SUCCESS,
+        Answer::Event { .. } | Answer::Following => ExitCode::SUCCESS,
         Answer::Error(e) => {
             if json {
                 println!("{}", serde_json::json!({ "ok": false, "error": e }));

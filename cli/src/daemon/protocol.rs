@@ -82,6 +82,8 @@ pub enum Answer {
     Tree(Vec<Row>),
     /// Counters: (name, value).
     Stats(Vec<(String, u64)>),
+    /// The daemon follows its events for this client from now on.
+    Following,
     /// One event, followed: what happened, to which Point, and a detail.
     Event {
         what: String,

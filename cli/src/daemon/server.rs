@@ -179,12 +179,7 @@ async fn follow(stream: &mut UnixStream, machine: &Machine) {
     use hyperverse::Event;
     let mut events = machine.events();
     // Subscribed: the client may count on every event from here on.
-    let hello = Answer::Event {
-        what: "following".into(),
-        point: String::new(),
-        detail: String::new(),
-    };
-    if tokio::time::timeout(IDLE, protocol::write_answer(stream, &hello))
+    if tokio::time::timeout(IDLE, protocol::write_answer(stream, &Answer::Following))
         .await
         .map_or(true, |r| r.is_err())
     {

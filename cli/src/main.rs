@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod demo;
 mod logging;
+mod top;
 
 use std::process::ExitCode;
 
@@ -108,6 +109,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A live view of the daemon's particles (ratatui): waves/s, lane
+    /// depth, restarts, status, Star and Machine, refreshed in place.
+    Top,
     /// Stop the daemon.
     Stop {
         #[arg(long)]
@@ -147,6 +151,13 @@ async fn main() -> ExitCode {
         | Command::Stats { .. }
         | Command::Kill { .. }
         | Command::Stop { .. } => client_command(cli.command).await,
+        Command::Top => match top::run(&daemon::paths::dir()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hyperverse top: {e}");
+                ExitCode::from(3)
+            }
+        },
         Command::Events { json } => {
             use std::io::Write;
             let shown = daemon::client::follow(&daemon::paths::dir(), |a| {
@@ -298,7 +309,8 @@ async fn client_command(command: Command) -> ExitCode {
         Command::Run { .. }
         | Command::Config { .. }
         | Command::Demo(_)
-        | Command::Events { .. } => {
+        | Command::Events { .. }
+        | Command::Top => {
             unreachable!("not a one-answer client command")
         }
     };
@@ -318,7 +330,12 @@ async fn client_command(command: Command) -> ExitCode {
     };
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match answer {
-        Answer::Event { .. } | Answer::Following => ExitCode::SUCCESS,
+        Answer::Event { .. }
+        | Answer::Following
+        | Answer::Modules(_)
+        | Answer::Loaded(_)
+        | Answer::Progress { .. }
+        | Answer::Reloaded { .. } => ExitCode::SUCCESS,
         Answer::Error(e) => {
             if json {
                 println!("{}", serde_json::json!({ "ok": false, "error": e }));

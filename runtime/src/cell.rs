@@ -400,6 +400,12 @@ impl ParticleCell {
         self.lane.len()
     }
 
+    /// See [`crate::ParticleRef::load`].
+    pub fn load(&self) -> crate::LaneLoad {
+        let (queued, taken) = self.lane.load();
+        crate::LaneLoad { queued, taken }
+    }
+
     /// Its lane's limit: its spawn options', else its Kind's default
     /// (see [`crate::Driver::default_lane`]); `None` if unbounded.
     pub fn lane_limit(&self) -> Option<LaneLimit> {

@@ -8,7 +8,6 @@
 //! `impl` blocks in `machine/`, `ctx`, `driver` and `run`), so that no file
 //! imports one above it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +20,7 @@ use crate::deadline::Deadlines;
 use crate::event::EventSink;
 use crate::registry::Directory;
 use crate::stars::StarSlot;
-use crate::{Body, DownReason, Kind, LaneLimit, RestartLimit};
+use crate::{Body, DownReason, LaneLimit, RestartLimit};
 
 /// A process hosting Stars: it places particles, routes waves by Point and
 /// shuts down children before parents.
@@ -66,7 +65,7 @@ pub struct Machine {
 pub(crate) struct Shared {
     pub(crate) stars: Arc<[StarSlot]>,
     pub(crate) root: ActorRef<()>,
-    pub(crate) drivers: HashMap<Kind, Arc<dyn Driver>, ahash::RandomState>,
+    pub(crate) drivers: crate::drivers::Drivers,
     pub(crate) registry: Arc<dyn Directory>,
     pub(crate) events: Arc<EventSink>,
     pub(crate) next_star: AtomicUsize,

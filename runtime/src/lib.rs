@@ -45,6 +45,7 @@ mod ctx;
 mod deadline;
 mod depth;
 mod driver;
+mod drivers;
 mod error;
 mod event;
 mod fault;
@@ -110,13 +111,14 @@ pub use ask::{Ask, Asking};
 pub use body::Body;
 pub use control::Control;
 pub use driver::ParticleDriver;
+pub use drivers::KindResolver;
 pub use error::{CodecError, MachineError, SpawnError, WaveError};
 pub use event::{Event, Observer};
 pub use fault::{Fault, FaultError};
 pub use handle::{Ctx, Driver, Launch, Machine};
 pub use inbound::Inbound;
 pub use kind::Kind;
-pub use lane::{LaneLimit, WhenFull};
+pub use lane::{LaneLimit, LaneLoad, WhenFull};
 pub use link::ExitSignal;
 pub use machine::{
     MachineBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT,

@@ -125,6 +125,14 @@ impl ParticleRef {
         self.cell.queued()
     }
 
+    /// Its lane's load: letters waiting and letters taken so far, read at
+    /// one instant. Sample `taken` twice for a rate (what `hyperverse top`
+    /// shows as waves/s); it counts every letter the particle's task took
+    /// off its lane over all its incarnations (waves, requests, notices).
+    pub fn load(&self) -> crate::LaneLoad {
+        self.cell.load()
+    }
+
     /// Its lane's limit, if the lane is bounded.
     pub fn lane_limit(&self) -> Option<LaneLimit> {
         self.cell.lane_limit()

@@ -2,6 +2,7 @@
 //! host, steered over a control socket by the CLI's client commands.
 
 pub mod client;
+pub mod metrics;
 pub mod paths;
 pub mod protocol;
 pub mod server;

@@ -42,8 +42,45 @@ pub enum Request {
     /// Follow what the runtime does (spawns, crashes, restarts, stops):
     /// answered by one [`Answer::Event`] per event until the client goes.
     Events,
+    /// The modules the daemon knows: loaded, or found in its search path.
+    ModuleList,
+    /// Load a module file (`.wasm` or `.wat`; name from the file's stem):
+    /// it becomes the version new particles start on.
+    ModuleLoad { path: std::path::PathBuf },
+    /// Read a module's file again and move its live particles to it:
+    /// answered by [`Answer::Progress`] while particles answer, then
+    /// [`Answer::Reloaded`].
+    ModuleReload { name: String },
+    /// Inject a fault (see [`FaultSpec`]).
+    Fault(FaultSpec),
     /// Stop the daemon.
     Stop,
+}
+
+/// A fault to inject, as the CLI's `fault` command gives it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum FaultSpec {
+    /// Crash the particle as if its handler failed with this reason.
+    Crash { point: Point, reason: String },
+    /// Hold its letters until `Resume`.
+    Pause { point: Point },
+    /// Take letters again.
+    Resume { point: Point },
+    /// Hold each wave with `probability` for `min_ms..=max_ms`.
+    Delay {
+        point: Point,
+        min_ms: u64,
+        max_ms: u64,
+        probability: f64,
+    },
+    /// Discard each wave with `probability`.
+    Drop { point: Point, probability: f64 },
+    /// Its next start fails with this reason.
+    FailStart { point: Point, reason: String },
+    /// Remove delays, drops and a pause.
+    Heal { point: Point },
+    /// Kill a Star: its particles crash with it.
+    KillStar { star: usize },
 }
 
 impl Request {
@@ -56,19 +93,59 @@ impl Request {
             Request::Stats => "stats",
             Request::Kill { .. } => "kill",
             Request::Events => "events",
+            Request::ModuleList => "module.list",
+            Request::ModuleLoad { .. } => "module.load",
+            Request::ModuleReload { .. } => "module.reload",
+            Request::Fault(_) => "fault",
             Request::Stop => "stop",
         }
     }
 }
 
-/// One particle in a `tree` answer.
+/// One particle in a `tree` answer (what `hyperverse top` samples).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     pub point: String,
     pub kind: String,
+    /// The Machine it lives on (the daemon's cluster name, or `local`).
+    pub machine: String,
     pub star: usize,
     pub status: String,
     pub restarts: u32,
+    /// The version of the code it runs (a WASM module's load sequence; 0
+    /// for Rust particles).
+    pub version: u64,
+    /// Letters waiting in its lane.
+    pub queued: u64,
+    /// Letters its task has taken off its lane, in all (sample twice for
+    /// a rate).
+    pub taken: u64,
+}
+
+/// One module in a `module` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModuleRow {
+    pub name: String,
+    /// The current version's load sequence (0: found on disk, not loaded).
+    pub seq: u64,
+    /// The current version's content hash, short (empty if not loaded).
+    pub hash: String,
+    /// The version its file name gives (`NAME@LABEL.wasm`), if any.
+    pub label: String,
+    /// The file it comes from.
+    pub file: String,
+    /// Live particles running it.
+    pub live: u64,
+}
+
+/// One particle's outcome in a reload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReloadRow {
+    pub point: String,
+    /// `reloaded`, `current`, `failed` or `gone`.
+    pub outcome: String,
+    /// Why it failed (empty otherwise).
+    pub reason: String,
 }
 
 /// The daemon's answer.
@@ -89,6 +166,20 @@ pub enum Answer {
         what: String,
         point: String,
         detail: String,
+    },
+    /// Modules.
+    Modules(Vec<ModuleRow>),
+    /// A module was loaded (this version is current).
+    Loaded(ModuleRow),
+    /// A reload under way: particles that answered so far, of all.
+    Progress { done: u64, total: u64 },
+    /// A reload done: the version before and after, whether it rolled
+    /// back, and each particle's outcome.
+    Reloaded {
+        module: ModuleRow,
+        previous: u64,
+        rolled_back: bool,
+        particles: Vec<ReloadRow>,
     },
     /// Refused, with why.
     Error(String),

@@ -39,6 +39,14 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("metrics at {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The Machine could not be built.
     #[error("the machine: {0}")]
     Machine(String),
@@ -109,7 +117,10 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     let listener = UnixListener::bind(&socket_path).map_err(io(&socket_path))?;
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
         .map_err(io(&socket_path))?;
+    let metrics = super::metrics::Metrics::new();
+    let observed = metrics.clone();
     let machine = Machine::standalone()
+        .observer(move |e| observed.observe(e))
         .stars(config.stars)
         .request_timeout(config.request_timeout)
         .restart_limit(config.max_restarts, config.restart_period)
@@ -118,6 +129,14 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
         .build()
         .await
         .map_err(|e| DaemonError::Machine(e.to_string()))?;
+    let metrics_task = match config.metrics {
+        Some(addr) => Some(
+            super::metrics::serve(addr, machine.clone(), metrics.clone())
+                .await
+                .map_err(|e| DaemonError::Metrics { addr, source: e })?,
+        ),
+        None => None,
+    };
     println!("hyperverse daemon ready: socket {}", socket_path.display());
     let stop = Arc::new(Notify::new());
     loop {
@@ -129,6 +148,9 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
             }
             () = stop.notified() => break,
         }
+    }
+    if let Some(task) = metrics_task {
+        task.abort();
     }
     machine.shutdown().await;
     let _ = std::fs::remove_file(&socket_path);
@@ -269,12 +291,22 @@ async fn answer(machine: &Machine, request: Request) -> Answer {
                 .registry()
                 .subtree(&under)
                 .into_iter()
-                .map(|r| Row {
-                    point: r.point.to_string(),
-                    kind: r.kind.to_string(),
-                    star: r.star,
-                    status: format!("{:?}", r.status),
-                    restarts: r.restarts,
+                .map(|r| {
+                    let load = machine
+                        .particle(&r.point)
+                        .map(|p| p.load())
+                        .unwrap_or_default();
+                    Row {
+                        point: r.point.to_string(),
+                        kind: r.kind.to_string(),
+                        machine: "local".to_string(),
+                        star: r.star,
+                        status: format!("{:?}", r.status),
+                        restarts: r.restarts,
+                        version: r.code_version,
+                        queued: load.queued as u64,
+                        taken: load.taken,
+                    }
                 })
                 .collect(),
         ),
@@ -291,6 +323,10 @@ async fn answer(machine: &Machine, request: Request) -> Answer {
             Ok(()) => Answer::Done,
             Err(e) => Answer::Error(e.to_string()),
         },
+        Request::ModuleList
+        | Request::ModuleLoad { .. }
+        | Request::ModuleReload { .. }
+        | Request::Fault(_) => Answer::Error("not yet".into()),
         Request::Stop | Request::Events => Answer::Done,
     }
 }

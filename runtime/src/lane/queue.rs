@@ -56,6 +56,11 @@ pub(super) struct LaneState<C> {
     pub(super) watched: Watched<C>,
     /// Set once the monitors have fired: later ones fire at once.
     pub(super) monitors_fired: bool,
+    /// Letters the receiver has taken off the queue, over every
+    /// incarnation: counted where it takes them, under the lock it holds
+    /// anyway, so the hot path pays no atomic for it. (Tools sample it for
+    /// a rate: `hyperverse top`, the daemon's metrics.)
+    pub(super) taken: u64,
 }
 
 impl<C> LaneState<C> {
@@ -214,6 +219,7 @@ impl<C> LaneQueue<C> {
                 fault: None,
                 watched: Watched::default(),
                 monitors_fired: false,
+                taken: 0,
             }),
             stop: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -440,6 +446,13 @@ impl<C> LaneQueue<C> {
     /// Letters waiting (not counting a batch the receiver already took).
     pub(crate) fn len(&self) -> usize {
         self.state.lock().queue.len()
+    }
+
+    /// Letters waiting, and letters taken by the receiver so far, read
+    /// together.
+    pub(crate) fn load(&self) -> (usize, u64) {
+        let st = self.state.lock();
+        (st.queue.len(), st.taken)
     }
 }
 

@@ -174,6 +174,7 @@ impl LaneReceiver {
                     }
                     if *single {
                         let queued = st.queue.pop_front().expect("queue is not empty");
+                        st.taken += 1;
                         drop(st);
                         if let Some(b) = &lane.bound {
                             b.release(&queued);
@@ -182,6 +183,7 @@ impl LaneReceiver {
                         queued
                     } else {
                         std::mem::swap(&mut st.queue, batch);
+                        st.taken += batch.len() as u64;
                         if let Some(b) = &lane.bound {
                             b.release_all();
                         }

@@ -30,6 +30,7 @@ pub struct MachineBuilder {
     event_capacity: usize,
     shutdown_timeout: Duration,
     observers: Vec<Observer>,
+    resolver: Option<Arc<dyn crate::KindResolver>>,
     /// The first bad supervisor spec given, reported by `build`.
     bad_supervisor: Option<MachineError>,
 }
@@ -57,6 +58,7 @@ impl MachineBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             observers: Vec::new(),
+            resolver: None,
             bad_supervisor: None,
         }
     }
@@ -98,6 +100,15 @@ impl MachineBuilder {
     /// Installs a Driver for `kind` (one per Kind: a second is an error at build).
     pub fn driver(mut self, kind: impl Into<Kind>, driver: Arc<dyn Driver>) -> Self {
         self.drivers.push((kind.into(), driver));
+        self
+    }
+
+    /// Finds Drivers for Kinds none was installed for, the first time each
+    /// is spawned (see [`crate::KindResolver`]); a Kind installed with
+    /// [`MachineBuilder::driver`] or [`MachineBuilder::kind`] never asks
+    /// it. One resolver per Machine: a second replaces the first.
+    pub fn resolver(mut self, resolver: Arc<dyn crate::KindResolver>) -> Self {
+        self.resolver = Some(resolver);
         self
     }
 
@@ -181,7 +192,7 @@ impl MachineBuilder {
             shared: Arc::new(Shared {
                 stars,
                 root,
-                drivers,
+                drivers: crate::drivers::Drivers::new(drivers, self.resolver),
                 registry,
                 events,
                 next_star: AtomicUsize::new(0),

@@ -91,9 +91,7 @@ impl Machine {
 
     /// The Kinds this Machine has Drivers for, sorted.
     pub fn kinds(&self) -> Vec<Kind> {
-        let mut kinds: Vec<Kind> = self.shared.drivers.keys().cloned().collect();
-        kinds.sort();
-        kinds
+        self.shared.drivers.kinds()
     }
 
     /// The Registry, read-only: registering and unregistering are the
@@ -404,7 +402,7 @@ impl Machine {
         let mut plan = Vec::new();
         spec.flatten(under, &mut plan)?;
         for p in &plan {
-            if !self.shared.drivers.contains_key(&p.kind) {
+            if self.shared.drivers.get(&p.kind).is_none() {
                 return Err(SpawnError::UnknownKind {
                     point: p.point.clone(),
                     kind: p.kind.clone(),

@@ -24,7 +24,8 @@ pub struct DaemonConfig {
     pub max_restarts: u32,
     /// The restart window.
     pub restart_period: Duration,
-    /// Folders searched for `NAME.wasm` and `NAME.wat` modules, in order.
+    /// Folders searched for `NAME.wasm` and `NAME.wat` modules, in order
+    /// (relative ones are relative to the config file).
     pub module_path: Vec<PathBuf>,
     /// Reload a module when its file changes.
     pub watch_modules: bool,
@@ -129,10 +130,20 @@ impl DaemonConfig {
             key: String::new(),
             reason: format!("cannot read it: {e}"),
         })?;
-        Self::from_toml(&text).map_err(|e| ConfigError {
+        let mut c = Self::from_toml(&text).map_err(|e| ConfigError {
             file: Some(path.to_path_buf()),
             ..e
-        })
+        })?;
+        // A relative module folder is relative to the file that names it,
+        // not to wherever the daemon happens to be started from.
+        if let Some(base) = path.parent() {
+            for dir in &mut c.module_path {
+                if dir.is_relative() {
+                    *dir = base.join(&*dir);
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// Parses and checks a configuration.

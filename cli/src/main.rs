@@ -1,15 +1,18 @@
 //! `hyperverse`: the command-line front door to the Hyperverse runtime.
 //!
-//! For now it has two subcommands: `demo`, which runs a self-contained tour
-//! of the runtime on an embedded Machine, and `config`, which checks a
-//! daemon configuration file; the daemon will join them later. This file
-//! only parses the command line, sets up logging and maps outcomes to exit
-//! codes: what each subcommand does lives in its own module.
+//! `demo` runs a self-contained tour of the runtime on an embedded Machine;
+//! `run` runs a Machine as this user's daemon, and the client commands
+//! (`spawn`, `tree`, `ask`, `module`, `fault`, `top`, ...) steer it over
+//! its control socket; `config` checks a daemon configuration file. This
+//! file only parses the command line, sets up logging and maps outcomes to
+//! exit codes: what each subcommand does lives in its own module.
 
+mod commands;
 mod config;
 mod daemon;
 mod demo;
 mod logging;
+mod show;
 mod top;
 
 use std::process::ExitCode;
@@ -29,7 +32,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Run a tour of the runtime on an embedded Machine.
     ///
     /// Spawns a tree of ~1,000 particles across the Stars, sends waves from
@@ -47,16 +50,22 @@ enum Command {
         /// The file (TOML; see examples/hyperverse.toml).
         file: Option<std::path::PathBuf>,
     },
-    /// Run a Machine as this user's daemon (in the foreground), steered by
-    /// the commands below over a control socket in the user's runtime
-    /// directory ($HYPERVERSE_RUNTIME_DIR, $XDG_RUNTIME_DIR/hyperverse or
+    /// Run a Machine as this user's daemon, steered by the commands below
+    /// over a control socket in the user's runtime directory
+    /// ($HYPERVERSE_RUNTIME_DIR, $XDG_RUNTIME_DIR/hyperverse or
     /// ~/.hyperverse/run). At most one per user per host.
     Run {
         /// A configuration file (default: the embedded standalone one).
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Start in the background: returns once the daemon is ready,
+        /// its output going to daemon.log in the runtime directory.
+        #[arg(long)]
+        detach: bool,
     },
-    /// Spawn a particle on the daemon (built-in kinds: echo, counter).
+    /// Spawn a particle on the daemon (built-in kinds: echo, counter;
+    /// `wasm:NAME` for module NAME, loaded from the module path on first
+    /// use).
     Spawn {
         point: String,
         kind: String,
@@ -109,6 +118,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// WASM modules: list, load a file, reload live particles.
+    Module {
+        #[command(subcommand)]
+        action: commands::ModuleAction,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Inject a fault (the fault-injection API) into a particle or a Star.
+    Fault {
+        #[command(subcommand)]
+        action: commands::FaultAction,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// A live view of the daemon's particles (ratatui): waves/s, lane
     /// depth, restarts, status, Star and Machine, refreshed in place.
     Top,
@@ -124,7 +147,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, detach } => {
             let checked = match &config {
                 Some(f) => config::DaemonConfig::from_file(f),
                 None => Ok(config::DaemonConfig::default()),
@@ -136,6 +159,18 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if detach {
+                return match daemon::detach::start(config.as_deref(), &daemon::paths::dir()) {
+                    Ok(line) => {
+                        println!("{line}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("hyperverse run: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             match daemon::server::run(c, &daemon::paths::dir()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -150,7 +185,9 @@ async fn main() -> ExitCode {
         | Command::Tree { .. }
         | Command::Stats { .. }
         | Command::Kill { .. }
-        | Command::Stop { .. } => client_command(cli.command).await,
+        | Command::Module { .. }
+        | Command::Fault { .. }
+        | Command::Stop { .. } => commands::client(cli.command).await,
         Command::Top => match top::run(&daemon::paths::dir()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -243,160 +280,4 @@ fn usage_error(name: &str, msg: String) -> ! {
     };
     cmd.error(clap::error::ErrorKind::ValueValidation, msg)
         .exit()
-}
-
-/// A client command: one request to the daemon, its answer printed (text,
-/// or one JSON object with `--json`); exit 1 if the daemon refused, 3 if
-/// there is no daemon or no answer.
-async fn client_command(command: Command) -> ExitCode {
-    use daemon::protocol::{Answer, Request};
-    use daemon::server::parse_point;
-    let (request, json) = match command {
-        Command::Spawn {
-            point,
-            kind,
-            args,
-            json,
-        } => (
-            parse_point(&point).map(|point| Request::Spawn {
-                point,
-                kind,
-                args: args.into_bytes(),
-            }),
-            json,
-        ),
-        Command::Send {
-            point,
-            method,
-            body,
-            json,
-        } => (
-            parse_point(&point).map(|point| Request::Send {
-                point,
-                method,
-                body: body.into_bytes(),
-            }),
-            json,
-        ),
-        Command::Ask {
-            point,
-            method,
-            body,
-            timeout_ms,
-            json,
-        } => (
-            parse_point(&point).map(|point| Request::Ask {
-                point,
-                method,
-                body: body.into_bytes(),
-                timeout_ms,
-            }),
-            json,
-        ),
-        Command::Tree { point, json } => (
-            point
-                .as_deref()
-                .map_or(Ok(hyperverse::Point::root()), parse_point)
-                .map(|under| Request::Tree { under }),
-            json,
-        ),
-        Command::Stats { json } => (Ok(Request::Stats), json),
-        Command::Kill { point, json } => (
-            parse_point(&point).map(|point| Request::Kill { point }),
-            json,
-        ),
-        Command::Stop { json } => (Ok(Request::Stop), json),
-        Command::Run { .. }
-        | Command::Config { .. }
-        | Command::Demo(_)
-        | Command::Events { .. }
-        | Command::Top => {
-            unreachable!("not a one-answer client command")
-        }
-    };
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hyperverse: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let answer = match daemon::client::call(&daemon::paths::dir(), &request).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("hyperverse: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    match answer {
-        Answer::Event { .. }
-        | Answer::Following
-        | Answer::Modules(_)
-        | Answer::Loaded(_)
-        | Answer::Progress { .. }
-        | Answer::Reloaded { .. } => ExitCode::SUCCESS,
-        Answer::Error(e) => {
-            if json {
-                println!("{}", serde_json::json!({ "ok": false, "error": e }));
-            } else {
-                eprintln!("hyperverse: {e}");
-            }
-            ExitCode::FAILURE
-        }
-        Answer::Done => {
-            if json {
-                println!("{}", serde_json::json!({ "ok": true }));
-            } else {
-                println!("ok");
-            }
-            ExitCode::SUCCESS
-        }
-        Answer::Reply(b) => {
-            if json {
-                println!("{}", serde_json::json!({ "ok": true, "reply": text(&b) }));
-            } else {
-                println!("{}", text(&b));
-            }
-            ExitCode::SUCCESS
-        }
-        Answer::Tree(rows) => {
-            if json {
-                let rows: Vec<_> = rows
-                    .iter()
-                    .map(|r| serde_json::json!({"point": r.point, "kind": r.kind, "star": r.star, "status": r.status, "restarts": r.restarts}))
-                    .collect();
-                println!("{}", serde_json::json!({ "ok": true, "tree": rows }));
-            } else {
-                let w = rows.iter().map(|r| r.point.len()).max().unwrap_or(5).max(5);
-                let k = rows.iter().map(|r| r.kind.len()).max().unwrap_or(4).max(4);
-                println!(
-                    "{:<w$}  {:<k$}  {:>4}  {:<9}  {:>8}",
-                    "point", "kind", "star", "status", "restarts"
-                );
-                for r in rows {
-                    println!(
-                        "{:<w$}  {:<k$}  {:>4}  {:<9}  {:>8}",
-                        r.point, r.kind, r.star, r.status, r.restarts
-                    );
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Answer::Stats(s) => {
-            if json {
-                let m: serde_json::Map<String, serde_json::Value> = s
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::json!(v)))
-                    .collect();
-                println!("{}", serde_json::json!({ "ok": true, "stats": m }));
-            } else {
-                let w = s.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-                for (k, v) in s {
-                    println!("{k:<w$}  {v:>10}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-    }
 }

@@ -239,6 +239,28 @@ pub enum ModuleError {
         to: String,
     },
 
+    /// No folder of the host's search path holds a file of the module.
+    #[error(
+        "module `{module}` is not loaded, and no file of it is in the search path ({searched})"
+    )]
+    NotFound {
+        /// The module's name.
+        module: String,
+        /// The folders searched, joined.
+        searched: String,
+    },
+
+    /// A module file could not be read (or is too large to be).
+    #[error("module `{module}`: {path}: {message}")]
+    File {
+        /// The module's name.
+        module: String,
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+
     /// A WASM particle's module has never been loaded into its
     /// [`WasmHost`](crate::WasmHost): its `start` fails with this.
     #[error("module `{module}` is not loaded")]
@@ -368,6 +390,8 @@ impl ModuleError {
             | Self::OutputLimit { module, .. }
             | Self::GuestStatus { module, .. }
             | Self::NotLoaded { module }
+            | Self::NotFound { module, .. }
+            | Self::File { module, .. }
             | Self::Host { module, .. }
             | Self::SendBudget { module, .. }
             | Self::SendOutOfScope { module, .. } => Some(module),

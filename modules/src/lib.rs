@@ -68,6 +68,7 @@ mod budget;
 mod disk_cache;
 mod engine;
 mod error;
+mod from_disk;
 pub mod guests;
 mod host;
 mod instance;
@@ -76,6 +77,7 @@ mod limits;
 mod particle;
 mod pool;
 mod reload;
+mod search;
 mod store;
 mod tunables;
 mod version;
@@ -103,7 +105,8 @@ pub use limits::{
     Limits, MAX_PAGES, MAX_STACK_BYTES, MAX_TABLE_ELEMENTS, MIN_STACK_BYTES, TABLE_ELEMENT_BYTES,
 };
 pub use reload::{ReloadFailure, ReloadReport};
+pub use search::{FileStamp, ModuleFile, ModulePath, MAX_MODULE_FILE};
 pub use store::{CompiledModule, ModuleStore, StoreStats, DEFAULT_KEEP_VERSIONS};
 pub use tunables::SandboxTunables;
 pub use version::{ContentHash, ModuleVersion};
-pub use wasm_host::{WasmHost, WasmHostBuilder, DEFAULT_RELOAD_TIMEOUT};
+pub use wasm_host::{ModuleInfo, WasmHost, WasmHostBuilder, DEFAULT_RELOAD_TIMEOUT};

@@ -51,6 +51,8 @@ pub(crate) struct HostShared {
     pub(crate) reload_timeout: std::time::Duration,
     /// The send budget of every guest, and the default lane.
     pub(crate) policy: GuestPolicy,
+    /// Where modules not loaded are looked for on their first start.
+    pub(crate) path: crate::search::ModulePath,
 }
 
 impl HostShared {
@@ -89,6 +91,9 @@ struct EntryInner {
     /// Live incarnations (with a guest) by a number of their own: a Point
     /// can briefly have two (one ending, one starting).
     live: HashMap<u64, Point>,
+    /// The file it was last read from, if any, and that file's stamp
+    /// then.
+    source: Option<(crate::search::ModuleFile, Option<crate::search::FileStamp>)>,
 }
 
 impl ModuleEntry {
@@ -158,6 +163,27 @@ impl ModuleEntry {
         self.inner.lock().current.clone()
     }
 
+    /// Remembers the file the module was read from, as it was then.
+    pub(crate) fn set_source(
+        &self,
+        file: crate::search::ModuleFile,
+        stamp: Option<crate::search::FileStamp>,
+    ) {
+        self.inner.lock().source = Some((file, stamp));
+    }
+
+    /// The file the module was last read from, if any, with its stamp then.
+    pub(crate) fn source(
+        &self,
+    ) -> Option<(crate::search::ModuleFile, Option<crate::search::FileStamp>)> {
+        self.inner.lock().source.clone()
+    }
+
+    /// How many incarnations run it now.
+    pub(crate) fn live_count(&self) -> usize {
+        self.inner.lock().live.len()
+    }
+
     /// The Points of the live incarnations, sorted.
     pub(crate) fn live(&self) -> Vec<Point> {
         let mut live: Vec<Point> = self.inner.lock().live.values().cloned().collect();
@@ -211,7 +237,16 @@ impl Particle for WasmParticle {
     type State = WasmState;
 
     async fn start(&self, ctx: &Ctx, args: &Body) -> Result<WasmState, ParticleError> {
-        let (module, live) = self.entry.enlist(ctx.me())?;
+        let (module, live) = match self.entry.enlist(ctx.me()) {
+            // Not loaded yet: look for it in the search path (once; a
+            // concurrent first start loads the same bytes, which the store
+            // makes the same version).
+            Err(ModuleError::NotLoaded { .. }) if !self.host.path.dirs().is_empty() => {
+                crate::from_disk::load_on_demand(&self.host, &self.entry).await?;
+                self.entry.enlist(ctx.me())?
+            }
+            enlisted => enlisted?,
+        };
         // The guest lives on its Star's host thread.
         let star = ctx.star();
         let (guest, output) = self

@@ -188,6 +188,14 @@ impl ReloadReport {
         self.failed.iter().any(|f| f.stays_on.is_some())
     }
 
+    /// Sorts each list by Point (answers come in any order).
+    pub(crate) fn sort(&mut self) {
+        self.reloaded.sort_unstable();
+        self.current.sort_unstable();
+        self.gone.sort_unstable();
+        self.failed.sort_unstable_by(|a, b| a.point.cmp(&b.point));
+    }
+
     /// How many particles the reload dealt with.
     pub fn particles(&self) -> usize {
         self.reloaded.len() + self.current.len() + self.failed.len() + self.gone.len()

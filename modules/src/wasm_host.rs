@@ -28,17 +28,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyperverse_runtime::{
-    Body, Driver, Kind, LaneLimit, Machine, MachineBuilder, ParticleDriver, Point,
+    Body, Driver, Kind, KindResolver, LaneLimit, Machine, MachineBuilder, ParticleDriver, Point,
 };
 use parking_lot::Mutex;
 use tracing::Instrument;
 
 use crate::budget::{GuestPolicy, SendBudget};
 use crate::error::ModuleError;
+use crate::from_disk::compile;
 use crate::limits::Limits;
 use crate::particle::{HostShared, ModuleEntry, Promotion, WasmParticle};
 use crate::pool::Pool;
 use crate::reload::ReloadReport;
+use crate::search::{ModuleFile, ModulePath};
 use crate::store::{CompiledModule, ModuleStore};
 use crate::WasmKind;
 
@@ -110,9 +112,18 @@ pub struct WasmHostBuilder {
     threads: Option<usize>,
     reload_timeout: Duration,
     policy: GuestPolicy,
+    path: ModulePath,
 }
 
 impl WasmHostBuilder {
+    /// Where a module that is not loaded is looked for the first time a
+    /// particle of it starts (default: nowhere). See [`ModulePath`] for
+    /// how files are named and picked.
+    pub fn search_path(mut self, path: ModulePath) -> Self {
+        self.path = path;
+        self
+    }
+
     /// The sandbox limits of every module (default: [`Limits::default`]);
     /// ignored if [`WasmHostBuilder::store`] is given.
     pub fn limits(mut self, limits: Limits) -> Self {
@@ -176,6 +187,7 @@ impl WasmHostBuilder {
                 modules: Mutex::new(HashMap::new()),
                 reload_timeout: self.reload_timeout,
                 policy: self.policy,
+                path: self.path,
             }),
         }
     }
@@ -196,6 +208,7 @@ impl WasmHost {
             threads: None,
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
             policy: GuestPolicy::default(),
+            path: ModulePath::default(),
         }
     }
 
@@ -304,7 +317,9 @@ impl WasmHost {
         let (store, owned_name, bytes) =
             (self.shared.store.clone(), name.to_string(), wasm.to_vec());
         let module = compile(name, move || store.load(&owned_name, &bytes)).await?;
-        Ok(self.upgrade(machine, module, started.elapsed()).await)
+        Ok(self
+            .upgrade(machine, module, started.elapsed(), &mut |_, _| {})
+            .await)
     }
 
     /// [`WasmHost::reload`] from WebAssembly text.
@@ -322,7 +337,141 @@ impl WasmHost {
         let (store, owned_name, text) =
             (self.shared.store.clone(), name.to_string(), wat.to_string());
         let module = compile(name, move || store.load_wat(&owned_name, &text)).await?;
-        Ok(self.upgrade(machine, module, started.elapsed()).await)
+        Ok(self
+            .upgrade(machine, module, started.elapsed(), &mut |_, _| {})
+            .await)
+    }
+
+    /// [`WasmHost::reload`], calling `progress(done, total)` as particles
+    /// answer (first with `done` 0), for a user watching a large reload.
+    ///
+    /// # Errors
+    ///
+    /// As [`WasmHost::reload`].
+    pub async fn reload_with_progress(
+        &self,
+        machine: &Machine,
+        name: &str,
+        wasm: &[u8],
+        mut progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<ReloadReport, ModuleError> {
+        let started = Instant::now();
+        let (store, owned_name, bytes) =
+            (self.shared.store.clone(), name.to_string(), wasm.to_vec());
+        let module = compile(name, move || store.load(&owned_name, &bytes)).await?;
+        Ok(self
+            .upgrade(machine, module, started.elapsed(), &mut progress)
+            .await)
+    }
+
+    /// The folders searched for modules not loaded.
+    pub fn search_path(&self) -> &ModulePath {
+        &self.shared.path
+    }
+
+    /// Loads a module file (`NAME.wasm` or `NAME.wat`, see [`ModuleFile`])
+    /// as the next version of its module, and makes it the version new
+    /// particles start on, as [`WasmHost::load`]; the host remembers the
+    /// file for [`WasmHost::reload_file`]. Read and compiled on a blocking
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// [`ModuleError::File`] if the path is not a module file's or cannot
+    /// be read; else as [`WasmHost::load`].
+    pub async fn load_file(&self, path: &std::path::Path) -> Result<CompiledModule, ModuleError> {
+        let file = module_file(path)?;
+        let entry = self.shared.entry(&file.name);
+        let module = crate::from_disk::read_and_compile(&self.shared, &entry, &file).await?;
+        entry.promote(&module);
+        Ok(module)
+    }
+
+    /// Reads module `name`'s file again (the one it was last loaded from,
+    /// else the one the search path finds) and reloads its live particles
+    /// to it, as [`WasmHost::reload_with_progress`]. A file whose bytes did
+    /// not change gives a report where every particle is current.
+    ///
+    /// # Errors
+    ///
+    /// [`ModuleError::NotFound`] if no file is known or found for it;
+    /// [`ModuleError::File`] if it cannot be read; else as
+    /// [`WasmHost::reload`].
+    pub async fn reload_file(
+        &self,
+        machine: &Machine,
+        name: &str,
+        mut progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<ReloadReport, ModuleError> {
+        let started = Instant::now();
+        let entry = self.shared.entry(name);
+        let file = entry
+            .source()
+            .map(|(file, _)| file)
+            .or_else(|| self.shared.path.find(name))
+            .ok_or_else(|| ModuleError::NotFound {
+                module: name.to_string(),
+                searched: self
+                    .shared
+                    .path
+                    .dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let module = crate::from_disk::read_and_compile(&self.shared, &entry, &file).await?;
+        Ok(self
+            .upgrade(machine, module, started.elapsed(), &mut progress)
+            .await)
+    }
+
+    /// Every module the host has loaded or its search path offers, sorted
+    /// by name: its current version (if loaded), its file (if it has one)
+    /// and how many particles run it now.
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let entries: Vec<Arc<crate::particle::ModuleEntry>> =
+            self.shared.modules.lock().values().cloned().collect();
+        let mut out: Vec<ModuleInfo> = entries
+            .iter()
+            .filter_map(|e| {
+                let current = e.current().map(|m| m.version().clone());
+                let (file, stamp) = match e.source() {
+                    Some((file, stamp)) => (Some(file), stamp),
+                    None => (None, None),
+                };
+                // An entry made by a lookup that found nothing is no module.
+                (current.is_some() || file.is_some()).then(|| ModuleInfo {
+                    name: e.name.to_string(),
+                    current,
+                    file,
+                    stamp,
+                    live: e.live_count(),
+                })
+            })
+            .collect();
+        for file in self.shared.path.list() {
+            if !out.iter().any(|m| m.name == file.name) {
+                out.push(ModuleInfo {
+                    name: file.name.clone(),
+                    current: None,
+                    file: Some(file),
+                    stamp: None,
+                    live: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// A [`KindResolver`] for [`MachineBuilder::resolver`]: a Kind
+    /// `wasm:NAME` gets this host's Driver for module `NAME` the first time
+    /// it is spawned, if the module is loaded or the search path has a
+    /// file of it (a directory listing, no read). Its first particle then
+    /// loads the file ([`WasmHostBuilder::search_path`]).
+    pub fn resolver(&self) -> Arc<dyn KindResolver> {
+        Arc::new(Resolver(self.clone()))
     }
 
     /// The second step of a reload: `module` (a version already in the
@@ -333,6 +482,7 @@ impl WasmHost {
         machine: &Machine,
         module: CompiledModule,
         compile: Duration,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> ReloadReport {
         let entry = self.shared.entry(module.name());
         let version = module.version().clone();
@@ -356,18 +506,27 @@ impl WasmHost {
         // run concurrently, across the host threads.
         let timeout = self.shared.reload_timeout;
         let body = Body::from_u64(version.seq);
-        let answers = live.into_iter().map(|point| {
-            let answer = machine.control(&point, body.clone(), timeout);
-            async move { (point, answer.await) }
-        });
-        let answers = futures::future::join_all(answers)
-            .instrument(span.clone())
-            .await;
-
+        let total = live.len();
+        let mut answers: futures::stream::FuturesUnordered<_> = live
+            .into_iter()
+            .map(|point| {
+                let answer = machine.control(&point, body.clone(), timeout);
+                async move { (point, answer.await) }
+            })
+            .collect();
         let mut report = ReloadReport::new(previous.as_ref().map(|m| m.version().clone()), version);
-        for (point, answer) in answers {
+        let mut done = 0;
+        progress(0, total);
+        while let Some((point, answer)) = futures::StreamExt::next(&mut answers)
+            .instrument(span.clone())
+            .await
+        {
             report.record(point, answer);
+            done += 1;
+            progress(done, total);
         }
+        // Answers come in any order; the report lists Points in order.
+        report.sort();
         if promoted {
             report.rolled_back = roll_back_if_refused(&entry, &module, previous.as_ref(), &report);
         }
@@ -428,23 +587,41 @@ fn roll_back_if_refused(
     rolled_back
 }
 
-/// Runs a load (a compile, unless cached) on a blocking thread when inside a
-/// multi-thread runtime, so that no runtime worker stalls on Cranelift;
-/// inline otherwise.
-async fn compile(
-    name: &str,
-    load: impl FnOnce() -> Result<CompiledModule, ModuleError> + Send + 'static,
-) -> Result<CompiledModule, ModuleError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            match tokio::task::spawn_blocking(load).await {
-                Ok(loaded) => loaded,
-                Err(e) => Err(ModuleError::Host {
-                    module: name.to_string(),
-                    message: format!("the compile task failed: {e}"),
-                }),
-            }
-        }
-        _ => load(),
+/// A module as [`WasmHost::modules`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Its name.
+    pub name: String,
+    /// The version new particles start on, if loaded.
+    pub current: Option<crate::ModuleVersion>,
+    /// The file it was last read from, or that the search path offers.
+    pub file: Option<ModuleFile>,
+    /// That file's stamp when it was last read (`None` if never read):
+    /// compare with [`ModuleFile::stamp`] to see whether it changed since.
+    pub stamp: Option<crate::FileStamp>,
+    /// Particles running it now.
+    pub live: usize,
+}
+
+/// See [`WasmHost::resolver`].
+struct Resolver(WasmHost);
+
+impl KindResolver for Resolver {
+    fn resolve(&self, kind: &Kind) -> Option<Arc<dyn Driver>> {
+        let name = kind.wasm_module()?;
+        let known = self.0.current(name).is_some() || self.0.shared.path.find(name).is_some();
+        known.then(|| self.0.driver(name))
     }
+}
+
+/// `path` as a module file, or the error that it is not one.
+fn module_file(path: &std::path::Path) -> Result<ModuleFile, ModuleError> {
+    ModuleFile::parse(path).ok_or_else(|| ModuleError::File {
+        module: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: path.display().to_string(),
+        message: "not a module file: its name must be NAME.wasm, NAME.wat or NAME@VERSION.wasm (letters, digits, - and _)".into(),
+    })
 }

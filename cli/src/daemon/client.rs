@@ -43,6 +43,21 @@ pub async fn follow(dir: &Path, mut each: impl FnMut(Answer)) -> Result<(), Stri
 ///
 /// Readable text: no daemon running there, a broken connection, no answer.
 pub async fn call(dir: &Path, request: &Request) -> Result<Answer, String> {
+    call_with_progress(dir, request, |_| {}).await
+}
+
+/// [`call`], for a request whose answer may be preceded by
+/// [`Answer::Progress`] frames (a reload): each is handed to `progress`,
+/// and the wait for the next frame starts again with it.
+///
+/// # Errors
+///
+/// As [`call`].
+pub async fn call_with_progress(
+    dir: &Path,
+    request: &Request,
+    mut progress: impl FnMut(Answer),
+) -> Result<Answer, String> {
     let socket = super::paths::socket(dir);
     let mut stream = UnixStream::connect(&socket).await.map_err(|e| {
         format!(
@@ -50,14 +65,28 @@ pub async fn call(dir: &Path, request: &Request) -> Result<Answer, String> {
             socket.display()
         )
     })?;
-    let exchange = async {
-        protocol::write_request(&mut stream, request).await?;
-        protocol::read::<Answer>(&mut stream).await
+    protocol::write_request(&mut stream, request)
+        .await
+        .map_err(|e| format!("the daemon's socket: {e}"))?;
+    // An ask waits for its own timeout first.
+    let patience = match request {
+        Request::Ask { timeout_ms, .. } => {
+            PATIENCE.saturating_add(Duration::from_millis(*timeout_ms))
+        }
+        _ => PATIENCE,
     };
-    match tokio::time::timeout(PATIENCE, exchange).await {
-        Ok(Ok(Some(a))) => Ok(a),
-        Ok(Ok(None)) => Err("the daemon closed the connection".into()),
-        Ok(Err(e)) => Err(format!("the daemon's answer: {e}")),
-        Err(_) => Err(format!("no answer from the daemon in {PATIENCE:?}")),
+    loop {
+        match tokio::time::timeout(patience, protocol::read::<Answer>(&mut stream)).await {
+            Ok(Ok(Some(a @ Answer::Progress { .. }))) => progress(a),
+            Ok(Ok(Some(a))) => return Ok(a),
+            Ok(Ok(None)) => return Err("the daemon closed the connection".into()),
+            Ok(Err(e)) => return Err(format!("the daemon's answer: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "no answer from the daemon within {} s",
+                    patience.as_secs()
+                ))
+            }
+        }
     }
 }

@@ -28,3 +28,15 @@ pub fn lock(dir: &std::path::Path) -> PathBuf {
 pub fn socket(dir: &std::path::Path) -> PathBuf {
     dir.join("control.sock")
 }
+
+/// Makes `dir` (and its parents) if missing, and makes it this user's
+/// only: mode 0700.
+///
+/// # Errors
+///
+/// The file system's.
+pub fn make_private(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}

@@ -178,6 +178,8 @@ pub enum Answer {
     Reloaded {
         module: ModuleRow,
         previous: u64,
+        /// The version reloaded to (current unless rolled back).
+        to: u64,
         rolled_back: bool,
         particles: Vec<ReloadRow>,
     },

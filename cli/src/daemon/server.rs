@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperverse::{Body, Ctx, Machine, Particle, ParticleError, Point, Wave};
+use hyperverse::cluster::Cluster;
+use hyperverse::modules::{ModulePath, WasmHost};
+use hyperverse::{Machine, Point};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
-use super::protocol::{self, Answer, Request, Row};
+use super::kinds::{Counter, Echo};
+use super::protocol::{self, Answer, Request};
+use super::state::Daemon;
 use crate::config::DaemonConfig;
 
 /// How long a connection may sit in one read or write.
@@ -47,6 +51,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The cluster could not be joined.
+    #[error("the cluster: {0}")]
+    Cluster(String),
     /// The Machine could not be built.
     #[error("the machine: {0}")]
     Machine(String),
@@ -59,36 +66,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
     }
 }
 
-/// Answers an ask with its body (built in: `echo`).
-struct Echo;
-impl Particle for Echo {
-    type State = ();
-    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
-        Ok(())
-    }
-    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
-        Ok(w.body)
-    }
-}
-
-/// Counts `add`s; `crash` crashes it; any other method answers the count
-/// (built in: `counter`).
-struct Counter;
-impl Particle for Counter {
-    type State = u64;
-    async fn start(&self, _: &Ctx, _: &Body) -> Result<u64, ParticleError> {
-        Ok(0)
-    }
-    async fn handle(&self, _: &Ctx, n: &mut u64, w: Wave) -> Result<Body, ParticleError> {
-        match &*w.method {
-            "add" => *n += 1,
-            "crash" => return Err("asked to crash".into()),
-            _ => {}
-        }
-        Ok(n.to_string().into())
-    }
-}
-
 /// Runs the daemon until a client says `stop`.
 ///
 /// # Errors
@@ -96,8 +73,7 @@ impl Particle for Counter {
 /// [`DaemonError`]: another daemon runs, or the directory, the lock, the
 /// socket or the Machine could not be made.
 pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    super::paths::make_private(dir).map_err(io(dir))?;
     let lock_path = super::paths::lock(dir);
     let socket_path = super::paths::socket(dir);
     let lock = std::fs::OpenOptions::new()
@@ -119,6 +95,10 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
         .map_err(io(&socket_path))?;
     let metrics = super::metrics::Metrics::new();
     let observed = metrics.clone();
+    let host = WasmHost::builder()
+        .limits(config.wasm.clone())
+        .search_path(ModulePath::new(config.module_path.clone()))
+        .build();
     let machine = Machine::standalone()
         .observer(move |e| observed.observe(e))
         .stars(config.stars)
@@ -126,28 +106,59 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
         .restart_limit(config.max_restarts, config.restart_period)
         .kind("echo", Echo)
         .kind("counter", Counter)
+        .resolver(host.resolver())
         .build()
         .await
         .map_err(|e| DaemonError::Machine(e.to_string()))?;
-    let metrics_task = match config.metrics {
-        Some(addr) => Some(
-            super::metrics::serve(addr, machine.clone(), metrics.clone())
-                .await
-                .map_err(|e| DaemonError::Metrics { addr, source: e })?,
-        ),
+    // A daemon does not start half-configured: a cluster it cannot join,
+    // or a metrics address it cannot bind, stops it here.
+    let cluster = match config.cluster.clone() {
+        Some(c) => match Cluster::join(&machine, c).await {
+            Ok(cluster) => Some(Arc::new(cluster)),
+            Err(e) => {
+                machine.shutdown().await;
+                return Err(DaemonError::Cluster(e.to_string()));
+            }
+        },
         None => None,
     };
+    let metrics_task = match config.metrics {
+        Some(addr) => match super::metrics::serve(addr, machine.clone(), metrics.clone()).await {
+            Ok(task) => Some(task),
+            Err(source) => {
+                machine.shutdown().await;
+                return Err(DaemonError::Metrics { addr, source });
+            }
+        },
+        None => None,
+    };
+    let daemon = Daemon {
+        machine: machine.clone(),
+        host,
+        metrics,
+        name: cluster
+            .as_ref()
+            .map_or_else(|| "local".to_string(), |c| c.name().to_string()),
+        cluster,
+        notes: tokio::sync::broadcast::channel(1024).0,
+        stop: Arc::new(Notify::new()),
+    };
+    let watcher = config
+        .watch_modules
+        .then(|| tokio::spawn(super::watch::watch(daemon.clone())));
     println!("hyperverse daemon ready: socket {}", socket_path.display());
-    let stop = Arc::new(Notify::new());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::spawn(serve(stream, machine.clone(), stop.clone()));
+                    tokio::spawn(serve(stream, daemon.clone()));
                 }
             }
-            () = stop.notified() => break,
+            () = daemon.stop.notified() => break,
         }
+    }
+    if let Some(task) = watcher {
+        task.abort();
     }
     if let Some(task) = metrics_task {
         task.abort();
@@ -160,174 +171,129 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
 
 /// One client: requests in, answers out, until it closes, misbehaves or
 /// idles.
-async fn serve(mut stream: UnixStream, machine: Machine, stop: Arc<Notify>) {
+async fn serve(mut stream: UnixStream, d: Daemon) {
     loop {
         let request = match tokio::time::timeout(IDLE, protocol::read::<Request>(&mut stream)).await
         {
             Ok(Ok(Some(r))) => r,
             Ok(Err(e)) => {
                 // Garbage or an oversized frame: say why, then close.
-                let _ = tokio::time::timeout(
-                    IDLE,
-                    protocol::write_answer(&mut stream, &Answer::Error(e.to_string())),
-                )
-                .await;
+                let _ = send(&mut stream, &Answer::Error(e.to_string())).await;
                 return;
             }
             Ok(Ok(None)) | Err(_) => return,
         };
-        if matches!(request, Request::Events) {
-            follow(&mut stream, &machine).await;
-            return;
-        }
-        let stopping = matches!(request, Request::Stop);
-        let answer = answer(&machine, request).await;
-        if tokio::time::timeout(IDLE, protocol::write_answer(&mut stream, &answer))
-            .await
-            .map_or(true, |r| r.is_err())
-        {
-            return;
-        }
-        if stopping {
-            stop.notify_one();
-            return;
+        match request {
+            Request::Events => return follow(&mut stream, &d).await,
+            Request::ModuleReload { name } => {
+                if !reload(&mut stream, &d, &name).await {
+                    return;
+                }
+            }
+            Request::Stop => {
+                let _ = send(&mut stream, &Answer::Done).await;
+                d.stop.notify_one();
+                return;
+            }
+            request => {
+                let answer = super::answer::answer(&d, request).await;
+                if !send(&mut stream, &answer).await {
+                    return;
+                }
+            }
         }
     }
+}
+
+/// Writes one answer within [`IDLE`]; false if the client is gone or does
+/// not read.
+async fn send(stream: &mut UnixStream, answer: &Answer) -> bool {
+    tokio::time::timeout(IDLE, protocol::write_answer(stream, answer))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// A reload, its progress streamed (at most one frame per percent), then
+/// its outcome. The reload goes on to the end even if the client goes: a
+/// half-done reload helps no one.
+async fn reload(stream: &mut UnixStream, d: &Daemon, name: &str) -> bool {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut last = None;
+    let progress = move |done: usize, total: usize| {
+        let percent = if total == 0 { 100 } else { done * 100 / total };
+        if last != Some(percent) || done == total {
+            last = Some(percent);
+            let _ = tx.send((done as u64, total as u64));
+        }
+    };
+    let work = {
+        let (d, name) = (d.clone(), name.to_string());
+        tokio::spawn(async move { super::answer::reload(&d, &name, progress).await })
+    };
+    let mut client = true;
+    while let Some((done, total)) = rx.recv().await {
+        if client {
+            client = send(stream, &Answer::Progress { done, total }).await;
+        }
+    }
+    let answer = work
+        .await
+        .unwrap_or_else(|e| Answer::Error(format!("the reload failed: {e}")));
+    client && send(stream, &answer).await
 }
 
 /// Streams events to the client until it goes (or falls behind for
 /// [`IDLE`]: a client that does not read is dropped, never waited for).
-async fn follow(stream: &mut UnixStream, machine: &Machine) {
+async fn follow(stream: &mut UnixStream, d: &Daemon) {
     use hyperverse::Event;
-    let mut events = machine.events();
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = d.machine.events();
+    let mut notes = d.notes.subscribe();
     // Subscribed: the client may count on every event from here on.
-    if tokio::time::timeout(IDLE, protocol::write_answer(stream, &Answer::Following))
-        .await
-        .map_or(true, |r| r.is_err())
-    {
+    if !send(stream, &Answer::Following).await {
         return;
     }
+    let lagged = |n: u64| Answer::Event {
+        what: "lagged".into(),
+        point: String::new(),
+        detail: format!("{n} events missed"),
+    };
     loop {
-        let event = match events.recv().await {
-            Ok(e) => e,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                let lost = Answer::Event {
-                    what: "lagged".into(),
-                    point: String::new(),
-                    detail: format!("{n} events missed"),
-                };
-                if tokio::time::timeout(IDLE, protocol::write_answer(stream, &lost))
-                    .await
-                    .map_or(true, |r| r.is_err())
-                {
-                    return;
+        let answer = tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let (what, point, detail) = match event {
+                        Event::Spawned { point, kind, star } => {
+                            ("spawned", point, format!("{kind} on star {star}"))
+                        }
+                        Event::Crashed(n) => ("crashed", n.child, n.reason),
+                        Event::Restarted { point, restarts } => {
+                            ("restarted", point, format!("restart {restarts}"))
+                        }
+                        Event::Stopped { point } => ("stopped", point, String::new()),
+                        Event::Supervisor { supervisor, event } => {
+                            ("supervisor", supervisor, format!("{event:?}"))
+                        }
+                        _ => continue,
+                    };
+                    Answer::Event {
+                        what: what.to_string(),
+                        point: point.to_string(),
+                        detail,
+                    }
                 }
-                continue;
-            }
-            Err(_) => return,
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => return,
+            },
+            note = notes.recv() => match note {
+                Ok(n) => Answer::Event { what: n.what, point: n.point, detail: n.detail },
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => return,
+            },
         };
-        let (what, point, detail) = match event {
-            Event::Spawned { point, kind, star } => {
-                ("spawned", point, format!("{kind} on star {star}"))
-            }
-            Event::Crashed(n) => ("crashed", n.child, n.reason),
-            Event::Restarted { point, restarts } => {
-                ("restarted", point, format!("restart {restarts}"))
-            }
-            Event::Stopped { point } => ("stopped", point, String::new()),
-            Event::Supervisor { supervisor, event } => {
-                ("supervisor", supervisor, format!("{event:?}"))
-            }
-            _ => continue,
-        };
-        let answer = Answer::Event {
-            what: what.to_string(),
-            point: point.to_string(),
-            detail,
-        };
-        if tokio::time::timeout(IDLE, protocol::write_answer(stream, &answer))
-            .await
-            .map_or(true, |r| r.is_err())
-        {
+        if !send(stream, &answer).await {
             return;
         }
-    }
-}
-
-async fn answer(machine: &Machine, request: Request) -> Answer {
-    match request {
-        Request::Spawn { point, kind, args } => {
-            match machine
-                .spawn(point, kind.as_str().into(), args.into())
-                .await
-            {
-                Ok(_) => Answer::Done,
-                Err(e) => Answer::Error(e.to_string()),
-            }
-        }
-        Request::Send {
-            point,
-            method,
-            body,
-        } => match machine.signal(&point, (method, body)) {
-            Ok(()) => Answer::Done,
-            Err(e) => Answer::Error(e.to_string()),
-        },
-        Request::Ask {
-            point,
-            method,
-            body,
-            timeout_ms,
-        } => match machine
-            .ask(&point, (method, body))
-            .within(Duration::from_millis(timeout_ms))
-            .await
-        {
-            Ok(b) => Answer::Reply(b.as_bytes().to_vec()),
-            Err(e) => Answer::Error(e.to_string()),
-        },
-        Request::Tree { under } => Answer::Tree(
-            machine
-                .registry()
-                .subtree(&under)
-                .into_iter()
-                .map(|r| {
-                    let load = machine
-                        .particle(&r.point)
-                        .map(|p| p.load())
-                        .unwrap_or_default();
-                    Row {
-                        point: r.point.to_string(),
-                        kind: r.kind.to_string(),
-                        machine: "local".to_string(),
-                        star: r.star,
-                        status: format!("{:?}", r.status),
-                        restarts: r.restarts,
-                        version: r.code_version,
-                        queued: load.queued as u64,
-                        taken: load.taken,
-                    }
-                })
-                .collect(),
-        ),
-        Request::Stats => {
-            let mut s = vec![("particles".to_string(), machine.registry().len() as u64)];
-            for st in machine.star_stats() {
-                s.push((format!("star{}.spawned", st.star), st.spawned));
-                s.push((format!("star{}.crashes", st.star), st.crashes));
-                s.push((format!("star{}.restarts", st.star), st.restarts));
-            }
-            Answer::Stats(s)
-        }
-        Request::Kill { point } => match machine.stop(&point).await {
-            Ok(()) => Answer::Done,
-            Err(e) => Answer::Error(e.to_string()),
-        },
-        Request::ModuleList
-        | Request::ModuleLoad { .. }
-        | Request::ModuleReload { .. }
-        | Request::Fault(_) => Answer::Error("not yet".into()),
-        Request::Stop | Request::Events => Answer::Done,
     }
 }
 

@@ -1,0 +1,91 @@
+//! Loading a module from its file, off the runtime's worker threads: the
+//! first start of a module found in the host's search path, `load_file`
+//! and `reload_file` all come here.
+
+use crate::error::ModuleError;
+use crate::particle::{HostShared, ModuleEntry};
+use crate::search::ModuleFile;
+use crate::store::CompiledModule;
+
+/// Runs a load (a compile, unless cached) on a blocking thread when inside a
+/// multi-thread runtime, so that no runtime worker stalls on Cranelift;
+/// inline otherwise.
+pub(crate) async fn compile(
+    name: &str,
+    load: impl FnOnce() -> Result<CompiledModule, ModuleError> + Send + 'static,
+) -> Result<CompiledModule, ModuleError> {
+    compile_with(name, load).await
+}
+
+/// [`compile`] for a load that gives back more than the module.
+async fn compile_with<T: Send + 'static>(
+    name: &str,
+    load: impl FnOnce() -> Result<T, ModuleError> + Send + 'static,
+) -> Result<T, ModuleError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            match tokio::task::spawn_blocking(load).await {
+                Ok(loaded) => loaded,
+                Err(e) => Err(ModuleError::Host {
+                    module: name.to_string(),
+                    message: format!("the compile task failed: {e}"),
+                }),
+            }
+        }
+        _ => load(),
+    }
+}
+
+/// Reads and compiles `file` as the next version of its module (not yet
+/// current: the caller promotes it, or reloads to it), and remembers it as
+/// the module's file with its stamp taken before the read (a write during
+/// the read then shows as a change still to load, never the reverse).
+/// Reading happens on the blocking thread too: a file may be large, or on
+/// a slow disk.
+pub(crate) async fn read_and_compile(
+    shared: &HostShared,
+    entry: &ModuleEntry,
+    file: &ModuleFile,
+) -> Result<CompiledModule, ModuleError> {
+    let store = shared.store.clone();
+    let owned = file.clone();
+    let (module, stamp) = compile_with(&file.name, move || {
+        let stamp = owned.stamp();
+        let wasm = owned.read()?;
+        Ok((store.load(&owned.name, &wasm)?, stamp))
+    })
+    .await?;
+    entry.set_source(file.clone(), stamp);
+    Ok(module)
+}
+
+/// The first start of a module that is not loaded: finds it in the search
+/// path, loads it and makes it current (unless another load made a version
+/// current meanwhile: that one stays, as with any load).
+pub(crate) async fn load_on_demand(
+    shared: &HostShared,
+    entry: &ModuleEntry,
+) -> Result<(), ModuleError> {
+    let file = shared
+        .path
+        .find(&entry.name)
+        .ok_or_else(|| ModuleError::NotFound {
+            module: entry.name.to_string(),
+            searched: shared
+                .path
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let module = read_and_compile(shared, entry, &file).await?;
+    tracing::info!(
+        target: crate::TARGET_WASM,
+        module = %module.version(),
+        file = %file.path.display(),
+        "loaded on first use"
+    );
+    entry.promote(&module);
+    Ok(())
+}

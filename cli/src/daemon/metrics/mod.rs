@@ -65,7 +65,8 @@ pub struct Metrics {
     reasons: Reasons,
     #[allow(dead_code, reason = "see `reloaded`")]
     modules: Capped,
-    /// Waves taken per Star; scrape side only (scrapes take turns on it).
+    /// Waves taken per Star; scrape side only (scrapes take turns, from
+    /// sampling the lanes to adding their deltas).
     waves: Mutex<WavesTaken>,
 }
 
@@ -160,6 +161,13 @@ impl Metrics {
     /// what `machine` says at this moment.
     pub fn render(&self, machine: &Machine) -> String {
         let stars = machine.stars();
+        // Held from sampling to update: a scrape that sampled earlier but
+        // updated later would otherwise forget lanes a later one saw, and
+        // the next scrape would count their waves again.
+        let mut waves_taken = self
+            .waves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut by_status: BTreeMap<(usize, &'static str), i64> = BTreeMap::new();
         let mut depths = Vec::new();
         let mut lanes = Vec::new();
@@ -182,16 +190,10 @@ impl Metrics {
             }
         }
         let depths = Depths::of(&mut depths);
-        let waves = {
-            let mut w = self
-                .waves
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            w.update(lanes);
-            let mut totals: BTreeMap<usize, u64> = (0..stars).map(|s| (s, 0)).collect();
-            totals.extend(w.totals());
-            totals
-        };
+        waves_taken.update(lanes);
+        let mut waves: BTreeMap<usize, u64> = (0..stars).map(|s| (s, 0)).collect();
+        waves.extend(waves_taken.totals());
+        drop(waves_taken);
 
         let mut registry = Registry::with_prefix("hyperverse");
         registry.register(

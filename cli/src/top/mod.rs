@@ -1,6 +1,8 @@
 //! `hyperverse top`: a live terminal view of the daemon's particles.
 //! (Being built: see issue 13.)
 
+pub mod model;
+
 use std::path::Path;
 
 /// Runs the live view against the daemon in `dir` until the user quits.

@@ -2,6 +2,7 @@
 //! (Being built: see issue 13.)
 
 pub mod model;
+pub mod view;
 
 use std::path::Path;
 

@@ -64,6 +64,8 @@ struct Cleanup {
     dir: PathBuf,
     daemon: Option<Child>,
     tmux: Option<String>,
+    /// The tmux server's socket file, which `kill-server` leaves behind.
+    tmux_file: Option<PathBuf>,
     feeding: Arc<AtomicBool>,
     feeder: Option<JoinHandle<()>>,
 }
@@ -78,6 +80,9 @@ impl Drop for Cleanup {
             let _ = Command::new("tmux")
                 .args(["-L", &socket, "kill-server"])
                 .output();
+        }
+        if let Some(f) = self.tmux_file.take() {
+            let _ = std::fs::remove_file(f);
         }
         if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
@@ -165,6 +170,7 @@ fn top_shows_live_particles_and_answers_its_keys_in_a_real_terminal() {
         dir: dir.clone(),
         daemon: None,
         tmux: None,
+        tmux_file: None,
         feeding: Arc::new(AtomicBool::new(true)),
         feeder: None,
     };
@@ -231,6 +237,9 @@ fn top_shows_live_particles_and_answers_its_keys_in_a_real_terminal() {
             after.to_str().unwrap(),
         ],
     );
+
+    let file = tmux(&socket, &["display-message", "-p", "#{socket_path}"]);
+    guard.tmux_file = Some(PathBuf::from(file.trim()));
 
     // Every particle, the busy one with a rate, the crashed one with its
     // restart.

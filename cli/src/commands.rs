@@ -183,7 +183,7 @@ fn request(command: Command) -> (Result<Request, String>, bool) {
         | Command::Config { .. }
         | Command::Demo(_)
         | Command::Events { .. }
-        | Command::Top => (Err("not a client command".into()), false),
+        | Command::Top { .. } => (Err("not a client command".into()), false),
     }
 }
 

@@ -134,7 +134,16 @@ pub(crate) enum Command {
     },
     /// A live view of the daemon's particles (ratatui): waves/s, lane
     /// depth, restarts, status, Star and Machine, refreshed in place.
-    Top,
+    Top {
+        /// How often to ask the daemon, in milliseconds (rounded to a step
+        /// of 250ms, 500ms, 1s, 2s, 5s, 10s, 30s; `+`/`-` change it live).
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one frame as plain text and exit (two samples an interval
+        /// apart, for the rates), for scripts and logs.
+        #[arg(long)]
+        once: bool,
+    },
     /// Stop the daemon.
     Stop {
         #[arg(long)]
@@ -188,7 +197,15 @@ async fn main() -> ExitCode {
         | Command::Module { .. }
         | Command::Fault { .. }
         | Command::Stop { .. } => commands::client(cli.command).await,
-        Command::Top => match top::run(&daemon::paths::dir()).await {
+        Command::Top { interval_ms, once } => match top::run_with(
+            &daemon::paths::dir(),
+            top::Options {
+                interval: std::time::Duration::from_millis(interval_ms),
+                once,
+            },
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hyperverse top: {e}");

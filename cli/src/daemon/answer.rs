@@ -77,7 +77,10 @@ pub async fn reload(d: &Daemon, name: &str, progress: impl FnMut(usize, usize) +
             d.note("reloaded", name, summary(&report));
             reloaded(d, name, &report)
         }
-        Err(e) => Answer::Error(e.to_string()),
+        Err(e) => {
+            d.metrics.reload_failed(name);
+            Answer::Error(e.to_string())
+        }
     }
 }
 

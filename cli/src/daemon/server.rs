@@ -96,7 +96,7 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     let metrics = super::metrics::Metrics::new();
     let observed = metrics.clone();
     let host = WasmHost::builder()
-        .limits(config.wasm.clone())
+        .limits(config.wasm)
         .search_path(ModulePath::new(config.module_path.clone()))
         .build();
     let machine = Machine::standalone()
@@ -220,7 +220,7 @@ async fn reload(stream: &mut UnixStream, d: &Daemon, name: &str) -> bool {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut last = None;
     let progress = move |done: usize, total: usize| {
-        let percent = if total == 0 { 100 } else { done * 100 / total };
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
         if last != Some(percent) || done == total {
             last = Some(percent);
             let _ = tx.send((done as u64, total as u64));

@@ -63,7 +63,6 @@ pub struct Metrics {
     /// `hyperverse_reload_particles_total{module, result}`.
     reload_particles: Family<Pair, Counter>,
     reasons: Reasons,
-    #[allow(dead_code, reason = "see `reloaded`")]
     modules: Capped,
     /// Waves taken per Star; scrape side only (scrapes take turns, from
     /// sampling the lanes to adding their deltas).
@@ -110,10 +109,6 @@ impl Metrics {
     }
 
     /// Counts one reload of `module`: its outcome, and each particle's.
-    #[allow(
-        dead_code,
-        reason = "for the daemon's reload commands, still to come (server.rs answers `not yet`)"
-    )]
     pub fn reloaded(&self, module: &str, report: &ReloadReport) {
         let module = self.modules.admit(module);
         let outcome = if report.rolled_back {
@@ -138,16 +133,11 @@ impl Metrics {
 
     /// Counts a reload of `module` that did not happen at all (the new
     /// version did not compile or was refused): no particle was touched.
-    #[allow(
-        dead_code,
-        reason = "for the daemon's reload commands, still to come (server.rs answers `not yet`)"
-    )]
     pub fn reload_failed(&self, module: &str) {
         let module = self.modules.admit(module);
         self.reload(&module, "error");
     }
 
-    #[allow(dead_code, reason = "see `reloaded`")]
     fn reload(&self, module: &str, outcome: &str) {
         self.reloads
             .get_or_create(&[

@@ -740,3 +740,80 @@ fn events_follow_spawns_crashes_and_restarts_as_they_happen() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A port free now (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn clustered_daemons_show_every_machine_in_the_tree_and_route_between_them() {
+    let root = dir("cluster");
+    let (pa, pb) = (free_port(), free_port());
+    let conf = |name: &str, port: u16, seeds: &str| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let file = d.join("hv.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "stars = 2\n[cluster]\nname = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 secret = \"test secret\"\nseeds = [{seeds}]\nlost_after_ms = 2000\n"
+            ),
+        )
+        .unwrap();
+        (d.join("run"), file)
+    };
+    let (ra, fa) = conf("alpha", pa, "");
+    let (rb, fb) = conf("beta", pb, &format!("\"127.0.0.1:{pa}\""));
+    let start_with = |run: &Path, file: &Path| {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(file)
+            .env("HYPERVERSE_RUNTIME_DIR", run)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("hyperverse daemon ready"), "{line}");
+        Running(child)
+    };
+    let _a = start_with(&ra, &fa);
+    let _b = start_with(&rb, &fb);
+    assert_eq!(out(&cli(&ra, &["spawn", "a1", "counter"])), "ok");
+    assert_eq!(out(&cli(&rb, &["spawn", "b1", "counter"])), "ok");
+    assert_eq!(out(&cli(&rb, &["send", "b1", "add"])), "ok");
+    // Each daemon's tree shows both Machines' particles once the
+    // Registries have met.
+    let started = Instant::now();
+    loop {
+        let t = out(&cli(&ra, &["tree", "--json"]));
+        if t.contains(r#""machine":"beta","point":"b1""#) {
+            assert!(t.contains(r#""machine":"alpha","point":"a1""#), "{t}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{t}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tree = out(&cli(&rb, &["tree"]));
+    let a1 = tree.lines().find(|l| l.starts_with("a1 ")).unwrap_or_default();
+    assert!(a1.contains("alpha") && a1.contains("Remote"), "{tree}");
+    // A client of alpha asks beta's particle: routed across.
+    assert_eq!(out(&cli(&ra, &["ask", "b1", "get"])), "1");
+    // A Point beta holds cannot be spawned on alpha.
+    let twin = cli(&ra, &["spawn", "b1", "echo"]);
+    assert_eq!(twin.status.code(), Some(1), "{}", out(&twin));
+    let stats = out(&cli(&ra, &["stats", "--json"]));
+    assert!(stats.contains(r#""cluster.peers":1"#), "{stats}");
+    assert_eq!(out(&cli(&rb, &["stop"])), "ok");
+    assert_eq!(out(&cli(&ra, &["stop"])), "ok");
+    let _ = std::fs::remove_dir_all(&root);
+}

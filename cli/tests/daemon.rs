@@ -804,7 +804,10 @@ fn clustered_daemons_show_every_machine_in_the_tree_and_route_between_them() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let tree = out(&cli(&rb, &["tree"]));
-    let a1 = tree.lines().find(|l| l.starts_with("a1 ")).unwrap_or_default();
+    let a1 = tree
+        .lines()
+        .find(|l| l.starts_with("a1 "))
+        .unwrap_or_default();
     assert!(a1.contains("alpha") && a1.contains("Remote"), "{tree}");
     // A client of alpha asks beta's particle: routed across.
     assert_eq!(out(&cli(&ra, &["ask", "b1", "get"])), "1");

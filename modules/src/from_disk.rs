@@ -2,8 +2,8 @@
 //! first start of a module found in the host's search path, `load_file`
 //! and `reload_file` all come here.
 
+use crate::entry::{HostShared, ModuleEntry};
 use crate::error::ModuleError;
-use crate::particle::{HostShared, ModuleEntry};
 use crate::search::ModuleFile;
 use crate::store::CompiledModule;
 

@@ -67,6 +67,7 @@ pub mod abi;
 mod budget;
 mod disk_cache;
 mod engine;
+mod entry;
 mod error;
 mod from_disk;
 pub mod guests;

@@ -34,10 +34,11 @@ use parking_lot::Mutex;
 use tracing::Instrument;
 
 use crate::budget::{GuestPolicy, SendBudget};
+use crate::entry::{HostShared, ModuleEntry, Promotion};
 use crate::error::ModuleError;
 use crate::from_disk::compile;
 use crate::limits::Limits;
-use crate::particle::{HostShared, ModuleEntry, Promotion, WasmParticle};
+use crate::particle::WasmParticle;
 use crate::pool::Pool;
 use crate::reload::ReloadReport;
 use crate::search::{ModuleFile, ModulePath};
@@ -430,8 +431,7 @@ impl WasmHost {
     /// by name: its current version (if loaded), its file (if it has one)
     /// and how many particles run it now.
     pub fn modules(&self) -> Vec<ModuleInfo> {
-        let entries: Vec<Arc<crate::particle::ModuleEntry>> =
-            self.shared.modules.lock().values().cloned().collect();
+        let entries: Vec<Arc<ModuleEntry>> = self.shared.modules.lock().values().cloned().collect();
         let mut out: Vec<ModuleInfo> = entries
             .iter()
             .filter_map(|e| {

@@ -65,7 +65,7 @@ pub struct Machine {
 pub(crate) struct Shared {
     pub(crate) stars: Arc<[StarSlot]>,
     pub(crate) root: ActorRef<()>,
-    pub(crate) drivers: crate::drivers::Drivers,
+    pub(crate) drivers: crate::drivers::Drivers<dyn Driver>,
     pub(crate) registry: Arc<dyn Directory>,
     pub(crate) events: Arc<EventSink>,
     pub(crate) next_star: AtomicUsize,
@@ -186,4 +186,47 @@ pub trait Driver: Send + Sync + 'static {
     fn default_lane(&self) -> Option<LaneLimit> {
         None
     }
+}
+
+/// Finds a Driver for a Kind no Driver was installed for.
+///
+/// Asked at most until it answers `Some` for a Kind (that Driver is then
+/// kept), on the spawning caller's thread: it must be quick and must not
+/// block (a Driver that loads code should load it when its particle
+/// starts, which is async). A panic in it is a `None`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use hyperverse_runtime::*;
+///
+/// struct Echo;
+/// impl Particle for Echo {
+///     type State = ();
+///     async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> { Ok(()) }
+///     async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> { Ok(w.body) }
+/// }
+///
+/// /// Every Kind named `echo:…` is an echo.
+/// struct Echoes;
+/// impl KindResolver for Echoes {
+///     fn resolve(&self, kind: &Kind) -> Option<Arc<dyn Driver>> {
+///         kind.as_str().starts_with("echo:").then(|| Arc::new(ParticleDriver::new(Echo)) as _)
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let m = Machine::standalone().resolver(Arc::new(Echoes)).build().await?;
+/// m.spawn("a".parse()?, "echo:one".into(), Body::empty()).await?;
+/// assert_eq!(m.ask(&"a".parse()?, ("say", "hi")).await?.as_bytes(), b"hi");
+/// assert!(matches!(
+///     m.spawn("b".parse()?, "other".into(), Body::empty()).await,
+///     Err(SpawnError::UnknownKind { .. })
+/// ));
+/// assert_eq!(m.kinds(), vec![Kind::from("echo:one")]);
+/// m.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub trait KindResolver: Send + Sync + 'static {
+    /// The Driver for `kind`, if this resolver knows it.
+    fn resolve(&self, kind: &crate::Kind) -> Option<Arc<dyn Driver>>;
 }

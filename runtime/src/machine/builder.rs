@@ -192,7 +192,13 @@ impl MachineBuilder {
             shared: Arc::new(Shared {
                 stars,
                 root,
-                drivers: crate::drivers::Drivers::new(drivers, self.resolver),
+                drivers: crate::drivers::Drivers::new(
+                    drivers,
+                    self.resolver
+                        .map(|r| -> crate::drivers::Resolve<dyn crate::Driver> {
+                            Box::new(move |kind| r.resolve(kind))
+                        }),
+                ),
                 registry,
                 events,
                 next_star: AtomicUsize::new(0),

@@ -1,5 +1,5 @@
 //! The daemon's configuration file (`hyperverse.toml`): what `hyperverse
-//! run` will read, and what `hyperverse config FILE` checks now.
+//! run --config FILE` reads, and `hyperverse config FILE` checks.
 //!
 //! Every key has a default; a file sets only what it changes. A bad file
 //! is refused whole, with the file, the key and why: a daemon never starts

@@ -45,7 +45,7 @@ pub(crate) enum Command {
     /// Check a daemon configuration file and print it as it will be
     /// used, every key with its value (defaults filled in); with no file,
     /// the embedded standalone default. A bad file names the key and why,
-    /// and exits with 2. (The daemon itself, `hyperverse run`, is to come.)
+    /// and exits with 2.
     Config {
         /// The file (TOML; see examples/hyperverse.toml).
         file: Option<std::path::PathBuf>,

@@ -174,9 +174,10 @@ fn header(model: &Model) -> Row<'static> {
     Row::new(cells).style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED))
 }
 
+/// POINT takes what is left; KIND fits `wasm:` and a short module name.
 const WIDTHS: [Constraint; 10] = [
     Constraint::Min(16),
-    Constraint::Length(10),
+    Constraint::Length(16),
     Constraint::Length(10),
     Constraint::Length(9),
     Constraint::Length(7),

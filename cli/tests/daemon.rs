@@ -266,6 +266,19 @@ fn garbage_huge_frames_and_silent_clients_do_not_stop_the_daemon() {
     h.write_all(&u32::MAX.to_le_bytes()).unwrap();
     let mut rest = Vec::new();
     let _ = h.read_to_end(&mut rest);
+    // A client of another protocol version: refused with why, before its
+    // fields are read.
+    let mut v = UnixStream::connect(&sock).unwrap();
+    v.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    v.write_all(&frame("hv-control/0 tree", &Request::Stats))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = v.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains("speaks `hv-control/0`, this one `hv-control/1`"),
+        "{text}"
+    );
     // Random bytes from many clients.
     let mut seed = 0x5eed_u64;
     for _ in 0..50 {
@@ -314,6 +327,9 @@ fn garbage_huge_frames_and_silent_clients_do_not_stop_the_daemon() {
         sent < 100_000,
         "the hog was never pushed back ({sent} frames)"
     );
+    // It was a client the daemon answered (so it stalled on answers it did
+    // not read), not one it closed at its first frame.
+    assert!(sent > 100, "the hog was refused at once ({sent} frames)");
     let stats = out(&cli(&d, &["stats", "--json"]));
     assert!(stats.contains(r#""particles":201"#), "{stats}");
     drop(deaf);
@@ -364,6 +380,7 @@ fn frame(method: &str, r: &Request) -> Vec<u8> {
         method.to_string(),
         body,
     );
+    // The method carries the protocol's version: `hv-control/1 tree`.
     let bytes = wave.to_bytes().unwrap();
     let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(&bytes);
@@ -374,7 +391,7 @@ fn frame(method: &str, r: &Request) -> Vec<u8> {
 /// answers, not one it closes.
 fn tree_request_frame() -> Vec<u8> {
     frame(
-        "tree",
+        "hv-control/1 tree",
         &Request::Tree {
             under: hyperverse::Point::root(),
         },
@@ -383,7 +400,7 @@ fn tree_request_frame() -> Vec<u8> {
 
 /// A well-formed `events` request.
 fn events_request_frame() -> Vec<u8> {
-    frame("events", &Request::Events)
+    frame("hv-control/1 events", &Request::Events)
 }
 
 const COUNTER_V1: &str = include_str!("../../modules/wat/counter_v1.wat");

@@ -1,12 +1,23 @@
 //! The control protocol: each request and each answer is a wave in the
 //! project's own encoding (`Wave::to_bytes`: a version byte, then bincode
-//! 2), behind a u32 length; the wave's method names the command and its
-//! body carries the command's fields. Bounded: a frame over
-//! [`MAX_FRAME`] closes the connection.
+//! 2), behind a u32 length; the wave's method is the protocol's version
+//! ([`PROTOCOL`]) and the command's name, and its body carries the
+//! command's fields. Bounded: a frame over [`MAX_FRAME`] closes the
+//! connection.
+//!
+//! Versioned: a wave whose method does not start with this side's
+//! [`PROTOCOL`] is refused before its body is decoded (a client and a
+//! daemon of different releases say so, instead of misreading each other's
+//! fields), and [`Answer::Error`] is the answer enum's first variant, so
+//! that any version can read the refusal.
 
 use hyperverse::{Point, Wave};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The protocol's name and version, first in every wave's method. Bump the
+/// number whenever `Request` or `Answer` changes shape.
+pub const PROTOCOL: &str = "hv-control/1";
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -151,6 +162,9 @@ pub struct ReloadRow {
 /// The daemon's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Answer {
+    /// Refused, with why. First, and to stay first: every version of the
+    /// protocol decodes it the same way.
+    Error(String),
     /// Done, nothing to say.
     Done,
     /// An ask's reply.
@@ -183,8 +197,6 @@ pub enum Answer {
         rolled_back: bool,
         particles: Vec<ReloadRow>,
     },
-    /// Refused, with why.
-    Error(String),
 }
 
 fn cli() -> Point {
@@ -197,10 +209,11 @@ fn daemon() -> Point {
 
 fn encode<T: Serialize>(kind_request: bool, method: &str, v: &T) -> std::io::Result<Vec<u8>> {
     let body = hyperverse::Body::encode(v).map_err(std::io::Error::other)?;
+    let method = format!("{PROTOCOL} {method}");
     let wave = if kind_request {
-        Wave::request(cli(), daemon(), method.to_string(), body)
+        Wave::request(cli(), daemon(), method, body)
     } else {
-        Wave::signal(daemon(), cli(), method.to_string(), body)
+        Wave::signal(daemon(), cli(), method, body)
     };
     wave.to_bytes()
         .map(|b| b.to_vec())
@@ -258,6 +271,16 @@ pub async fn read<T: for<'de> Deserialize<'de>>(
     r.read_exact(&mut buf).await?;
     let wave = Wave::from_bytes(&buf)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let speaks = wave.method.split(' ').next().unwrap_or_default();
+    if speaks != PROTOCOL {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the other side speaks `{}`, this one `{PROTOCOL}`: use a client and daemon of the same release",
+                speaks.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
     wave.body
         .decode()
         .map(Some)

@@ -83,6 +83,25 @@ impl Running {
         read_answer(&mut s).expect("an answer")
     }
 
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// File descriptors the daemon holds.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// CPU time used so far, in clock ticks (user + system).
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 of stat; `after` starts at field 3.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
     /// An honest client is served.
     fn still_serves(&self) {
         let p = format!("honest-{}", rand_tag());
@@ -699,5 +718,38 @@ fn the_metrics_server_survives_hostile_http_clients() {
     let _ = slow.read_to_string(&mut timed_out);
     assert!(timed_out.starts_with("HTTP/1.1 408"), "{timed_out}");
     assert!(answer(b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+    d.still_serves();
+}
+
+/// Connections past the daemon's file-descriptor limit: accepting fails
+/// while they are open; the daemon must not spin on the failing accept
+/// (a spin is a core at 100% for as long as the clients hold on), and it
+/// serves again once they go.
+#[test]
+fn out_of_file_descriptors_the_daemon_waits_rather_than_spins_and_recovers() {
+    let d = start(&dir("fds"), None, Some("-n 48"));
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        match UnixStream::connect(d.run().join("control.sock")) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(held.len() > 48, "only {} connections", held.len());
+    eventually("the daemon out of descriptors", || d.fds() >= 46);
+    // A spin detector, not a benchmark: a spinning accept loop burns a
+    // whole core (≈ 3 s of CPU in 3 s); a waiting one next to nothing.
+    let ticks_per_s = 100;
+    let start = d.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = d.cpu_ticks() - start;
+    assert!(
+        used < 3 * ticks_per_s / 2,
+        "{used} ticks of CPU in 3 s while out of descriptors"
+    );
+    drop(held);
+    eventually("honest clients served again", || {
+        d.cli(&["stats"]).status.success()
+    });
     d.still_serves();
 }

@@ -24,6 +24,10 @@ use crate::config::DaemonConfig;
 /// How long a connection may sit in one read or write.
 pub const IDLE: Duration = Duration::from_secs(10);
 
+/// How long the daemon waits after a failed accept (out of file
+/// descriptors) before it tries again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -149,11 +153,18 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     println!("hyperverse daemon ready: socket {}", socket_path.display());
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
                     tokio::spawn(serve(stream, daemon.clone()));
                 }
-            }
+                Err(e) => {
+                    // Out of file descriptors and the like: the failing
+                    // accept would return at once, every time; wait for
+                    // connections to close rather than spin on it.
+                    tracing::debug!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
             () = daemon.stop.notified() => break,
         }
     }

@@ -753,3 +753,52 @@ fn out_of_file_descriptors_the_daemon_waits_rather_than_spins_and_recovers() {
     });
     d.still_serves();
 }
+
+/// A client that asks with a timeout of forever (or a long one) and goes,
+/// or follows events and goes while the daemon is quiet: the daemon must
+/// let go of the connection, or such clients pin one file descriptor and
+/// one task each, for ever.
+#[test]
+fn a_client_that_leaves_a_long_ask_or_a_quiet_follow_is_let_go() {
+    let d = start(&dir("leave"), None, None);
+    assert_eq!(d.ok(&["spawn", "p", "echo"]), "ok");
+    assert_eq!(d.ok(&["fault", "pause", "p"]), "ok");
+    let before = d.fds();
+    for _ in 0..20 {
+        let mut s = d.connect();
+        s.write_all(&frame(
+            "ask",
+            &Request::Ask {
+                point: "p".into(),
+                method: "m".into(),
+                body: Vec::new(),
+                timeout_ms: u64::MAX,
+            },
+        ))
+        .unwrap();
+        let mut f = d.connect();
+        f.write_all(&frame("events", &Request::Events)).unwrap();
+        assert!(matches!(read_answer(&mut f), Some(Answer::Following)));
+        // Both gone; the ask still waits on the paused particle.
+    }
+    eventually("the daemon lets go of the 40 connections", || {
+        d.fds() < before + 5
+    });
+    // A client that half-closes while it waits still gets its answer.
+    let mut s = d.connect();
+    s.write_all(&frame(
+        "ask",
+        &Request::Ask {
+            point: "p".into(),
+            method: "m".into(),
+            body: b"late".to_vec(),
+            timeout_ms: 60_000,
+        },
+    ))
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(d.ok(&["fault", "resume", "p"]), "ok");
+    assert!(matches!(read_answer(&mut s), Some(Answer::Reply(b)) if b == b"late"));
+    d.still_serves();
+}

@@ -102,6 +102,16 @@ impl Running {
         // Fields 14 and 15 of stat; `after` starts at field 3.
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
+
+    /// A line of `/proc/PID/status` (`VmRSS`, `VmHWM`), in kB.
+    fn status_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in {status}"))
+    }
     /// An honest client is served.
     fn still_serves(&self) {
         let p = format!("honest-{}", rand_tag());
@@ -800,5 +810,38 @@ fn a_client_that_leaves_a_long_ask_or_a_quiet_follow_is_let_go() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(d.ok(&["fault", "resume", "p"]), "ok");
     assert!(matches!(read_answer(&mut s), Some(Answer::Reply(b)) if b == b"late"));
+    d.still_serves();
+}
+
+/// A "file" that is regular, says it is empty, and never ends: a module
+/// path entry (or `module load`) pointing at `/proc/self/pagemap` (the
+/// daemon's own: 8 bytes per page of its address space, hundreds of GiB)
+/// must be refused at the module file limit, not read until memory runs
+/// out. The daemon runs with its address space capped, so that a daemon
+/// without the limit fails here instead of taking the machine's memory.
+#[test]
+fn a_module_file_that_never_ends_is_read_no_further_than_the_limit() {
+    let d = dir("endless");
+    let mods = d.join("mods");
+    std::fs::create_dir_all(&mods).unwrap();
+    std::os::unix::fs::symlink("/proc/self/pagemap", mods.join("endless.wasm")).unwrap();
+    let d = start(
+        &d,
+        Some("[modules]\npath = [\"mods\"]\n"),
+        Some("-v 3000000"),
+    );
+    let o = d.cli(&["spawn", "p", "wasm:endless"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(err(&o).contains("larger than"), "{}", err(&o));
+    let o = d.cli(&[
+        "module",
+        "load",
+        mods.join("endless.wasm").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(err(&o).contains("larger than"), "{}", err(&o));
+    // Read to the limit (64 MiB) and no further.
+    let peak = d.status_kb("VmHWM");
+    assert!(peak < 1 << 20, "the daemon's peak memory: {peak} kB");
     d.still_serves();
 }

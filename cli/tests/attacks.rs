@@ -845,3 +845,48 @@ fn a_module_file_that_never_ends_is_read_no_further_than_the_limit() {
     assert!(peak < 1 << 20, "the daemon's peak memory: {peak} kB");
     d.still_serves();
 }
+
+/// `module reload NAME` for names no module has, each large and each
+/// different: the daemon must keep nothing per name (no module entry, no
+/// metrics series with the name as a label).
+#[test]
+fn reloads_of_modules_that_do_not_exist_leave_nothing_behind() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = start(
+        &dir("bogus"),
+        Some(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")),
+        None,
+    );
+    let scrape = || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(HANG)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        answer
+    };
+    let base_rss = d.status_kb("VmRSS");
+    let base_scrape = scrape().len();
+    let mut s = d.connect();
+    for i in 0..300 {
+        let name = format!("{i}-{}", "n".repeat(256 << 10));
+        s.write_all(&frame("module.reload", &Request::ModuleReload { name }))
+            .unwrap();
+        let a = read_answer(&mut s);
+        assert!(matches!(&a, Some(Answer::Error(_))), "{i}");
+    }
+    let grown = d.status_kb("VmRSS").saturating_sub(base_rss);
+    // 300 names of 256 KiB: 75 MiB if kept.
+    assert!(grown < 40 << 10, "the daemon grew by {grown} kB");
+    let now = scrape().len();
+    assert!(
+        now < base_scrape + (64 << 10),
+        "the scrape grew from {base_scrape} to {now} bytes"
+    );
+    d.still_serves();
+}

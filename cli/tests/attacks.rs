@@ -890,3 +890,44 @@ fn reloads_of_modules_that_do_not_exist_leave_nothing_behind() {
     );
     d.still_serves();
 }
+
+/// A `tree` answer larger than a frame may be: the client must get a clear
+/// error from the daemon (not a frame it refuses to read), and smaller
+/// answers still work.
+#[test]
+fn an_answer_over_the_frame_limit_is_an_error_that_says_so() {
+    let d = start(&dir("huge"), Some("stars = 2\n"), None);
+    let seg = |c: char| c.to_string().repeat(64);
+    let parent = format!("{}:{}:{}", seg('a'), seg('b'), seg('c'));
+    let mut s = d.connect();
+    let mut spawn = |point: String| {
+        s.write_all(&frame(
+            "spawn",
+            &Request::Spawn {
+                point,
+                kind: "echo".into(),
+                args: Vec::new(),
+            },
+        ))
+        .unwrap();
+        let a = read_answer(&mut s);
+        assert!(matches!(a, Some(Answer::Done)), "{a:?}");
+    };
+    spawn(seg('a'));
+    spawn(format!("{}:{}", seg('a'), seg('b')));
+    spawn(parent.clone());
+    // Points of 255 bytes: ~290 bytes a row, 4,500 rows over 1 MiB.
+    for i in 0..4500 {
+        spawn(format!("{parent}:{i:0>60}"));
+    }
+    let o = d.cli(&["tree"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("limit") && err(&o).contains("tree"),
+        "{}",
+        err(&o)
+    );
+    let one = format!("{parent}:{:0>60}", 7);
+    assert!(d.ok(&["tree", &one]).contains(&one));
+    d.still_serves();
+}

@@ -19,6 +19,8 @@
 //! load is.
 
 use std::cmp::Ordering;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::ModuleError;
@@ -107,7 +109,23 @@ impl ModuleFile {
             path: self.path.display().to_string(),
             message,
         };
-        let meta = std::fs::metadata(&self.path).map_err(|e| bad(e.to_string()))?;
+        // Checked by its path first (a device is never even opened: some
+        // act on open), then opened and checked again through the handle
+        // that is read: a file swapped for a FIFO or a device in between
+        // is not read (O_NONBLOCK: opening a FIFO does not wait for a
+        // writer). The read stops one byte past the limit whatever the
+        // length said: files in /proc are regular, of length 0, and some
+        // never end (/proc/self/pagemap).
+        let regular = std::fs::metadata(&self.path).map_err(|e| bad(e.to_string()))?;
+        if !regular.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&self.path)
+            .map_err(|e| bad(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
         if !meta.is_file() {
             return Err(bad("not a regular file".into()));
         }
@@ -117,10 +135,18 @@ impl ModuleFile {
                 meta.len()
             )));
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| bad(e.to_string()))?;
-        if bytes.len() as u64 > MAX_MODULE_FILE {
-            return Err(bad("it grew past the limit while read".into()));
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        let read = file.take(MAX_MODULE_FILE + 1).read_to_end(&mut bytes);
+        // Past the limit, or failing only there (a /proc file may refuse
+        // the last, odd-sized read): too large either way.
+        if bytes.len() as u64 > MAX_MODULE_FILE
+            || (read.is_err() && bytes.len() as u64 == MAX_MODULE_FILE)
+        {
+            return Err(bad(format!(
+                "more bytes than its length said, larger than the {MAX_MODULE_FILE} a module file may be"
+            )));
         }
+        read.map_err(|e| bad(e.to_string()))?;
         if !self.is_text() {
             return Ok(bytes);
         }

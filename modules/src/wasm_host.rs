@@ -405,9 +405,12 @@ impl WasmHost {
         mut progress: impl FnMut(usize, usize) + Send,
     ) -> Result<ReloadReport, ModuleError> {
         let started = Instant::now();
-        let entry = self.shared.entry(name);
-        let file = entry
-            .source()
+        // No entry is made for a name that has neither a module nor a file:
+        // a client's names, each different, would be kept for ever.
+        let known = self.shared.modules.lock().get(name).cloned();
+        let file = known
+            .as_ref()
+            .and_then(|entry| entry.source())
             .map(|(file, _)| file)
             .or_else(|| self.shared.path.find(name))
             .ok_or_else(|| ModuleError::NotFound {
@@ -421,6 +424,7 @@ impl WasmHost {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+        let entry = known.unwrap_or_else(|| self.shared.entry(name));
         let module = crate::from_disk::read_and_compile(&self.shared, &entry, &file).await?;
         Ok(self
             .upgrade(machine, module, started.elapsed(), &mut progress)

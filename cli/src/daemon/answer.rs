@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hyperverse::modules::{ModuleInfo, ReloadReport, WasmKind};
+use hyperverse::modules::{ModuleError, ModuleInfo, ReloadReport, WasmKind};
 use hyperverse::{Fault, Kind, Point};
 
 use super::protocol::{Answer, FaultSpec, ModuleRow, ReloadRow, Request, Row};
@@ -77,6 +77,9 @@ pub async fn reload(d: &Daemon, name: &str, progress: impl FnMut(usize, usize) +
             d.note("reloaded", name, summary(&report));
             reloaded(d, name, &report)
         }
+        // No such module: nothing was reloaded, and a name a client made
+        // up gets no series (each would be kept, and scraped, for ever).
+        Err(e @ ModuleError::NotFound { .. }) => Answer::Error(e.to_string()),
         Err(e) => {
             d.metrics.reload_failed(name);
             Answer::Error(e.to_string())

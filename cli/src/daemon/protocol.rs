@@ -229,13 +229,30 @@ pub async fn write_request(w: &mut (impl AsyncWrite + Unpin), r: &Request) -> st
     write_frame(w, &encode(true, r.method(), r)?).await
 }
 
-/// Writes one answer.
+/// Writes one answer; one over [`MAX_FRAME`] becomes an
+/// [`Answer::Error`] that says so.
 ///
 /// # Errors
 ///
 /// As [`write_request`].
 pub async fn write_answer(w: &mut (impl AsyncWrite + Unpin), a: &Answer) -> std::io::Result<()> {
-    write_frame(w, &encode(false, "answer", a)?).await
+    let mut bytes = encode(false, "answer", a)?;
+    if bytes.len() > MAX_FRAME {
+        // The client would refuse the frame unread: say why instead.
+        let what = match a {
+            Answer::Tree(_) => ": ask for a subtree (`hyperverse tree POINT`)",
+            Answer::Reloaded { .. } => {
+                ": the reload itself is done (`hyperverse module list` shows the version)"
+            }
+            _ => "",
+        };
+        let why = format!(
+            "the answer is {} bytes, over the protocol's limit of {MAX_FRAME}{what}",
+            bytes.len()
+        );
+        bytes = encode(false, "answer", &Answer::Error(why))?;
+    }
+    write_frame(w, &bytes).await
 }
 
 async fn write_frame(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {

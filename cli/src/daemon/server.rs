@@ -24,6 +24,14 @@ use crate::config::DaemonConfig;
 /// How long a connection may sit in one read or write.
 pub const IDLE: Duration = Duration::from_secs(10);
 
+/// How often a client that shut down its writing side is looked at, while
+/// it waits for a long answer, to see whether it has gone altogether.
+const HALF_CLOSED_POLL: Duration = Duration::from_secs(1);
+
+/// How long the daemon waits after a failed accept (out of file
+/// descriptors) before it tries again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -149,11 +157,18 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     println!("hyperverse daemon ready: socket {}", socket_path.display());
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
                     tokio::spawn(serve(stream, daemon.clone()));
                 }
-            }
+                Err(e) => {
+                    // Out of file descriptors and the like: the failing
+                    // accept would return at once, every time; wait for
+                    // connections to close rather than spin on it.
+                    tracing::debug!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
             () = daemon.stop.notified() => break,
         }
     }
@@ -172,9 +187,17 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
 /// One client: requests in, answers out, until it closes, misbehaves or
 /// idles.
 async fn serve(mut stream: UnixStream, d: Daemon) {
+    // Bytes read ahead while an ask waited (see `hung_up`).
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        let request = match tokio::time::timeout(IDLE, protocol::read::<Request>(&mut stream)).await
-        {
+        let mut ahead: &[u8] = &carry;
+        let read = {
+            let mut from = tokio::io::AsyncReadExt::chain(&mut ahead, &mut stream);
+            tokio::time::timeout(IDLE, protocol::read::<Request>(&mut from)).await
+        };
+        let used = carry.len() - ahead.len();
+        carry.drain(..used);
+        let request = match read {
             Ok(Ok(Some(r))) => r,
             Ok(Err(e)) => {
                 // Garbage or an oversized frame: say why, then close.
@@ -195,6 +218,18 @@ async fn serve(mut stream: UnixStream, d: Daemon) {
                 d.stop.notify_one();
                 return;
             }
+            request @ Request::Ask { .. } => {
+                // An ask may wait long (its timeout is the client's): a
+                // client that goes meanwhile takes its ask with it, rather
+                // than leave this task and its socket waiting for nobody.
+                let answer = tokio::select! {
+                    answer = super::answer::answer(&d, request) => answer,
+                    () = hung_up(&stream, &mut carry) => return,
+                };
+                if !send(&mut stream, &answer).await {
+                    return;
+                }
+            }
             request => {
                 let answer = super::answer::answer(&d, request).await;
                 if !send(&mut stream, &answer).await {
@@ -202,6 +237,37 @@ async fn serve(mut stream: UnixStream, d: Daemon) {
                 }
             }
         }
+    }
+}
+
+/// Resolves once the client has closed its end of the connection, both
+/// ways. Reads ahead meanwhile: what the client sends (a pipelined
+/// request) is kept in `carry` for the next read, up to a frame's worth
+/// (then it stops reading: the client waits its turn). A client that only
+/// shut down its writing side may still wait for its answer: it is looked
+/// at again every [`HALF_CLOSED_POLL`] until it closes the rest.
+async fn hung_up(stream: &UnixStream, carry: &mut Vec<u8>) {
+    use tokio::io::Interest;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if carry.len() > protocol::MAX_FRAME + 4 || stream.readable().await.is_err() {
+            return std::future::pending().await;
+        }
+        match stream.try_read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => carry.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+    // Its writing side is shut; the rest goes with a hang-up (EPOLLHUP),
+    // which marks the socket closed for writing too.
+    while !stream
+        .ready(Interest::WRITABLE)
+        .await
+        .map_or(true, |r| r.is_write_closed())
+    {
+        tokio::time::sleep(HALF_CLOSED_POLL).await;
     }
 }
 
@@ -258,7 +324,10 @@ async fn follow(stream: &mut UnixStream, d: &Daemon) {
         point: String::new(),
         detail: format!("{n} events missed"),
     };
+    // A follower has nothing more to say: what it sends is read and dropped.
+    let mut ignored = Vec::new();
     loop {
+        ignored.clear();
         let answer = tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => {
@@ -290,6 +359,8 @@ async fn follow(stream: &mut UnixStream, d: &Daemon) {
                 Err(RecvError::Lagged(n)) => lagged(n),
                 Err(RecvError::Closed) => return,
             },
+            // A quiet daemon sends nothing that would find a client gone.
+            () = hung_up(stream, &mut ignored) => return,
         };
         if !send(stream, &answer).await {
             return;

@@ -257,6 +257,7 @@ enum FaultSpec {
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)]
 enum Answer {
+    Error(String),
     Done,
     Reply(Vec<u8>),
     Tree(Vec<Row>),
@@ -280,7 +281,6 @@ enum Answer {
         rolled_back: bool,
         particles: Vec<ReloadRow>,
     },
-    Error(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,12 +323,16 @@ fn raw_frame(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A wave's bytes: a request from `cli` to `daemon` with `body`.
+/// The protocol's version, first in every method.
+const PROTOCOL: &str = "hv-control/1";
+
+/// A wave's bytes: a request from `cli` to `daemon` with `body`, its
+/// method `PROTOCOL COMMAND`.
 fn wave(method: &str, body: hyperverse::Body) -> Vec<u8> {
     hyperverse::Wave::request(
         "cli".parse().unwrap(),
         "daemon".parse().unwrap(),
-        method.to_string(),
+        format!("{PROTOCOL} {method}"),
         body,
     )
     .to_bytes()
@@ -428,18 +432,28 @@ fn hostile_values_in_well_formed_frames_are_answered_or_refused() {
         s.write_all(&bytes).unwrap();
         refused_and_closed(&mut s);
     }
-    // A signal rather than a request, its method lying about its body: the
-    // body is what counts.
+    // A method that lies about its body, or a signal rather than a
+    // request: refused, neither command obeyed.
+    let lying = raw_frame(&wave(
+        "stop",
+        hyperverse::Body::encode(&Request::Stats).unwrap(),
+    ));
     let signal = hyperverse::Wave::signal(
         "cli".parse().unwrap(),
         "daemon".parse().unwrap(),
-        "stop".to_string(),
+        format!("{PROTOCOL} stats"),
         hyperverse::Body::encode(&Request::Stats).unwrap(),
     );
-    let mut s = d.connect();
-    s.write_all(&raw_frame(&signal.to_bytes().unwrap()))
-        .unwrap();
-    assert!(matches!(read_answer(&mut s), Some(Answer::Stats(_))));
+    for bytes in [lying, raw_frame(&signal.to_bytes().unwrap())] {
+        let mut s = d.connect();
+        s.write_all(&bytes).unwrap();
+        assert!(
+            matches!(read_answer(&mut s), Some(Answer::Error(ref e)) if e.contains("is not its body's command")),
+            "refused"
+        );
+    }
+    // Still running (the lie said `stop`).
+    assert!(matches!(d.call("stats", &Request::Stats), Answer::Stats(_)));
     // A client that half-closes after its request still gets its answer.
     let mut s = d.connect();
     s.write_all(&frame("stats", &Request::Stats)).unwrap();

@@ -95,7 +95,8 @@ pub enum FaultSpec {
 }
 
 impl Request {
-    fn method(&self) -> &'static str {
+    /// The command's name, as the wave's method carries it after [`PROTOCOL`].
+    pub fn method(&self) -> &'static str {
         match self {
             Request::Spawn { .. } => "spawn",
             Request::Send { .. } => "send",
@@ -266,40 +267,75 @@ async fn write_frame(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io
 ///
 /// # Errors
 ///
-/// `InvalidData` for a frame over [`MAX_FRAME`] or bytes that are not a
-/// wave of a `T`; the connection's own errors.
+/// `InvalidData` for a frame over [`MAX_FRAME`], bytes that are not a
+/// wave of this protocol's version, or a body that is not a `T`; the
+/// connection's own errors.
 pub async fn read<T: for<'de> Deserialize<'de>>(
     r: &mut (impl AsyncRead + Unpin),
 ) -> std::io::Result<Option<T>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    match read_wave(r).await? {
+        Some(wave) => decode(&wave).map(Some),
+        None => Ok(None),
     }
+}
+
+/// Reads one request: as [`read`], and the wave must be a request whose
+/// method names the command its body carries (a wave that says `stop` and
+/// carries another command is refused, not obeyed either way).
+///
+/// # Errors
+///
+/// As [`read`], and `InvalidData` for a signal or a method that is not
+/// its body's command.
+pub async fn read_request(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Request>> {
+    let Some(wave) = read_wave(r).await? else {
+        return Ok(None);
+    };
+    let request: Request = decode(&wave)?;
+    let said = wave.method.split_once(' ').map_or("", |(_, m)| m);
+    if wave.kind != hyperverse::WaveKind::Request || said != request.method() {
+        return Err(invalid(format!(
+            "a {:?} wave whose method `{}` is not its body's command `{}`",
+            wave.kind,
+            said.chars().take(40).collect::<String>(),
+            request.method()
+        )));
+    }
+    Ok(Some(request))
+}
+
+fn invalid(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(wave: &Wave) -> std::io::Result<T> {
+    wave.body.decode().map_err(|e| invalid(e.to_string()))
+}
+
+/// One frame's wave, of this protocol's version; `Ok(None)` at a clean end
+/// (between frames: a connection cut inside a length prefix is an error).
+async fn read_wave(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Wave>> {
+    let mut len = [0u8; 4];
+    let first = r.read(&mut len[..1]).await?;
+    if first == 0 {
+        return Ok(None);
+    }
+    r.read_exact(&mut len[1..]).await?;
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a frame of {len} bytes (the most is {MAX_FRAME})"),
-        ));
+        return Err(invalid(format!(
+            "a frame of {len} bytes (the most is {MAX_FRAME})"
+        )));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
-    let wave = Wave::from_bytes(&buf)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let wave = Wave::from_bytes(&buf).map_err(|e| invalid(e.to_string()))?;
     let speaks = wave.method.split(' ').next().unwrap_or_default();
     if speaks != PROTOCOL {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "the other side speaks `{}`, this one `{PROTOCOL}`: use a client and daemon of the same release",
-                speaks.chars().take(40).collect::<String>()
-            ),
-        ));
+        return Err(invalid(format!(
+            "the other side speaks `{}`, this one `{PROTOCOL}`: use a client and daemon of the same release",
+            speaks.chars().take(40).collect::<String>()
+        )));
     }
-    wave.body
-        .decode()
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    Ok(Some(wave))
 }

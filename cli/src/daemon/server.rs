@@ -193,7 +193,7 @@ async fn serve(mut stream: UnixStream, d: Daemon) {
         let mut ahead: &[u8] = &carry;
         let read = {
             let mut from = tokio::io::AsyncReadExt::chain(&mut ahead, &mut stream);
-            tokio::time::timeout(IDLE, protocol::read::<Request>(&mut from)).await
+            tokio::time::timeout(IDLE, protocol::read_request(&mut from)).await
         };
         let used = carry.len() - ahead.len();
         carry.drain(..used);

@@ -945,3 +945,38 @@ fn an_answer_over_the_frame_limit_is_an_error_that_says_so() {
     assert!(d.ok(&["tree", &one]).contains(&one));
     d.still_serves();
 }
+
+#[test]
+fn connections_past_the_cap_are_told_so_and_claimed_frames_pin_no_memory() {
+    const CAP: usize = 128; // the daemon's MAX_CONNECTIONS
+    let d = dir("cap");
+    let daemon = start(&d, None, Some("-n 1024"));
+    // Address space, not residence: a buffer reserved whole for a claimed
+    // length is mapped at once but stays untouched (so not resident).
+    let before = daemon.status_kb("VmSize");
+    // Each connection claims a frame of 1 MiB, then sends nothing more.
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut s = daemon.connect();
+        s.write_all(&(1u32 << 20).to_le_bytes()).unwrap();
+        s.write_all(b"x").unwrap();
+        held.push(s);
+    }
+    // Give the daemon time to take every connection and start reading.
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = daemon.status_kb("VmSize").saturating_sub(before);
+    assert!(
+        grown < 64 << 10,
+        "{CAP} claimed-but-empty frames pinned {grown} kB"
+    );
+    // One more: told the daemon is full, and closed.
+    let mut over = daemon.connect();
+    let why = refused_and_closed(&mut over);
+    assert!(why.contains("connections already"), "{why}");
+    // Once they go, honest clients are served.
+    drop(held);
+    eventually("served after the hogs left", || {
+        daemon.cli(&["stats"]).status.success()
+    });
+    daemon.still_serves();
+}

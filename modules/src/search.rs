@@ -174,8 +174,10 @@ fn by_label(a: &Option<String>, b: &Option<String>) -> Ordering {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
+        // `7` and `07` are the same number: the text decides between them,
+        // so that the pick never depends on the folder's listing order.
         (Some(a), Some(b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
+            (Ok(x), Ok(y)) => x.cmp(&y).then_with(|| a.cmp(b)),
             _ => a.cmp(b),
         },
     }

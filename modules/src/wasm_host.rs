@@ -435,6 +435,26 @@ impl WasmHost {
     /// by name: its current version (if loaded), its file (if it has one)
     /// and how many particles run it now.
     pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut out = self.loaded();
+        for file in self.shared.path.list() {
+            if !out.iter().any(|m| m.name == file.name) {
+                out.push(ModuleInfo {
+                    name: file.name.clone(),
+                    current: None,
+                    file: Some(file),
+                    stamp: None,
+                    live: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The modules the host has loaded (or read a file of), sorted by
+    /// name: [`WasmHost::modules`] without listing the search path's
+    /// folders, for a watcher that looks often.
+    pub fn loaded(&self) -> Vec<ModuleInfo> {
         let entries: Vec<Arc<ModuleEntry>> = self.shared.modules.lock().values().cloned().collect();
         let mut out: Vec<ModuleInfo> = entries
             .iter()
@@ -454,17 +474,6 @@ impl WasmHost {
                 })
             })
             .collect();
-        for file in self.shared.path.list() {
-            if !out.iter().any(|m| m.name == file.name) {
-                out.push(ModuleInfo {
-                    name: file.name.clone(),
-                    current: None,
-                    file: Some(file),
-                    stamp: None,
-                    live: 0,
-                });
-            }
-        }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }

@@ -257,6 +257,12 @@ pub async fn write_answer(w: &mut (impl AsyncWrite + Unpin), a: &Answer) -> std:
 }
 
 async fn write_frame(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.len() > MAX_FRAME {
+        return Err(invalid(format!(
+            "a frame of {} bytes, over the {MAX_FRAME} the other side accepts",
+            bytes.len()
+        )));
+    }
     let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
     w.write_all(&len.to_le_bytes()).await?;
     w.write_all(bytes).await?;
@@ -327,8 +333,19 @@ async fn read_wave(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<W
             "a frame of {len} bytes (the most is {MAX_FRAME})"
         )));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    // Grown as bytes arrive, not reserved for the length a client claims:
+    // a client that claims 1 MiB and sends nothing pins nothing.
+    let mut buf = Vec::with_capacity(len.min(64 << 10));
+    (&mut *r).take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "the connection ended {} bytes into a frame of {len}",
+                buf.len()
+            ),
+        ));
+    }
     let wave = Wave::from_bytes(&buf).map_err(|e| invalid(e.to_string()))?;
     let speaks = wave.method.split(' ').next().unwrap_or_default();
     if speaks != PROTOCOL {

@@ -21,6 +21,11 @@ use super::protocol::{self, Answer, Request};
 use super::state::Daemon;
 use crate::config::DaemonConfig;
 
+/// Connections served at once; one more is told so and closed. (Each may
+/// hold a frame of up to `MAX_FRAME` as it arrives: this bounds the
+/// memory idle clients can pin.)
+pub const MAX_CONNECTIONS: usize = 128;
+
 /// How long a connection may sit in one read or write.
 pub const IDLE: Duration = Duration::from_secs(10);
 
@@ -155,12 +160,33 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
         .watch_modules
         .then(|| tokio::spawn(super::watch::watch(daemon.clone())));
     println!("hyperverse daemon ready: socket {}", socket_path.display());
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, daemon.clone()));
-                }
+                Ok((mut stream, _)) => match connections.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        let daemon = daemon.clone();
+                        tokio::spawn(async move {
+                            serve(stream, daemon).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        // Full: say so and close, without waiting on the
+                        // client (a task with a short deadline).
+                        tokio::spawn(async move {
+                            let busy = Answer::Error(format!(
+                                "the daemon serves {MAX_CONNECTIONS} connections already; try again"
+                            ));
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                protocol::write_answer(&mut stream, &busy),
+                            )
+                            .await;
+                        });
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: the failing
                     // accept would return at once, every time; wait for

@@ -4,9 +4,12 @@
 //! Polled (every [`EVERY`]) rather than told by inotify: a handful of
 //! files' metadata twice a second costs nothing, works on every file
 //! system (network mounts and editors that replace files included), and
-//! needs no platform-specific crate. A change is a new modification time
-//! or length; a file that stops changing for one poll is then read, so a
-//! half-written file is not loaded in the middle of its write.
+//! needs no platform-specific crate. Only loaded modules are looked at (no
+//! folder is listed), and one reload at a time: a slow reload delays the
+//! next module's, which a watcher of files edited by hand can afford. A
+//! change is a new modification time or length; a file that stops
+//! changing for one poll is then read, so a half-written file is not
+//! loaded in the middle of its write.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,7 +36,7 @@ pub async fn watch(d: Daemon) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for m in d.host.modules() {
+        for m in d.host.loaded() {
             let (Some(_), Some(file), Some(read)) = (&m.current, &m.file, m.stamp) else {
                 continue;
             };

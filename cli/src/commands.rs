@@ -7,67 +7,11 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
-
+use crate::args::{Command, FaultAction, ModuleAction};
+use crate::daemon::protocol::parse_point;
 use crate::daemon::protocol::{Answer, FaultSpec, Request};
-use crate::daemon::server::parse_point;
 use crate::daemon::{client, paths};
 use crate::show;
-use crate::Command;
-
-/// `hyperverse module …`.
-#[derive(Debug, Subcommand)]
-pub enum ModuleAction {
-    /// The modules loaded, and those the module path offers.
-    List,
-    /// Load a module file (NAME.wasm, NAME.wat or NAME@VERSION.wasm): it
-    /// becomes the version new particles of `wasm:NAME` start on.
-    Load { file: std::path::PathBuf },
-    /// Read module NAME's file again and move its live particles to it,
-    /// each keeping its state; prints each particle's outcome.
-    Reload { name: String },
-}
-
-/// `hyperverse fault …`: Machine::inject and Machine::kill_star.
-#[derive(Debug, Subcommand)]
-pub enum FaultAction {
-    /// Crash a particle as if its handler failed (its Star restarts it).
-    Crash {
-        point: String,
-        #[arg(default_value = "injected from the CLI")]
-        reason: String,
-    },
-    /// Hold a particle's letters until `resume` (they queue meanwhile).
-    Pause { point: String },
-    /// Take letters again after `pause`.
-    Resume { point: String },
-    /// Hold each wave, with a probability, for min..=max milliseconds.
-    Delay {
-        point: String,
-        #[arg(long, default_value_t = 10)]
-        min_ms: u64,
-        #[arg(long, default_value_t = 100)]
-        max_ms: u64,
-        #[arg(long, default_value_t = 1.0)]
-        probability: f64,
-    },
-    /// Discard each wave with a probability (a dropped ask times out).
-    Drop {
-        point: String,
-        #[arg(long, default_value_t = 1.0)]
-        probability: f64,
-    },
-    /// Make the particle's next start fail (then crash it to see it).
-    FailStart {
-        point: String,
-        #[arg(default_value = "injected start failure")]
-        reason: String,
-    },
-    /// Remove delays, drops and a pause.
-    Heal { point: String },
-    /// Kill a Star: its particles crash with it, and it restarts.
-    KillStar { star: usize },
-}
 
 impl FaultAction {
     fn spec(self) -> Result<FaultSpec, String> {

@@ -7,6 +7,7 @@
 //! file only parses the command line, sets up logging and maps outcomes to
 //! exit codes: what each subcommand does lives in its own module.
 
+mod args;
 mod commands;
 mod config;
 mod daemon;
@@ -17,139 +18,8 @@ mod top;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
-
-/// Hyperverse: an Erlang/OTP-style actor runtime.
-///
-/// Logging goes to stderr and follows `RUST_LOG` (default: warnings only,
-/// with the runtime's per-crash warnings hidden because the demo reports
-/// crashes itself; `RUST_LOG=warn` shows them).
-#[derive(Debug, Parser)]
-#[command(name = "hyperverse", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum Command {
-    /// Run a tour of the runtime on an embedded Machine.
-    ///
-    /// Spawns a tree of ~1,000 particles across the Stars, sends waves from
-    /// several senders while a few workers crash on purpose, hot-reloads
-    /// WASM particles under load, runs a seeded fault storm on a Machine of
-    /// its own, then reports what the particles, the Registry and the Stars
-    /// saw. Exits with 1 if any invariant fails (a lost wave, a missing
-    /// crash notice, ...).
-    Demo(demo::DemoArgs),
-    /// Check a daemon configuration file and print it as it will be
-    /// used, every key with its value (defaults filled in); with no file,
-    /// the embedded standalone default. A bad file names the key and why,
-    /// and exits with 2.
-    Config {
-        /// The file (TOML; see examples/hyperverse.toml).
-        file: Option<std::path::PathBuf>,
-    },
-    /// Run a Machine as this user's daemon, steered by the commands below
-    /// over a control socket in the user's runtime directory
-    /// ($HYPERVERSE_RUNTIME_DIR, $XDG_RUNTIME_DIR/hyperverse or
-    /// ~/.hyperverse/run). At most one per user per host.
-    Run {
-        /// A configuration file (default: the embedded standalone one).
-        #[arg(long)]
-        config: Option<std::path::PathBuf>,
-        /// Start in the background: returns once the daemon is ready,
-        /// its output going to daemon.log in the runtime directory.
-        #[arg(long)]
-        detach: bool,
-    },
-    /// Spawn a particle on the daemon (built-in kinds: echo, counter;
-    /// `wasm:NAME` for module NAME, loaded from the module path on first
-    /// use).
-    Spawn {
-        point: String,
-        kind: String,
-        #[arg(long, default_value = "")]
-        args: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Send a signal to a particle.
-    Send {
-        point: String,
-        method: String,
-        #[arg(default_value = "")]
-        body: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Ask a particle and print its reply.
-    Ask {
-        point: String,
-        method: String,
-        #[arg(default_value = "")]
-        body: String,
-        /// How long to wait, in milliseconds.
-        #[arg(long, default_value_t = 5000)]
-        timeout_ms: u64,
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the particles at or under a Point (default: all).
-    Tree {
-        point: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the daemon's counters.
-    Stats {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stop a particle and its subtree.
-    Kill {
-        point: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Follow what the daemon's runtime does (spawns, crashes, restarts,
-    /// stops), a line each, until the daemon stops or you press Ctrl-C.
-    Events {
-        #[arg(long)]
-        json: bool,
-    },
-    /// WASM modules: list, load a file, reload live particles.
-    Module {
-        #[command(subcommand)]
-        action: commands::ModuleAction,
-        #[arg(long, global = true)]
-        json: bool,
-    },
-    /// Inject a fault (the fault-injection API) into a particle or a Star.
-    Fault {
-        #[command(subcommand)]
-        action: commands::FaultAction,
-        #[arg(long, global = true)]
-        json: bool,
-    },
-    /// A live view of the daemon's particles (ratatui): waves/s, lane
-    /// depth, restarts, status, Star and Machine, refreshed in place.
-    Top {
-        /// How often to ask the daemon, in milliseconds (rounded to a step
-        /// of 250ms, 500ms, 1s, 2s, 5s, 10s, 30s; `+`/`-` change it live).
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        /// Print one frame as plain text and exit (two samples an interval
-        /// apart, for the rates), for scripts and logs.
-        #[arg(long)]
-        once: bool,
-    },
-    /// Stop the daemon.
-    Stop {
-        #[arg(long)]
-        json: bool,
-    },
-}
+use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -197,21 +67,34 @@ async fn main() -> ExitCode {
         | Command::Module { .. }
         | Command::Fault { .. }
         | Command::Stop { .. } => commands::client(cli.command).await,
-        Command::Top { interval_ms, once } => match top::run_with(
-            &daemon::paths::dir(),
-            top::Options {
+        Command::Top {
+            point,
+            interval_ms,
+            once,
+        } => {
+            let under = match point
+                .as_deref()
+                .map_or(Ok(hyperverse::Point::root()), daemon::protocol::parse_point)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("hyperverse top: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let options = top::Options {
                 interval: std::time::Duration::from_millis(interval_ms),
                 once,
-            },
-        )
-        .await
-        {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hyperverse top: {e}");
-                ExitCode::from(3)
+                under,
+            };
+            match top::run_with(&daemon::paths::dir(), options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hyperverse top: {e}");
+                    ExitCode::from(3)
+                }
             }
-        },
+        }
         Command::Events { json } => {
             use std::io::Write;
             let shown = daemon::client::follow(&daemon::paths::dir(), |a| {

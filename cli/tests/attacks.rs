@@ -966,7 +966,9 @@ fn connections_past_the_cap_are_told_so_and_claimed_frames_pin_no_memory() {
     std::thread::sleep(Duration::from_millis(500));
     let grown = daemon.status_kb("VmSize").saturating_sub(before);
     assert!(
-        grown < 64 << 10,
+        // An eager buffer per claim is 128 MiB; room is left for one new
+        // malloc arena (64 MiB of address space) the daemon may map meanwhile.
+        grown < 96 << 10,
         "{CAP} claimed-but-empty frames pinned {grown} kB"
     );
     // One more: told the daemon is full, and closed.

@@ -826,8 +826,9 @@ fn clustered_daemons_show_every_machine_in_the_tree_and_route_between_them() {
         .find(|l| l.starts_with("a1 "))
         .unwrap_or_default();
     assert!(a1.contains("alpha") && a1.contains("Remote"), "{tree}");
-    // A client of alpha asks beta's particle: routed across.
-    assert_eq!(out(&cli(&ra, &["ask", "b1", "get"])), "1");
+    // A client of alpha signals and asks beta's particle: routed across.
+    assert_eq!(out(&cli(&ra, &["send", "b1", "add"])), "ok");
+    assert_eq!(out(&cli(&ra, &["ask", "b1", "get"])), "2");
     // A Point beta holds cannot be spawned on alpha.
     let twin = cli(&ra, &["spawn", "b1", "echo"]);
     assert_eq!(twin.status.code(), Some(1), "{}", out(&twin));

@@ -41,6 +41,7 @@ impl HostShared {
             inner: Mutex::new(EntryInner::default()),
             next_id: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(()),
+            loading: tokio::sync::Mutex::new(()),
         });
         modules.insert(name, entry.clone());
         entry
@@ -55,6 +56,8 @@ pub(crate) struct ModuleEntry {
     next_id: AtomicU64,
     /// Reloads of one module run one at a time.
     pub(crate) reloads: tokio::sync::Mutex<()>,
+    /// Loads on first use (from the search path) run one at a time.
+    pub(crate) loading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]

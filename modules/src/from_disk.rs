@@ -4,7 +4,7 @@
 
 use crate::entry::{HostShared, ModuleEntry};
 use crate::error::ModuleError;
-use crate::search::ModuleFile;
+use crate::search::{FileStamp, ModuleFile};
 use crate::store::CompiledModule;
 
 /// Runs a load (a compile, unless cached) on a blocking thread when inside a
@@ -37,35 +37,41 @@ async fn compile_with<T: Send + 'static>(
 }
 
 /// Reads and compiles `file` as the next version of its module (not yet
-/// current: the caller promotes it, or reloads to it), and remembers it as
-/// the module's file with its stamp taken before the read (a write during
-/// the read then shows as a change still to load, never the reverse).
-/// Reading happens on the blocking thread too: a file may be large, or on
-/// a slow disk.
+/// current: the caller promotes it, or reloads to it), with the file's
+/// stamp taken before the read (a write during the read then shows as a
+/// change still to load, never the reverse). The caller records both
+/// ([`ModuleEntry::set_source`]) once it keeps the module: a file that
+/// fails leaves no trace. Reading happens on the blocking thread too: a
+/// file may be large, or on a slow disk.
 pub(crate) async fn read_and_compile(
     shared: &HostShared,
-    entry: &ModuleEntry,
     file: &ModuleFile,
-) -> Result<CompiledModule, ModuleError> {
+) -> Result<(CompiledModule, Option<FileStamp>), ModuleError> {
     let store = shared.store.clone();
     let owned = file.clone();
-    let (module, stamp) = compile_with(&file.name, move || {
+    compile_with(&file.name, move || {
         let stamp = owned.stamp();
         let wasm = owned.read()?;
         Ok((store.load(&owned.name, &wasm)?, stamp))
     })
-    .await?;
-    entry.set_source(file.clone(), stamp);
-    Ok(module)
+    .await
 }
 
 /// The first start of a module that is not loaded: finds it in the search
 /// path, loads it and makes it current (unless another load made a version
 /// current meanwhile: that one stays, as with any load).
+///
+/// One at a time per module: the particles that start together on a
+/// module not yet loaded wait for the first one's load, rather than each
+/// reading and compiling the file.
 pub(crate) async fn load_on_demand(
     shared: &HostShared,
     entry: &ModuleEntry,
 ) -> Result<(), ModuleError> {
+    let _first = entry.loading.lock().await;
+    if entry.current().is_some() {
+        return Ok(());
+    }
     let file = shared
         .path
         .find(&entry.name)
@@ -79,7 +85,8 @@ pub(crate) async fn load_on_demand(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    let module = read_and_compile(shared, entry, &file).await?;
+    let (module, stamp) = read_and_compile(shared, &file).await?;
+    entry.set_source(file.clone(), stamp);
     tracing::info!(
         target: crate::TARGET_WASM,
         module = %module.version(),

@@ -382,8 +382,11 @@ impl WasmHost {
     /// be read; else as [`WasmHost::load`].
     pub async fn load_file(&self, path: &std::path::Path) -> Result<CompiledModule, ModuleError> {
         let file = module_file(path)?;
+        // The entry is made only for a module that loaded: a path that
+        // fails leaves nothing behind (names come from clients).
+        let (module, stamp) = crate::from_disk::read_and_compile(&self.shared, &file).await?;
         let entry = self.shared.entry(&file.name);
-        let module = crate::from_disk::read_and_compile(&self.shared, &entry, &file).await?;
+        entry.set_source(file, stamp);
         entry.promote(&module);
         Ok(module)
     }
@@ -424,8 +427,9 @@ impl WasmHost {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+        let (module, stamp) = crate::from_disk::read_and_compile(&self.shared, &file).await?;
         let entry = known.unwrap_or_else(|| self.shared.entry(name));
-        let module = crate::from_disk::read_and_compile(&self.shared, &entry, &file).await?;
+        entry.set_source(file, stamp);
         Ok(self
             .upgrade(machine, module, started.elapsed(), &mut progress)
             .await)
@@ -481,7 +485,9 @@ impl WasmHost {
     /// A [`KindResolver`] for [`MachineBuilder::resolver`]: a Kind
     /// `wasm:NAME` gets this host's Driver for module `NAME` the first time
     /// it is spawned, if the module is loaded or the search path has a
-    /// file of it (a directory listing, no read). Its first particle then
+    /// file of it. That is a listing of each search folder (no file is
+    /// read), on the spawning thread, at each spawn of a Kind not found
+    /// yet: keep the path to local folders of modules. Its first particle then
     /// loads the file ([`WasmHostBuilder::search_path`]).
     pub fn resolver(&self) -> Arc<dyn KindResolver> {
         Arc::new(Resolver(self.clone()))

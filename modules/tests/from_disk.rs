@@ -166,3 +166,31 @@ async fn unknown_and_hostile_module_files_get_typed_errors_and_the_machine_serve
     m.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn particles_starting_together_on_a_module_not_loaded_load_it_once() {
+    let dir = folder("once");
+    std::fs::write(dir.join("counter.wat"), guests::COUNTER_V1).unwrap();
+    let (host, m) = machine(vec![dir.clone()]).await;
+    let spawns = (0..16).map(|i| {
+        let m = m.clone();
+        async move {
+            m.spawn(
+                format!("c{i}").parse().unwrap(),
+                Kind::wasm("counter"),
+                Body::empty(),
+            )
+            .await
+        }
+    });
+    for spawned in futures::future::join_all(spawns).await {
+        spawned.unwrap();
+    }
+    let stats = host.store().stats();
+    // One read and one compile: the others waited for it, and found the
+    // module loaded (not even a cache hit of the same bytes).
+    assert_eq!((stats.compiles, stats.memory_hits), (1, 0), "{stats:?}");
+    assert_eq!(host.live("counter").len(), 16);
+    m.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -191,9 +191,10 @@ pub trait Driver: Send + Sync + 'static {
 /// Finds a Driver for a Kind no Driver was installed for.
 ///
 /// Asked at most until it answers `Some` for a Kind (that Driver is then
-/// kept), on the spawning caller's thread: it must be quick and must not
-/// block (a Driver that loads code should load it when its particle
-/// starts, which is async). A panic in it is a `None`.
+/// kept), on the spawning caller's thread: it must be quick (a lookup, a
+/// directory listing at most) and must not wait on anything (a Driver that
+/// loads code should load it when its particle starts, which is async). A
+/// panic in it is a `None`.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -6,14 +6,24 @@
 //! connection.
 //!
 //! Versioned: a wave whose method does not start with this side's
-//! [`PROTOCOL`] is refused before its body is decoded (a client and a
-//! daemon of different releases say so, instead of misreading each other's
-//! fields), and [`Answer::Error`] is the answer enum's first variant, so
-//! that any version can read the refusal.
+//! [`PROTOCOL`] is refused before its body is decoded, so a client and a
+//! daemon of different releases say so instead of misreading each other's
+//! fields. (The refusal itself is an [`Answer::Error`] of the daemon's
+//! version, which the other side refuses in turn, by its method: either
+//! way, the user reads which versions met.)
 
 use hyperverse::{Point, Wave};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A Point given on the command line, parsed before anything is sent.
+///
+/// # Errors
+///
+/// Readable text naming the text and what is wrong with it.
+pub fn parse_point(text: &str) -> Result<Point, String> {
+    Point::parse(text).map_err(|e| format!("bad point `{text}`: {e}"))
+}
 
 /// The protocol's name and version, first in every wave's method. Bump the
 /// number whenever `Request` or `Answer` changes shape.
@@ -163,8 +173,7 @@ pub struct ReloadRow {
 /// The daemon's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Answer {
-    /// Refused, with why. First, and to stay first: every version of the
-    /// protocol decodes it the same way.
+    /// Refused, with why.
     Error(String),
     /// Done, nothing to say.
     Done,

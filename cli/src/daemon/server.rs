@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hyperverse::cluster::Cluster;
 use hyperverse::modules::{ModulePath, WasmHost};
-use hyperverse::{Machine, Point};
+use hyperverse::Machine;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
@@ -267,17 +267,21 @@ async fn serve(mut stream: UnixStream, d: Daemon) {
 }
 
 /// Resolves once the client has closed its end of the connection, both
-/// ways. Reads ahead meanwhile: what the client sends (a pipelined
-/// request) is kept in `carry` for the next read, up to a frame's worth
-/// (then it stops reading: the client waits its turn). A client that only
-/// shut down its writing side may still wait for its answer: it is looked
-/// at again every [`HALF_CLOSED_POLL`] until it closes the rest.
+/// ways, or has sent more than one frame ahead. Reads ahead meanwhile:
+/// what the client sends (a pipelined request) is kept in `carry` for the
+/// next read, up to a frame's worth; a client that sends more while its
+/// request waits is not speaking the protocol (one request at a time) and
+/// is let go like one that left (were it only ignored, it could pin its
+/// connection for as long as a request may wait, which can be for ever).
+/// A client that only shut down its writing side may still wait for its
+/// answer: it is looked at again every [`HALF_CLOSED_POLL`] until it closes
+/// the rest.
 async fn hung_up(stream: &UnixStream, carry: &mut Vec<u8>) {
     use tokio::io::Interest;
     let mut chunk = [0u8; 4096];
     loop {
         if carry.len() > protocol::MAX_FRAME + 4 || stream.readable().await.is_err() {
-            return std::future::pending().await;
+            return;
         }
         match stream.try_read(&mut chunk) {
             Ok(0) => break,
@@ -392,9 +396,4 @@ async fn follow(stream: &mut UnixStream, d: &Daemon) {
             return;
         }
     }
-}
-
-/// For a Point given on the command line.
-pub fn parse_point(text: &str) -> Result<Point, String> {
-    Point::parse(text).map_err(|e| format!("bad point `{text}`: {e}"))
 }

@@ -42,6 +42,10 @@ pub struct Options {
     /// width (120 columns when stdout is not a terminal) and as tall as the
     /// rows need, without the key footer.
     pub once: bool,
+    /// The subtree shown (root: every particle). A daemon with more
+    /// particles than one answer holds (about 1 MiB of rows) is watched a
+    /// subtree at a time.
+    pub under: hyperverse::Point,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
         Options {
             interval: Duration::from_secs(1),
             once: false,
+            under: hyperverse::Point::root(),
         }
     }
 }
@@ -57,8 +62,10 @@ impl Default for Options {
 ///
 /// # Errors
 ///
-/// Readable text: no daemon, or the terminal could not be set up; with `once`, also a daemon that does not answer (a script
-/// wants a non-zero exit, not a frame saying so).
+/// Readable text: the terminal could not be set up. The live view shows a
+/// daemon that is not there (and keeps asking); with `once`, no daemon or
+/// one that does not answer is an error (a script wants a non-zero exit,
+/// not a frame saying so).
 pub async fn run_with(dir: &Path, options: Options) -> Result<(), String> {
     if options.once {
         let width = if std::io::stdout().is_terminal() {
@@ -66,23 +73,23 @@ pub async fn run_with(dir: &Path, options: Options) -> Result<(), String> {
         } else {
             120
         };
-        let frame = once(dir, options.interval, width).await?;
+        let frame = once(dir, &options.under, options.interval, width).await?;
         let mut out = std::io::stdout().lock();
         out.write_all(frame.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| format!("writing the frame: {e}"))?;
         return Ok(());
     }
-    interactive(dir, options.interval).await
+    interactive(dir, &options.under, options.interval).await
 }
 
 /// One sample: the whole tree and, when the daemon gives it, its crash
 /// count (summed over its Stars).
-async fn sample(dir: &Path) -> Result<(Vec<Row>, Option<u64>), String> {
+async fn sample(dir: &Path, under: &hyperverse::Point) -> Result<(Vec<Row>, Option<u64>), String> {
     let rows = match client::call(
         dir,
         &Request::Tree {
-            under: hyperverse::Point::root(),
+            under: under.clone(),
         },
     )
     .await?
@@ -110,12 +117,17 @@ fn socket(dir: &Path) -> String {
 }
 
 /// Two samples `interval` apart, drawn `width` columns wide as text.
-async fn once(dir: &Path, interval: Duration, width: u16) -> Result<String, String> {
+async fn once(
+    dir: &Path,
+    under: &hyperverse::Point,
+    interval: Duration,
+    width: u16,
+) -> Result<String, String> {
     let mut model = Model::with_interval(interval);
-    let (rows, _) = sample(dir).await?;
+    let (rows, _) = sample(dir, under).await?;
     model.observe(rows, std::time::Instant::now());
     tokio::time::sleep(model.interval()).await;
-    let (rows, crashes) = sample(dir).await?;
+    let (rows, crashes) = sample(dir, under).await?;
     model.observe(rows, std::time::Instant::now());
     model.set_crashes(crashes);
     Ok(frame(&model, &socket(dir), width))
@@ -196,7 +208,11 @@ impl Drop for TerminalGuard {
 /// A sample's outcome.
 type Sampled = Result<(Vec<Row>, Option<u64>), String>;
 
-async fn interactive(dir: &Path, interval: Duration) -> Result<(), String> {
+async fn interactive(
+    dir: &Path,
+    under: &hyperverse::Point,
+    interval: Duration,
+) -> Result<(), String> {
     let _guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))
         .map_err(|e| format!("the terminal: {e}"))?;
@@ -237,9 +253,10 @@ async fn interactive(dir: &Path, interval: Duration) -> Result<(), String> {
                 let began = Instant::now();
                 last_ask = Some(began);
                 let dir: PathBuf = dir.to_path_buf();
+                let under = under.clone();
                 let tx = sampled_tx.clone();
                 tokio::spawn(async move {
-                    let outcome = sample(&dir).await;
+                    let outcome = sample(&dir, &under).await;
                     let _ = tx.send(outcome).await;
                 });
             }
@@ -285,7 +302,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         assert!(up, "the daemon did not come up");
-        let point = |p: &str| crate::daemon::server::parse_point(p).unwrap();
+        let point = |p: &str| crate::daemon::protocol::parse_point(p).unwrap();
         for (p, k) in [("busy", "counter"), ("busy:echo", "echo")] {
             let a = call(Request::Spawn {
                 point: point(p),
@@ -313,7 +330,14 @@ mod tests {
                 }
             }
         });
-        let text = once(&dir, Duration::from_millis(500), 100).await.unwrap();
+        let text = once(
+            &dir,
+            &hyperverse::Point::root(),
+            Duration::from_millis(500),
+            100,
+        )
+        .await
+        .unwrap();
         feeding.abort();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("2 particles"), "{text}");
@@ -333,9 +357,14 @@ mod tests {
     #[tokio::test]
     async fn once_without_a_daemon_is_an_error_not_a_frame() {
         let dir = std::env::temp_dir().join(format!("hv-top-none-{}", std::process::id()));
-        let e = once(&dir, Duration::from_millis(250), 80)
-            .await
-            .unwrap_err();
+        let e = once(
+            &dir,
+            &hyperverse::Point::root(),
+            Duration::from_millis(250),
+            80,
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("no daemon running"), "{e}");
     }
 }

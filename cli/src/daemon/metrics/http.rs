@@ -55,6 +55,8 @@ async fn accept(listener: TcpListener, render: Render) {
         while connections.try_join_next().is_some() {}
         match listener.accept().await {
             Ok((stream, _)) => {
+                // Those that finished while accept waited count no more.
+                while connections.try_join_next().is_some() {}
                 if connections.len() >= MAX_CONNECTIONS {
                     // Never waits: a busy client gets this or nothing.
                     let _ = stream.try_write(&answer(Status::Busy, None, false));

@@ -10,16 +10,17 @@
 //! tests speak the protocol as a foreign client would, Points as plain
 //! strings so that bad ones can be smuggled in.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hyperverse");
+mod support;
+use support::BIN;
 /// The protocol's frame limit (`protocol::MAX_FRAME`).
 const MAX_FRAME: usize = 1 << 20;
 /// How long anything may take before a test calls it a hang.
@@ -140,26 +141,18 @@ fn start(d: &Path, config: Option<&str>, ulimit: Option<&str>) -> Running {
         std::fs::write(&file, c).unwrap();
         script.push_str(&format!(" --config '{}'", file.display()));
     }
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(BIN)
-        .current_dir(d)
-        .env("HYPERVERSE_RUNTIME_DIR", d.join("run"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let running = Running {
+    let child = support::spawn_ready(
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(BIN)
+            .current_dir(d)
+            .env("HYPERVERSE_RUNTIME_DIR", d.join("run")),
+    );
+    Running {
         child,
         dir: d.to_path_buf(),
-    };
-    assert!(line.starts_with("hyperverse daemon ready"), "{line}");
-    running
+    }
 }
 
 fn out(o: &Output) -> String {

@@ -2,14 +2,15 @@
 //! client commands against it (text and `--json`), one daemon per user,
 //! owner-only permissions, and hostile bytes at the control socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hyperverse");
+mod support;
+use support::{cli, err, out, BIN};
 
 fn dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hv-daemon-{tag}-{}", std::process::id()));
@@ -43,35 +44,7 @@ impl Drop for Running {
 
 /// Starts `hyperverse run` on `dir` and waits for its "ready" line.
 fn start(dir: &Path) -> Running {
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .env("HYPERVERSE_RUNTIME_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("hyperverse daemon ready"), "{line}");
-    Running(child)
-}
-
-fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("HYPERVERSE_RUNTIME_DIR", dir)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim_end().to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim_end().to_string()
+    Running(support::run_daemon(dir))
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
@@ -788,20 +761,12 @@ fn clustered_daemons_show_every_machine_in_the_tree_and_route_between_them() {
     let (ra, fa) = conf("alpha", pa, "");
     let (rb, fb) = conf("beta", pb, &format!("\"127.0.0.1:{pa}\""));
     let start_with = |run: &Path, file: &Path| {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(file)
-            .env("HYPERVERSE_RUNTIME_DIR", run)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("hyperverse daemon ready"), "{line}");
-        Running(child)
+        Running(support::spawn_ready(
+            Command::new(BIN)
+                .args(["run", "--config"])
+                .arg(file)
+                .env("HYPERVERSE_RUNTIME_DIR", run),
+        ))
     };
     let _a = start_with(&ra, &fa);
     let _b = start_with(&rb, &fb);

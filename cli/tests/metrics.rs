@@ -6,15 +6,16 @@
 //! connections) answered without holding up a scrape.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use prometheus_parse::{LineInfo, Scrape, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hyperverse");
+mod support;
+use support::BIN;
 /// The daemon's Stars in these tests.
 const STARS: usize = 2;
 /// How long a test waits for something that should happen at once; only
@@ -57,20 +58,13 @@ impl Daemon {
             format!("stars = {STARS}\n\n[metrics]\nlisten = \"{addr}\"\n"),
         )
         .unwrap();
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env("HYPERVERSE_RUNTIME_DIR", dir.join("run"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("hyperverse daemon ready"), "{line}");
+        let child = support::spawn_ready(
+            Command::new(BIN)
+                .arg("run")
+                .arg("--config")
+                .arg(&config)
+                .env("HYPERVERSE_RUNTIME_DIR", dir.join("run")),
+        );
         Daemon { child, dir, addr }
     }
 

@@ -8,15 +8,15 @@
 //! tmux is needed: without it the test fails and says so (`.ci/run`
 //! installs it).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hyperverse");
+mod support;
+use support::{cli, BIN};
 
 /// How long a screen may take to show what is awaited: generous, since
 /// this only bounds a wait for something that is expected to happen (a
@@ -25,27 +25,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Starts `hyperverse run` on `dir` and waits for its "ready" line.
 fn start_daemon(dir: &Path) -> Child {
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .env("HYPERVERSE_RUNTIME_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("hyperverse daemon ready"), "{line}");
-    child
-}
-
-fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("HYPERVERSE_RUNTIME_DIR", dir)
-        .output()
-        .unwrap()
+    support::run_daemon(dir)
 }
 
 fn ok(dir: &Path, args: &[&str]) {

@@ -75,16 +75,7 @@ pub(crate) async fn load_on_demand(
     let file = shared
         .path
         .find(&entry.name)
-        .ok_or_else(|| ModuleError::NotFound {
-            module: entry.name.to_string(),
-            searched: shared
-                .path
-                .dirs()
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        .ok_or_else(|| shared.path.not_found(&entry.name))?;
     let (module, stamp) = read_and_compile(shared, &file).await?;
     entry.set_source(file.clone(), stamp);
     tracing::info!(

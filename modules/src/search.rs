@@ -225,6 +225,19 @@ impl ModulePath {
         })
     }
 
+    /// The error that module `name` is in none of these folders.
+    pub(crate) fn not_found(&self, name: &str) -> ModuleError {
+        ModuleError::NotFound {
+            module: name.to_string(),
+            searched: self
+                .dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// Every module the path offers, one file each (as [`ModulePath::find`]
     /// would pick it), sorted by name.
     pub fn list(&self) -> Vec<ModuleFile> {

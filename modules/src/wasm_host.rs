@@ -314,13 +314,8 @@ impl WasmHost {
         name: &str,
         wasm: &[u8],
     ) -> Result<ReloadReport, ModuleError> {
-        let started = Instant::now();
-        let (store, owned_name, bytes) =
-            (self.shared.store.clone(), name.to_string(), wasm.to_vec());
-        let module = compile(name, move || store.load(&owned_name, &bytes)).await?;
-        Ok(self
-            .upgrade(machine, module, started.elapsed(), &mut |_, _| {})
-            .await)
+        self.reload_with_progress(machine, name, wasm, |_, _| {})
+            .await
     }
 
     /// [`WasmHost::reload`] from WebAssembly text.
@@ -416,17 +411,7 @@ impl WasmHost {
             .and_then(|entry| entry.source())
             .map(|(file, _)| file)
             .or_else(|| self.shared.path.find(name))
-            .ok_or_else(|| ModuleError::NotFound {
-                module: name.to_string(),
-                searched: self
-                    .shared
-                    .path
-                    .dirs()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            .ok_or_else(|| self.shared.path.not_found(name))?;
         let (module, stamp) = crate::from_disk::read_and_compile(&self.shared, &file).await?;
         let entry = known.unwrap_or_else(|| self.shared.entry(name));
         entry.set_source(file, stamp);

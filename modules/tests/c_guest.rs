@@ -1,0 +1,153 @@
+//! A guest written in C with the SDK header (`modules/sdk/c/hyperverse.h`),
+//! compiled at test time by clang for wasm32 and run in a Machine: the
+//! same contract as the WAT guests, from a real language. (`.ci/run`
+//! installs clang and lld when they are missing; without them this test
+//! fails and says so.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use hyperverse_modules::{guests, Limits, WasmHost, WasmKind};
+use hyperverse_runtime::{Body, Ctx, Kind, Machine, Particle, ParticleError, Point, Wave};
+
+const SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/c");
+
+/// Compiles `sdk/c/examples/NAME.c` to wasm32 with the header's recipe.
+fn compile(name: &str) -> Vec<u8> {
+    let out_dir = std::env::temp_dir().join(format!("hv-c-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out: PathBuf = out_dir.join(format!("{name}.wasm"));
+    let source = Path::new(SDK).join("examples").join(format!("{name}.c"));
+    let run = Command::new("clang")
+        .args([
+            "--target=wasm32",
+            "-mcpu=mvp",
+            "-O2",
+            "-nostdlib",
+            "-ffreestanding",
+            "-Wall",
+            "-Werror",
+            "-Wl,--no-entry",
+            "-Wl,-z,stack-size=65536",
+            "-I",
+            SDK,
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("clang is needed to build the C guest ({e}); .ci/run installs clang and lld")
+        });
+    assert!(
+        run.status.success(),
+        "clang failed on {}:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let wasm = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&out_dir);
+    wasm
+}
+
+/// What a [`Recorder`] heard: each wave's method and body.
+type Heard = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// Records what it is sent.
+struct Recorder(Heard);
+
+impl Particle for Recorder {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((w.method.to_string(), w.body.as_bytes().to_vec()));
+        Ok(Body::empty())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_guest_counts_replies_sends_to_its_parent_and_takes_over_a_wat_guests_state() {
+    let wasm = compile("counter");
+    let host = WasmHost::new(Limits::default());
+    host.load("counter", &wasm).unwrap();
+    host.load_wat("wat_counter", guests::COUNTER_V1).unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let machine = host
+        .install(
+            host.install(Machine::standalone().stars(2), "counter"),
+            "wat_counter",
+        )
+        .kind("recorder", Recorder(heard.clone()))
+        .build()
+        .await
+        .unwrap();
+
+    // Spawned with a count and its parent's Point.
+    let parent: Point = "p".parse().unwrap();
+    let at: Point = "p:c".parse().unwrap();
+    machine
+        .spawn(parent.clone(), "recorder".into(), Body::empty())
+        .await
+        .unwrap();
+    let mut args = 40u64.to_le_bytes().to_vec();
+    args.extend_from_slice(b"p");
+    machine
+        .spawn(at.clone(), Kind::wasm("counter"), Body::from(args))
+        .await
+        .unwrap();
+    machine.signal(&at, ("add", Body::empty())).unwrap();
+    let got = machine.ask(&at, ("get", Body::empty())).await.unwrap();
+    assert_eq!(got.as_u64(), Some(41));
+    let version = machine.ask(&at, ("version", Body::empty())).await.unwrap();
+    assert_eq!(version.as_bytes(), &[3]);
+    // A send from C reaches the parent, from the guest's own Point.
+    machine.ask(&at, ("notify", Body::empty())).await.unwrap();
+    let started = std::time::Instant::now();
+    while heard.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no wave heard"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        heard.lock().unwrap()[0],
+        ("counted".to_string(), 41u64.to_le_bytes().to_vec())
+    );
+    // A guest refusing a call (status 2: `notify` with no parent given)
+    // crashes like any other, and restarts.
+    let orphan: Point = "orphan".parse().unwrap();
+    machine
+        .spawn(orphan.clone(), Kind::wasm("counter"), Body::from_u64(7))
+        .await
+        .unwrap();
+    let refused = machine.ask(&orphan, ("notify", Body::empty())).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("status 2")),
+        "{refused:?}"
+    );
+
+    // A WAT counter's live particle hot-reloads to the C counter (the same
+    // snapshot: the count, 8 bytes LE), keeping its count.
+    let w: Point = "w".parse().unwrap();
+    machine
+        .spawn(w.clone(), Kind::wasm("wat_counter"), Body::from_u64(5))
+        .await
+        .unwrap();
+    machine.signal(&w, ("add", Body::empty())).unwrap();
+    let report = host.reload(&machine, "wat_counter", &wasm).await.unwrap();
+    assert_eq!(report.reloaded, vec![w.clone()], "{report:?}");
+    let got = machine.ask(&w, ("get", Body::empty())).await.unwrap();
+    assert_eq!(got.as_u64(), Some(6));
+    let version = machine.ask(&w, ("version", Body::empty())).await.unwrap();
+    assert_eq!(version.as_bytes(), &[3], "now running the C code");
+    machine.shutdown().await;
+}

@@ -15,7 +15,11 @@ const SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/c");
 
 /// Compiles `sdk/c/examples/NAME.c` to wasm32 with the header's recipe.
 fn compile(name: &str) -> Vec<u8> {
-    let out_dir = std::env::temp_dir().join(format!("hv-c-guest-{}", std::process::id()));
+    // A folder per compile: the tests compile in parallel.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out_dir =
+        std::env::temp_dir().join(format!("hv-c-guest-{}-{name}-{n}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let out: PathBuf = out_dir.join(format!("{name}.wasm"));
     let source = Path::new(SDK).join("examples").join(format!("{name}.c"));
@@ -149,5 +153,65 @@ async fn a_c_guest_counts_replies_sends_to_its_parent_and_takes_over_a_wat_guest
     assert_eq!(got.as_u64(), Some(6));
     let version = machine.ask(&w, ("version", Body::empty())).await.unwrap();
     assert_eq!(version.as_bytes(), &[3], "now running the C code");
+    machine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_key_value_shard_reloads_to_a_new_state_layout_and_refuses_to_go_back() {
+    let (v1, v2) = (compile("kv_v1"), compile("kv_v2"));
+    let host = WasmHost::new(Limits::default());
+    host.load("kv", &v1).unwrap();
+    let machine = host
+        .install(Machine::standalone().stars(2), "kv")
+        .build()
+        .await
+        .unwrap();
+    let shard: Point = "shard".parse().unwrap();
+    machine
+        .spawn(shard.clone(), Kind::wasm("kv"), Body::empty())
+        .await
+        .unwrap();
+    for put in ["a=1", "bee=twenty-two", "a=one"] {
+        machine.ask(&shard, ("put", put)).await.unwrap();
+    }
+    let get = |key: &'static str| machine.ask(&shard, ("get", key));
+    assert_eq!(get("a").await.unwrap().as_bytes(), b"one");
+    assert_eq!(
+        machine.ask(&shard, ("count", "")).await.unwrap().as_u64(),
+        Some(2)
+    );
+    // A bad put is refused (status 2): a crash, and its Star restarts it
+    // empty (init), as any crashed particle.
+    let bad = machine.ask(&shard, ("put", "no equals sign")).await;
+    assert!(
+        bad.as_ref()
+            .is_err_and(|e| e.to_string().contains("status 2")),
+        "{bad:?}"
+    );
+    for put in ["a=one", "bee=twenty-two"] {
+        machine.ask(&shard, ("put", put)).await.unwrap();
+    }
+
+    // Version 2 reads version 1's layout: the entries move, with 0 hits.
+    let report = host.reload(&machine, "kv", &v2).await.unwrap();
+    assert_eq!(report.reloaded, vec![shard.clone()], "{report:?}");
+    assert_eq!(get("bee").await.unwrap().as_bytes(), b"twenty-two");
+    assert_eq!(get("bee").await.unwrap().as_bytes(), b"twenty-two");
+    let hits = machine.ask(&shard, ("hits", "bee")).await.unwrap();
+    assert_eq!(hits.as_u64(), Some(2));
+    assert_eq!(
+        machine.ask(&shard, ("count", "")).await.unwrap().as_u64(),
+        Some(2)
+    );
+
+    // Back to version 1: its restore refuses layout 2, so the particle
+    // stays on version 2, serving, and version 2 is current again.
+    let back = host.reload(&machine, "kv", &v1).await.unwrap();
+    assert_eq!(back.failed.len(), 1, "{back:?}");
+    assert!(back.rolled_back, "{back:?}");
+    assert!(back.failed[0].reason.contains("restore"), "{back:?}");
+    let hits = machine.ask(&shard, ("hits", "bee")).await.unwrap();
+    assert_eq!(hits.as_u64(), Some(2), "still version 2, state and all");
+    assert_eq!(host.current("kv").unwrap().version().seq, 2);
     machine.shutdown().await;
 }

@@ -248,7 +248,7 @@ impl Particle for Forger {
 /// Machine, then moves it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_reload_wave_reaches_the_guest_and_reloads_nothing() {
-    let host = WasmHost::builder().threads(1).build();
+    let host = WasmHost::builder().build();
     host.load_wat("tally", &tally(1)).unwrap();
     let m = host
         .install(Machine::standalone().kind("forger", Forger), "tally")

@@ -13,13 +13,11 @@ use parking_lot::Mutex;
 
 use crate::budget::GuestPolicy;
 use crate::error::ModuleError;
-use crate::pool::Pool;
 use crate::store::{CompiledModule, ModuleStore};
 
 /// What a host shares with the particles of all its modules.
 pub(crate) struct HostShared {
     pub(crate) store: Arc<ModuleStore>,
-    pub(crate) pool: Pool,
     pub(crate) modules: Mutex<HashMap<Arc<str>, Arc<ModuleEntry>>>,
     pub(crate) reload_timeout: std::time::Duration,
     /// The send budget of every guest, and the default lane.

@@ -34,9 +34,11 @@
 //!   ([`SendBudget`]), only to its own subtree, its parent and the Points
 //!   its spawn grants, and a WASM particle's lane is bounded by default
 //!   ([`DEFAULT_WASM_LANE`]).
-//! - The host threads (`pool.rs`): wasmer's `Store` is not `Send`, so each
-//!   guest lives on one dedicated thread and the particle holds a `Send`
-//!   handle on it; every call is a job sent there.
+//! - Guests on their Star's thread (`local.rs`): wasmer's `Store` is not
+//!   `Send`, so a WASM particle runs on its Star's own thread
+//!   ([`Launch::run_on_star_thread`](hyperverse_runtime::Launch::run_on_star_thread))
+//!   and its guest lives in that thread's slab; the particle holds a
+//!   `Send` handle on it, and every wave is a direct call.
 //! - Hot reload ([`WasmHost::reload`], `reload.rs`): a new version is
 //!   compiled, becomes current, and every live particle swaps to it in
 //!   its own lane (`snapshot`, new instance, `restore`), so waves sent
@@ -75,8 +77,8 @@ mod host;
 mod instance;
 mod kind;
 mod limits;
+mod local;
 mod particle;
-mod pool;
 mod reload;
 mod search;
 mod store;

@@ -1,17 +1,18 @@
 //! The WASM Kind's particle: the runtime's [`Particle`] trait over a guest.
 //!
 //! A WASM particle is an ordinary particle (one task, one lane, supervised
-//! by its Star) whose code is a guest: `start` instantiates the module's
-//! current version on a host thread and calls `init`; every wave is one
-//! call of the guest's `handle`; what the guest sends goes out as signals
+//! by its Star) whose code is a guest, run on its Star's own thread (see
+//! `local.rs` for why): `start` instantiates the module's current version
+//! there and calls `init`; every wave is one direct call of the guest's
+//! `handle`; what the guest sends goes out as signals
 //! from the particle; its reply becomes the request's reply body. Any
 //! failure of the guest (trap, fuel, memory ceiling, stack, ABI) is an
 //! `Err` from the handler, so it is a crash like any other: the Star
 //! restarts the particle (a fresh instance, a fresh `init`) and the parent
 //! gets a crash notice carrying the guest's error.
 //!
-//! The particle's State holds no guest, only a handle on one (see
-//! `pool.rs` for why), plus the version it runs and its place in its
+//! The particle's State holds no guest, only a handle on one in its
+//! thread's slab (`local.rs`), plus the version it runs and its place in its
 //! module's list of live particles, which is what a hot reload walks.
 //!
 //! Hot reload is trusted control, not a wave:
@@ -37,7 +38,7 @@ use crate::budget::{in_scope, SendMeter};
 use crate::entry::{HostShared, Live, ModuleEntry};
 use crate::error::ModuleError;
 use crate::host::HandleOutput;
-use crate::pool::GuestHandle;
+use crate::local::LocalGuest;
 use crate::reload::Outcome;
 use crate::store::CompiledModule;
 
@@ -47,12 +48,12 @@ pub(crate) struct WasmParticle {
     pub(crate) entry: Arc<ModuleEntry>,
 }
 
-/// A WASM particle's State: a handle on its guest (on a host thread), the
+/// A WASM particle's State: a handle on its guest (on this thread), the
 /// version that guest runs, its place in the live list, and its send
 /// budget's meter. Dropping it (a crash, a stop) frees the guest and its
 /// Store; a restart starts a new meter (a full bucket).
 pub(crate) struct WasmState {
-    guest: GuestHandle,
+    guest: LocalGuest,
     module: CompiledModule,
     _live: Live,
     sends: SendMeter,
@@ -72,13 +73,9 @@ impl Particle for WasmParticle {
             }
             enlisted => enlisted?,
         };
-        // The guest lives on its Star's host thread.
-        let star = ctx.star();
-        let (guest, output) = self
-            .host
-            .pool
-            .start(star, module.clone(), args.clone())
-            .await?;
+        // The guest lives in this thread's slab (its Star's thread).
+        let guest = LocalGuest::keep(module.instantiate()?);
+        let output = guest.with(|g| g.init(args.as_bytes()))?;
         let mut sends = SendMeter::new(self.host.policy.budget);
         deliver(ctx, &mut sends, module.name(), "init", output)?;
         ctx.set_code_version(module.version().seq);
@@ -97,7 +94,7 @@ impl Particle for WasmParticle {
         wave: Wave,
     ) -> Result<Body, ParticleError> {
         let Wave { method, body, .. } = wave;
-        let mut output = state.guest.handle(method, body).await?;
+        let mut output = state.guest.with(|g| g.handle(&method, body.as_bytes()))?;
         let reply = output.reply.take();
         deliver(ctx, &mut state.sends, state.module.name(), "handle", output)?;
         Ok(reply.map(Body::from).unwrap_or_default())
@@ -163,7 +160,7 @@ impl WasmParticle {
                 reason: format!("module `{}` has no version {to}", self.entry.name),
             };
         };
-        match state.guest.reload(target.clone()).await {
+        match state.guest.with(|guest| swap(guest, &target)) {
             Ok(()) => {
                 state.module = target;
                 ctx.set_code_version(to);
@@ -194,6 +191,20 @@ impl WasmParticle {
             }
         }
     }
+}
+
+/// Moves `guest`'s state into a fresh instance of `target`; `guest` is left
+/// untouched (still serving its old version) unless every step succeeds.
+fn swap(
+    guest: &mut crate::instance::GuestInstance,
+    target: &CompiledModule,
+) -> Result<(), ModuleError> {
+    let state = guest.snapshot()?;
+    let mut fresh = target.instantiate()?;
+    fresh.restore(&state)?;
+    // The old instance, and its Store, are dropped here.
+    *guest = fresh;
+    Ok(())
 }
 
 /// Sends what the guest queued in one successful call, in order, as

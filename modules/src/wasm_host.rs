@@ -1,7 +1,7 @@
 //! [`WasmHost`]: WASM modules as Kinds of a Machine, and their hot reload.
 //!
-//! The host owns a [`ModuleStore`] and the host threads guests run on (see
-//! `pool.rs`). Each module it runs is a Kind, `Kind::wasm(name)`, installed
+//! The host owns a [`ModuleStore`]; its guests run on their Stars' own
+//! threads (see `local.rs`). Each module it runs is a Kind, `Kind::wasm(name)`, installed
 //! on a [`MachineBuilder`] with [`WasmHost::install`]; the Driver is the
 //! runtime's ordinary [`ParticleDriver`], because a WASM particle is an
 //! ordinary particle whose State is a handle on its guest (`particle.rs`).
@@ -39,7 +39,6 @@ use crate::error::ModuleError;
 use crate::from_disk::compile;
 use crate::limits::Limits;
 use crate::particle::WasmParticle;
-use crate::pool::Pool;
 use crate::reload::ReloadReport;
 use crate::search::{ModuleFile, ModulePath};
 use crate::store::{CompiledModule, ModuleStore};
@@ -99,18 +98,16 @@ impl std::fmt::Debug for WasmHost {
         modules.sort();
         f.debug_struct("WasmHost")
             .field("modules", &modules)
-            .field("threads", &self.threads())
             .field("store", &self.shared.store)
             .finish()
     }
 }
 
-/// Builds a [`WasmHost`]: `WasmHost::builder().threads(4).build()`.
+/// Builds a [`WasmHost`]: `WasmHost::builder().limits(limits).build()`.
 #[derive(Debug)]
 pub struct WasmHostBuilder {
     store: Option<ModuleStore>,
     limits: Limits,
-    threads: Option<usize>,
     reload_timeout: Duration,
     policy: GuestPolicy,
     path: ModulePath,
@@ -135,14 +132,6 @@ impl WasmHostBuilder {
     /// Uses `store` (e.g. one with a disk cache) instead of a new one.
     pub fn store(mut self, store: ModuleStore) -> Self {
         self.store = Some(store);
-        self
-    }
-
-    /// How many host threads run guests (default: one per core, as a
-    /// Machine has one Star per core; a particle's guest runs on thread
-    /// `star % threads`). Started on first use.
-    pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = Some(threads.max(1));
         self
     }
 
@@ -175,16 +164,10 @@ impl WasmHostBuilder {
 
     /// The host.
     pub fn build(self) -> WasmHost {
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
         let store = self.store.unwrap_or_else(|| ModuleStore::new(self.limits));
         WasmHost {
             shared: Arc::new(HostShared {
                 store: Arc::new(store),
-                pool: Pool::new(threads),
                 modules: Mutex::new(HashMap::new()),
                 reload_timeout: self.reload_timeout,
                 policy: self.policy,
@@ -195,18 +178,17 @@ impl WasmHostBuilder {
 }
 
 impl WasmHost {
-    /// A host whose modules run under `limits`, with the default threads.
+    /// A host whose modules run under `limits`, with the defaults.
     pub fn new(limits: Limits) -> Self {
         Self::builder().limits(limits).build()
     }
 
-    /// A builder, for threads, a store of your own, the reload timeout, the
+    /// A builder, for a store of your own, the reload timeout, the
     /// guests' send budget or their default lane.
     pub fn builder() -> WasmHostBuilder {
         WasmHostBuilder {
             store: None,
             limits: Limits::default(),
-            threads: None,
             reload_timeout: DEFAULT_RELOAD_TIMEOUT,
             policy: GuestPolicy::default(),
             path: ModulePath::default(),
@@ -220,16 +202,6 @@ impl WasmHost {
     /// start on.
     pub fn store(&self) -> &ModuleStore {
         &self.shared.store
-    }
-
-    /// How many host threads run guests (started or not).
-    pub fn threads(&self) -> usize {
-        self.shared.pool.size()
-    }
-
-    /// How many host threads have started.
-    pub fn threads_started(&self) -> usize {
-        self.shared.pool.started()
     }
 
     /// Loads a WebAssembly binary as the next version of `name` and makes it
@@ -281,7 +253,11 @@ impl WasmHost {
             host: self.shared.clone(),
             entry: self.shared.entry(name),
         };
-        Arc::new(ParticleDriver::new(particle).with_default_lane(self.shared.policy.lane))
+        Arc::new(
+            ParticleDriver::new(particle)
+                .with_default_lane(self.shared.policy.lane)
+                .on_star_thread(),
+        )
     }
 
     /// Installs module `name` on `builder` as `Kind::wasm(name)`.
@@ -507,7 +483,7 @@ impl WasmHost {
         span.record("particles", live.len());
 
         // Every request is queued before any answer is awaited: the swaps
-        // run concurrently, across the host threads.
+        // run concurrently, across the Stars' threads.
         let timeout = self.shared.reload_timeout;
         let body = Body::from_u64(version.seq);
         let total = live.len();

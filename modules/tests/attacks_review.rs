@@ -88,7 +88,7 @@ async fn a_guests_default_lane_bounds_the_bytes_it_holds_not_only_the_waves() {
         "(i64.const 0)",
     );
     // The defaults: fuel, output limit, send budget and lane.
-    let host = WasmHost::builder().threads(1).build();
+    let host = WasmHost::builder().build();
     host.load_wat("fat", &fat).unwrap();
     let m = host
         .install(Machine::standalone(), "fat")
@@ -147,7 +147,6 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
     );
     let host = WasmHost::builder()
         .limits(common::small_limits())
-        .threads(1)
         .build();
     host.load_wat("addr", &addr).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -284,7 +283,6 @@ async fn sends_from_init_are_held_to_the_scope() {
     );
     let host = WasmHost::builder()
         .limits(common::small_limits())
-        .threads(1)
         .build();
     host.load_wat("init_sender", &init_sender).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -526,7 +524,6 @@ async fn an_ask_to_a_full_wasm_lane_times_out() {
     );
     let host = WasmHost::builder()
         .limits(common::small_limits())
-        .threads(1)
         .build();
     host.load_wat("slow", &slow).unwrap();
     let m = host

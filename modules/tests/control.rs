@@ -65,7 +65,7 @@ const FORGER: &str = r#"(module
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_sending_a_reload_wave_does_not_reload_another_particle() {
-    let host = WasmHost::builder().threads(2).build();
+    let host = WasmHost::builder().build();
     host.load_wat("tally", &tally(1)).unwrap();
     host.load_wat("forger", FORGER).unwrap();
     let builder = host.install(Machine::standalone().stars(2), "tally");

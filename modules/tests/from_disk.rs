@@ -18,7 +18,6 @@ fn folder(tag: &str) -> PathBuf {
 async fn machine(dirs: Vec<PathBuf>) -> (WasmHost, Machine) {
     let host = WasmHost::builder()
         .limits(Limits::default())
-        .threads(2)
         .search_path(ModulePath::new(dirs))
         .build();
     let machine = Machine::standalone()

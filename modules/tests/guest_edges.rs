@@ -79,7 +79,6 @@ async fn a_guest_whose_start_is_cancelled_is_freed() {
     const ROUNDS: usize = 40;
     let host = WasmHost::builder()
         .limits(Limits::default().with_fuel(500_000_000))
-        .threads(1)
         .build();
     host.load_wat("slow", SLOW_INIT).unwrap();
     let machine = host
@@ -174,7 +173,6 @@ async fn another_particle_cannot_forge_the_reload_wave() {
     let _serial = SERIAL.lock().await;
     let host = WasmHost::builder()
         .limits(small_limits())
-        .threads(2)
         .build();
     host.load_wat("counter", guests::COUNTER_V1).unwrap();
     let machine = host

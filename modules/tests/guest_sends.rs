@@ -150,7 +150,6 @@ fn point(text: &str) -> Point {
 fn host_with(budget: SendBudget) -> WasmHost {
     let host = WasmHost::builder()
         .limits(limits())
-        .threads(2)
         .send_budget(budget)
         .build();
     load_all(&host);
@@ -646,7 +645,6 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     for (default, expected) in [(Some(custom), Some(custom)), (None, None)] {
         let host = WasmHost::builder()
             .limits(limits())
-            .threads(1)
             .lane_limit(default)
             .build();
         load_all(&host);
@@ -662,7 +660,6 @@ async fn an_explicit_lane_limit_overrides_the_wasm_default() {
     // A default of capacity 0 is refused at spawn, as an explicit one is.
     let host = WasmHost::builder()
         .limits(limits())
-        .threads(1)
         .lane_limit(Some(LaneLimit {
             capacity: 0,
             when_full: WhenFull::Wait,

@@ -56,7 +56,6 @@ fn point(text: &str) -> Point {
 fn host() -> WasmHost {
     WasmHost::builder()
         .limits(small_limits())
-        .threads(2)
         .build()
 }
 
@@ -100,7 +99,7 @@ async fn a_wasm_particle_counts_replies_and_shows_its_version() {
     assert_eq!(record.kind, Kind::wasm("counter"));
     assert_eq!(record.code_version, 1);
     assert_eq!(host.live("counter"), vec![at.clone()]);
-    assert!(host.threads_started() >= 1);
+    assert_eq!(machine.running_star_threads(), 1, "its Star's thread runs it");
 
     machine.shutdown().await;
     assert!(host.live("counter").is_empty(), "its guest is freed");
@@ -114,7 +113,7 @@ async fn a_counter_keeps_every_wave_and_its_order_across_a_reload_under_load() {
     const SENDERS: u64 = 4;
     const PER_SENDER: u64 = 10_000;
     const TOTAL: u64 = SENDERS * PER_SENDER;
-    let host = WasmHost::builder().threads(2).build();
+    let host = WasmHost::builder().build();
     host.load_wat("ordered", guests::ORDERED_V1).unwrap();
     let machine = machine(&host, &["ordered"]).await;
     let at = point("counter");

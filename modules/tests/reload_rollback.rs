@@ -72,10 +72,7 @@ fn spinner_limits() -> Limits {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failed_reload_new_spawns_and_restarts_start_on_the_previous_version() {
-    let host = WasmHost::builder()
-        .limits(small_limits())
-        .threads(2)
-        .build();
+    let host = WasmHost::builder().limits(small_limits()).build();
     host.load_wat("counter", guests::COUNTER_V1).unwrap();
     let machine = machine(&host, "counter").await;
     let (a, b) = (point("a"), point("b"));
@@ -134,10 +131,7 @@ async fn after_a_failed_reload_new_spawns_and_restarts_start_on_the_previous_ver
 /// code's snapshot); new spawns and restarts use the previous version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn particles_that_moved_stay_on_the_new_version_after_a_rollback() {
-    let host = WasmHost::builder()
-        .limits(small_limits())
-        .threads(2)
-        .build();
+    let host = WasmHost::builder().limits(small_limits()).build();
     host.load_wat("counter", guests::COUNTER_V1).unwrap();
     let machine = machine(&host, "counter").await;
     let (even, odd) = (point("even"), point("odd"));
@@ -172,10 +166,7 @@ async fn particles_that_moved_stay_on_the_new_version_after_a_rollback() {
 /// reload was waiting for its particles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_does_not_undo_a_newer_version_loaded_meanwhile() {
-    let host = WasmHost::builder()
-        .limits(spinner_limits())
-        .threads(2)
-        .build();
+    let host = WasmHost::builder().limits(spinner_limits()).build();
     host.load_wat("spin", &spinner()).unwrap();
     // v2's artifact compiled up front, so loading it below is instant.
     host.store().load_wat("warm", guests::COUNTER_V2).unwrap();
@@ -209,7 +200,6 @@ async fn a_rollback_does_not_undo_a_newer_version_loaded_meanwhile() {
 async fn a_particle_that_does_not_answer_in_time_causes_no_rollback() {
     let host = WasmHost::builder()
         .store(ModuleStore::new(spinner_limits()))
-        .threads(2)
         .reload_timeout(Duration::from_millis(20))
         .build();
     host.load_wat("spin", &spinner()).unwrap();

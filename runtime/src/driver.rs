@@ -8,14 +8,53 @@ impl Launch {
     /// Runs `particle` as this particle's code in a task of its own: the
     /// standard particle life (start, waves, crashes reported to the Star,
     /// restarts on the same lane).
-    pub fn run<P: Particle>(mut self, particle: Arc<P>) {
+    ///
+    /// It runs on the Machine's tokio runtime, or on its Star's thread if
+    /// the Machine was built with [`crate::MachineBuilder::star_threads`].
+    pub fn run<P: Particle>(self, particle: Arc<P>) {
+        let on_star = self.ctx.machine.shared.all_on_star_threads;
+        self.run_where(particle, on_star);
+    }
+
+    /// Runs `particle` as [`Launch::run`] does, on its Star's own thread
+    /// (see [`crate::MachineBuilder::star_threads`]): its task, every
+    /// incarnation of it, is polled by that thread only, so its State may
+    /// keep handles on thread-bound data in that thread's thread-locals (a
+    /// WASM guest's Store), and waves from particles of the same Star
+    /// reach it without waking another thread. If the thread cannot be
+    /// started, the particle ends at once and its spawn fails with why.
+    pub fn run_on_star_thread<P: Particle>(self, particle: Arc<P>) {
+        self.run_where(particle, true);
+    }
+
+    fn run_where<P: Particle>(mut self, particle: Arc<P>, on_star: bool) {
+        let runtime = if on_star {
+            let machine = &self.ctx.machine;
+            match machine
+                .shared
+                .star_threads
+                .handle(self.ctx.star(), &machine.shared.runtime)
+            {
+                Ok(h) => h,
+                Err(why) => {
+                    tracing::error!(target: crate::targets::SPAWN, point = %self.ctx.me(), %why, "no Star thread for the particle");
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(why));
+                    }
+                    // Dropped unrun: the particle ends, its Point is freed.
+                    return;
+                }
+            }
+        } else {
+            self.ctx.machine.runtime().clone()
+        };
         let args = std::mem::take(&mut self.args);
         // Made here and moved into the task: even a task dropped before it
         // first runs ends the particle properly.
         let guard = run::EndGuard::new(self.ctx.clone());
         self.ctx.cell.set_stops_own_children(P::STOPS_OWN_CHILDREN);
         let life = run::run(particle, args, self.ready.take(), guard);
-        let task = self.ctx.machine.runtime().spawn(life);
+        let task = runtime.spawn(life);
         self.ctx.cell.set_abort(task.abort_handle());
         self.launched = true;
     }
@@ -25,6 +64,7 @@ impl Launch {
 pub struct ParticleDriver<P: Particle> {
     particle: Arc<P>,
     lane: Option<LaneLimit>,
+    on_star_thread: bool,
 }
 
 impl<P: Particle> ParticleDriver<P> {
@@ -34,7 +74,15 @@ impl<P: Particle> ParticleDriver<P> {
         ParticleDriver {
             particle: Arc::new(particle),
             lane: None,
+            on_star_thread: false,
         }
+    }
+
+    /// Runs its particles on their Stars' own threads
+    /// ([`Launch::run_on_star_thread`]) whatever the Machine's default.
+    pub fn on_star_thread(mut self) -> Self {
+        self.on_star_thread = true;
+        self
     }
 
     /// Gives its particles `lane` when their spawn options give no lane
@@ -47,7 +95,11 @@ impl<P: Particle> ParticleDriver<P> {
 
 impl<P: Particle> Driver for ParticleDriver<P> {
     fn launch(&self, launch: Launch) {
-        launch.run(self.particle.clone());
+        if self.on_star_thread {
+            launch.run_on_star_thread(self.particle.clone());
+        } else {
+            launch.run(self.particle.clone());
+        }
     }
 
     fn default_lane(&self) -> Option<LaneLimit> {

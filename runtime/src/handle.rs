@@ -83,6 +83,11 @@ pub(crate) struct Shared {
     /// Where waves to Points on other Machines go, once a cluster attaches
     /// it (see [`crate::remote`]).
     pub(crate) remote: crate::remote::RemoteSlot,
+    /// The Stars' own threads, for particles that run on them.
+    pub(crate) star_threads: crate::star_thread::StarThreads,
+    /// True if every particle runs on its Star's thread
+    /// ([`crate::MachineBuilder::star_threads`]).
+    pub(crate) all_on_star_threads: bool,
 }
 
 /// A particle's view of the Machine: who it is, and how to send, spawn and stop.

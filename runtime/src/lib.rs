@@ -100,6 +100,7 @@ mod send;
 mod spawn_options;
 mod stamp;
 mod star;
+mod star_thread;
 mod stars;
 mod status;
 mod supervision;

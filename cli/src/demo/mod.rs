@@ -155,7 +155,6 @@ pub async fn run(args: DemoArgs) -> Result<bool, Error> {
     let tally = Arc::new(Tally::default());
     let host = WasmHost::builder()
         .limits(Limits::default())
-        .threads(stars)
         .build();
     host.load_wat(hot_reload::MODULE, guests::COUNTER_V1)?;
     let mut builder = Machine::standalone()

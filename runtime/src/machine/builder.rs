@@ -31,6 +31,7 @@ pub struct MachineBuilder {
     shutdown_timeout: Duration,
     observers: Vec<Observer>,
     resolver: Option<Arc<dyn crate::KindResolver>>,
+    star_threads: bool,
     /// The first bad supervisor spec given, reported by `build`.
     bad_supervisor: Option<MachineError>,
 }
@@ -59,6 +60,7 @@ impl MachineBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             observers: Vec::new(),
             resolver: None,
+            star_threads: false,
             bad_supervisor: None,
         }
     }
@@ -73,6 +75,22 @@ impl MachineBuilder {
     /// How many Stars (default: the number of cores).
     pub fn stars(mut self, n: usize) -> Self {
         self.stars = n;
+        self
+    }
+
+    /// Runs every particle on its Star's own thread: each Star becomes a
+    /// scheduler as well as a supervision domain, as an Erlang scheduler
+    /// is, and spreading particles over Stars spreads them over threads.
+    /// Waves between particles of one Star then never wake another thread
+    /// (a request and its reply between two of them cost no thread
+    /// hand-off at all), at the price of tokio's work stealing: a Star's
+    /// particles share its thread, and a long handler delays the others.
+    /// By default (`false`) particles run on the Machine's tokio runtime,
+    /// except those whose Driver asks for their Star's thread
+    /// ([`crate::Launch::run_on_star_thread`], as WASM particles do).
+    /// Ordering, supervision and restarts are the same either way.
+    pub fn star_threads(mut self, on: bool) -> Self {
+        self.star_threads = on;
         self
     }
 
@@ -211,6 +229,8 @@ impl MachineBuilder {
                 runtime,
                 shutdown_timeout: self.shutdown_timeout,
                 remote,
+                star_threads: crate::star_thread::StarThreads::new(self.stars),
+                all_on_star_threads: self.star_threads,
             }),
         })
     }

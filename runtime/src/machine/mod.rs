@@ -79,6 +79,13 @@ impl Machine {
         Ok(())
     }
 
+    /// How many Star threads are running (see
+    /// [`crate::MachineBuilder::star_threads`]): each starts with the first
+    /// particle of its Star that runs on it, and all stop at shutdown.
+    pub fn running_star_threads(&self) -> usize {
+        self.shared.star_threads.started()
+    }
+
     /// Each Star's counters.
     pub fn star_stats(&self) -> Vec<StarStats> {
         self.shared

@@ -251,6 +251,7 @@ impl Machine {
                         star.stop();
                     }
                     self.shared.root.stop(None);
+                    self.shared.star_threads.stop();
                     tracing::info!(target: targets::MACHINE, "machine stopped");
                 }
                 .instrument(span)

@@ -166,33 +166,41 @@ struct RowSpec {
     bench: &'static str,
     hyperverse: (&'static str, &'static str),
     baseline: (&'static str, &'static str),
+    /// The implementation the baseline comes from, if not the shape's
+    /// usual one (a WASM figure beside a Rust particle's, both Hyperverse).
+    baseline_from: Option<&'static str>,
 }
 
-const ROWS: [RowSpec; 19] = [
+const ROWS: [RowSpec; 21] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
         baseline: ("ring", "ring"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "skynet",
         hyperverse: ("skynet", "skynet"),
         baseline: ("skynet", "skynet"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "skynet_peak_rss",
         hyperverse: ("skynet", "skynet_peak_rss"),
         baseline: ("skynet", "skynet_peak_rss"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "spawn",
         hyperverse: ("spawn", "spawn"),
         baseline: ("spawn", "spawn"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "spawn_rss",
         hyperverse: ("spawn", "spawn_rss"),
         baseline: ("spawn", "spawn_rss"),
+        baseline_from: None,
     },
     // Both spawn modes are compared with the same ractor run: ractor has no
     // spawn that does not await pre_start.
@@ -200,21 +208,25 @@ const ROWS: [RowSpec; 19] = [
         bench: "spawn_nowait",
         hyperverse: ("spawn-nowait", "spawn"),
         baseline: ("spawn", "spawn"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "spawn_nowait_rss",
         hyperverse: ("spawn-nowait", "spawn_rss"),
         baseline: ("spawn", "spawn_rss"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "pingpong",
         hyperverse: ("pingpong", "pingpong"),
         baseline: ("pingpong", "pingpong"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "pingpong_timeout",
         hyperverse: ("pingpong", "pingpong_timeout"),
         baseline: ("pingpong", "pingpong_timeout"),
+        baseline_from: None,
     },
     // Typed messages (a `Message` value and a `Handler`) beside the same
     // ractor baselines: their ratio to the untyped rows above is the cost
@@ -223,21 +235,25 @@ const ROWS: [RowSpec; 19] = [
         bench: "pingpong_typed",
         hyperverse: ("pingpong", "pingpong_typed"),
         baseline: ("pingpong", "pingpong"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "pingpong_typed_timeout",
         hyperverse: ("pingpong", "pingpong_typed_timeout"),
         baseline: ("pingpong", "pingpong_timeout"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "restart",
         hyperverse: ("restart", "restart"),
         baseline: ("restart", "restart"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "restart_p99",
         hyperverse: ("restart", "restart_p99"),
         baseline: ("restart", "restart_p99"),
+        baseline_from: None,
     },
     // The same crash, decided by a supervisor particle (OTP one_for_one)
     // instead of the child's Star.
@@ -245,32 +261,53 @@ const ROWS: [RowSpec; 19] = [
         bench: "restart_supervisor",
         hyperverse: ("restart-sup", "restart"),
         baseline: ("restart", "restart"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "restart_supervisor_p99",
         hyperverse: ("restart-sup", "restart_p99"),
         baseline: ("restart", "restart_p99"),
+        baseline_from: None,
     },
     // WASM particles beside bare wasmer (see wasm.rs).
     RowSpec {
         bench: "wasm_spawn",
         hyperverse: ("wasm-spawn", "wasm_spawn"),
         baseline: ("wasm-spawn", "wasm_spawn"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "wasm_wave",
         hyperverse: ("wasm-wave", "wasm_wave"),
         baseline: ("wasm-wave", "wasm_call"),
+        baseline_from: None,
     },
     RowSpec {
         bench: "wasm_request",
         hyperverse: ("wasm-wave", "wasm_request"),
         baseline: ("wasm-wave", "wasm_call"),
+        baseline_from: None,
+    },
+    // The lone request beside a Rust particle's, both Hyperverse: the
+    // same client particle asking a Rust echo on the same Star thread, and
+    // the ping-pong shape's driver task asking a Rust echo.
+    RowSpec {
+        bench: "wasm_request/rust_request",
+        hyperverse: ("wasm-wave", "wasm_request"),
+        baseline: ("wasm-wave", "rust_request"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "wasm_request/pingpong",
+        hyperverse: ("wasm-wave", "wasm_request"),
+        baseline: ("pingpong", "pingpong"),
+        baseline_from: Some(HYPERVERSE),
     },
     RowSpec {
         bench: "wasm_reload",
         hyperverse: ("wasm-reload", "wasm_reload"),
         baseline: ("wasm-reload", "wasm_reload"),
+        baseline_from: None,
     },
 ];
 
@@ -503,12 +540,16 @@ fn orchestrate(opts: &Options) -> ExitCode {
     };
     let rows: Vec<Row> = ROWS
         .iter()
-        .filter(|r| wanted(r.hyperverse.0))
+        // A row needs both of its shapes run (`--only wasm` has no ping-pong).
+        .filter(|r| wanted(r.hyperverse.0) && wanted(r.baseline.0))
         .map(|r| Row {
             bench: r.bench,
-            baseline_name: baseline_of(r.baseline.0),
+            baseline_name: r.baseline_from.unwrap_or(baseline_of(r.baseline.0)),
             hyperverse: pick(r.hyperverse, HYPERVERSE),
-            baseline: pick(r.baseline, baseline_of(r.baseline.0)),
+            baseline: pick(
+                r.baseline,
+                r.baseline_from.unwrap_or(baseline_of(r.baseline.0)),
+            ),
         })
         .collect();
 

@@ -5,28 +5,43 @@
 //!
 //! - `wasm-spawn`: µs to spawn one WASM particle from a cached module
 //!   (`Machine::spawn`, which awaits the guest's instantiation and `init` on
-//!   its host thread), N kept alive. Baseline: `CompiledModule::instantiate`
-//!   and `init` on one thread, N kept alive: the sandbox alone.
+//!   its Star's thread, 64 spawns in flight), N kept alive, on a Machine of
+//!   one Star: one thread instantiates, as in the baseline.
+//!   Baseline: `CompiledModule::instantiate` and `init` on one thread, N
+//!   kept alive: the sandbox alone.
 //! - `wasm-wave`: ns per wave into a guest. `wasm_wave` is throughput
 //!   (signals to many particles, one sender task, until all are handled);
-//!   `wasm_request` is latency (one request at a time to one particle).
-//!   Baseline: a bare wasmer call of the same guest's `handle` (the same
-//!   metered artifact, the method already in guest memory, no fuel reset
-//!   per call); the sandbox's own `GuestInstance::handle` is in the detail.
+//!   `wasm_request` is latency: a Rust client particle on the guest's Star
+//!   thread asks it one request at a time (a particle asking a particle,
+//!   as in ping-pong); `rust_request` is the same client asking a Rust
+//!   echo on the same thread, the ratio's Rust twin; `wasm_request_outside`
+//!   (in the detail) is a task outside the Machine asking, which adds two
+//!   thread wake-ups. Baseline: a bare wasmer call of the same guest's
+//!   `handle` (the same metered artifact, the method already in guest
+//!   memory, no fuel reset per call); the sandbox's own
+//!   `GuestInstance::handle` is in the detail.
 //! - `wasm-reload`: ms to hot-reload 10,000 live particles (v1 to v2 and
 //!   back, each reload a new version, the artifacts already compiled: the
-//!   figure is the swap, compile times are in the detail). Baseline: the
-//!   same swaps (`snapshot`, instantiate, `restore`) of 10,000 bare
-//!   instances in a loop on one thread.
+//!   figure is the swap, compile times are in the detail) while 8 sender
+//!   tasks send each of their 1,250 particles an `add` every 20 ms (the
+//!   BEAM anchor's offered load, 500,000 waves/s); afterwards every
+//!   particle's count must be what was sent to it. Baseline: the same
+//!   swaps (`snapshot`, instantiate, `restore`) of 10,000 bare instances
+//!   in a loop on one thread, without load.
 //!
 //! The baseline implementation is called `wasmer` in the report.
 
 use std::error::Error;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyperverse::modules::WasmKind;
 use hyperverse::modules::{guests, CompiledModule, GuestInstance, Limits, ModuleStore, WasmHost};
-use hyperverse::{Body, Kind, Machine, ParticleRef, Point};
+use hyperverse::{
+    Body, Ctx, Kind, Machine, Particle, ParticleDriver, ParticleError, ParticleRef, Point,
+    SpawnOptions, Wave,
+};
 use wasmer::{imports, Function, Instance, Store, TypedFunction, Value};
 
 use crate::measure::{median, ns_per, us_per, Measured};
@@ -35,6 +50,8 @@ use crate::Sizes;
 /// Particles (and bare instances) in the spawn and reload shapes: the
 /// issue's "10,000 live particles".
 const PARTICLES: usize = 10_000;
+/// Sender tasks loading the particles during a reload.
+const SENDERS: usize = 8;
 /// Particles the `wasm_wave` signals are spread over.
 const WAVE_PARTICLES: usize = 100;
 /// Calls between the bare baseline's fuel top-ups (the sandbox resets
@@ -82,21 +99,47 @@ async fn spawn_all(
     Ok(lanes)
 }
 
+/// `n` counters spawned with `Machine::spawn`, `IN_FLIGHT` at a time.
+async fn spawn_many(
+    machine: &Machine,
+    n: usize,
+    prefix: &str,
+) -> Result<Vec<ParticleRef>, Box<dyn Error>> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    const IN_FLIGHT: usize = 64;
+    let kind = Kind::wasm("counter");
+    stream::iter(0..n)
+        .map(|i| {
+            let kind = kind.clone();
+            async move {
+                let at = Point::parse(&format!("{prefix}-{i}")).map_err(|e| e.to_string())?;
+                machine
+                    .spawn(at, kind, Body::empty())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .buffered(IN_FLIGHT)
+        .try_collect()
+        .await
+        .map_err(Into::into)
+}
+
 // ------------------------------------------------------------ spawn
 
 /// Hyperverse: `PARTICLES` WASM counters with `Machine::spawn`.
 pub async fn spawn_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>> {
     let host = host()?;
     let machine = host
-        .install(Machine::standalone(), "counter")
+        .install(Machine::standalone().stars(1), "counter")
         .build()
         .await?;
-    // Warm: the host threads start, the allocator grows.
-    drop(spawn_all(&machine, 100, "warm").await?);
+    // Warm: the Star thread starts, the allocator grows.
+    drop(spawn_many(&machine, 100, "warm").await?);
     let mut reps = Vec::new();
     for rep in 0..s.reps.min(3) {
         let t = Instant::now();
-        let lanes = spawn_all(&machine, PARTICLES, &format!("r{rep}")).await?;
+        let lanes = spawn_many(&machine, PARTICLES, &format!("r{rep}")).await?;
         reps.push(us_per(t.elapsed(), PARTICLES as u64));
         // Gone before the next rep, which then starts from the same place.
         for lane in &lanes {
@@ -106,8 +149,10 @@ pub async fn spawn_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>
     machine.shutdown().await;
     Ok(vec![Measured::reps("wasm_spawn", "us/particle", reps)
         .with("particles", PARTICLES)
-        .with("call", "Machine::spawn (awaits instantiate + init)")
-        .with("host_threads", host.threads())])
+        .with(
+            "call",
+            "Machine::spawn (awaits instantiate + init), 64 in flight, 1 Star",
+        )])
 }
 
 /// Baseline: `PARTICLES` instances of the same compiled module, each
@@ -143,6 +188,11 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
     let host = host()?;
     let machine = host
         .install(Machine::standalone(), "counter")
+        .driver(
+            "client",
+            Arc::new(ParticleDriver::new(Client).on_star_thread()),
+        )
+        .driver("echo", Arc::new(ParticleDriver::new(Echo).on_star_thread()))
         .build()
         .await?;
     let lanes = spawn_all(&machine, WAVE_PARTICLES, "w").await?;
@@ -172,16 +222,54 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
         }
     }
 
-    let one = &lanes[0];
+    // The lone request: a client particle on Star 0's thread asks a guest
+    // there, then a Rust echo there, one request at a time.
+    let on0 = || SpawnOptions {
+        star: Some(0),
+        ..Default::default()
+    };
+    let (client, guest, echo) = (
+        Point::parse("client")?,
+        Point::parse("lone")?,
+        Point::parse("echo")?,
+    );
+    machine
+        .spawn_with(client.clone(), Kind::new("client"), Body::empty(), on0())
+        .await?;
+    machine
+        .spawn_with(guest.clone(), Kind::wasm("counter"), Body::empty(), on0())
+        .await?;
+    machine
+        .spawn_with(echo.clone(), Kind::new("echo"), Body::empty(), on0())
+        .await?;
     let requests = n / 4;
     let mut latency = Vec::new();
+    let mut rust = Vec::new();
+    for rep in 0..=s.reps {
+        for (to, out) in [(&guest, &mut latency), (&echo, &mut rust)] {
+            let mut order = requests.to_le_bytes().to_vec();
+            order.extend_from_slice(to.to_string().as_bytes());
+            let took = machine
+                .ask(&client, ("run", Body::from(order)))
+                .within(None)
+                .await?
+                .as_u64()
+                .ok_or("the client replies its time")?;
+            if rep > 0 {
+                out.push(took as f64 / requests as f64);
+            }
+        }
+    }
+    // The same requests from a task outside the Machine.
+    let one = machine.particle(&guest)?;
+    let mut outside = Vec::new();
     for rep in 0..=s.reps {
         let t = Instant::now();
         for _ in 0..requests {
             one.ask(("get", Body::empty())).within(None).await?;
         }
         if rep > 0 {
-            latency.push(ns_per(t.elapsed(), requests));
+            outside.push(ns_per(t.elapsed(), requests));
         }
     }
     machine.shutdown().await;
@@ -193,11 +281,61 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
                 "call",
                 "ParticleRef::signal `add`, then a `get` per particle",
             )
-            .with("host_threads", host.threads()),
+            .with("stars", machine.stars()),
         Measured::reps("wasm_request", "ns/wave", latency)
             .with("requests", requests)
-            .with("call", "ask(..).within(None) `get`, one at a time"),
+            .with(
+                "call",
+                "a Rust particle's ctx.ask(..).within(None) `get`, one at a time, same Star thread",
+            )
+            .with("wasm_request_outside_ns", median(&outside).round()),
+        Measured::reps("rust_request", "ns/wave", rust)
+            .with("requests", requests)
+            .with(
+                "call",
+                "the same client asking a Rust echo particle on the same Star thread",
+            ),
     ])
+}
+
+/// Asks the Point in its order, `n` times one at a time, and replies the
+/// nanoseconds it took. Runs on its Star's thread.
+struct Client;
+
+impl Particle for Client {
+    type State = ();
+
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+
+    async fn handle(&self, ctx: &Ctx, _: &mut (), wave: Wave) -> Result<Body, ParticleError> {
+        let order = wave.body.as_bytes();
+        let n = u64::from_le_bytes(order[..8].try_into()?);
+        let to = Point::parse(std::str::from_utf8(&order[8..])?)?;
+        let t = Instant::now();
+        for _ in 0..n {
+            ctx.ask(&to, ("get", Body::empty())).within(None).await?;
+        }
+        Ok(Body::from_u64(t.elapsed().as_nanos() as u64))
+    }
+}
+
+/// Answers every request with how many it has answered (the ping-pong
+/// shape's echo).
+struct Echo;
+
+impl Particle for Echo {
+    type State = u64;
+
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<u64, ParticleError> {
+        Ok(0)
+    }
+
+    async fn handle(&self, _: &Ctx, n: &mut u64, _: Wave) -> Result<Body, ParticleError> {
+        *n += 1;
+        Ok(Body::from_u64(*n))
+    }
 }
 
 /// Baseline: the guest's `handle` called bare with wasmer; the sandbox's
@@ -276,10 +414,34 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
         .install(Machine::standalone(), "counter")
         .build()
         .await?;
-    let lanes = spawn_all(&machine, PARTICLES, "c").await?;
-    for lane in &lanes {
+    let lanes: Arc<[ParticleRef]> = spawn_many(&machine, PARTICLES, "c").await?.into();
+    for lane in lanes.iter() {
         lane.signal(("add", Body::empty()))?;
     }
+    // The load: 8 senders, each sending its 1,250 particles an `add` every
+    // 20 ms, until told to stop; each returns its rounds.
+    let stop = Arc::new(AtomicBool::new(false));
+    let chunk = PARTICLES / SENDERS;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let (lanes, stop) = (lanes.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut rounds = 0u64;
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    for lane in &lanes[i * chunk..(i + 1) * chunk] {
+                        lane.signal_waiting(("add", Body::empty()))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    rounds += 1;
+                }
+                Ok::<u64, String>(rounds)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut reps = Vec::new();
     let mut compile = Vec::new();
     for rep in 0..reload_reps(s) {
@@ -297,19 +459,37 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
         reps.push(ms_of(elapsed));
         compile.push(ms_of(report.compile));
     }
-    // Every particle kept its count through every reload.
-    for lane in &lanes {
-        let got = lane.ask(("get", Body::empty())).within(None).await?;
-        if got.as_u64() != Some(1) {
-            return Err(format!("{} lost its count: {:?}", lane.point(), got).into());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut min_rounds = u64::MAX;
+    // Every particle kept its count through every reload, and got every wave.
+    for (i, sender) in senders.into_iter().enumerate() {
+        let rounds = sender.await??;
+        min_rounds = min_rounds.min(rounds);
+        for lane in &lanes[i * chunk..(i + 1) * chunk] {
+            let got = lane.ask(("get", Body::empty())).within(None).await?;
+            if got.as_u64() != Some(1 + rounds) {
+                return Err(format!(
+                    "{} counted {:?}, {} were sent",
+                    lane.point(),
+                    got.as_u64(),
+                    1 + rounds
+                )
+                .into());
+            }
         }
     }
     machine.shutdown().await;
     Ok(vec![Measured::reps("wasm_reload", "ms", reps)
         .with("particles", PARTICLES)
-        .with("call", "WasmHost::reload_wat (artifact cached)")
+        .with(
+            "call",
+            "WasmHost::reload_wat (artifact cached), 8 senders, an add per particle per 20 ms",
+        )
         .with("compile_ms", median(&compile))
-        .with("host_threads", host.threads())])
+        .with("stars", machine.stars())
+        .with("lost", 0)
+        .with("rounds_per_sender_at_least", min_rounds)])
 }
 
 /// Baseline: the same swaps of `PARTICLES` bare instances, one thread.

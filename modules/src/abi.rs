@@ -29,8 +29,14 @@ use wasmer::{ExternType, FunctionType, Module, Type};
 use crate::error::ModuleError;
 use crate::limits::Limits;
 
-/// The ABI version this host implements.
-pub const ABI_VERSION: i32 = 1;
+/// The newest ABI version this host implements: version 2 adds asking,
+/// spawning and stopping children, timers, a guest's own Point, parent and
+/// restart count, and structured crashes (see `modules/ABI.md`).
+pub const ABI_VERSION: i32 = 2;
+
+/// The oldest ABI version this host still runs: version 1 modules (send,
+/// reply, log, now_ms) run unchanged.
+pub const MIN_ABI_VERSION: i32 = 1;
 
 /// The import namespace of the host functions.
 pub const HOST_MODULE: &str = "hv";
@@ -118,6 +124,29 @@ pub const RESTORE: FuncSpec = FuncSpec {
 pub const REQUIRED_EXPORTS: [FuncSpec; 6] =
     [HV_ABI_VERSION, ALLOC, INIT, HANDLE, SNAPSHOT, RESTORE];
 
+/// v2 `on_reply(tag, status, ptr, len) -> status`: the outcome of a tagged
+/// request (`hv.ask`, `hv.spawn`, `hv.stop`), delivered as a call of its
+/// own, in the particle's lane, after the call that made the request.
+/// `status` 0: done (for an ask, the body is the reply; for a spawn, the
+/// child's Point); anything else: failed, the body the reason (UTF-8).
+pub const ON_REPLY: FuncSpec = FuncSpec {
+    name: "on_reply",
+    params: &[I64, I32, I32, I32],
+    results: &[I32],
+    doc: "takes the outcome of a tagged request (status 0 ok, else failed with a UTF-8 reason); 0 = ok",
+};
+/// v2 `on_crash_notice(child_ptr, child_len, code, reason_ptr, reason_len,
+/// restarts, gave_up) -> status`: a child crashed.
+pub const ON_CRASH_NOTICE: FuncSpec = FuncSpec {
+    name: "on_crash_notice",
+    params: &[I32, I32, I32, I32, I32, I32, I32],
+    results: &[I32],
+    doc: "a child crashed: its Point, its hv.crash code (-1 if it did not call hv.crash),           the reason's text, its restarts, and 1 if it is not restarted; 0 = ok",
+};
+
+/// The exports a guest may add (v2), checked for their signature if present.
+pub const OPTIONAL_EXPORTS: [FuncSpec; 2] = [ON_REPLY, ON_CRASH_NOTICE];
+
 /// `hv.send(to_ptr, to_len, method_ptr, method_len, body_ptr, body_len) -> i32`.
 pub const SEND: FuncSpec = FuncSpec {
     name: "send",
@@ -148,8 +177,77 @@ pub const NOW_MS: FuncSpec = FuncSpec {
     doc: "wall-clock milliseconds since the Unix epoch",
 };
 
+/// v2 `hv.self(ptr, cap) -> len`.
+pub const SELF: FuncSpec = FuncSpec {
+    name: "self",
+    params: &[I32, I32],
+    results: &[I32],
+    doc:
+        "writes the particle's own Point (UTF-8) at ptr if it fits in cap bytes; returns its length",
+};
+/// v2 `hv.parent(ptr, cap) -> len`.
+pub const PARENT: FuncSpec = FuncSpec {
+    name: "parent",
+    params: &[I32, I32],
+    results: &[I32],
+    doc: "writes the parent's Point at ptr if it fits in cap bytes; returns its length, -1 if none",
+};
+/// v2 `hv.restarts() -> i32`.
+pub const RESTARTS: FuncSpec = FuncSpec {
+    name: "restarts",
+    params: &[],
+    results: &[I32],
+    doc: "how many times this particle has been restarted",
+};
+/// v2 `hv.ask(to_ptr, to_len, method_ptr, method_len, body_ptr, body_len,
+/// timeout_ms) -> tag`.
+pub const ASK: FuncSpec = FuncSpec {
+    name: "ask",
+    params: &[I32, I32, I32, I32, I32, I32, I32],
+    results: &[I64],
+    doc: "queues a request to `to` (sent after the call succeeds); returns its tag (> 0), \
+          whose reply comes to on_reply, or a negative refusal",
+};
+/// v2 `hv.spawn(name_ptr, name_len, kind_ptr, kind_len, args_ptr,
+/// args_len, flags) -> tag`.
+pub const SPAWN: FuncSpec = FuncSpec {
+    name: "spawn",
+    params: &[I32, I32, I32, I32, I32, I32, I32],
+    results: &[I64],
+    doc: "queues spawning child `name` of Kind `kind` (flags bit 0: temporary, its \
+          crashes are the guest's to handle); returns its tag, or a negative refusal",
+};
+/// v2 `hv.stop(point_ptr, point_len) -> tag`.
+pub const STOP: FuncSpec = FuncSpec {
+    name: "stop",
+    params: &[I32, I32],
+    results: &[I64],
+    doc: "queues stopping a particle of the guest's own subtree; returns its tag, or a negative refusal",
+};
+/// v2 `hv.timer(delay_ms, method_ptr, method_len, body_ptr, body_len) -> id`.
+pub const TIMER: FuncSpec = FuncSpec {
+    name: "timer",
+    params: &[I32, I32, I32, I32, I32],
+    results: &[I64],
+    doc: "after delay_ms, a signal wave from the particle to itself; returns its id (> 0), \
+          or a negative refusal",
+};
+/// v2 `hv.crash(code, ptr, len)`: never returns.
+pub const CRASH: FuncSpec = FuncSpec {
+    name: "crash",
+    params: &[I32, I32, I32],
+    results: &[],
+    doc: "crashes the particle with a code and a UTF-8 message; never returns",
+};
+
 /// The host functions a guest may import, all from [`HOST_MODULE`].
-pub const HOST_FUNCTIONS: [FuncSpec; 4] = [SEND, REPLY, LOG, NOW_MS];
+pub const HOST_FUNCTIONS: [FuncSpec; 12] = [
+    SEND, REPLY, LOG, NOW_MS, SELF, PARENT, RESTARTS, ASK, SPAWN, STOP, TIMER, CRASH,
+];
+
+/// The v2 imports whose outcome comes to `on_reply`: a module importing
+/// one must export it.
+pub const TAGGED_IMPORTS: [&str; 3] = [ASK.name, SPAWN.name, STOP.name];
 
 /// `func (i32, i32) -> i32`, `func () -> i64`, `func (i32)`.
 fn signature_text(params: &[Type], results: &[Type]) -> String {
@@ -218,7 +316,41 @@ fn extern_text(ty: &ExternType) -> String {
 pub(crate) fn validate(name: &str, module: &Module, limits: &Limits) -> Result<(), ModuleError> {
     check_imports(name, module)?;
     check_sandbox(name, module, limits)?;
-    check_exports(name, module, limits)
+    check_exports(name, module, limits)?;
+    check_optional_exports(name, module)
+}
+
+/// The v2 exports, if present, have their signature; a module importing a
+/// tagged request exports `on_reply`, so no outcome is ever lost.
+fn check_optional_exports(name: &str, module: &Module) -> Result<(), ModuleError> {
+    for spec in &OPTIONAL_EXPORTS {
+        let found = module.exports().find(|e| e.name() == spec.name);
+        match found.as_ref().map(|e| e.ty()) {
+            None => {}
+            Some(ExternType::Function(ty)) if spec.matches(ty) => {}
+            Some(other) => {
+                return Err(ModuleError::WrongSignature {
+                    module: name.to_string(),
+                    export: spec.name.to_string(),
+                    expected: spec.signature(),
+                    found: extern_text(other),
+                })
+            }
+        }
+    }
+    let tagged = module
+        .imports()
+        .any(|i| i.module() == HOST_MODULE && TAGGED_IMPORTS.contains(&i.name()));
+    if tagged && !module.exports().any(|e| e.name() == ON_REPLY.name) {
+        return Err(ModuleError::MissingExport {
+            module: name.to_string(),
+            export: format!(
+                "{} (the module imports hv.ask, hv.spawn or hv.stop)",
+                ON_REPLY.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Every import is a host function of the ABI with its exact signature, so

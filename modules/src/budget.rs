@@ -162,11 +162,22 @@ impl fmt::Display for BudgetKind {
 }
 
 /// What a host applies to the sends of all its guests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GuestPolicy {
     pub(crate) budget: SendBudget,
     /// The lane of a WASM particle whose spawn options give none.
     pub(crate) lane: Option<LaneLimit>,
+    /// The Kinds besides WASM modules' a guest may spawn (`hv.spawn`): none
+    /// by default, since a Rust Kind may do what no guest may.
+    pub(crate) spawn_kinds: Vec<hyperverse_runtime::Kind>,
+}
+
+impl GuestPolicy {
+    /// True if a guest may spawn a child of `kind`: any WASM module's Kind
+    /// (it runs in the same sandbox), or a Kind the host granted.
+    pub(crate) fn may_spawn(&self, kind: &hyperverse_runtime::Kind) -> bool {
+        kind.as_str().starts_with(crate::WASM_KIND_PREFIX) || self.spawn_kinds.contains(kind)
+    }
 }
 
 impl Default for GuestPolicy {
@@ -174,6 +185,7 @@ impl Default for GuestPolicy {
         Self {
             budget: SendBudget::default(),
             lane: Some(DEFAULT_WASM_LANE),
+            spawn_kinds: Vec::new(),
         }
     }
 }

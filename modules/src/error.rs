@@ -101,13 +101,15 @@ pub enum ModuleError {
     },
 
     /// The module speaks another version of the guest ABI.
-    #[error("module `{module}`: guest ABI version {found}, this host speaks version {supported}")]
+    #[error(
+        "module `{module}`: guest ABI version {found}, this host speaks versions 1 to {supported}"
+    )]
     AbiVersion {
         /// The module's name.
         module: String,
         /// What `hv_abi_version` returned.
         found: i32,
-        /// The version this host implements.
+        /// The newest version this host implements (it runs 1 to this).
         supported: i32,
     },
 
@@ -165,6 +167,22 @@ pub enum ModuleError {
         export: String,
         /// The stack size of guest calls.
         stack_bytes: usize,
+    },
+
+    /// The guest crashed itself with `hv.crash(code, message)` (ABI v2): a
+    /// structured reason. The text starts `guest crash CODE: `, which is
+    /// how a parent reads the code back from a crash notice's reason (see
+    /// [`crash_code`](crate::crash_code)).
+    #[error("guest crash {code}: {message} (module `{module}`, in `{export}`)")]
+    GuestCrash {
+        /// The module's name.
+        module: String,
+        /// The export that was running.
+        export: String,
+        /// The guest's code.
+        code: i32,
+        /// The guest's message.
+        message: String,
     },
 
     /// The guest broke the ABI: a pointer outside its memory, a method or
@@ -387,6 +405,7 @@ impl ModuleError {
             | Self::MemoryLimit { module, .. }
             | Self::StackOverflow { module, .. }
             | Self::AbiViolation { module, .. }
+            | Self::GuestCrash { module, .. }
             | Self::OutputLimit { module, .. }
             | Self::GuestStatus { module, .. }
             | Self::NotLoaded { module }
@@ -398,4 +417,27 @@ impl ModuleError {
             Self::Cache { .. } | Self::CacheRefused { .. } => None,
         }
     }
+}
+
+/// The code of a guest's `hv.crash`, read back from a crash reason (a
+/// [`CrashNotice`](hyperverse_runtime::CrashNotice)'s `reason`, which is the
+/// text of [`ModuleError::GuestCrash`]); `None` if the crash was something
+/// else (a trap, fuel, a Rust particle's error).
+///
+/// ```
+/// use hyperverse_modules::{crash_code, ModuleError};
+///
+/// let e = ModuleError::GuestCrash {
+///     module: "kv".into(),
+///     export: "handle".into(),
+///     code: 7,
+///     message: "disk full: no".into(),
+/// };
+/// assert_eq!(crash_code(&e.to_string()), Some(7));
+/// assert_eq!(crash_code("panic: oops"), None);
+/// ```
+pub fn crash_code(reason: &str) -> Option<i32> {
+    let rest = reason.strip_prefix("guest crash ")?;
+    let (code, _) = rest.split_once(": ")?;
+    code.parse().ok()
 }

@@ -22,7 +22,9 @@ use wasmer::{
     RuntimeError,
 };
 
-use crate::abi::{HOST_MODULE, LOG, NOW_MS, REPLY, SEND};
+use crate::abi::{
+    ASK, CRASH, HOST_MODULE, LOG, NOW_MS, PARENT, REPLY, RESTARTS, SELF, SEND, SPAWN, STOP, TIMER,
+};
 use crate::budget::MAX_SENDS_PER_CALL;
 
 /// What one guest call produced, taken by the caller after the call.
@@ -41,8 +43,104 @@ pub struct HandleOutput {
     /// [`MAX_SENDS_PER_CALL`] waves (each returned 1 and queued nothing).
     /// A WASM particle fails such a call with
     /// [`ModuleError::SendBudget`](crate::ModuleError::SendBudget).
+    /// Requests, spawns, stops and timers count against the same limit.
     pub refused_sends: u32,
+    /// The ABI v2 effects the guest queued (asks, spawns, stops, timers),
+    /// each with how many of `sends` it came after, so that the runtime
+    /// carries sends and effects out in the order the guest made them.
+    pub effects: Vec<(usize, GuestEffect)>,
 }
+
+/// An ABI v2 effect a guest queued in one call, carried out by the
+/// runtime only if the call succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestEffect {
+    /// `hv.ask`: a request; its reply (or failure) comes to `on_reply`.
+    Ask {
+        /// The tag `hv.ask` returned.
+        tag: u64,
+        /// The address, as written.
+        to: String,
+        /// The method.
+        method: String,
+        /// The body.
+        body: Vec<u8>,
+        /// How long to wait for the reply.
+        timeout_ms: u32,
+    },
+    /// `hv.spawn`: a child of the particle; the outcome comes to `on_reply`.
+    Spawn {
+        /// The tag `hv.spawn` returned.
+        tag: u64,
+        /// The child's name (its last Point segment).
+        name: String,
+        /// Its Kind.
+        kind: String,
+        /// Its spawn arguments.
+        args: Vec<u8>,
+        /// True if its Star does not restart it (the guest supervises it).
+        temporary: bool,
+    },
+    /// `hv.stop`: stop a particle of the guest's subtree; the outcome comes
+    /// to `on_reply`.
+    Stop {
+        /// The tag `hv.stop` returned.
+        tag: u64,
+        /// The Point, as written.
+        point: String,
+    },
+    /// `hv.timer`: a signal wave from the particle to itself after a delay.
+    Timer {
+        /// The id `hv.timer` returned.
+        id: u64,
+        /// The delay.
+        delay_ms: u32,
+        /// The wave's method.
+        method: String,
+        /// The wave's body.
+        body: Vec<u8>,
+    },
+}
+
+/// What a call may know of its particle (ABI v2's `hv.self`, `hv.parent`,
+/// `hv.restarts`) and of what it already has open, which bounds how much
+/// more it may open. Set by the runtime before each call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallContext {
+    /// The particle's Point.
+    pub me: String,
+    /// Its parent's Point (`None` for a particle under ROOT).
+    pub parent: Option<String>,
+    /// Its restarts so far.
+    pub restarts: u32,
+    /// The next tag or timer id to hand out (tags are never reused within
+    /// an incarnation, across reloads included).
+    pub next_tag: u64,
+    /// Requests (asks) awaiting their reply.
+    pub open_requests: usize,
+    /// Timers not yet fired.
+    pub open_timers: usize,
+}
+
+/// At most this many asks awaiting a reply per particle; `hv.ask` returns
+/// [`REFUSED_OPEN`] past it.
+pub const MAX_OPEN_REQUESTS: usize = 64;
+/// At most this many timers not yet fired per particle; `hv.timer`
+/// returns [`REFUSED_OPEN`] past it.
+pub const MAX_OPEN_TIMERS: usize = 64;
+/// The longest `hv.timer` delay and `hv.ask` timeout: one day.
+pub const MAX_DELAY_MS: u32 = 86_400_000;
+/// The timeout of an `hv.ask` given 0.
+pub const DEFAULT_ASK_TIMEOUT_MS: u32 = 5_000;
+
+/// A v2 tagged call refused because the call already queued
+/// [`MAX_SENDS_PER_CALL`] sends and effects (the call then fails, as a
+/// refused send does).
+pub const REFUSED_PER_CALL: i64 = -1;
+/// A v2 call refused because too many asks or timers are open.
+pub const REFUSED_OPEN: i64 = -2;
+/// A v2 call refused because its delay or timeout is above a day.
+pub const REFUSED_DELAY: i64 = -3;
 
 /// A wave the guest asked to send with `hv.send`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +203,10 @@ pub(crate) enum Phase {
     Handle,
     Snapshot,
     Restore,
+    /// `on_reply`.
+    OnReply,
+    /// `on_crash_notice`.
+    OnCrashNotice,
 }
 
 impl Phase {
@@ -116,7 +218,17 @@ impl Phase {
             Self::Handle => "handle",
             Self::Snapshot => "snapshot",
             Self::Restore => "restore",
+            Self::OnReply => "on_reply",
+            Self::OnCrashNotice => "on_crash_notice",
         }
+    }
+
+    /// True in the calls that may act: send, ask, spawn, stop, set timers.
+    fn acts(self) -> bool {
+        matches!(
+            self,
+            Self::Init | Self::Handle | Self::OnReply | Self::OnCrashNotice
+        )
     }
 }
 
@@ -134,6 +246,13 @@ pub(crate) enum HostFault {
     Abi(String),
     /// More output in one call than the limit.
     OutputLimit,
+    /// The guest called `hv.crash`.
+    Crash {
+        /// Its code.
+        code: i32,
+        /// Its message (invalid UTF-8 replaced).
+        message: String,
+    },
 }
 
 /// The host functions' state: one per instance, in its `Store`.
@@ -147,6 +266,8 @@ pub(crate) struct HostEnv {
     output_bytes: usize,
     max_output_bytes: usize,
     fault: Option<HostFault>,
+    /// What the call may know and how much it has open (ABI v2).
+    pub(crate) context: CallContext,
 }
 
 impl HostEnv {
@@ -159,6 +280,7 @@ impl HostEnv {
             output_bytes: 0,
             max_output_bytes,
             fault: None,
+            context: CallContext::default(),
         }
     }
 
@@ -186,6 +308,7 @@ impl HostEnv {
                 "more than {} bytes of output in one call",
                 self.max_output_bytes
             ),
+            HostFault::Crash { code, message } => format!("hv.crash({code}): {message}"),
         };
         self.fault = Some(fault);
         RuntimeError::new(message)
@@ -264,6 +387,14 @@ pub(crate) fn host_imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostEn
             REPLY.name => Function::new_typed_with_env(store, env, hv_reply),
             LOG.name => Function::new_typed_with_env(store, env, hv_log),
             NOW_MS.name => Function::new_typed(store, hv_now_ms),
+            SELF.name => Function::new_typed_with_env(store, env, hv_self),
+            PARENT.name => Function::new_typed_with_env(store, env, hv_parent),
+            RESTARTS.name => Function::new_typed_with_env(store, env, hv_restarts),
+            ASK.name => Function::new_typed_with_env(store, env, hv_ask),
+            SPAWN.name => Function::new_typed_with_env(store, env, hv_spawn),
+            STOP.name => Function::new_typed_with_env(store, env, hv_stop),
+            TIMER.name => Function::new_typed_with_env(store, env, hv_timer),
+            CRASH.name => Function::new_typed_with_env(store, env, hv_crash),
         }
     }
 }
@@ -291,15 +422,15 @@ fn hv_send(
 ) -> Result<i32, RuntimeError> {
     let (data, store) = env.data_and_store_mut();
     let queued = (|| {
-        if !matches!(data.phase, Phase::Init | Phase::Handle) {
+        if !data.phase.acts() {
             return Err(HostFault::Abi(format!(
-                "hv.send is allowed in init and handle, not in {}",
+                "hv.send is allowed in init, handle and the callbacks, not in {}",
                 data.phase
             )));
         }
         // Counted before anything is charged or copied: the guest cannot
         // make the host hold more than this many waves per call.
-        if data.output.sends.len() >= MAX_SENDS_PER_CALL as usize {
+        if data.queued() >= MAX_SENDS_PER_CALL as usize {
             data.output.refused_sends = data.output.refused_sends.saturating_add(1);
             return Ok(SEND_REFUSED);
         }
@@ -363,6 +494,256 @@ fn hv_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as i64)
+}
+
+impl HostEnv {
+    /// Sends and effects queued in this call.
+    fn queued(&self) -> usize {
+        self.output.sends.len() + self.output.effects.len()
+    }
+
+    /// Checks that a v2 effect may be queued now: `Ok(None)` if so, a
+    /// refusal code for the guest, or a fault for a call in a phase that
+    /// may not act.
+    fn may_queue(&mut self, what: &str) -> Result<Option<i64>, HostFault> {
+        if !self.phase.acts() {
+            return Err(HostFault::Abi(format!(
+                "{what} is allowed in init, handle and the callbacks, not in {}",
+                self.phase
+            )));
+        }
+        if self.queued() >= MAX_SENDS_PER_CALL as usize {
+            self.output.refused_sends = self.output.refused_sends.saturating_add(1);
+            return Ok(Some(REFUSED_PER_CALL));
+        }
+        Ok(None)
+    }
+
+    /// Hands out the next tag (never 0: tags are positive).
+    fn tag(&mut self) -> u64 {
+        self.context.next_tag = self.context.next_tag.max(1);
+        let tag = self.context.next_tag;
+        self.context.next_tag += 1;
+        tag
+    }
+
+    /// Queues `effect` after the sends so far.
+    fn queue(&mut self, effect: GuestEffect) {
+        let at = self.output.sends.len();
+        self.output.effects.push((at, effect));
+    }
+
+    /// Writes `text` at `ptr` if it fits in `cap` bytes; its length either way.
+    fn write_text(
+        &self,
+        store: &impl AsStoreRef,
+        text: &str,
+        ptr: i32,
+        cap: i32,
+        what: &str,
+    ) -> Result<i32, HostFault> {
+        let len = text.len();
+        if len <= cap as u32 as usize {
+            let memory = self
+                .memory
+                .as_ref()
+                .ok_or_else(|| HostFault::Abi(format!("{what}: guest memory is not set up yet")))?;
+            let view = memory.view(store);
+            let start = u64::from(ptr as u32);
+            if start + len as u64 > view.data_size() || view.write(start, text.as_bytes()).is_err()
+            {
+                return Err(HostFault::Abi(format!(
+                    "{what} buffer at {start:#x}+{len} lies outside guest memory"
+                )));
+            }
+        }
+        Ok(len as i32)
+    }
+}
+
+/// `hv.self(ptr, cap) -> len`: the particle's own Point.
+fn hv_self(mut env: FunctionEnvMut<HostEnv>, ptr: i32, cap: i32) -> Result<i32, RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let me = data.context.me.clone();
+    data.write_text(&store, &me, ptr, cap, "hv.self")
+        .map_err(|fault| data.fail(fault))
+}
+
+/// `hv.parent(ptr, cap) -> len`: the parent's Point, -1 if none.
+fn hv_parent(mut env: FunctionEnvMut<HostEnv>, ptr: i32, cap: i32) -> Result<i32, RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let Some(parent) = data.context.parent.clone() else {
+        return Ok(-1);
+    };
+    data.write_text(&store, &parent, ptr, cap, "hv.parent")
+        .map_err(|fault| data.fail(fault))
+}
+
+/// `hv.restarts() -> i32`.
+fn hv_restarts(env: FunctionEnvMut<HostEnv>) -> i32 {
+    env.data().context.restarts.min(i32::MAX as u32) as i32
+}
+
+/// `hv.ask(...) -> tag`: queue a request.
+#[allow(clippy::too_many_arguments)]
+fn hv_ask(
+    mut env: FunctionEnvMut<HostEnv>,
+    to_ptr: i32,
+    to_len: i32,
+    method_ptr: i32,
+    method_len: i32,
+    body_ptr: i32,
+    body_len: i32,
+    timeout_ms: i32,
+) -> Result<i64, RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let queued = (|| {
+        if let Some(refused) = data.may_queue("hv.ask")? {
+            return Ok(refused);
+        }
+        let open = data
+            .output
+            .effects
+            .iter()
+            .filter(|(_, e)| matches!(e, GuestEffect::Ask { .. }))
+            .count();
+        if data.context.open_requests + open >= MAX_OPEN_REQUESTS {
+            return Ok(REFUSED_OPEN);
+        }
+        let timeout_ms = match timeout_ms as u32 {
+            0 => DEFAULT_ASK_TIMEOUT_MS,
+            t if t > MAX_DELAY_MS => return Ok(REFUSED_DELAY),
+            t => t,
+        };
+        data.charge(&[to_len, method_len, body_len, SEND_OVERHEAD])?;
+        let to = data.read_utf8(&store, to_ptr, to_len, "hv.ask address")?;
+        let method = data.read_utf8(&store, method_ptr, method_len, "hv.ask method")?;
+        let body = data.read(&store, body_ptr, body_len, "hv.ask body")?;
+        let tag = data.tag();
+        data.queue(GuestEffect::Ask {
+            tag,
+            to,
+            method,
+            body,
+            timeout_ms,
+        });
+        Ok(tag as i64)
+    })();
+    queued.map_err(|fault| data.fail(fault))
+}
+
+/// `hv.spawn(...) -> tag`: queue spawning a child.
+#[allow(clippy::too_many_arguments)]
+fn hv_spawn(
+    mut env: FunctionEnvMut<HostEnv>,
+    name_ptr: i32,
+    name_len: i32,
+    kind_ptr: i32,
+    kind_len: i32,
+    args_ptr: i32,
+    args_len: i32,
+    flags: i32,
+) -> Result<i64, RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let queued = (|| {
+        if let Some(refused) = data.may_queue("hv.spawn")? {
+            return Ok(refused);
+        }
+        data.charge(&[name_len, kind_len, args_len, SEND_OVERHEAD])?;
+        let name = data.read_utf8(&store, name_ptr, name_len, "hv.spawn name")?;
+        let kind = data.read_utf8(&store, kind_ptr, kind_len, "hv.spawn kind")?;
+        let args = data.read(&store, args_ptr, args_len, "hv.spawn args")?;
+        let tag = data.tag();
+        data.queue(GuestEffect::Spawn {
+            tag,
+            name,
+            kind,
+            args,
+            temporary: flags & 1 != 0,
+        });
+        Ok(tag as i64)
+    })();
+    queued.map_err(|fault| data.fail(fault))
+}
+
+/// `hv.stop(ptr, len) -> tag`: queue stopping a particle of the subtree.
+fn hv_stop(mut env: FunctionEnvMut<HostEnv>, ptr: i32, len: i32) -> Result<i64, RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let queued = (|| {
+        if let Some(refused) = data.may_queue("hv.stop")? {
+            return Ok(refused);
+        }
+        data.charge(&[len, SEND_OVERHEAD])?;
+        let point = data.read_utf8(&store, ptr, len, "hv.stop point")?;
+        let tag = data.tag();
+        data.queue(GuestEffect::Stop { tag, point });
+        Ok(tag as i64)
+    })();
+    queued.map_err(|fault| data.fail(fault))
+}
+
+/// `hv.timer(delay_ms, ...) -> id`: a wave to itself after a delay.
+fn hv_timer(
+    mut env: FunctionEnvMut<HostEnv>,
+    delay_ms: i32,
+    method_ptr: i32,
+    method_len: i32,
+    body_ptr: i32,
+    body_len: i32,
+) -> Result<i64, RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let queued = (|| {
+        if let Some(refused) = data.may_queue("hv.timer")? {
+            return Ok(refused);
+        }
+        if delay_ms as u32 > MAX_DELAY_MS {
+            return Ok(REFUSED_DELAY);
+        }
+        let open = data
+            .output
+            .effects
+            .iter()
+            .filter(|(_, e)| matches!(e, GuestEffect::Timer { .. }))
+            .count();
+        if data.context.open_timers + open >= MAX_OPEN_TIMERS {
+            return Ok(REFUSED_OPEN);
+        }
+        data.charge(&[method_len, body_len, SEND_OVERHEAD])?;
+        let method = data.read_utf8(&store, method_ptr, method_len, "hv.timer method")?;
+        let body = data.read(&store, body_ptr, body_len, "hv.timer body")?;
+        let id = data.tag();
+        data.queue(GuestEffect::Timer {
+            id,
+            delay_ms: delay_ms as u32,
+            method,
+            body,
+        });
+        Ok(id as i64)
+    })();
+    queued.map_err(|fault| data.fail(fault))
+}
+
+/// The longest `hv.crash` message kept.
+const MAX_CRASH_MESSAGE: i32 = 4096;
+
+/// `hv.crash(code, ptr, len)`: ends the call as a crash with a structured
+/// reason. Never returns to the guest.
+fn hv_crash(
+    mut env: FunctionEnvMut<HostEnv>,
+    code: i32,
+    ptr: i32,
+    len: i32,
+) -> Result<(), RuntimeError> {
+    let (data, store) = env.data_and_store_mut();
+    let len = (len as u32).min(MAX_CRASH_MESSAGE as u32) as i32;
+    let fault = match data.read(&store, ptr, len, "hv.crash message") {
+        Ok(bytes) => HostFault::Crash {
+            code,
+            message: String::from_utf8_lossy(&bytes).into_owned(),
+        },
+        Err(fault) => fault,
+    };
+    Err(data.fail(fault))
 }
 
 /// Sends a guest's log line to `tracing`, under this crate's target.

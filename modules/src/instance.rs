@@ -31,9 +31,9 @@ use wasmer::{
     Value,
 };
 
-use crate::abi::{self, ABI_VERSION, MEMORY_EXPORT};
+use crate::abi::{self, ABI_VERSION, MEMORY_EXPORT, MIN_ABI_VERSION};
 use crate::error::ModuleError;
-use crate::host::{self, HandleOutput, HostEnv, HostFault, Phase};
+use crate::host::{self, CallContext, HandleOutput, HostEnv, HostFault, Phase};
 use crate::store::CompiledModule;
 use crate::tunables::ceiling_hits;
 use crate::version::ModuleVersion;
@@ -92,6 +92,10 @@ pub struct GuestInstance {
     handle: TypedFunction<(i32, i32, i32, i32), i32>,
     snapshot: TypedFunction<(), i64>,
     restore: TypedFunction<(i32, i32), i32>,
+    /// ABI v2's optional exports.
+    on_reply: Option<TypedFunction<(i64, i32, i32, i32), i32>>,
+    #[allow(clippy::type_complexity)]
+    on_crash_notice: Option<TypedFunction<(i32, i32, i32, i32, i32, i32, i32), i32>>,
     last_fuel_used: u64,
     // The Store owns the instance itself; this handle (like the exports
     // above, indexes into the Store) is kept for its other exports
@@ -172,12 +176,18 @@ impl GuestInstance {
             };
         }
         let version: TypedFunction<(), i32> = typed!(abi::HV_ABI_VERSION);
+        let on_reply = exports.get_typed_function(&store, abi::ON_REPLY.name).ok();
+        let on_crash_notice = exports
+            .get_typed_function(&store, abi::ON_CRASH_NOTICE.name)
+            .ok();
         let mut guest = Self {
             alloc: typed!(abi::ALLOC),
             init: typed!(abi::INIT),
             handle: typed!(abi::HANDLE),
             snapshot: typed!(abi::SNAPSHOT),
             restore: typed!(abi::RESTORE),
+            on_reply,
+            on_crash_notice,
             module: module.clone(),
             name,
             store,
@@ -194,7 +204,7 @@ impl GuestInstance {
                 .call(&mut g.store)
                 .map_err(|e| Failure::Runtime(abi::HV_ABI_VERSION.name, e))
         })?;
-        if found != ABI_VERSION {
+        if !(MIN_ABI_VERSION..=ABI_VERSION).contains(&found) {
             return Err(ModuleError::AbiVersion {
                 module: guest.name.to_string(),
                 found,
@@ -202,6 +212,87 @@ impl GuestInstance {
             });
         }
         Ok(guest)
+    }
+
+    /// Sets what the next calls may know of their particle and how much
+    /// they have open (ABI v2: `hv.self`, `hv.parent`, `hv.restarts`, and
+    /// the bounds on asks and timers). Kept until set again.
+    pub fn set_context(&mut self, context: CallContext) {
+        self.env.as_mut(&mut self.store).context = context;
+    }
+
+    /// The context as the last call left it: its `next_tag` is past every
+    /// tag and timer id handed out so far.
+    pub fn context(&self) -> &CallContext {
+        &self.env.as_ref(&self.store).context
+    }
+
+    /// Updates only the counters of the context (cheap, per call).
+    pub fn set_open(&mut self, next_tag: u64, open_requests: usize, open_timers: usize) {
+        let c = &mut self.env.as_mut(&mut self.store).context;
+        c.next_tag = next_tag;
+        c.open_requests = open_requests;
+        c.open_timers = open_timers;
+    }
+
+    /// True if the guest exports `on_crash_notice` (ABI v2).
+    pub fn takes_crash_notices(&self) -> bool {
+        self.on_crash_notice.is_some()
+    }
+
+    /// Calls the guest's `on_reply` with the outcome of a tagged request;
+    /// a guest without it (v1) ignores the outcome.
+    pub fn on_reply(
+        &mut self,
+        tag: u64,
+        status: i32,
+        body: &[u8],
+    ) -> Result<HandleOutput, ModuleError> {
+        let Some(f) = self.on_reply.clone() else {
+            return Ok(HandleOutput::default());
+        };
+        let (status, output) = self.run(Phase::OnReply, |g| {
+            let ptr = g.pass_in(body)?;
+            f.call(&mut g.store, tag as i64, status, ptr, body.len() as i32)
+                .map_err(|e| Failure::Runtime(abi::ON_REPLY.name, e))
+        })?;
+        self.check_status(abi::ON_REPLY.name, status)?;
+        Ok(output)
+    }
+
+    /// Calls the guest's `on_crash_notice` about a child's crash; a guest
+    /// without it ignores the notice.
+    pub fn on_crash_notice(
+        &mut self,
+        child: &str,
+        code: i32,
+        reason: &str,
+        restarts: u32,
+        gave_up: bool,
+    ) -> Result<HandleOutput, ModuleError> {
+        let Some(f) = self.on_crash_notice.clone() else {
+            return Ok(HandleOutput::default());
+        };
+        let (status, output) = self.run(Phase::OnCrashNotice, |g| {
+            let mut input = Vec::with_capacity(child.len() + reason.len());
+            input.extend_from_slice(child.as_bytes());
+            input.extend_from_slice(reason.as_bytes());
+            let ptr = g.pass_in(&input)?;
+            let reason_ptr = (ptr as u32).wrapping_add(child.len() as u32) as i32;
+            f.call(
+                &mut g.store,
+                ptr,
+                child.len() as i32,
+                code,
+                reason_ptr,
+                reason.len() as i32,
+                restarts.min(i32::MAX as u32) as i32,
+                gave_up as i32,
+            )
+            .map_err(|e| Failure::Runtime(abi::ON_CRASH_NOTICE.name, e))
+        })?;
+        self.check_status(abi::ON_CRASH_NOTICE.name, status)?;
+        Ok(output)
     }
 
     /// The compiled module (and so the version) this instance runs.
@@ -413,6 +504,14 @@ impl GuestInstance {
                             module,
                             export,
                             limit_bytes: self.module.limits().max_output_bytes,
+                        })
+                    }
+                    Some(HostFault::Crash { code, message }) => {
+                        return Err(ModuleError::GuestCrash {
+                            module,
+                            export,
+                            code,
+                            message,
                         })
                     }
                     None => {}

@@ -68,10 +68,12 @@
 pub mod abi;
 mod budget;
 mod disk_cache;
+mod effects;
 mod engine;
 mod entry;
 mod error;
 mod from_disk;
+mod guest_control;
 pub mod guests;
 mod host;
 mod instance;
@@ -100,8 +102,12 @@ pub use budget::{
 pub use disk_cache::{
     CacheSecret, DiskCacheConfig, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_FILES,
 };
-pub use error::{CacheRefusal, ModuleError};
-pub use host::{GuestLog, GuestSend, HandleOutput, LogLevel};
+pub use error::{crash_code, CacheRefusal, ModuleError};
+pub use host::{
+    CallContext, GuestEffect, GuestLog, GuestSend, HandleOutput, LogLevel, DEFAULT_ASK_TIMEOUT_MS,
+    MAX_DELAY_MS, MAX_OPEN_REQUESTS, MAX_OPEN_TIMERS, REFUSED_DELAY, REFUSED_OPEN,
+    REFUSED_PER_CALL,
+};
 pub use instance::GuestInstance;
 pub use kind::{WasmKind, WASM_KIND_PREFIX};
 pub use limits::{

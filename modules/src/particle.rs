@@ -32,12 +32,17 @@
 
 use std::sync::Arc;
 
-use hyperverse_runtime::{Body, Control, Ctx, Particle, ParticleError, Point, Wave};
+use std::collections::VecDeque;
 
-use crate::budget::{in_scope, SendMeter};
+use hyperverse_runtime::{Body, Control, CrashNotice, Ctx, Particle, ParticleError, Wave};
+
+use crate::budget::SendMeter;
+use crate::effects::{Actor, Open};
 use crate::entry::{HostShared, Live, ModuleEntry};
 use crate::error::ModuleError;
-use crate::host::HandleOutput;
+use crate::guest_control::GuestControl;
+use crate::host::{CallContext, HandleOutput};
+use crate::instance::GuestInstance;
 use crate::local::LocalGuest;
 use crate::reload::Outcome;
 use crate::store::CompiledModule;
@@ -50,13 +55,33 @@ pub(crate) struct WasmParticle {
 
 /// A WASM particle's State: a handle on its guest (on this thread), the
 /// version that guest runs, its place in the live list, and its send
-/// budget's meter. Dropping it (a crash, a stop) frees the guest and its
-/// Store; a restart starts a new meter (a full bucket).
+/// budget's meter, and what it has open (asks, timers). Dropping it (a
+/// crash, a stop) frees the guest and its Store and aborts what it had
+/// open; a restart starts a new meter (a full bucket).
 pub(crate) struct WasmState {
     guest: LocalGuest,
     module: CompiledModule,
     _live: Live,
     sends: SendMeter,
+    open: Open,
+}
+
+impl WasmState {
+    /// One call into the guest, with the counters of what is open set
+    /// before it and the next tag read back after it.
+    fn call(
+        &mut self,
+        f: impl FnOnce(&mut GuestInstance) -> Result<HandleOutput, ModuleError>,
+    ) -> Result<HandleOutput, ModuleError> {
+        let (requests, timers) = (self.open.requests(), self.open.timers());
+        let open = &mut self.open;
+        self.guest.with(|g| {
+            g.set_open(open.next_tag, requests, timers);
+            let out = f(g);
+            open.next_tag = g.context().next_tag;
+            out
+        })
+    }
 }
 
 impl Particle for WasmParticle {
@@ -74,17 +99,13 @@ impl Particle for WasmParticle {
             enlisted => enlisted?,
         };
         // The guest lives in this thread's slab (its Star's thread).
-        let guest = LocalGuest::keep(module.instantiate()?);
-        let output = guest.with(|g| g.init(args.as_bytes()))?;
-        let mut sends = SendMeter::new(self.host.policy.budget);
-        deliver(ctx, &mut sends, module.name(), "init", output)?;
-        ctx.set_code_version(module.version().seq);
-        Ok(WasmState {
-            guest,
-            module,
-            _live: live,
-            sends,
-        })
+        // (Made in a plain function: a `GuestInstance` is not `Send`, so it
+        // must not be a local of this future.)
+        let mut state = self.instantiate(ctx, module, live)?;
+        let output = state.call(|g| g.init(args.as_bytes()))?;
+        self.carry_out(ctx, &mut state, "init", output).await?;
+        ctx.set_code_version(state.module.version().seq);
+        Ok(state)
     }
 
     async fn handle(
@@ -94,21 +115,62 @@ impl Particle for WasmParticle {
         wave: Wave,
     ) -> Result<Body, ParticleError> {
         let Wave { method, body, .. } = wave;
-        let mut output = state.guest.with(|g| g.handle(&method, body.as_bytes()))?;
+        let mut output = state.call(|g| g.handle(&method, body.as_bytes()))?;
         let reply = output.reply.take();
-        deliver(ctx, &mut state.sends, state.module.name(), "handle", output)?;
+        self.carry_out(ctx, state, "handle", output).await?;
         Ok(reply.map(Body::from).unwrap_or_default())
     }
 
-    /// A hot reload ([`WasmHost::reload`](crate::WasmHost::reload)); its
-    /// answer is the encoded [`Outcome`].
+    /// A child crashed: the guest's `on_crash_notice`, if it has one (a
+    /// guest that supervises its children restarts them from there).
+    async fn crash_notice(
+        &self,
+        ctx: &Ctx,
+        state: &mut WasmState,
+        notice: CrashNotice,
+    ) -> Result<(), ParticleError> {
+        let code = crate::error::crash_code(&notice.reason).unwrap_or(-1);
+        let output = state.call(|g| {
+            g.on_crash_notice(
+                &notice.child.to_string(),
+                code,
+                &notice.reason,
+                notice.restarts,
+                notice.gave_up,
+            )
+        })?;
+        self.carry_out(ctx, state, "on_crash_notice", output)
+            .await?;
+        Ok(())
+    }
+
+    /// Trusted control: a hot reload
+    /// ([`WasmHost::reload`](crate::WasmHost::reload)), answered with the
+    /// encoded [`Outcome`], or the outcome of one of the guest's asks, for
+    /// its `on_reply`.
     async fn control(
         &self,
         ctx: &Ctx,
         state: &mut WasmState,
         control: Control,
     ) -> Result<Body, ParticleError> {
-        Ok(self.reload(ctx, state, &control).await.encode())
+        match GuestControl::decode(control.body.as_bytes()) {
+            Some(GuestControl::Reply {
+                incarnation,
+                tag,
+                status,
+                body,
+            }) => {
+                // Only the runtime's own letter, for this incarnation's
+                // open ask, once.
+                if control.from.is_root() && state.open.close(incarnation, tag) {
+                    let output = state.call(|g| g.on_reply(tag, status, &body))?;
+                    self.carry_out(ctx, state, "on_reply", output).await?;
+                }
+                Ok(Body::empty())
+            }
+            decoded => Ok(self.reload(ctx, state, &control, decoded).await.encode()),
+        }
     }
 }
 
@@ -116,7 +178,13 @@ impl WasmParticle {
     /// A reload: moves the guest to the version the control's body names,
     /// keeping its state; on any failure the guest stays on its version,
     /// serving. Honoured only from the Machine itself (ROOT).
-    async fn reload(&self, ctx: &Ctx, state: &mut WasmState, control: &Control) -> Outcome {
+    async fn reload(
+        &self,
+        ctx: &Ctx,
+        state: &mut WasmState,
+        control: &Control,
+        decoded: Option<GuestControl>,
+    ) -> Outcome {
         let from = state.module.version().seq;
         if !control.from.is_root() {
             tracing::warn!(
@@ -133,7 +201,7 @@ impl WasmParticle {
                 ),
             };
         }
-        let Some(to) = control.body.as_u64() else {
+        let Some(GuestControl::Reload { to }) = decoded else {
             return Outcome::Failed {
                 stays_on: from,
                 reason: "malformed reload (its body must be a version number)".into(),
@@ -161,6 +229,7 @@ impl WasmParticle {
             };
         };
         match state.guest.with(|guest| swap(guest, &target)) {
+            // (The fresh instance was given the old one's context.)
             Ok(()) => {
                 state.module = target;
                 ctx.set_code_version(to);
@@ -201,79 +270,63 @@ fn swap(
 ) -> Result<(), ModuleError> {
     let state = guest.snapshot()?;
     let mut fresh = target.instantiate()?;
+    fresh.set_context(guest.context().clone());
     fresh.restore(&state)?;
     // The old instance, and its Store, are dropped here.
     *guest = fresh;
     Ok(())
 }
 
-/// Sends what the guest queued in one successful call, in order, as
-/// signals from the particle, if the call kept to its budget and scope.
-/// Everything is checked before anything is sent, so a call that breaks a
-/// rule sends nothing (and, failing, crashes the particle):
-///
-/// 1. the per-call budget (`hv.send` refusals, or more sends than
-///    [`SendBudget::per_call`](crate::SendBudget::per_call)):
-///    `SendBudget`;
-/// 2. every address: one that is not a Point is the guest breaking the ABI
-///    (`AbiViolation`), one outside the particle's own subtree, its parent
-///    and its grants is `SendOutOfScope`;
-/// 3. the per-second bucket, all the call's sends at once: `SendBudget`.
-///
-/// A wave that then cannot be delivered (nobody there, a full lane) is
-/// dropped and logged, as a send to a dead process is in Erlang.
-fn deliver(
-    ctx: &Ctx,
-    meter: &mut SendMeter,
-    module: &str,
-    export: &str,
-    output: HandleOutput,
-) -> Result<(), ModuleError> {
-    let HandleOutput {
-        sends,
-        refused_sends,
-        ..
-    } = output;
-    let over = |(budget, limit)| ModuleError::SendBudget {
-        module: module.to_string(),
-        particle: ctx.me().to_string(),
-        export: export.to_string(),
-        budget,
-        limit,
-    };
-    meter.check_call(sends.len(), refused_sends).map_err(over)?;
-    if sends.is_empty() {
-        return Ok(());
+impl WasmParticle {
+    /// A fresh guest of `module` in this thread's slab, knowing its particle.
+    fn instantiate(
+        &self,
+        ctx: &Ctx,
+        module: CompiledModule,
+        live: Live,
+    ) -> Result<WasmState, ModuleError> {
+        let mut instance = module.instantiate()?;
+        instance.set_context(CallContext {
+            me: ctx.me().to_string(),
+            parent: ctx.parent().map(|p| p.to_string()),
+            restarts: ctx.restarts(),
+            ..CallContext::default()
+        });
+        Ok(WasmState {
+            guest: LocalGuest::keep(instance),
+            module,
+            _live: live,
+            sends: SendMeter::new(self.host.policy.budget),
+            open: Open::new(),
+        })
     }
-    let (me, parent, grants) = (ctx.me(), ctx.parent(), ctx.grants());
-    let mut waves = Vec::with_capacity(sends.len());
-    for send in sends {
-        let to = Point::parse(&send.to).map_err(|e| ModuleError::AbiViolation {
-            module: module.to_string(),
-            export: export.to_string(),
-            message: format!("hv.send to `{}`: {e}", send.to),
-        })?;
-        if !in_scope(me, parent, grants, &to) {
-            return Err(ModuleError::SendOutOfScope {
-                module: module.to_string(),
-                particle: me.to_string(),
-                export: export.to_string(),
-                to: send.to,
-            });
+
+    /// Carries out a call's sends and effects (`effects.rs`), then gives
+    /// the outcomes of its spawns and stops to the guest's `on_reply`, and
+    /// so on for what those calls queue: each round is bounded by the send
+    /// budget, so the rounds are too.
+    async fn carry_out(
+        &self,
+        ctx: &Ctx,
+        state: &mut WasmState,
+        export: &'static str,
+        output: HandleOutput,
+    ) -> Result<(), ModuleError> {
+        let actor = Actor {
+            ctx,
+            policy: &self.host.policy,
+            module: &self.entry.name,
+        };
+        let mut rounds = VecDeque::from([(export, output)]);
+        while let Some((export, output)) = rounds.pop_front() {
+            let outcomes = actor
+                .carry_out(&mut state.sends, &mut state.open, export, output)
+                .await?;
+            for o in outcomes {
+                let output = state.call(|g| g.on_reply(o.tag, o.status, &o.body))?;
+                rounds.push_back(("on_reply", output));
+            }
         }
-        waves.push((to, send.method, send.body));
+        Ok(())
     }
-    meter.take(waves.len()).map_err(over)?;
-    for (to, method, body) in waves {
-        if let Err(e) = ctx.signal(&to, (method, body)) {
-            tracing::debug!(
-                target: crate::TARGET_WASM,
-                from = %ctx.me(),
-                %to,
-                error = %e,
-                "a guest's wave was not delivered"
-            );
-        }
-    }
-    Ok(())
 }

@@ -150,6 +150,15 @@ impl WasmHostBuilder {
         self
     }
 
+    /// Lets guests spawn children of `kind` (`hv.spawn`), a Rust Kind.
+    /// Guests may always spawn WASM modules' Kinds, which run in the same
+    /// sandbox; a Rust Kind runs with the Machine's full powers, so none is
+    /// spawnable unless granted here.
+    pub fn guest_may_spawn(mut self, kind: impl Into<Kind>) -> Self {
+        self.policy.spawn_kinds.push(kind.into());
+        self
+    }
+
     /// The lane limit of WASM particles whose spawn options give none
     /// (default: [`DEFAULT_WASM_LANE`](crate::DEFAULT_WASM_LANE), 65,536
     /// waves with backpressure for async senders); `None` leaves their
@@ -485,7 +494,8 @@ impl WasmHost {
         // Every request is queued before any answer is awaited: the swaps
         // run concurrently, across the Stars' threads.
         let timeout = self.shared.reload_timeout;
-        let body = Body::from_u64(version.seq);
+        let body =
+            Body::from(crate::guest_control::GuestControl::Reload { to: version.seq }.encode());
         let total = live.len();
         let mut answers: futures::stream::FuturesUnordered<_> = live
             .into_iter()

@@ -145,9 +145,7 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
                          (i32.const 0) (i32.const 0)))
     (i32.const 0)",
     );
-    let host = WasmHost::builder()
-        .limits(common::small_limits())
-        .build();
+    let host = WasmHost::builder().limits(common::small_limits()).build();
     host.load_wat("addr", &addr).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let m = host
@@ -281,9 +279,7 @@ async fn sends_from_init_are_held_to_the_scope() {
         "(i32.const 0)",
         "(i64.const 0)",
     );
-    let host = WasmHost::builder()
-        .limits(common::small_limits())
-        .build();
+    let host = WasmHost::builder().limits(common::small_limits()).build();
     host.load_wat("init_sender", &init_sender).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let m = host
@@ -522,9 +518,7 @@ async fn an_ask_to_a_full_wasm_lane_times_out() {
       (br $next)))
     (i32.const 0)",
     );
-    let host = WasmHost::builder()
-        .limits(common::small_limits())
-        .build();
+    let host = WasmHost::builder().limits(common::small_limits()).build();
     host.load_wat("slow", &slow).unwrap();
     let m = host
         .install(

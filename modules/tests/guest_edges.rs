@@ -171,9 +171,7 @@ impl Particle for Mallory {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_particle_cannot_forge_the_reload_wave() {
     let _serial = SERIAL.lock().await;
-    let host = WasmHost::builder()
-        .limits(small_limits())
-        .build();
+    let host = WasmHost::builder().limits(small_limits()).build();
     host.load_wat("counter", guests::COUNTER_V1).unwrap();
     let machine = host
         .install(

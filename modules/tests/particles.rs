@@ -54,9 +54,7 @@ fn point(text: &str) -> Point {
 }
 
 fn host() -> WasmHost {
-    WasmHost::builder()
-        .limits(small_limits())
-        .build()
+    WasmHost::builder().limits(small_limits()).build()
 }
 
 /// A Machine with `modules` installed (each already loaded or not).
@@ -99,7 +97,11 @@ async fn a_wasm_particle_counts_replies_and_shows_its_version() {
     assert_eq!(record.kind, Kind::wasm("counter"));
     assert_eq!(record.code_version, 1);
     assert_eq!(host.live("counter"), vec![at.clone()]);
-    assert_eq!(machine.running_star_threads(), 1, "its Star's thread runs it");
+    assert_eq!(
+        machine.running_star_threads(),
+        1,
+        "its Star's thread runs it"
+    );
 
     machine.shutdown().await;
     assert!(host.live("counter").is_empty(), "its guest is freed");
@@ -525,7 +527,11 @@ async fn a_reload_moves_many_particles_each_with_its_state() {
         .await
         .unwrap();
     assert!(report.is_complete(), "{report}");
-    assert_eq!(report.reloaded.len() + report.current.len(), points.len());
+    // Spawned without waiting: one whose start had not run yet when the
+    // reload listed the live particles starts on v2 and is not in the
+    // report. Every one answers as v2 below, count kept.
+    assert!(report.reloaded.len() + report.current.len() <= points.len());
+    assert!(!report.reloaded.is_empty());
     for (i, at) in points.iter().enumerate() {
         let add = machine.ask(at, ("add", Body::empty())).await.unwrap();
         assert_eq!(add.as_u64(), Some(i as u64 + 2), "{at}");

@@ -155,13 +155,23 @@ fn an_undeclared_import_is_refused_and_named() {
 
     // The right namespace is not enough: the name must be a host function.
     let wat = guest_wat(
+        r#"(import "hv" "fork" (func (param i32)))"#,
+        "",
+        "(i32.const 0)",
+    );
+    assert!(matches!(
+        store.load_wat("forker", &wat).unwrap_err(),
+        ModuleError::UndeclaredImport { import, .. } if import == "hv.fork"
+    ));
+    // A v2 host function with another signature is refused with both.
+    let wat = guest_wat(
         r#"(import "hv" "spawn" (func (param i32)))"#,
         "",
         "(i32.const 0)",
     );
     assert!(matches!(
         store.load_wat("spawner", &wat).unwrap_err(),
-        ModuleError::UndeclaredImport { import, .. } if import == "hv.spawn"
+        ModuleError::WrongImportSignature { import, .. } if import == "hv.spawn"
     ));
 
     // Nor may a guest import anything but functions.

@@ -153,9 +153,7 @@ pub async fn run(args: DemoArgs) -> Result<bool, Error> {
     silence_planned_panics();
 
     let tally = Arc::new(Tally::default());
-    let host = WasmHost::builder()
-        .limits(Limits::default())
-        .build();
+    let host = WasmHost::builder().limits(Limits::default()).build();
     host.load_wat(hot_reload::MODULE, guests::COUNTER_V1)?;
     let mut builder = Machine::standalone()
         .kind(REGION, Region)

@@ -1,0 +1,346 @@
+//! Carrying out what a guest's call queued: its sends and its ABI v2
+//! effects (asks, spawns, stops, timers), in the order it made them.
+//!
+//! Everything is checked before anything is done, so a call that breaks a
+//! rule does nothing (and, failing, crashes its particle):
+//!
+//! 1. the per-call budget: `hv.send` and the v2 calls refused for being
+//!    past [`SendBudget::per_call`](crate::SendBudget::per_call), or more
+//!    sends and effects than it: `SendBudget`;
+//! 2. every address a send or an ask goes to: one that is not a Point is
+//!    the guest breaking the ABI (`AbiViolation`), one outside the
+//!    particle's own subtree, its parent and its grants is `SendOutOfScope`;
+//! 3. the per-second bucket, for all the call's sends and effects at once:
+//!    `SendBudget`.
+//!
+//! Then, in order: a send is a signal from the particle; an ask is sent at
+//! once and its reply awaited by a task of its own, which hands the
+//! outcome back as a control letter (so the guest's `on_reply` runs in the
+//! particle's lane, one letter at a time, like any other call); a spawn
+//! and a stop are done at once (a stop is awaited) and their outcomes
+//! returned, for `on_reply` right after; a timer is a task that sends the
+//! particle its wave when it fires. A spawn of a Kind the host did not
+//! grant, or a stop outside the particle's own subtree, fails with a
+//! reason for `on_reply` rather than a crash: the guest asked, the answer
+//! is no. A wave that cannot be delivered (nobody there, a full lane) is
+//! dropped and logged, as a send to a dead process is in Erlang.
+//!
+//! The asks and timers an incarnation opened are aborted when it ends
+//! ([`Open`]'s drop), so none outlives the guest that asked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyperverse_runtime::{Body, Ctx, Kind, Point, Restart, SpawnOptions};
+use tokio::task::AbortHandle;
+
+use crate::budget::{in_scope, GuestPolicy, SendMeter};
+use crate::error::ModuleError;
+use crate::guest_control::GuestControl;
+use crate::host::{GuestEffect, GuestSend, HandleOutput};
+
+/// How long the letter carrying an ask's outcome may wait in the lane.
+const REPLY_LETTER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Tells one incarnation's requests from another's.
+static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// What an incarnation has open: asks awaiting replies, timers not yet
+/// fired, and the next tag. Dropping it aborts them all.
+#[derive(Debug)]
+pub(crate) struct Open {
+    pub(crate) incarnation: u64,
+    pub(crate) next_tag: u64,
+    asks: HashMap<u64, AbortHandle>,
+    timers: Vec<AbortHandle>,
+}
+
+impl Open {
+    pub(crate) fn new() -> Self {
+        Open {
+            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
+            next_tag: 1,
+            asks: HashMap::new(),
+            timers: Vec::new(),
+        }
+    }
+
+    /// Asks awaiting a reply.
+    pub(crate) fn requests(&self) -> usize {
+        self.asks.len()
+    }
+
+    /// Timers not yet fired.
+    pub(crate) fn timers(&mut self) -> usize {
+        self.timers.retain(|t| !t.is_finished());
+        self.timers.len()
+    }
+
+    /// Takes ask `tag`'s outcome: true if it is this incarnation's and
+    /// still open (an outcome comes once).
+    pub(crate) fn close(&mut self, incarnation: u64, tag: u64) -> bool {
+        incarnation == self.incarnation && self.asks.remove(&tag).is_some()
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        for (_, ask) in self.asks.drain() {
+            ask.abort();
+        }
+        for timer in self.timers.drain(..) {
+            timer.abort();
+        }
+    }
+}
+
+/// The outcome of a spawn or a stop, for the guest's `on_reply`.
+pub(crate) struct Outcome {
+    pub(crate) tag: u64,
+    pub(crate) status: i32,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Outcome {
+    fn done(tag: u64, body: Vec<u8>) -> Self {
+        Outcome {
+            tag,
+            status: 0,
+            body,
+        }
+    }
+
+    fn failed(tag: u64, why: impl ToString) -> Self {
+        Outcome {
+            tag,
+            status: 1,
+            body: why.to_string().into_bytes(),
+        }
+    }
+}
+
+/// One checked step of a call's output, in order.
+enum Step {
+    Send(Point, String, Vec<u8>),
+    Effect(GuestEffect, Option<Point>),
+}
+
+/// Who is carrying out: the particle's context and rules.
+pub(crate) struct Actor<'a> {
+    pub(crate) ctx: &'a Ctx,
+    pub(crate) policy: &'a GuestPolicy,
+    pub(crate) module: &'a str,
+}
+
+impl Actor<'_> {
+    fn abi(&self, export: &str, message: String) -> ModuleError {
+        ModuleError::AbiViolation {
+            module: self.module.to_string(),
+            export: export.to_string(),
+            message,
+        }
+    }
+
+    /// Parses and scope-checks an address a send or an ask goes to.
+    fn address(&self, export: &str, call: &str, to: &str) -> Result<Point, ModuleError> {
+        let point =
+            Point::parse(to).map_err(|e| self.abi(export, format!("{call} to `{to}`: {e}")))?;
+        let ctx = self.ctx;
+        if !in_scope(ctx.me(), ctx.parent(), ctx.grants(), &point) {
+            return Err(ModuleError::SendOutOfScope {
+                module: self.module.to_string(),
+                particle: ctx.me().to_string(),
+                export: export.to_string(),
+                to: to.to_string(),
+            });
+        }
+        Ok(point)
+    }
+
+    /// Carries out one call's sends and effects (see the module docs);
+    /// returns the outcomes of its spawns and stops, for `on_reply`.
+    pub(crate) async fn carry_out(
+        &self,
+        meter: &mut SendMeter,
+        open: &mut Open,
+        export: &str,
+        output: HandleOutput,
+    ) -> Result<Vec<Outcome>, ModuleError> {
+        let HandleOutput {
+            sends,
+            refused_sends,
+            effects,
+            ..
+        } = output;
+        let over = |(budget, limit)| ModuleError::SendBudget {
+            module: self.module.to_string(),
+            particle: self.ctx.me().to_string(),
+            export: export.to_string(),
+            budget,
+            limit,
+        };
+        let total = sends.len() + effects.len();
+        meter.check_call(total, refused_sends).map_err(over)?;
+        if total == 0 {
+            return Ok(Vec::new());
+        }
+        // Checked, in order.
+        let mut steps = Vec::with_capacity(total);
+        let mut effects = effects.into_iter().peekable();
+        for (i, send) in sends.into_iter().enumerate() {
+            while let Some((_, e)) = effects.next_if(|(at, _)| *at <= i) {
+                steps.push(self.check(export, e)?);
+            }
+            let GuestSend { to, method, body } = send;
+            let to = self.address(export, "hv.send", &to)?;
+            steps.push(Step::Send(to, method, body));
+        }
+        for (_, e) in effects {
+            steps.push(self.check(export, e)?);
+        }
+        meter.take(steps.len()).map_err(over)?;
+
+        let mut outcomes = Vec::new();
+        for step in steps {
+            match step {
+                Step::Send(to, method, body) => self.signal(&to, method, body),
+                Step::Effect(effect, to) => {
+                    if let Some(outcome) = self.effect(open, effect, to).await {
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Checks an effect; asks get their address parsed and checked here.
+    fn check(&self, export: &str, effect: GuestEffect) -> Result<Step, ModuleError> {
+        let to = match &effect {
+            GuestEffect::Ask { to, .. } => Some(self.address(export, "hv.ask", to)?),
+            _ => None,
+        };
+        Ok(Step::Effect(effect, to))
+    }
+
+    fn signal(&self, to: &Point, method: String, body: Vec<u8>) {
+        if let Err(e) = self.ctx.signal(to, (method, Body::from(body))) {
+            tracing::debug!(
+                target: crate::TARGET_WASM,
+                from = %self.ctx.me(),
+                %to,
+                error = %e,
+                "a guest's wave was not delivered"
+            );
+        }
+    }
+
+    /// Carries out one effect; the outcome of a spawn or a stop.
+    async fn effect(
+        &self,
+        open: &mut Open,
+        effect: GuestEffect,
+        to: Option<Point>,
+    ) -> Option<Outcome> {
+        let ctx = self.ctx;
+        match effect {
+            GuestEffect::Ask {
+                tag,
+                method,
+                body,
+                timeout_ms,
+                ..
+            } => {
+                let to = to.expect("checked with its address");
+                let ctx = ctx.clone();
+                let incarnation = open.incarnation;
+                // Sent now, from the particle (so in order with its sends);
+                // the reply is awaited by a task of its own.
+                let ask = ctx
+                    .ask(&to, (method, Body::from(body)))
+                    .within(Duration::from_millis(u64::from(timeout_ms)));
+                let task = tokio::spawn(async move {
+                    let (status, body) = match ask.await {
+                        Ok(reply) => (0, reply.as_bytes().to_vec()),
+                        Err(e) => (1, e.to_string().into_bytes()),
+                    };
+                    let letter = GuestControl::Reply {
+                        incarnation,
+                        tag,
+                        status,
+                        body,
+                    };
+                    let _ = ctx
+                        .machine()
+                        .control(ctx.me(), letter.encode(), REPLY_LETTER_TIMEOUT)
+                        .await;
+                });
+                open.asks.insert(tag, task.abort_handle());
+                None
+            }
+            GuestEffect::Spawn {
+                tag,
+                name,
+                kind,
+                args,
+                temporary,
+            } => {
+                let kind = Kind::new(kind);
+                if !self.policy.may_spawn(&kind) {
+                    return Some(Outcome::failed(
+                        tag,
+                        format!("a guest may not spawn Kind `{kind}` (not granted by its host)"),
+                    ));
+                }
+                let opts = SpawnOptions {
+                    restart: if temporary {
+                        Restart::Temporary
+                    } else {
+                        Restart::default()
+                    },
+                    ..Default::default()
+                };
+                Some(
+                    match ctx.spawn_child_with(&name, &kind, Body::from(args), opts) {
+                        Ok(child) => Outcome::done(tag, child.point().to_string().into_bytes()),
+                        Err(e) => Outcome::failed(tag, e),
+                    },
+                )
+            }
+            GuestEffect::Stop { tag, point } => {
+                let point = match Point::parse(&point) {
+                    Ok(p) if ctx.me().is_ancestor_of(&p) => p,
+                    Ok(p) => {
+                        return Some(Outcome::failed(
+                            tag,
+                            format!("{p} is not in {}'s subtree", ctx.me()),
+                        ))
+                    }
+                    Err(e) => return Some(Outcome::failed(tag, e)),
+                };
+                Some(match ctx.machine().stop(&point).await {
+                    Ok(()) => Outcome::done(tag, Vec::new()),
+                    Err(e) => Outcome::failed(tag, e),
+                })
+            }
+            GuestEffect::Timer {
+                delay_ms,
+                method,
+                body,
+                ..
+            } => {
+                let ctx = ctx.clone();
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(u64::from(delay_ms))).await;
+                    let me = ctx.me().clone();
+                    if let Err(e) = ctx.signal(&me, (method, Body::from(body))) {
+                        tracing::debug!(target: crate::TARGET_WASM, point = %me, error = %e, "a guest's timer wave was not delivered");
+                    }
+                });
+                open.timers.push(task.abort_handle());
+                None
+            }
+        }
+    }
+}

@@ -23,6 +23,9 @@ impl Launch {
     /// WASM guest's Store), and waves from particles of the same Star
     /// reach it without waking another thread. If the thread cannot be
     /// started, the particle ends at once and its spawn fails with why.
+    /// Unless the Machine was built with
+    /// [`crate::MachineBuilder::star_threads`], that thread has tokio's
+    /// timers but not its IO driver: such a particle must not use sockets.
     pub fn run_on_star_thread<P: Particle>(self, particle: Arc<P>) {
         self.run_where(particle, true);
     }

@@ -89,6 +89,11 @@ impl MachineBuilder {
     /// except those whose Driver asks for their Star's thread
     /// ([`crate::Launch::run_on_star_thread`], as WASM particles do).
     /// Ordering, supervision and restarts are the same either way.
+    ///
+    /// Star threads have tokio's timers; they have its IO driver (sockets,
+    /// `tokio::net`) only on a Machine built with `star_threads(true)`, so
+    /// a particle a Driver puts on its Star's thread on another Machine
+    /// must not use tokio's IO (WASM guests have none).
     pub fn star_threads(mut self, on: bool) -> Self {
         self.star_threads = on;
         self
@@ -229,7 +234,7 @@ impl MachineBuilder {
                 runtime,
                 shutdown_timeout: self.shutdown_timeout,
                 remote,
-                star_threads: crate::star_thread::StarThreads::new(self.stars),
+                star_threads: crate::star_thread::StarThreads::new(self.stars, self.star_threads),
                 all_on_star_threads: self.star_threads,
             }),
         })

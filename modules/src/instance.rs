@@ -274,10 +274,7 @@ impl GuestInstance {
             return Ok(HandleOutput::default());
         };
         let (status, output) = self.run(Phase::OnCrashNotice, |g| {
-            let mut input = Vec::with_capacity(child.len() + reason.len());
-            input.extend_from_slice(child.as_bytes());
-            input.extend_from_slice(reason.as_bytes());
-            let ptr = g.pass_in(&input)?;
+            let ptr = g.pass_in_two(child.as_bytes(), reason.as_bytes())?;
             let reason_ptr = (ptr as u32).wrapping_add(child.len() as u32) as i32;
             f.call(
                 &mut g.store,
@@ -340,11 +337,9 @@ impl GuestInstance {
     /// Calls the guest's `handle` with one wave: its reply, sends and logs.
     pub fn handle(&mut self, method: &str, body: &[u8]) -> Result<HandleOutput, ModuleError> {
         let (status, output) = self.run(Phase::Handle, |g| {
-            // One allocation for both: the method first, the body after it.
-            let mut input = Vec::with_capacity(method.len() + body.len());
-            input.extend_from_slice(method.as_bytes());
-            input.extend_from_slice(body);
-            let ptr = g.pass_in(&input)?;
+            // One guest allocation for both: the method first, the body
+            // right after it (written in two copies, no host allocation).
+            let ptr = g.pass_in_two(method.as_bytes(), body)?;
             let body_ptr = (ptr as u32).wrapping_add(method.len() as u32) as i32;
             g.handle
                 .call(
@@ -391,6 +386,30 @@ impl GuestInstance {
                 .map_err(|e| Failure::Runtime(abi::RESTORE.name, e))
         })?;
         self.check_status(abi::RESTORE.name, status)
+    }
+
+    /// Copies `first` and `second`, one after the other, into one guest
+    /// allocation; the pointer to `first`.
+    fn pass_in_two(&mut self, first: &[u8], second: &[u8]) -> Result<i32, Failure> {
+        let total = first.len() + second.len();
+        let len = i32::try_from(total)
+            .map_err(|_| Failure::Abi(abi::ALLOC.name, format!("{total} bytes do not fit i32")))?;
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| Failure::Runtime(abi::ALLOC.name, e))?;
+        let view = self.memory.view(&self.store);
+        let start = u64::from(ptr as u32);
+        if start + total as u64 > view.data_size()
+            || view.write(start, first).is_err()
+            || view.write(start + first.len() as u64, second).is_err()
+        {
+            return Err(Failure::Abi(
+                abi::ALLOC.name,
+                format!("alloc({len}) returned {start:#x}, outside guest memory"),
+            ));
+        }
+        Ok(ptr)
     }
 
     /// Copies `bytes` into guest memory through the guest's `alloc`.

@@ -491,29 +491,84 @@ impl WasmHost {
         } = entry.promote(&module);
         span.record("particles", live.len());
 
-        // Every request is queued before any answer is awaited: the swaps
-        // run concurrently, across the Stars' threads.
+        // Each Star's particles are reloaded from a task on that Star's own
+        // thread (where they run: no thread wake-up per particle), all of
+        // its requests queued before any answer is awaited; the Stars work
+        // in parallel. Answers stream back here as they come.
         let timeout = self.shared.reload_timeout;
         let body =
             Body::from(crate::guest_control::GuestControl::Reload { to: version.seq }.encode());
         let total = live.len();
-        let mut answers: futures::stream::FuturesUnordered<_> = live
-            .into_iter()
-            .map(|point| {
-                let answer = machine.control(&point, body.clone(), timeout);
-                async move { (point, answer.await) }
-            })
-            .collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let work = |points: Vec<Point>| {
+            let (machine, tx, body) = (machine.clone(), tx.clone(), body.clone());
+            async move {
+                let mut answers: futures::stream::FuturesUnordered<_> = points
+                    .into_iter()
+                    .map(|point| {
+                        let answer = machine.control(&point, body.clone(), timeout);
+                        async move { (point, answer.await) }
+                    })
+                    .collect();
+                while let Some(answer) = futures::StreamExt::next(&mut answers).await {
+                    let _ = tx.send(answer);
+                }
+            }
+        };
+        let mut pending: std::collections::HashSet<Point> = live.iter().cloned().collect();
+        let mut by_star: HashMap<Option<usize>, Vec<Point>> = HashMap::new();
+        for point in live {
+            let star = machine.record(&point).map(|r| r.star);
+            by_star.entry(star).or_default().push(point);
+        }
+        for (star, points) in by_star {
+            let on_star =
+                star.and_then(|star| machine.spawn_on_star(star, work(points.clone())).ok());
+            if on_star.is_none() {
+                // Gone already, or no Star thread (a Machine shutting
+                // down): asked from here.
+                tokio::spawn(work(points));
+            }
+        }
+        drop(tx);
         let mut report = ReloadReport::new(previous.as_ref().map(|m| m.version().clone()), version);
         let mut done = 0;
         progress(0, total);
-        while let Some((point, answer)) = futures::StreamExt::next(&mut answers)
-            .instrument(span.clone())
-            .await
-        {
-            report.record(point, answer);
-            done += 1;
-            progress(done, total);
+        // The timeout bounds the whole wait from here, whatever keeps a
+        // Star's thread busy (each particle's own control also has it).
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut timed_out = false;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv())
+                .instrument(span.clone())
+                .await
+            {
+                Ok(Some((point, answer))) => {
+                    pending.remove(&point);
+                    report.record(point, answer);
+                    done += 1;
+                    progress(done, total);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        // Not answered in time (or, only at shutdown, never): those
+        // particles are reported as not moved (they may still move when
+        // their turn comes, to the version that is then current).
+        for point in pending {
+            let failure = if timed_out {
+                hyperverse_runtime::WaveError::Timeout {
+                    point: point.clone(),
+                    after: timeout,
+                }
+            } else {
+                hyperverse_runtime::WaveError::MachineDown
+            };
+            report.record(point, Err(failure));
         }
         // Answers come in any order; the report lists Points in order.
         report.sort();

@@ -4,7 +4,8 @@
 ;;   "a" body=Point   hv.ask(Point, "get", "", 0); the reply comes to on_reply
 ;;   "A" body=Point   65 asks in one call; replies the last hv.ask result (8 LE)
 ;;   "r"              replies on_reply's last status (8 LE) and value (8 LE:
-;;                    the reply's first 8 bytes, or its length if shorter)
+;;                    the reply's first 8 bytes, or its length if shorter);
+;;                    "a", "s" and "k" set the status to -1 (none yet)
 ;;   "s" body=Kind    hv.spawn("w", Kind, "", temporary); outcome to on_reply
 ;;   "k" body=Point   hv.stop(Point); outcome to on_reply
 ;;   "t" body=ms(4)   hv.timer(ms, "i", ""); replies its id (8 LE)
@@ -85,6 +86,7 @@
     (block $done
       (if (i32.eq (local.get $op) (i32.const 97)) ;; a
         (then
+          (global.set $status (i64.const -1))
           (drop (call $ask (local.get $b) (local.get $bl) (i32.const 64) (i32.const 3)
                            (i32.const 0) (i32.const 0) (i32.const 0)))
           (br $done)))
@@ -109,10 +111,12 @@
           (if (i32.gt_u (local.get $bl) (i32.const 256)) (then (return (i32.const 2))))
           (memory.copy (i32.const 256) (local.get $b) (local.get $bl))
           (global.set $kind_len (local.get $bl))
+          (global.set $status (i64.const -1))
           (drop (call $spawn_child))
           (br $done)))
       (if (i32.eq (local.get $op) (i32.const 107)) ;; k
         (then
+          (global.set $status (i64.const -1))
           (drop (call $stop (local.get $b) (local.get $bl)))
           (br $done)))
       (if (i32.eq (local.get $op) (i32.const 116)) ;; t

@@ -135,6 +135,7 @@ pub use restart_limit::RestartLimit;
 pub use send::{SendError, Sendable};
 pub use spawn_options::SpawnOptions;
 pub use star::StarStats;
+pub use star_thread::StarThreadError;
 pub use status::Status;
 pub use supervision::{
     ChildRef, ChildStart, StartFn, SupervisorError, SupervisorRef, SupervisorSpec,

@@ -36,6 +36,29 @@ use tokio::sync::oneshot;
 
 use crate::targets;
 
+/// Why work cannot run on a Star's thread.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StarThreadError {
+    /// The Machine has no such Star.
+    #[error("no Star {star} (the Machine has {stars})")]
+    NoSuchStar {
+        /// The Star asked for.
+        star: usize,
+        /// How many the Machine has.
+        stars: usize,
+    },
+    /// Its thread could not be started, or the Machine has stopped its
+    /// threads (it is shutting down).
+    #[error("Star {star}'s thread is unavailable: {reason}")]
+    Unavailable {
+        /// The Star.
+        star: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// One started Star thread: a handle on its runtime, and the signal that
 /// stops it (dropping the sender stops it too).
 struct StarThread {

@@ -79,6 +79,40 @@ impl Machine {
         Ok(())
     }
 
+    /// Runs `future` on Star `star`'s own thread (starting it if need
+    /// be), beside the particles that run there: what it sends them and
+    /// what they answer wakes no other thread. For work that talks to many
+    /// particles of one Star at once, such as a WASM module's hot reload,
+    /// which reloads each Star's guests from that Star's thread. The future
+    /// is not a particle: what it sends is stamped as the Machine's.
+    ///
+    /// # Errors
+    ///
+    /// [`StarThreadError::NoSuchStar`]; [`StarThreadError::Unavailable`] if
+    /// the thread cannot start or the Machine is shutting down.
+    pub fn spawn_on_star<F>(
+        &self,
+        star: usize,
+        future: F,
+    ) -> Result<tokio::task::JoinHandle<F::Output>, crate::StarThreadError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if star >= self.shared.stars.len() {
+            return Err(crate::StarThreadError::NoSuchStar {
+                star,
+                stars: self.shared.stars.len(),
+            });
+        }
+        let handle = self
+            .shared
+            .star_threads
+            .handle(star, &self.shared.runtime)
+            .map_err(|reason| crate::StarThreadError::Unavailable { star, reason })?;
+        Ok(handle.spawn(future))
+    }
+
     /// How many Star threads are running (see
     /// [`crate::MachineBuilder::star_threads`]): each starts with the first
     /// particle of its Star that runs on it, and all stop at shutdown.

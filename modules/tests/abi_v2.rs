@@ -396,3 +396,89 @@ fn v2_host_functions_keep_to_their_phases_and_exports() {
         ModuleError::MissingExport { export, .. } if export.starts_with("on_reply")
     ));
 }
+
+/// Replies after a pause (an ask into it stays open meanwhile).
+struct Sleeper;
+
+impl Particle for Sleeper {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+    async fn handle(&self, _: &Ctx, _: &mut (), _: Wave) -> Result<Body, ParticleError> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(Body::from_u64(7))
+    }
+}
+
+/// Forges the control letter that carries an ask's outcome, for every
+/// incarnation and tag it can guess, at the Point in its body.
+struct Forger;
+
+impl Particle for Forger {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+    async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        let target: Point = w.body.as_str()?.parse()?;
+        let mut sent = 0u64;
+        for incarnation in 1u64..=64 {
+            for tag in 1u64..=4 {
+                // The layout of the runtime's own letter: kind 2, then
+                // incarnation, tag, status (LE), then the reply body.
+                let mut letter = vec![2u8];
+                letter.extend_from_slice(&incarnation.to_le_bytes());
+                letter.extend_from_slice(&tag.to_le_bytes());
+                letter.extend_from_slice(&0i32.to_le_bytes());
+                letter.extend_from_slice(&666u64.to_le_bytes());
+                if ctx.machine().control(&target, letter, T).await.is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        Ok(Body::from_u64(sent))
+    }
+}
+
+/// Attack: no particle can hand a guest a forged reply. Outcomes come as
+/// trusted control, honoured only from the Machine and only for an ask of
+/// the guest's current incarnation that is still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_particle_cannot_forge_the_reply_to_a_guests_ask() {
+    let host = host();
+    let b = Machine::standalone()
+        .stars(2)
+        .kind("sleeper", Sleeper)
+        .kind("forger", Forger);
+    let m = host.install(b, "probe").build().await.unwrap();
+    let asker = p("asker");
+    m.spawn(asker.clone(), Kind::wasm("probe"), Body::empty())
+        .await
+        .unwrap();
+    m.spawn(p("asker:slow"), Kind::new("sleeper"), Body::empty())
+        .await
+        .unwrap();
+    m.spawn(p("mallory"), Kind::new("forger"), Body::empty())
+        .await
+        .unwrap();
+    // An ask stays open for 300 ms...
+    ask(&m, &asker, "a", "asker:slow").await;
+    // ...while another particle forges 256 outcomes for it.
+    let sent = ask(&m, &p("mallory"), "go", "asker").await;
+    assert_eq!(
+        sent.as_u64(),
+        Some(256),
+        "every letter was taken (and ignored)"
+    );
+    let r = ask(&m, &asker, "r", Body::empty()).await;
+    assert_eq!(
+        u64_at(&r, 0) as i64,
+        -1,
+        "no forged outcome reached on_reply"
+    );
+    // The real one does, once.
+    assert_eq!(outcome(&m, &asker).await, (0, 7));
+    assert_eq!(m.record(&asker).unwrap().restarts, 0);
+    m.shutdown().await;
+}

@@ -48,6 +48,8 @@ const ABI_EXPORTS: &str = r#"(module
   (func (export "handle") (param i32 i32 i32 i32) (result i32) unreachable)
   (func (export "snapshot") (result i64) unreachable)
   (func (export "restore") (param i32 i32) (result i32) unreachable)
+  (func (export "on_reply") (param i64 i32 i32 i32) (result i32) unreachable)
+  (func (export "on_crash_notice") (param i32 i32 i32 i32 i32 i32 i32) (result i32) unreachable)
 )"#;
 
 /// The host functions, for wasm-smith to import from.
@@ -56,6 +58,14 @@ const HV_IMPORTS: &str = r#"(module
   (import "hv" "reply" (func (param i32 i32)))
   (import "hv" "log" (func (param i32 i32 i32)))
   (import "hv" "now_ms" (func (result i64)))
+  (import "hv" "self" (func (param i32 i32) (result i32)))
+  (import "hv" "parent" (func (param i32 i32) (result i32)))
+  (import "hv" "restarts" (func (result i32)))
+  (import "hv" "ask" (func (param i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "hv" "spawn" (func (param i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "hv" "stop" (func (param i32 i32) (result i64)))
+  (import "hv" "timer" (func (param i32 i32 i32 i32 i32) (result i64)))
+  (import "hv" "crash" (func (param i32 i32 i32)))
 )"#;
 
 /// splitmix64: a tiny deterministic generator, so a seed means the same
@@ -129,16 +139,16 @@ fn config(rng: &mut Rng, all_on: bool) -> Config {
     config
 }
 
-/// Rewrites the function exported as `hv_abi_version` to return 1, so
-/// that instances get past the ABI version check and their other exports
-/// are called.
-struct AbiVersionOne {
+/// Rewrites the function exported as `hv_abi_version` to return 2 (the
+/// newest version), so that instances get past the ABI version check and
+/// their other exports are called.
+struct AbiVersionTwo {
     imported_functions: u32,
     target: u32,
     next: u32,
 }
 
-impl Reencode for AbiVersionOne {
+impl Reencode for AbiVersionTwo {
     type Error = Infallible;
 
     fn parse_function_body(
@@ -152,16 +162,16 @@ impl Reencode for AbiVersionOne {
             return reencode::utils::parse_function_body(self, code, func);
         }
         let mut body = Function::new([]);
-        body.instruction(&Instruction::I32Const(1));
+        body.instruction(&Instruction::I32Const(2));
         body.instruction(&Instruction::End);
         code.function(&body);
         Ok(())
     }
 }
 
-/// `wasm` with `hv_abi_version` returning 1, or `None` if it cannot be
+/// `wasm` with `hv_abi_version` returning 2, or `None` if it cannot be
 /// parsed that far (the load will say why).
-fn with_abi_version_one(wasm: &[u8]) -> Option<Vec<u8>> {
+fn with_abi_version_two(wasm: &[u8]) -> Option<Vec<u8>> {
     let mut imported_functions = 0;
     let mut target = None;
     for payload in Parser::new(0).parse_all(wasm) {
@@ -184,7 +194,7 @@ fn with_abi_version_one(wasm: &[u8]) -> Option<Vec<u8>> {
             _ => {}
         }
     }
-    let mut fixer = AbiVersionOne {
+    let mut fixer = AbiVersionTwo {
         imported_functions,
         target: target?,
         next: 0,
@@ -255,7 +265,7 @@ impl Fuzz {
             return;
         };
         let wasm = module.to_bytes();
-        let wasm = with_abi_version_one(&wasm).unwrap_or(wasm);
+        let wasm = with_abi_version_two(&wasm).unwrap_or(wasm);
 
         let name = format!("case-{}", self.case);
         let store = &self.store;
@@ -288,7 +298,22 @@ impl Fuzz {
     fn exercise(&mut self, guest: &mut GuestInstance, rng: &mut Rng) {
         let len = (rng.next() % 64) as usize;
         let args = rng.bytes(len);
+        guest.set_context(hyperverse_modules::CallContext {
+            me: "fuzz:me".into(),
+            parent: Some("fuzz".into()),
+            restarts: rng.next() as u32,
+            next_tag: 1,
+            open_requests: (rng.next() % 80) as usize,
+            open_timers: (rng.next() % 80) as usize,
+        });
         self.call(guest, "init", |g| g.init(&args).map(drop));
+        self.call(guest, "on_reply", |g| {
+            g.on_reply(rng.next(), rng.next() as i32, &args).map(drop)
+        });
+        self.call(guest, "on_crash_notice", |g| {
+            g.on_crash_notice("fuzz:me:kid", -1, "guest crash 3: x", 2, true)
+                .map(drop)
+        });
         self.call(guest, "handle", |g| g.handle("fuzz", &args).map(drop));
         let mut state = Vec::new();
         self.call(guest, "snapshot", |g| {

@@ -132,7 +132,7 @@ impl Particle for WasmParticle {
         let code = crate::error::crash_code(&notice.reason).unwrap_or(-1);
         let output = state.call(|g| {
             g.on_crash_notice(
-                &notice.child.to_string(),
+                notice.child.as_ref(),
                 code,
                 &notice.reason,
                 notice.restarts,

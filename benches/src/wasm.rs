@@ -299,11 +299,29 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
     machine
         .spawn_with(echo.clone(), Kind::new("echo"), Body::empty(), on0())
         .await?;
+    // The same echo behind a WASM particle's default lane (bounded).
+    let bounded = Point::parse("echo-bounded")?;
+    machine
+        .spawn_with(
+            bounded.clone(),
+            Kind::new("echo"),
+            Body::empty(),
+            SpawnOptions {
+                lane: Some(hyperverse::modules::DEFAULT_WASM_LANE),
+                ..on0()
+            },
+        )
+        .await?;
     let requests = n / 4;
+    let mut rust_bounded = Vec::new();
     let mut latency = Vec::new();
     let mut rust = Vec::new();
     for rep in 0..=s.reps {
-        for (to, out) in [(&guest, &mut latency), (&echo, &mut rust)] {
+        for (to, out) in [
+            (&guest, &mut latency),
+            (&echo, &mut rust),
+            (&bounded, &mut rust_bounded),
+        ] {
             let mut order = requests.to_le_bytes().to_vec();
             order.extend_from_slice(to.to_string().as_bytes());
             let took = machine
@@ -346,7 +364,8 @@ pub async fn wave_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error>>
                 "call",
                 "a Rust particle's ctx.ask(..).within(None) `get`, one at a time, same Star thread",
             )
-            .with("wasm_request_outside_ns", median(&outside).round()),
+            .with("wasm_request_outside_ns", median(&outside).round())
+            .with("rust_request_bounded_lane_ns", median(&rust_bounded).round()),
         Measured::reps("rust_request", "ns/wave", rust)
             .with("requests", requests)
             .with(

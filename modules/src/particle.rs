@@ -33,6 +33,7 @@
 use std::sync::Arc;
 
 use std::collections::VecDeque;
+use std::future::Future;
 
 use hyperverse_runtime::{Body, Control, CrashNotice, Ctx, Particle, ParticleError, Wave};
 
@@ -305,32 +306,39 @@ impl WasmParticle {
     /// the outcomes of its spawns and stops to the guest's `on_reply`, and
     /// so on for what those calls queue: each round is bounded by the send
     /// budget, so the rounds are too.
-    async fn carry_out(
-        &self,
-        ctx: &Ctx,
-        state: &mut WasmState,
+    ///
+    /// Most calls queue nothing: that is a ready future, with no
+    /// allocation. The rest is boxed, so that the future of every wave's
+    /// handler (moved into the particle's loop at each wave) stays a few
+    /// words instead of holding room for a stop's and an ask's futures.
+    fn carry_out<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        state: &'a mut WasmState,
         export: &'static str,
         output: HandleOutput,
-    ) -> Result<(), ModuleError> {
-        // Most calls queue nothing: no allocation for them.
+    ) -> impl Future<Output = Result<(), ModuleError>> + Send + 'a {
+        use futures::future::{ready, Either};
         if output.sends.is_empty() && output.effects.is_empty() && output.refused_sends == 0 {
-            return Ok(());
+            return Either::Left(ready(Ok(())));
         }
-        let actor = Actor {
-            ctx,
-            policy: &self.host.policy,
-            module: &self.entry.name,
-        };
-        let mut rounds = VecDeque::from([(export, output)]);
-        while let Some((export, output)) = rounds.pop_front() {
-            let outcomes = actor
-                .carry_out(&mut state.sends, &mut state.open, export, output)
-                .await?;
-            for o in outcomes {
-                let output = state.call(|g| g.on_reply(o.tag, o.status, &o.body))?;
-                rounds.push_back(("on_reply", output));
+        Either::Right(Box::pin(async move {
+            let actor = Actor {
+                ctx,
+                policy: &self.host.policy,
+                module: &self.entry.name,
+            };
+            let mut rounds = VecDeque::from([(export, output)]);
+            while let Some((export, output)) = rounds.pop_front() {
+                let outcomes = actor
+                    .carry_out(&mut state.sends, &mut state.open, export, output)
+                    .await?;
+                for o in outcomes {
+                    let output = state.call(|g| g.on_reply(o.tag, o.status, &o.body))?;
+                    rounds.push_back(("on_reply", output));
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 }

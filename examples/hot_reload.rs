@@ -2,10 +2,15 @@
 //! senders keep sending, and the counts before and after proving that no
 //! wave was lost.
 //!
-//! v1 and v2 (`modules/wat/counter_v1.wat`, `counter_v2.wat`) keep the same
-//! state, a count, but behave differently: v2 answers `add` with the new
-//! count and `version` with 2. Each particle swaps in its own lane, so
-//! waves sent during the swap wait and are handled by v2, in order.
+//! The counters are written in C with the guest SDK
+//! (`modules/sdk/c/examples/counter.c` and `counter_v2.c`, on
+//! `modules/sdk/c/hyperverse.h`) and run from their prebuilt modules
+//! (`guests::C_COUNTER_V1`, `C_COUNTER_V2`: `modules/sdk/c/prebuilt/`,
+//! rebuilt by `modules/sdk/c/build.sh`), so no C compiler is needed here.
+//! v1 and v2 keep the same state, a count, but behave differently: v2
+//! answers `add` with the new count and `version` with 2. Each particle
+//! swaps in its own lane, so waves sent during the swap wait and are
+//! handled by v2, in order.
 //!
 //! Run it with `cargo run --release --example hot_reload`.
 
@@ -29,12 +34,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let host = WasmHost::new(Limits::default());
-    let v1 = host.load_wat("counter", guests::COUNTER_V1)?;
+    let v1 = host.load("counter", guests::C_COUNTER_V1)?;
     let machine = host
         .install(Machine::standalone(), "counter")
         .build()
         .await?;
-    println!("loaded {}", v1.version());
+    println!(
+        "loaded {}: modules/sdk/c/examples/counter.c, prebuilt",
+        v1.version()
+    );
 
     let mut lanes = Vec::with_capacity(PARTICLES);
     for i in 0..PARTICLES {
@@ -53,7 +61,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         machine.record(&first).map_or(0, |r| r.code_version)
     );
     let add = machine.ask(&first, ("add", Body::empty())).await?;
-    println!("v1: a request `add` is answered with {} bytes", add.len());
+    let version = machine.ask(&first, ("version", Body::empty())).await?;
+    println!(
+        "v1: a request `add` is answered with {} bytes, `version` with {:?}",
+        add.len(),
+        version.as_bytes()
+    );
 
     // A load of waves on v1.
     let sent = Arc::new(AtomicU64::new(1)); // the `add` above
@@ -75,7 +88,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let t = Instant::now();
     let at_start = sent.load(Ordering::Relaxed);
     let report = host
-        .reload_wat(&machine, "counter", guests::COUNTER_V2)
+        .reload(&machine, "counter", guests::C_COUNTER_V2)
         .await?;
     println!(
         "reloaded in {:.1} ms, begun with {at_start} waves sent, ended with {}: {report}",
@@ -87,16 +100,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let after = total(&machine, &lanes).await?;
     let sent = sent.load(Ordering::Relaxed);
     println!("after the reload: {sent} waves sent, counts add up to {after}");
+    let count = machine.ask(&first, ("get", Body::empty())).await?;
     let add = machine.ask(&first, ("add", Body::empty())).await?;
+    let version = machine.ask(&first, ("version", Body::empty())).await?;
+    let registry = machine.record(&first).map_or(0, |r| r.code_version);
     println!(
-        "v2: a request `add` is answered with the new count, {}; the Registry says version {}",
+        "v2: a request `add` is answered with the new count, {}, `version` with {:?}; the Registry says version {registry}",
         add.as_u64().unwrap_or_default(),
-        machine.record(&first).map_or(0, |r| r.code_version)
+        version.as_bytes(),
     );
     machine.shutdown().await;
 
     if after != sent || !report.is_complete() {
         return Err(format!("{} waves lost", sent.saturating_sub(after)).into());
+    }
+    if add.as_u64() != count.as_u64().map(|n| n + 1) || version.as_bytes() != [2] || registry != 2 {
+        return Err("the counters are not running v2".into());
     }
     println!("no wave lost");
     Ok(())

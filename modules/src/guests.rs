@@ -1,5 +1,6 @@
-//! The sample guests in `modules/wat/`, as text, for tests, examples and
-//! benchmarks across the workspace. Each file's comments say what it does.
+//! The sample guests in `modules/wat/`, as text, and the prebuilt C guests
+//! in `modules/sdk/c/prebuilt/`, as bytes, for tests, examples and
+//! benchmarks across the workspace. Each source's comments say what it does.
 
 /// Counts `add` waves; `get` replies the count (8 bytes LE), `version`
 /// replies `[1]`. Snapshot: the count, 8 bytes LE.
@@ -7,6 +8,26 @@ pub const COUNTER_V1: &str = include_str!("../wat/counter_v1.wat");
 
 /// Same state as v1; `add` also replies the new count, `version` replies `[2]`.
 pub const COUNTER_V2: &str = include_str!("../wat/counter_v2.wat");
+
+/// The C counter `modules/sdk/c/examples/counter.c`, written with the SDK
+/// header and compiled to wasm32 (`modules/sdk/c/prebuilt/counter_v1.wasm`,
+/// checked in so that no C compiler is needed to run it). Behaves as
+/// [`COUNTER_V1`]: `add` counts, `get` replies the count (8 bytes LE),
+/// `version` replies `[1]`; also `notify` sends `counted` to a parent given
+/// at spawn (args: the count, 8 bytes LE, then the parent's Point).
+/// Snapshot: the count, 8 bytes LE, then the parent's Point if any.
+///
+/// Rebuild it with `modules/sdk/c/build.sh` (clang and lld) after changing
+/// the source or `hyperverse.h`; `modules/tests/c_prebuilt.rs` checks it
+/// against the source where clang is installed.
+pub const C_COUNTER_V1: &[u8] = include_bytes!("../sdk/c/prebuilt/counter_v1.wasm");
+
+/// Version 2 of [`C_COUNTER_V1`], from `modules/sdk/c/examples/counter_v2.c`
+/// (`modules/sdk/c/prebuilt/counter_v2.wasm`): the same state and snapshot,
+/// so live particles reload to it keeping their counts; `add` also replies
+/// the new count and `version` replies `[2]`, as [`COUNTER_V2`]. Rebuilt by
+/// the same `modules/sdk/c/build.sh`.
+pub const C_COUNTER_V2: &[u8] = include_bytes!("../sdk/c/prebuilt/counter_v2.wasm");
 
 /// `handle` loops forever: runs out of fuel.
 pub const LOOPER: &str = include_str!("../wat/looper.wat");

@@ -277,7 +277,7 @@ fn serving(f: &Findings) -> Check {
 fn hot_reload(f: &Findings) -> Check {
     let h = &f.hot;
     let mut c = Check::new(format!(
-        "hot reload under load: {} WASM counters v1 -> v2, {} waves, none lost",
+        "hot reload under load: {} WASM counters in C v1 -> v2, {} waves, none lost",
         num(h.particles),
         num(h.sent)
     ));
@@ -300,6 +300,13 @@ fn hot_reload(f: &Findings) -> Check {
             "{} waves sent, the counters counted {}",
             num(h.sent),
             num(h.counted)
+        )
+    });
+    c.expect(h.on_v1_before == h.particles, || {
+        format!(
+            "{} of {} counters answered as v1 before the reload",
+            num(h.on_v1_before),
+            num(h.particles)
         )
     });
     c.expect(h.on_v2 == h.particles, || {

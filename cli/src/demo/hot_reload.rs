@@ -1,9 +1,12 @@
-//! The demo's hot-reload step: WASM counters (`modules/wat/counter_v1.wat`)
-//! take `add` waves from several sender tasks, and are reloaded to v2 in
-//! the middle of it. v2 keeps the count but answers `version` with 2, so
-//! the step can check, from the particles themselves, that every one of
-//! them runs v2, that the counts add up to the waves sent (none lost in
-//! the swap), and that the Registry shows the new version.
+//! The demo's hot-reload step: WASM counters written in C with the guest
+//! SDK (`modules/sdk/c/examples/counter.c`, run from its prebuilt module,
+//! `guests::C_COUNTER_V1`, so no C compiler is needed) take `add` waves
+//! from several sender tasks, and are reloaded to v2 (`counter_v2.c`,
+//! `guests::C_COUNTER_V2`) in the middle of it. v2 keeps the count but
+//! answers `version` with 2 where v1 answers 1, so the step can check, from
+//! the particles themselves, that every one of them ran v1 before and runs
+//! v2 after, that the counts add up to the waves sent (none lost in the
+//! swap), and that the Registry shows the new version.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +37,8 @@ pub struct HotReload {
     pub counted: u64,
     /// The reload's report, or why there is none.
     pub report: Result<ReloadReport, String>,
+    /// The counters that answered `version` with 1 before the waves began.
+    pub on_v1_before: usize,
     /// The counters that answered `version` with 2, and with anything else.
     pub on_v2: usize,
     pub not_on_v2: Vec<String>,
@@ -53,6 +58,7 @@ impl HotReload {
             sent_before_reload: 0,
             counted: 0,
             report: Err(why.clone()),
+            on_v1_before: 0,
             on_v2: 0,
             not_on_v2: Vec::new(),
             registry_v2: 0,
@@ -62,7 +68,8 @@ impl HotReload {
     }
 }
 
-/// Runs the step on `machine`, where `host` installed [`MODULE`] (v1 loaded).
+/// Runs the step on `machine`, where `host` installed [`MODULE`] (v1,
+/// [`guests::C_COUNTER_V1`], loaded).
 pub async fn run(
     machine: &Machine,
     host: &WasmHost,
@@ -97,6 +104,19 @@ async fn exercise(
         lanes.push(machine.spawn(at, Kind::wasm(MODULE), Body::empty()).await?);
     }
     let lanes: Arc<[ParticleRef]> = lanes.into();
+    let mut failures = Vec::new();
+    let mut on_v1_before = 0;
+    for lane in lanes.iter() {
+        match machine.ask(lane.point(), ("version", Body::empty())).await {
+            Ok(reply) if reply.as_bytes() == [1] => on_v1_before += 1,
+            Ok(reply) => failures.push(format!(
+                "{}: version {:?} before the reload",
+                lane.point(),
+                reply
+            )),
+            Err(e) => failures.push(format!("{}: {e}", lane.point())),
+        }
+    }
 
     // The senders, each with its share of the waves, round-robin over the
     // counters; they yield now and then so the stream spans the reload.
@@ -134,10 +154,9 @@ async fn exercise(
     }
     let sent_before_reload = sent.load(Ordering::Relaxed);
     let report = host
-        .reload_wat(machine, MODULE, guests::COUNTER_V2)
+        .reload(machine, MODULE, guests::C_COUNTER_V2)
         .await
         .map_err(|e| e.to_string());
-    let mut failures = Vec::new();
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok(part) => failures.extend(part),
@@ -172,6 +191,7 @@ async fn exercise(
         sent_before_reload,
         counted,
         report,
+        on_v1_before,
         on_v2,
         not_on_v2,
         registry_v2,

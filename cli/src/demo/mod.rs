@@ -5,9 +5,10 @@
 //! planned crashes happen, then asks the particles, the Registry and the
 //! Stars what they saw and checks that it adds up. A fault phase runs a
 //! seeded storm on a Machine of its own. Then a hot-reload step:
-//! WASM counters take waves from several senders and are reloaded from v1
-//! to v2 mid-stream, and the counts must still add up. The report is the
-//! point: every figure in it is read back from the runtime, never assumed.
+//! WASM counters written in C with the guest SDK take waves from several
+//! senders and are reloaded from v1 to v2 mid-stream, and the counts must
+//! still add up. The report is the point: every figure in it is read back
+//! from the runtime, never assumed.
 
 mod checks;
 mod hot_reload;
@@ -62,7 +63,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// WASM counter particles in the hot-reload step.
+    /// WASM counter particles (written in C) in the hot-reload step.
     #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub wasm_particles: usize,
 
@@ -154,7 +155,8 @@ pub async fn run(args: DemoArgs) -> Result<bool, Error> {
 
     let tally = Arc::new(Tally::default());
     let host = WasmHost::builder().limits(Limits::default()).build();
-    host.load_wat(hot_reload::MODULE, guests::COUNTER_V1)?;
+    // The C counter, prebuilt (modules/sdk/c/prebuilt/): no C compiler needed.
+    host.load(hot_reload::MODULE, guests::C_COUNTER_V1)?;
     let mut builder = Machine::standalone()
         .kind(REGION, Region)
         .kind(WORKER, Worker::new(tally.clone()));

@@ -46,7 +46,7 @@ pub fn header(args: &DemoArgs, plan: &Plan, stars: usize) {
         args.senders,
         count(args.crashes, "crash", "crashes"),
         args.seed,
-        count(args.wasm_particles, "WASM counter", "WASM counters"),
+        count(args.wasm_particles, "WASM counter in C", "WASM counters in C"),
         count(args.wasm_waves, "wave", "waves"),
     );
     println!();
@@ -294,7 +294,7 @@ fn hot_reload(out: &mut String, f: &Findings) {
     let h = &f.hot;
     let _ = writeln!(
         out,
-        "Reload    {} WASM counters (`{}`, v1) under load from {}, reloaded to v2 mid-stream, in {}",
+        "Reload    {} WASM counters in C (`{}`, v1: modules/sdk/c/examples/counter.c) under load from {}, reloaded to v2 (counter_v2.c) mid-stream, in {}",
         num(h.particles),
         super::hot_reload::MODULE,
         count(f.args.senders, "sender", "senders"),
@@ -336,6 +336,11 @@ fn hot_reload(out: &mut String, f: &Findings) {
         }
         Err(e) => rows.push(vec!["reloaded".into(), "0".into(), format!("failed: {e}")]),
     }
+    rows.push(vec![
+        "on v1".into(),
+        num(h.on_v1_before),
+        "answered `version` with 1 before the waves".into(),
+    ]);
     rows.push(vec![
         "on v2".into(),
         num(h.on_v2),

@@ -37,3 +37,67 @@ pub fn guest_wat(imports: &str, funcs: &str, handle_body: &str) -> String {
 pub fn le(n: u64) -> Vec<u8> {
     n.to_le_bytes().to_vec()
 }
+
+/// The C guest SDK: `hyperverse.h` and `examples/`.
+pub const C_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/c");
+
+/// The first line of `clang --version`, or `None` if there is no clang to
+/// run.
+pub fn clang_version() -> Option<String> {
+    let out = std::process::Command::new("clang")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status
+        .success()
+        .then(|| text.lines().next().unwrap_or_default().to_string())
+}
+
+/// Compiles `sdk/c/examples/NAME.c` to wasm32 with clang, with the flags of
+/// the header's recipe and of `sdk/c/build.sh` (which are the same, plus
+/// `-Wall -Werror`, which change no byte of the output). Panics, saying
+/// why, if clang is missing or fails.
+pub fn compile_c(name: &str) -> Vec<u8> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A folder per compile: the tests compile in parallel.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let out_dir =
+        std::env::temp_dir().join(format!("hv-c-guest-{}-{name}-{n}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(format!("{name}.wasm"));
+    let source = std::path::Path::new(C_SDK)
+        .join("examples")
+        .join(format!("{name}.c"));
+    let run = std::process::Command::new("clang")
+        .args([
+            "--target=wasm32",
+            "-mcpu=mvp",
+            "-O2",
+            "-nostdlib",
+            "-ffreestanding",
+            "-Wall",
+            "-Werror",
+            "-Wl,--no-entry",
+            "-Wl,-z,stack-size=65536",
+            "-I",
+            C_SDK,
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("clang is needed to build the C guest ({e}); .ci/run installs clang and lld")
+        });
+    assert!(
+        run.status.success(),
+        "clang failed on {}:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let wasm = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&out_dir);
+    wasm
+}

@@ -277,9 +277,10 @@ async fn a_forged_reload_wave_reaches_the_guest_and_reloads_nothing() {
     let rec = m.record(&victim).unwrap();
     assert_eq!((rec.code_version, rec.restarts), (1, 0));
 
-    // The real thing: control from the Machine moves it, count kept.
-    let answer = m.control(&victim, Body::from_u64(2), T).await.unwrap();
-    assert!(!answer.is_empty());
+    // The real thing: the host's reload (trusted control from the
+    // Machine) moves it, count kept.
+    let report = host.reload_wat(&m, "tally", &tally(2)).await.unwrap();
+    assert!(report.reloaded.contains(&victim), "{report}");
     let reply = m.ask(&victim, ("n", Body::empty())).await.unwrap();
     assert_eq!(reply.as_bytes(), [2, 5]);
     assert_eq!(m.record(&victim).unwrap().code_version, 2);

@@ -53,8 +53,8 @@ pub const DEFAULT_SENDS_PER_CALL: u32 = MAX_SENDS_PER_CALL;
 /// The default [`SendBudget::per_second`]: 100,000 sends per second per
 /// particle, which is also the bucket's size (a full second's burst).
 ///
-/// A WASM particle handles some hundreds of thousands of waves a second at
-/// best (about 1 µs per wave when the host threads are busy), so a guest
+/// A WASM particle handles some hundreds of thousands to a few million
+/// waves a second (about 0.5 to 1 µs a wave on a busy Star thread), so a guest
 /// relaying every wave it gets stays well within it, while one that fans
 /// out or feeds itself exhausts it within a second and crashes.
 pub const DEFAULT_SENDS_PER_SECOND: u32 = 100_000;

@@ -287,9 +287,10 @@ pub enum ModuleError {
         module: String,
     },
 
-    /// The host thread running the guest failed under it (a bug in the
-    /// host or in wasmer, never the guest's doing): the call's particle
-    /// crashes and restarts on a healthy thread.
+    /// The guest is not where its particle's handle says: a panic in the
+    /// host or in wasmer (never the guest's doing) dropped it, or the handle
+    /// was used off its Star's thread. The call's particle crashes and
+    /// restarts with a fresh guest.
     #[error("module `{module}`: host failure: {message}")]
     Host {
         /// The module's name.

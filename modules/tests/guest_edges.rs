@@ -49,7 +49,7 @@ fn vm_size_kb() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Waits until the (single) host thread has run everything queued before.
+/// Waits until the (single) Star's thread has run everything queued before.
 async fn drain(machine: &Machine, n: usize) {
     let at = point(&format!("drain{n}"));
     timeout(
@@ -70,9 +70,11 @@ async fn drain(machine: &Machine, n: usize) {
         .unwrap();
 }
 
-/// A particle killed while its `start` waits on the host thread: the Start
-/// job still instantiates the guest and inserts it in the slab, but its
-/// reply channel is closed, so no handle ever frees that slot.
+/// A particle killed while its `start` waits for its Star's thread (busy
+/// with another guest's spin): when host threads owned the guests, the
+/// Start job still made an instance whose reply channel was closed, so no
+/// handle ever freed it. Now the start runs on the Star's thread itself;
+/// the test still checks that such stops leak no instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_whose_start_is_cancelled_is_freed() {
     let _serial = SERIAL.lock().await;
@@ -116,11 +118,11 @@ async fn a_guest_whose_start_is_cancelled_is_freed() {
     drain(&machine, 1).await;
     let control = vm_size_kb() as i64 - before as i64;
 
-    // Stops that land while `start` is waiting on the host thread.
+    // Stops that land while `start` is waiting for the Star's thread.
     let before = vm_size_kb();
     for i in 0..ROUNDS {
         let at = point(&format!("cut{i}"));
-        // The host thread is busy with the probe's spin, so the Start job
+        // The Star's thread is busy with the probe's spin, so the start
         // of `at` waits behind it while `at` is stopped (killed after 1 ms).
         machine
             .signal(&point("probe"), ("spin", Body::from_u64(1)))

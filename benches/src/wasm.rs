@@ -525,6 +525,17 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
     for lane in lanes.iter() {
         lane.signal(("add", Body::empty()))?;
     }
+    // First without load (v1 -> v2 -> v1), for the detail: what the load
+    // adds.
+    let mut quiet = Vec::new();
+    for wat in [guests::COUNTER_V2, guests::COUNTER_V1] {
+        let t = Instant::now();
+        let report = host.reload_wat(&machine, "counter", wat).await?;
+        if !report.is_complete() || report.reloaded.len() != PARTICLES {
+            return Err(format!("reload incomplete: {report}").into());
+        }
+        quiet.push(ms_of(t.elapsed()));
+    }
     // The load: 8 senders, each sending its 1,250 particles an `add` every
     // 20 ms, until told to stop; each returns its rounds.
     let stop = Arc::new(AtomicBool::new(false));
@@ -594,6 +605,7 @@ pub async fn reload_hyperverse(s: &Sizes) -> Result<Vec<Measured>, Box<dyn Error
             "WasmHost::reload_wat (artifact cached), 8 senders, an add per particle per 20 ms",
         )
         .with("compile_ms", median(&compile))
+        .with("no_load_ms", median(&quiet))
         .with("stars", machine.stars())
         .with("lost", 0)
         .with("rounds_per_sender_at_least", min_rounds)])

@@ -167,16 +167,17 @@ pub(crate) struct GuestPolicy {
     pub(crate) budget: SendBudget,
     /// The lane of a WASM particle whose spawn options give none.
     pub(crate) lane: Option<LaneLimit>,
-    /// The Kinds besides WASM modules' a guest may spawn (`hv.spawn`): none
-    /// by default, since a Rust Kind may do what no guest may.
+    /// The Kinds besides its host's loaded modules' a guest may spawn
+    /// (`hv.spawn`): none by default, since a Rust Kind may do what no
+    /// guest may.
     pub(crate) spawn_kinds: Vec<hyperverse_runtime::Kind>,
 }
 
 impl GuestPolicy {
-    /// True if a guest may spawn a child of `kind`: any WASM module's Kind
-    /// (it runs in the same sandbox), or a Kind the host granted.
+    /// True if the host granted its guests Kind `kind` (a Rust Kind; WASM
+    /// Kinds are judged by whether the host has the module loaded).
     pub(crate) fn may_spawn(&self, kind: &hyperverse_runtime::Kind) -> bool {
-        kind.as_str().starts_with(crate::WASM_KIND_PREFIX) || self.spawn_kinds.contains(kind)
+        self.spawn_kinds.contains(kind)
     }
 }
 

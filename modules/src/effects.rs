@@ -43,8 +43,27 @@ use crate::host::{GuestEffect, GuestSend, HandleOutput};
 /// How long the letter carrying an ask's outcome may wait in the lane.
 const REPLY_LETTER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Tells one incarnation's requests from another's.
+/// Counts incarnations, for their nonces.
 static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// At most this many children per particle spawned by its guest: past it,
+/// `hv.spawn` fails with a reason (each child is a whole instance).
+pub(crate) const MAX_CHILDREN: usize = 1_000;
+
+/// The largest reply an ask hands back to its guest; a larger one is a
+/// failed outcome (the guest's own output limit bounds what it sends, this
+/// bounds what it is given back while the outcome waits in its lane).
+pub(crate) const MAX_ASK_REPLY: usize = 1 << 20;
+
+/// An incarnation's nonce: unguessable (hashed with a per-process random
+/// key), so that no code that can send the Machine's control letters can
+/// aim one at an ask it did not make without reading the particle's state.
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(INCARNATIONS.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
 
 /// What an incarnation has open: asks awaiting replies, timers not yet
 /// fired, and the next tag. Dropping it aborts them all.
@@ -59,15 +78,19 @@ pub(crate) struct Open {
 impl Open {
     pub(crate) fn new() -> Self {
         Open {
-            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
+            incarnation: nonce(),
             next_tag: 1,
             asks: HashMap::new(),
             timers: Vec::new(),
         }
     }
 
-    /// Asks awaiting a reply.
-    pub(crate) fn requests(&self) -> usize {
+    /// Asks awaiting a reply. An ask whose task ended without its outcome
+    /// reaching the lane (the lane stayed full past the letter's timeout)
+    /// frees its slot here: that outcome is lost, as a message to a
+    /// process whose mailbox cannot take it would be.
+    pub(crate) fn requests(&mut self) -> usize {
+        self.asks.retain(|_, task| !task.is_finished());
         self.asks.len()
     }
 
@@ -131,6 +154,9 @@ pub(crate) struct Actor<'a> {
     pub(crate) ctx: &'a Ctx,
     pub(crate) policy: &'a GuestPolicy,
     pub(crate) module: &'a str,
+    /// True if this host has module `name` loaded (a guest may spawn only
+    /// those WASM Kinds: no search of the module path on its behalf).
+    pub(crate) loaded: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 impl Actor<'_> {
@@ -202,16 +228,24 @@ impl Actor<'_> {
         meter.take(steps.len()).map_err(over)?;
 
         let mut outcomes = Vec::new();
+        let mut stops = Vec::new();
         for step in steps {
             match step {
                 Step::Send(to, method, body) => self.signal(&to, method, body),
+                Step::Effect(GuestEffect::Stop { tag, point }, _) => stops.push((tag, point)),
                 Step::Effect(effect, to) => {
-                    if let Some(outcome) = self.effect(open, effect, to).await {
+                    if let Some(outcome) = self.effect(open, effect, to) {
                         outcomes.push(outcome);
                     }
                 }
             }
         }
+        // A call's stops run together, after its other effects: each may
+        // take its child's shutdown timeout, and the particle's lane waits.
+        let stopped =
+            futures::future::join_all(stops.into_iter().map(|(tag, point)| self.stop(tag, point)))
+                .await;
+        outcomes.extend(stopped);
         Ok(outcomes)
     }
 
@@ -236,13 +270,23 @@ impl Actor<'_> {
         }
     }
 
-    /// Carries out one effect; the outcome of a spawn or a stop.
-    async fn effect(
-        &self,
-        open: &mut Open,
-        effect: GuestEffect,
-        to: Option<Point>,
-    ) -> Option<Outcome> {
+    /// Stops a particle of the guest's own subtree; the outcome.
+    async fn stop(&self, tag: u64, point: String) -> Outcome {
+        let ctx = self.ctx;
+        let point = match Point::parse(&point) {
+            Ok(p) if ctx.me().is_ancestor_of(&p) => p,
+            Ok(p) => return Outcome::failed(tag, format!("{p} is not in {}'s subtree", ctx.me())),
+            Err(e) => return Outcome::failed(tag, e),
+        };
+        match ctx.machine().stop(&point).await {
+            Ok(()) => Outcome::done(tag, Vec::new()),
+            Err(e) => Outcome::failed(tag, e),
+        }
+    }
+
+    /// Carries out one effect (a stop is [`Actor::stop`]); the outcome of
+    /// a spawn.
+    fn effect(&self, open: &mut Open, effect: GuestEffect, to: Option<Point>) -> Option<Outcome> {
         let ctx = self.ctx;
         match effect {
             GuestEffect::Ask {
@@ -255,25 +299,44 @@ impl Actor<'_> {
                 let to = to.expect("checked with its address");
                 let ctx = ctx.clone();
                 let incarnation = open.incarnation;
-                // Sent now, from the particle (so in order with its sends);
+                // Sent now, from the particle, so in order with its sends
+                // (unless the target's lane is full and makes senders wait:
+                // then it waits for room in its task, and the call's later
+                // sends may overtake it);
                 // the reply is awaited by a task of its own.
                 let ask = ctx
                     .ask(&to, (method, Body::from(body)))
                     .within(Duration::from_millis(u64::from(timeout_ms)));
                 let task = tokio::spawn(async move {
-                    let (status, body) = match ask.await {
-                        Ok(reply) => (0, reply.as_bytes().to_vec()),
-                        Err(e) => (1, e.to_string().into_bytes()),
-                    };
-                    let letter = GuestControl::Reply {
-                        incarnation,
-                        tag,
-                        status,
-                        body,
-                    };
+                    // Encoded at once: only the letter is kept while it waits.
+                    let letter = match ask.await {
+                        Ok(reply) if reply.len() > MAX_ASK_REPLY => GuestControl::Reply {
+                            incarnation,
+                            tag,
+                            status: 1,
+                            body: format!(
+                                "the reply of {} bytes is over the {MAX_ASK_REPLY} a guest is given",
+                                reply.len()
+                            )
+                            .into_bytes(),
+                        },
+                        Ok(reply) => GuestControl::Reply {
+                            incarnation,
+                            tag,
+                            status: 0,
+                            body: reply.as_bytes().to_vec(),
+                        },
+                        Err(e) => GuestControl::Reply {
+                            incarnation,
+                            tag,
+                            status: 1,
+                            body: e.to_string().into_bytes(),
+                        },
+                    }
+                    .encode();
                     let _ = ctx
                         .machine()
-                        .control(ctx.me(), letter.encode(), REPLY_LETTER_TIMEOUT)
+                        .control(ctx.me(), letter, REPLY_LETTER_TIMEOUT)
                         .await;
                 });
                 open.asks.insert(tag, task.abort_handle());
@@ -287,10 +350,30 @@ impl Actor<'_> {
                 temporary,
             } => {
                 let kind = Kind::new(kind);
-                if !self.policy.may_spawn(&kind) {
+                let granted = match kind.as_str().strip_prefix(crate::WASM_KIND_PREFIX) {
+                    Some(module) => (self.loaded)(module),
+                    None => self.policy.may_spawn(&kind),
+                };
+                if !granted {
                     return Some(Outcome::failed(
                         tag,
-                        format!("a guest may not spawn Kind `{kind}` (not granted by its host)"),
+                        format!(
+                            "a guest may not spawn Kind `{kind}` (not a module its host has loaded, \
+                             nor a Kind its host granted)"
+                        ),
+                    ));
+                }
+                let children = ctx
+                    .machine()
+                    .record(ctx.me())
+                    .map_or(0, |r| r.children.len());
+                if children >= MAX_CHILDREN {
+                    return Some(Outcome::failed(
+                        tag,
+                        format!(
+                            "{} has {children} children, the most a guest may spawn",
+                            ctx.me()
+                        ),
                     ));
                 }
                 let opts = SpawnOptions {
@@ -308,22 +391,7 @@ impl Actor<'_> {
                     },
                 )
             }
-            GuestEffect::Stop { tag, point } => {
-                let point = match Point::parse(&point) {
-                    Ok(p) if ctx.me().is_ancestor_of(&p) => p,
-                    Ok(p) => {
-                        return Some(Outcome::failed(
-                            tag,
-                            format!("{p} is not in {}'s subtree", ctx.me()),
-                        ))
-                    }
-                    Err(e) => return Some(Outcome::failed(tag, e)),
-                };
-                Some(match ctx.machine().stop(&point).await {
-                    Ok(()) => Outcome::done(tag, Vec::new()),
-                    Err(e) => Outcome::failed(tag, e),
-                })
-            }
+            GuestEffect::Stop { tag, .. } => Some(Outcome::failed(tag, "not carried out here")),
             GuestEffect::Timer {
                 delay_ms,
                 method,

@@ -13,9 +13,13 @@
 //!
 //! An instance's memory budget is therefore
 //! [`Limits::instance_budget_bytes`]: its one linear memory at the ceiling
-//! plus all its tables at their cap. Nothing a guest does makes the host
-//! hold more for it (besides wasmer's fixed per-instance bookkeeping and
-//! the call's output, capped by `max_output_bytes`).
+//! plus all its tables at their cap. Within one instance, nothing a guest
+//! does makes the host hold more for it (besides wasmer's fixed
+//! per-instance bookkeeping and the call's output, capped by
+//! `max_output_bytes`). What a WASM particle's guest opens beyond its
+//! instance is bounded by counts (ABI v2: at most 1,000 children it
+//! spawned, each an instance of its own; 64 open asks, each reply at most
+//! 1 MiB; 64 timers), see `ABI.md`.
 //!
 //! [`SandboxTunables`]: crate::SandboxTunables
 

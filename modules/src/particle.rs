@@ -18,7 +18,7 @@
 //! Hot reload is trusted control, not a wave:
 //! [`WasmHost::reload`](crate::WasmHost::reload) sends each live particle a
 //! control letter with [`Machine::control`](hyperverse_runtime::Machine::control),
-//! its body the target version's sequence number (8 bytes LE), and the
+//! its body a `GuestControl::Reload` naming the target version, and the
 //! particle's [`Particle::control`] hook swaps the guest. The particle
 //! handles it like any letter, one at a time: while the guest is swapped
 //! the lane simply queues what arrives, and delivers it afterwards in
@@ -211,10 +211,13 @@ impl WasmParticle {
         if to <= from {
             return Outcome::Current { at: from };
         }
-        // Only as far as the host has made current: the Machine as sender
-        // is not enough, as any code outside a handler is the Machine.
+        // Only to the version the host has current now: the Machine as
+        // sender is not enough, as any code outside a handler is the
+        // Machine, and a letter that waited in the lane past its reload's
+        // deadline must not move the particle to a version rolled back (or
+        // overtaken) meanwhile.
         let current = self.entry.current().map_or(0, |m| m.version().seq);
-        if to > current {
+        if to != current {
             return Outcome::Failed {
                 stays_on: from,
                 reason: format!(
@@ -323,17 +326,43 @@ impl WasmParticle {
             return Either::Left(ready(Ok(())));
         }
         Either::Right(Box::pin(async move {
+            let host = &self.host;
+            let loaded = |name: &str| {
+                host.modules
+                    .lock()
+                    .get(name)
+                    .is_some_and(|e| e.current().is_some())
+            };
             let actor = Actor {
                 ctx,
-                policy: &self.host.policy,
+                policy: &host.policy,
                 module: &self.entry.name,
+                loaded: &loaded,
             };
+            // Every round one wave sets off counts against one per-call
+            // budget, so the rounds are bounded (a guest whose on_reply
+            // spawns or stops again cannot loop), and the particle yields
+            // between rounds, so that its Star's other particles run and a
+            // kill or a shutdown finds it at an await.
+            let per_wave = host.policy.budget.effective_per_call() as usize;
+            let mut spent = 0usize;
             let mut rounds = VecDeque::from([(export, output)]);
             while let Some((export, output)) = rounds.pop_front() {
+                spent += output.sends.len() + output.effects.len();
+                if spent > per_wave {
+                    return Err(ModuleError::SendBudget {
+                        module: self.entry.name.to_string(),
+                        particle: ctx.me().to_string(),
+                        export: export.to_string(),
+                        budget: crate::BudgetKind::PerCall,
+                        limit: per_wave as u32,
+                    });
+                }
                 let outcomes = actor
                     .carry_out(&mut state.sends, &mut state.open, export, output)
                     .await?;
                 for o in outcomes {
+                    tokio::task::yield_now().await;
                     let output = state.call(|g| g.on_reply(o.tag, o.status, &o.body))?;
                     rounds.push_back(("on_reply", output));
                 }

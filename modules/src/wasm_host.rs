@@ -516,24 +516,43 @@ impl WasmHost {
             }
         };
         let mut pending: std::collections::HashSet<Point> = live.iter().cloned().collect();
-        let mut by_star: HashMap<Option<usize>, Vec<Point>> = HashMap::new();
-        for point in live {
-            let star = machine.record(&point).map(|r| r.star);
-            by_star.entry(star).or_default().push(point);
-        }
-        for (star, points) in by_star {
-            let on_star =
-                star.and_then(|star| machine.spawn_on_star(star, work(points.clone())).ok());
-            if on_star.is_none() {
-                // Gone already, or no Star thread (a Machine shutting
-                // down): asked from here.
-                tokio::spawn(work(points));
-            }
-        }
-        drop(tx);
+        let mut by_star: HashMap<usize, Vec<Point>> = HashMap::new();
         let mut report = ReloadReport::new(previous.as_ref().map(|m| m.version().clone()), version);
         let mut done = 0;
         progress(0, total);
+        for point in live {
+            match machine.record(&point) {
+                Some(r) => by_star.entry(r.star).or_default().push(point),
+                // Gone since it was listed: nothing to move.
+                None => {
+                    pending.remove(&point);
+                    let gone = hyperverse_runtime::WaveError::NoSuchParticle {
+                        point: point.clone(),
+                    };
+                    report.record(point, Err(gone));
+                    done += 1;
+                    progress(done, total);
+                }
+            }
+        }
+        // The per-Star tasks are aborted if the deadline passes: no reload
+        // letter is sent after the report (a late one could move a particle
+        // to a version rolled back meanwhile).
+        let mut tasks = Vec::new();
+        for (star, points) in by_star {
+            match machine.spawn_on_star(star, work(points)) {
+                Ok(task) => tasks.push(task),
+                // No Star thread (the Machine is shutting down): those
+                // stay where they are, reported below.
+                Err(e) => tracing::warn!(
+                    target: crate::TARGET_RELOAD,
+                    star,
+                    error = %e,
+                    "cannot reload a Star's particles"
+                ),
+            }
+        }
+        drop(tx);
         // The timeout bounds the whole wait from here, whatever keeps a
         // Star's thread busy (each particle's own control also has it).
         let deadline = tokio::time::Instant::now() + timeout;
@@ -556,9 +575,13 @@ impl WasmHost {
                 }
             }
         }
-        // Not answered in time (or, only at shutdown, never): those
-        // particles are reported as not moved (they may still move when
-        // their turn comes, to the version that is then current).
+        for task in &tasks {
+            task.abort();
+        }
+        // Not answered in time (or never: a Machine shutting down), those
+        // particles are reported as not moved. A reload letter already in a
+        // lane is still handled, but honoured only if its version is then
+        // current (see the particle's `reload`).
         for point in pending {
             let failure = if timed_out {
                 hyperverse_runtime::WaveError::Timeout {

@@ -22,7 +22,8 @@ impl Launch {
     /// keep handles on thread-bound data in that thread's thread-locals (a
     /// WASM guest's Store), and waves from particles of the same Star
     /// reach it without waking another thread. If the thread cannot be
-    /// started, the particle ends at once and its spawn fails with why.
+    /// started, the particle ends at once, its spawn fails with
+    /// `StartFailed`, and why is logged (`hyperverse::spawn`).
     /// Unless the Machine was built with
     /// [`crate::MachineBuilder::star_threads`], that thread has tokio's
     /// timers but not its IO driver: such a particle must not use sockets.
@@ -42,7 +43,7 @@ impl Launch {
                 Err(why) => {
                     tracing::error!(target: crate::targets::SPAWN, point = %self.ctx.me(), %why, "no Star thread for the particle");
                     if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Err(why));
+                        let _ = ready.send(Err(why.to_string()));
                     }
                     // Dropped unrun: the particle ends, its Point is freed.
                     return;

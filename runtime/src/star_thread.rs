@@ -24,12 +24,11 @@
 //! Nothing else changes: the lane, the ordering per sender, the Star's
 //! supervision and restarts are the same code on either scheduler.
 //!
-//! A Star thread stops when the Machine shuts down, or when the runtime the
-//! Machine was built on is dropped (a watcher task there holds the thread's
-//! stop signal): its runtime is dropped on the thread itself, so whatever
-//! particle state is left is dropped where it was made.
-
-use std::sync::OnceLock;
+//! A Star thread stops when the Machine shuts down (told to, not waited
+//! for: what is left on it is dropped there right after), or when the
+//! runtime the Machine was built on is dropped (a watcher task there holds
+//! the thread's keep-alive). Its runtime is dropped on the thread itself,
+//! so whatever particle state is left is dropped where it was made.
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -63,12 +62,17 @@ pub enum StarThreadError {
 /// stops it (dropping the sender stops it too).
 struct StarThread {
     handle: Handle,
-    stop: parking_lot::Mutex<Option<oneshot::Sender<()>>>,
+    stop: oneshot::Sender<()>,
 }
 
 /// The Star threads of one Machine, each started on first use.
+///
+/// Each slot is behind a lock of its own, taken to start its thread and
+/// to stop it, so a thread started while the Machine stops is either
+/// stopped with the others or never started; a failed start is not kept
+/// (the next launch tries again).
 pub(crate) struct StarThreads {
-    threads: Box<[OnceLock<Result<StarThread, String>>]>,
+    threads: Box<[parking_lot::Mutex<Option<StarThread>>]>,
     /// True if their runtimes have tokio's IO driver (see [`StarThreads::new`]).
     io: bool,
     /// Set once the Machine has stopped them: no thread starts after that.
@@ -84,7 +88,7 @@ impl StarThreads {
     /// every wake: a third of the cost of a wave sent from another thread.
     pub(crate) fn new(stars: usize, io: bool) -> Self {
         StarThreads {
-            threads: (0..stars).map(|_| OnceLock::new()).collect(),
+            threads: (0..stars).map(|_| parking_lot::Mutex::new(None)).collect(),
             io,
             stopped: Default::default(),
         }
@@ -96,39 +100,47 @@ impl StarThreads {
     ///
     /// # Errors
     ///
-    /// Why the thread could not be started (the OS refused a thread, or
-    /// the Machine has stopped its threads), as text for a spawn error.
-    pub(crate) fn handle(&self, star: usize, machine: &Handle) -> Result<Handle, String> {
-        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
-            return Err("the Machine is shutting down: its Star threads are stopped".into());
-        }
+    /// Why the thread is not there: no such Star, the Machine has stopped
+    /// its threads, or the OS refused a thread or a runtime.
+    pub(crate) fn handle(&self, star: usize, machine: &Handle) -> Result<Handle, StarThreadError> {
         let Some(slot) = self.threads.get(star) else {
-            return Err(format!("no Star {star}"));
+            return Err(StarThreadError::NoSuchStar {
+                star,
+                stars: self.threads.len(),
+            });
         };
-        match slot.get_or_init(|| start(star, machine, self.io)) {
-            Ok(t) => Ok(t.handle.clone()),
-            Err(e) => Err(e.clone()),
+        let mut slot = slot.lock();
+        // Checked under the slot's lock, which `stop` takes too.
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StarThreadError::Unavailable {
+                star,
+                reason: "the Machine is shutting down: its Star threads are stopped".into(),
+            });
         }
+        if let Some(t) = &*slot {
+            return Ok(t.handle.clone());
+        }
+        let started = start(star, machine, self.io)
+            .map_err(|reason| StarThreadError::Unavailable { star, reason })?;
+        let handle = started.handle.clone();
+        *slot = Some(started);
+        Ok(handle)
     }
 
     /// How many Star threads are running.
     pub(crate) fn started(&self) -> usize {
-        self.threads
-            .iter()
-            .filter(|t| matches!(t.get(), Some(Ok(_))))
-            .count()
+        self.threads.iter().filter(|t| t.lock().is_some()).count()
     }
 
     /// Stops every Star thread (at Machine shutdown, once its particles
-    /// have ended). Tasks still on them are dropped there.
+    /// have ended). Tasks still on them are dropped there, soon after: the
+    /// threads are told to stop, not waited for.
     pub(crate) fn stop(&self) {
         self.stopped
             .store(true, std::sync::atomic::Ordering::Release);
         for t in self.threads.iter() {
-            if let Some(Ok(t)) = t.get() {
-                if let Some(stop) = t.stop.lock().take() {
-                    let _ = stop.send(());
-                }
+            if let Some(t) = t.lock().take() {
+                let _ = t.stop.send(());
             }
         }
     }
@@ -140,7 +152,8 @@ impl StarThreads {
 fn start(star: usize, machine: &Handle, io: bool) -> Result<StarThread, String> {
     // The Machine's stop goes to a watcher on the Machine's runtime, which
     // holds the thread's keep-alive: the thread ends when the Machine stops
-    // it, when the Machine is dropped, or when its runtime is.
+    // it, or when the Machine's runtime is dropped. (Not while a particle
+    // lives: each holds the Machine, which holds the stop signal.)
     let (stop, stop_rx) = oneshot::channel::<()>();
     let (keep, thread_rx) = oneshot::channel::<()>();
     let (made, handle) = std::sync::mpsc::sync_channel::<Result<Handle, String>>(1);
@@ -178,8 +191,5 @@ fn start(star: usize, machine: &Handle, io: bool) -> Result<StarThread, String> 
         let _ = stop_rx.await;
     });
     tracing::debug!(target: targets::MACHINE, star, "star thread started");
-    Ok(StarThread {
-        handle,
-        stop: parking_lot::Mutex::new(Some(stop)),
-    })
+    Ok(StarThread { handle, stop })
 }

@@ -99,17 +99,10 @@ impl Machine {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if star >= self.shared.stars.len() {
-            return Err(crate::StarThreadError::NoSuchStar {
-                star,
-                stars: self.shared.stars.len(),
-            });
-        }
         let handle = self
             .shared
             .star_threads
-            .handle(star, &self.shared.runtime)
-            .map_err(|reason| crate::StarThreadError::Unavailable { star, reason })?;
+            .handle(star, &self.shared.runtime)?;
         Ok(handle.spawn(future))
     }
 

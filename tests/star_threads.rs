@@ -335,3 +335,27 @@ fn a_star_thread_ends_with_the_runtime_its_machine_was_built_on() {
         .expect("the Star thread ended and dropped the state");
     assert_eq!(dropped_on, "hv-star-0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_runs_on_a_stars_thread_until_the_machine_stops_them() {
+    let (probe, _drops) = probe();
+    let m = Machine::standalone()
+        .stars(2)
+        .kind("probe", probe)
+        .build()
+        .await
+        .unwrap();
+    let on = m.spawn_on_star(1, async { thread() }).unwrap().await.unwrap();
+    assert_eq!(on, "hv-star-1");
+    assert!(matches!(
+        m.spawn_on_star(2, async {}),
+        Err(StarThreadError::NoSuchStar { star: 2, stars: 2 })
+    ));
+    assert_eq!(m.running_star_threads(), 1);
+    m.shutdown().await;
+    assert_eq!(m.running_star_threads(), 0, "stopped at shutdown");
+    assert!(matches!(
+        m.spawn_on_star(0, async {}),
+        Err(StarThreadError::Unavailable { .. })
+    ));
+}

@@ -482,3 +482,80 @@ async fn a_particle_cannot_forge_the_reply_to_a_guests_ask() {
     assert_eq!(m.record(&asker).unwrap().restarts, 0);
     m.shutdown().await;
 }
+
+/// Attack (review): a guest whose `on_reply` stops something again, so
+/// that every outcome sets off another. The rounds of one wave share one
+/// per-call budget, so the wave ends (failing with `SendBudget`, a crash)
+/// instead of pinning its Star's thread; the particle yields between
+/// rounds, so a neighbour on the same Star answers meanwhile.
+const STOP_LOOP: &str = r#"(module
+  (import "hv" "stop" (func $stop (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "x")
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "hv_abi_version") (result i32) (i32.const 2))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get $len)))
+    (if (i32.gt_u (global.get $heap) (i32.const 65536)) (then unreachable))
+    (local.get $p))
+  (func (export "init") (param i32 i32) (result i32) (global.set $heap (i32.const 1024)) (i32.const 0))
+  (func (export "handle") (param i32 i32 i32 i32) (result i32)
+    (global.set $heap (i32.const 1024))
+    (drop (call $stop (i32.const 0) (i32.const 1)))
+    (i32.const 0))
+  (func (export "on_reply") (param i64 i32 i32 i32) (result i32)
+    (global.set $heap (i32.const 1024))
+    (drop (call $stop (i32.const 0) (i32.const 1)))
+    (i32.const 0))
+  (func (export "snapshot") (result i64) (i64.const 0))
+  (func (export "restore") (param i32 i32) (result i32) (i32.const 0))
+)"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_that_set_off_outcomes_end_within_the_budget() {
+    let host = host();
+    host.load_wat("stoploop", STOP_LOOP).unwrap();
+    let b = host.install(Machine::standalone().stars(1), "probe");
+    let m = host.install(b, "stoploop").build().await.unwrap();
+    m.spawn(p("loop"), Kind::wasm("stoploop"), Body::empty())
+        .await
+        .unwrap();
+    m.spawn(p("neighbour"), Kind::wasm("probe"), Body::empty())
+        .await
+        .unwrap();
+    let looping = {
+        let m = m.clone();
+        tokio::spawn(async move { m.ask(&p("loop"), ("go", Body::empty())).await })
+    };
+    // The neighbour on the same Star thread answers while the loop runs.
+    assert_eq!(u64_at(&ask(&m, &p("neighbour"), "c", Body::empty()).await, 0), 0);
+    let err = tokio::time::timeout(T, looping)
+        .await
+        .expect("the wave ends")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("budget"), "{err}");
+    tokio::time::timeout(T, m.shutdown())
+        .await
+        .expect("shutdown is not held up");
+}
+
+/// Attack (review): a guest may spawn only modules its host has loaded;
+/// an unknown `wasm:` Kind is refused to it, with no search on its behalf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cannot_spawn_a_module_its_host_has_not_loaded() {
+    let host = host();
+    let m = machine(&host, Watcher::default()).await;
+    let g = p("g");
+    m.spawn(g.clone(), Kind::wasm("probe"), Body::empty())
+        .await
+        .unwrap();
+    ask(&m, &g, "s", "wasm:nowhere").await;
+    assert_eq!(outcome(&m, &g).await.0, 1);
+    assert!(m.record(&p("g:w")).is_none());
+    ask(&m, &g, "s", "wasm:counter").await;
+    assert_eq!(outcome(&m, &g).await.0, 0, "a loaded module is spawned");
+    m.shutdown().await;
+}

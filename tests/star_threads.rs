@@ -345,7 +345,11 @@ async fn work_runs_on_a_stars_thread_until_the_machine_stops_them() {
         .build()
         .await
         .unwrap();
-    let on = m.spawn_on_star(1, async { thread() }).unwrap().await.unwrap();
+    let on = m
+        .spawn_on_star(1, async { thread() })
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(on, "hv-star-1");
     assert!(matches!(
         m.spawn_on_star(2, async {}),

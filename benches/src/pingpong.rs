@@ -31,8 +31,9 @@ const WARM_UP: u64 = 10_000;
 /// Far beyond any round trip: a timeout here means something is broken.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Answers every request with how many it has answered, like the baseline.
-struct Echo;
+/// Answers every request with how many it has answered, like the baseline
+/// (also the echo of the `wasm` shapes' lone request).
+pub(crate) struct Echo;
 
 impl Particle for Echo {
     type State = u64;

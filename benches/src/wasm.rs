@@ -45,6 +45,7 @@ use hyperverse::{
 use wasmer::{imports, Function, Instance, Store, TypedFunction, Value};
 
 use crate::measure::{median, ns_per, us_per, Measured};
+use crate::pingpong::Echo;
 use crate::Sizes;
 
 /// Particles (and bare instances) in the spawn and reload shapes: the
@@ -425,23 +426,6 @@ impl Particle for Feeder {
             total += got.as_u64().ok_or("get replies a u64")?;
         }
         Ok(Body::from_u64(total))
-    }
-}
-
-/// Answers every request with how many it has answered (the ping-pong
-/// shape's echo).
-struct Echo;
-
-impl Particle for Echo {
-    type State = u64;
-
-    async fn start(&self, _: &Ctx, _: &Body) -> Result<u64, ParticleError> {
-        Ok(0)
-    }
-
-    async fn handle(&self, _: &Ctx, n: &mut u64, _: Wave) -> Result<Body, ParticleError> {
-        *n += 1;
-        Ok(Body::from_u64(*n))
     }
 }
 

@@ -530,7 +530,10 @@ async fn outcomes_that_set_off_outcomes_end_within_the_budget() {
         tokio::spawn(async move { m.ask(&p("loop"), ("go", Body::empty())).await })
     };
     // The neighbour on the same Star thread answers while the loop runs.
-    assert_eq!(u64_at(&ask(&m, &p("neighbour"), "c", Body::empty()).await, 0), 0);
+    assert_eq!(
+        u64_at(&ask(&m, &p("neighbour"), "c", Body::empty()).await, 0),
+        0
+    );
     let err = tokio::time::timeout(T, looping)
         .await
         .expect("the wave ends")

@@ -6,7 +6,9 @@
 //! Machine. Without clang and wasm-ld these tests print a note and skip,
 //! unless `CI` is set (`.ci/run` installs them): then they fail.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -35,44 +37,10 @@ fn have_toolchain() -> bool {
     false
 }
 
-/// Compiles C `source` (a path) with the header's recipe, plus `defines`;
-/// the module's bytes, or clang's error output.
+/// Compiles C `source` with the header's recipe plus `defines` (see
+/// `common::clang`).
 fn clang(source: &Path, defines: &[&str]) -> Result<Vec<u8>, String> {
-    // A folder per compile: the tests compile in parallel.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stem = source.file_stem().unwrap().to_string_lossy();
-    let out_dir =
-        std::env::temp_dir().join(format!("hv-c-guest-v2-{}-{stem}-{n}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let out: PathBuf = out_dir.join(format!("{stem}.wasm"));
-    let run = Command::new("clang")
-        .args([
-            "--target=wasm32",
-            "-mcpu=mvp",
-            "-O2",
-            "-nostdlib",
-            "-ffreestanding",
-            "-Wall",
-            "-Werror",
-            "-Wl,--no-entry",
-            "-Wl,-z,stack-size=65536",
-            "-I",
-            SDK,
-        ])
-        .args(defines.iter().map(|d| format!("-D{d}")))
-        .arg("-o")
-        .arg(&out)
-        .arg(source)
-        .output()
-        .expect("clang runs (checked by have_toolchain)");
-    let result = if run.status.success() {
-        Ok(std::fs::read(&out).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&run.stderr).into_owned())
-    };
-    let _ = std::fs::remove_dir_all(&out_dir);
-    result
+    common::clang(source, defines)
 }
 
 /// Compiles `sdk/c/examples/NAME.c`.

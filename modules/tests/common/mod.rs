@@ -59,17 +59,25 @@ pub fn clang_version() -> Option<String> {
 /// `-Wall -Werror`, which change no byte of the output). Panics, saying
 /// why, if clang is missing or fails.
 pub fn compile_c(name: &str) -> Vec<u8> {
+    let source = std::path::Path::new(C_SDK)
+        .join("examples")
+        .join(format!("{name}.c"));
+    clang(&source, &[]).unwrap_or_else(|e| panic!("clang failed on {}:\n{e}", source.display()))
+}
+
+/// Compiles C `source` with the header's recipe (as [`compile_c`]) plus
+/// `-D` for each of `defines`: the module's bytes, or clang's error output.
+/// Panics if clang cannot be run at all.
+pub fn clang(source: &std::path::Path, defines: &[&str]) -> Result<Vec<u8>, String> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     // A folder per compile: the tests compile in parallel.
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let stem = source.file_stem().unwrap_or_default().to_string_lossy();
     let out_dir =
-        std::env::temp_dir().join(format!("hv-c-guest-{}-{name}-{n}", std::process::id()));
+        std::env::temp_dir().join(format!("hv-c-guest-{}-{stem}-{n}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(format!("{name}.wasm"));
-    let source = std::path::Path::new(C_SDK)
-        .join("examples")
-        .join(format!("{name}.c"));
+    let out = out_dir.join(format!("{stem}.wasm"));
     let run = std::process::Command::new("clang")
         .args([
             "--target=wasm32",
@@ -83,21 +91,20 @@ pub fn compile_c(name: &str) -> Vec<u8> {
             "-Wl,-z,stack-size=65536",
             "-I",
             C_SDK,
-            "-o",
         ])
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg("-o")
         .arg(&out)
-        .arg(&source)
+        .arg(source)
         .output()
         .unwrap_or_else(|e| {
             panic!("clang is needed to build the C guest ({e}); .ci/run installs clang and lld")
         });
-    assert!(
-        run.status.success(),
-        "clang failed on {}:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let wasm = std::fs::read(&out).unwrap();
+    let result = if run.status.success() {
+        Ok(std::fs::read(&out).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&run.stderr).into_owned())
+    };
     let _ = std::fs::remove_dir_all(&out_dir);
-    wasm
+    result
 }

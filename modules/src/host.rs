@@ -407,7 +407,8 @@ const SEND_OVERHEAD: i32 = 64;
 /// queued [`MAX_SENDS_PER_CALL`]: nothing is queued.
 const SEND_REFUSED: i32 = 1;
 
-/// `hv.send`: queue a signal wave (allowed in `init` and `handle`), unless
+/// `hv.send`: queue a signal wave (allowed in `init`, `handle` and the v2
+/// callbacks), unless
 /// the call already queued [`MAX_SENDS_PER_CALL`]: then it is counted as
 /// refused and nothing is read or buffered (the guest runs on, but the
 /// runtime fails the call; a direct caller sees `refused_sends`).

@@ -66,6 +66,7 @@ impl Particle for Probe {
                 Ok(Body::from(thread().into_bytes()))
             }
             "restarts" => Ok(Body::from_u64(ctx.restarts() as u64)),
+            "kids" => Ok(Body::from_u64(ctx.child_count() as u64)),
             "seen" => Ok(Body::from_u64(s.seen)),
             "fail" => Err("told to fail".into()),
             "order" => {
@@ -162,8 +163,22 @@ async fn a_particle_stays_on_its_stars_thread_through_waves_restarts_and_childre
     assert_eq!(where_is(&m, &p("a")).await, "hv-star-0");
 
     // A child goes on its parent's Star, so on its thread.
+    assert_eq!(
+        m.ask(&p("b"), ("kids", Body::empty()))
+            .await
+            .unwrap()
+            .as_u64(),
+        Some(0)
+    );
     m.ask(&p("b"), ("child", "kid")).await.unwrap();
     assert_eq!(where_is(&m, &p("b:kid")).await, "hv-star-1");
+    assert_eq!(
+        m.ask(&p("b"), ("kids", Body::empty()))
+            .await
+            .unwrap()
+            .as_u64(),
+        Some(1)
+    );
     m.shutdown().await;
 }
 

@@ -363,10 +363,7 @@ impl Actor<'_> {
                         ),
                     ));
                 }
-                let children = ctx
-                    .machine()
-                    .record(ctx.me())
-                    .map_or(0, |r| r.children.len());
+                let children = ctx.child_count();
                 if children >= MAX_CHILDREN {
                     return Some(Outcome::failed(
                         tag,

@@ -435,12 +435,13 @@ fn hv_send(
             data.output.refused_sends = data.output.refused_sends.saturating_add(1);
             return Ok(SEND_REFUSED);
         }
-        // Each send also costs its overhead, so that empty sends cannot
-        // queue without bound.
-        data.charge(&[to_len, method_len, body_len, SEND_OVERHEAD])?;
-        let to = data.read_utf8(&store, to_ptr, to_len, "hv.send address")?;
-        let method = data.read_utf8(&store, method_ptr, method_len, "hv.send method")?;
-        let body = data.read(&store, body_ptr, body_len, "hv.send body")?;
+        let (to, method, body) = data.read_wave(
+            &store,
+            ["hv.send address", "hv.send method", "hv.send body"],
+            (to_ptr, to_len),
+            (method_ptr, method_len),
+            (body_ptr, body_len),
+        )?;
         data.output.sends.push(GuestSend { to, method, body });
         Ok(0)
     })();
@@ -518,6 +519,27 @@ impl HostEnv {
             return Ok(Some(REFUSED_PER_CALL));
         }
         Ok(None)
+    }
+
+    /// Charges and copies out what `hv.send` and `hv.ask` address: the
+    /// address and method (UTF-8) and the body, each a `(ptr, len)`;
+    /// `what` names the three in errors.
+    fn read_wave(
+        &mut self,
+        store: &impl AsStoreRef,
+        what: [&str; 3],
+        to: (i32, i32),
+        method: (i32, i32),
+        body: (i32, i32),
+    ) -> Result<(String, String, Vec<u8>), HostFault> {
+        // Each wave also costs its overhead, so that empty ones cannot
+        // queue without bound.
+        self.charge(&[to.1, method.1, body.1, SEND_OVERHEAD])?;
+        Ok((
+            self.read_utf8(store, to.0, to.1, what[0])?,
+            self.read_utf8(store, method.0, method.1, what[1])?,
+            self.read(store, body.0, body.1, what[2])?,
+        ))
     }
 
     /// Hands out the next tag (never 0: tags are positive).
@@ -616,10 +638,13 @@ fn hv_ask(
             t if t > MAX_DELAY_MS => return Ok(REFUSED_DELAY),
             t => t,
         };
-        data.charge(&[to_len, method_len, body_len, SEND_OVERHEAD])?;
-        let to = data.read_utf8(&store, to_ptr, to_len, "hv.ask address")?;
-        let method = data.read_utf8(&store, method_ptr, method_len, "hv.ask method")?;
-        let body = data.read(&store, body_ptr, body_len, "hv.ask body")?;
+        let (to, method, body) = data.read_wave(
+            &store,
+            ["hv.ask address", "hv.ask method", "hv.ask body"],
+            (to_ptr, to_len),
+            (method_ptr, method_len),
+            (body_ptr, body_len),
+        )?;
         let tag = data.tag();
         data.queue(GuestEffect::Ask {
             tag,

@@ -202,6 +202,11 @@ impl ParticleCell {
     }
 
     /// Its children, in start order.
+    /// How many children it has (no copy of them).
+    pub(crate) fn child_count(&self) -> usize {
+        self.children.lock().as_ref().map_or(0, |c| c.len())
+    }
+
     pub(crate) fn children(&self) -> Vec<Arc<ParticleCell>> {
         self.children
             .lock()

@@ -160,6 +160,12 @@ impl Ctx {
         self.spawn_child_with(name, kind, args, SpawnOptions::default())
     }
 
+    /// How many children this particle has now (a count, not a copy of
+    /// the list: for a particle that bounds how many it spawns).
+    pub fn child_count(&self) -> usize {
+        self.cell.child_count()
+    }
+
     /// [`Ctx::spawn_child`] with placement and restart options.
     ///
     /// # Errors

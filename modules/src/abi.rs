@@ -144,8 +144,20 @@ pub const ON_CRASH_NOTICE: FuncSpec = FuncSpec {
     doc: "a child crashed: its Point, its hv.crash code (-1 if it did not call hv.crash),           the reason's text, its restarts, and 1 if it is not restarted; 0 = ok",
 };
 
-/// The exports a guest may add (v2), checked for their signature if present.
-pub const OPTIONAL_EXPORTS: [FuncSpec; 2] = [ON_REPLY, ON_CRASH_NOTICE];
+/// `hv_inbox() -> i64`: `(ptr << 32) | len` of a buffer in guest memory
+/// the host may write a call's bytes into instead of asking `alloc` for
+/// room, when they fit (any version). Asked once, when the instance is
+/// made; the range must lie in memory then.
+pub const INBOX: FuncSpec = FuncSpec {
+    name: "hv_inbox",
+    params: &[],
+    results: &[I64],
+    doc: "where the host may write a call's bytes without calling alloc: (ptr << 32) | len, asked once",
+};
+
+/// The exports a guest may add (v2, and `hv_inbox` in any version),
+/// checked for their signature if present.
+pub const OPTIONAL_EXPORTS: [FuncSpec; 3] = [ON_REPLY, ON_CRASH_NOTICE, INBOX];
 
 /// `hv.send(to_ptr, to_len, method_ptr, method_len, body_ptr, body_len) -> i32`.
 pub const SEND: FuncSpec = FuncSpec {

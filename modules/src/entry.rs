@@ -62,9 +62,9 @@ pub(crate) struct ModuleEntry {
 struct EntryInner {
     /// The version a new incarnation starts on.
     current: Option<CompiledModule>,
-    /// Live incarnations (with a guest) by a number of their own: a Point
-    /// can briefly have two (one ending, one starting).
-    live: HashMap<u64, Point>,
+    /// Live incarnations (with a guest) by a number of their own, with
+    /// their Star: a Point can briefly have two (one ending, one starting).
+    live: HashMap<u64, (Point, usize)>,
     /// The file it was last read from, if any, and that file's stamp
     /// then.
     source: Option<(crate::search::ModuleFile, Option<crate::search::FileStamp>)>,
@@ -78,6 +78,7 @@ impl ModuleEntry {
     pub(crate) fn enlist(
         self: &Arc<Self>,
         point: &Point,
+        star: usize,
     ) -> Result<(CompiledModule, Live), ModuleError> {
         let mut inner = self.inner.lock();
         let module = inner
@@ -87,7 +88,7 @@ impl ModuleEntry {
                 module: self.name.to_string(),
             })?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        inner.live.insert(id, point.clone());
+        inner.live.insert(id, (point.clone(), star));
         drop(inner);
         let live = Live {
             entry: self.clone(),
@@ -108,10 +109,10 @@ impl ModuleEntry {
         if promoted {
             inner.current = Some(module.clone());
         }
-        let mut live: Vec<Point> = inner.live.values().cloned().collect();
+        let mut live: Vec<(Point, usize)> = inner.live.values().cloned().collect();
         drop(inner);
-        live.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-        live.dedup();
+        live.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        live.dedup_by(|a, b| a.0 == b.0);
         Promotion {
             previous,
             promoted,
@@ -163,7 +164,13 @@ impl ModuleEntry {
 
     /// The Points of the live incarnations, sorted.
     pub(crate) fn live(&self) -> Vec<Point> {
-        let mut live: Vec<Point> = self.inner.lock().live.values().cloned().collect();
+        let mut live: Vec<Point> = self
+            .inner
+            .lock()
+            .live
+            .values()
+            .map(|(point, _)| point.clone())
+            .collect();
         live.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         live.dedup();
         live
@@ -177,8 +184,8 @@ pub(crate) struct Promotion {
     /// Whether the module became current (not if it, or a newer version,
     /// already was).
     pub(crate) promoted: bool,
-    /// The Points of the live incarnations, sorted.
-    pub(crate) live: Vec<Point>,
+    /// The Points of the live incarnations, sorted, with their Stars.
+    pub(crate) live: Vec<(Point, usize)>,
 }
 
 /// An incarnation's entry in its module's live list, removed on drop.

@@ -1,7 +1,7 @@
-//! The control letters a WASM particle takes: a hot reload, or the outcome
-//! of one of its guest's requests.
+//! The control letter a WASM particle takes: the outcome of one of its
+//! guest's requests.
 //!
-//! Both are trusted control ([`Machine::control`]): no wave can produce
+//! It is trusted control ([`Machine::control`]): no wave can produce
 //! one, whatever its method, and the particle honours them only from the
 //! Machine itself (ROOT). They never leave the process, so the encoding is
 //! a plain tagged layout, decoded strictly (a wrong length is `None`).
@@ -11,8 +11,6 @@
 /// A control letter for a WASM particle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum GuestControl {
-    /// Move to version `to` of the module, keeping the state.
-    Reload { to: u64 },
     /// The outcome of the guest's request `tag`, made by incarnation
     /// `incarnation` (a later one ignores it): for the guest's `on_reply`.
     Reply {
@@ -23,17 +21,12 @@ pub(crate) enum GuestControl {
     },
 }
 
-const RELOAD: u8 = 1;
+/// (Tag 1 was a hot reload, which is no longer a letter.)
 const REPLY: u8 = 2;
 
 impl GuestControl {
     pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
-            GuestControl::Reload { to } => {
-                let mut out = vec![RELOAD];
-                out.extend_from_slice(&to.to_le_bytes());
-                out
-            }
             GuestControl::Reply {
                 incarnation,
                 tag,
@@ -57,7 +50,6 @@ impl GuestControl {
             Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?))
         };
         match kind {
-            RELOAD if rest.len() == 8 => Some(GuestControl::Reload { to: u64_at(0)? }),
             REPLY if rest.len() >= 20 => Some(GuestControl::Reply {
                 incarnation: u64_at(0)?,
                 tag: u64_at(8)?,
@@ -75,24 +67,24 @@ mod tests {
 
     #[test]
     fn letters_round_trip_and_anything_else_is_refused() {
-        for c in [
-            GuestControl::Reload { to: 7 },
-            GuestControl::Reply {
-                incarnation: 3,
-                tag: 9,
-                status: -1,
-                body: b"why".to_vec(),
-            },
-        ] {
-            assert_eq!(GuestControl::decode(&c.encode()), Some(c));
-        }
+        let c = GuestControl::Reply {
+            incarnation: 3,
+            tag: 9,
+            status: -1,
+            body: b"why".to_vec(),
+        };
+        assert_eq!(GuestControl::decode(&c.encode()), Some(c));
         assert_eq!(GuestControl::decode(&[]), None);
         assert_eq!(
             GuestControl::decode(&7u64.to_le_bytes()),
             None,
             "a bare number"
         );
-        assert_eq!(GuestControl::decode(&[RELOAD, 1, 2]), None);
+        assert_eq!(
+            GuestControl::decode(&[1, 1, 2, 3, 4, 5, 6, 7, 8]),
+            None,
+            "the old reload"
+        );
         assert_eq!(GuestControl::decode(&[REPLY; 20]), None, "too short");
         assert_eq!(GuestControl::decode(&[9; 30]), None);
     }

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmer::{
-    imports, AsStoreMut, AsStoreRef, Function, FunctionEnv, FunctionEnvMut, Imports, Memory,
-    RuntimeError,
+    AsStoreMut, AsStoreRef, Extern, Function, FunctionEnv, FunctionEnvMut, Memory, RuntimeError,
 };
 
 use crate::abi::{
@@ -49,6 +48,14 @@ pub struct HandleOutput {
     /// each with how many of `sends` it came after, so that the runtime
     /// carries sends and effects out in the order the guest made them.
     pub effects: Vec<(usize, GuestEffect)>,
+}
+
+impl HandleOutput {
+    /// True if the runtime has something to carry out: sends, effects, or
+    /// refused sends to fail the call for.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.sends.is_empty() || !self.effects.is_empty() || self.refused_sends != 0
+    }
 }
 
 /// An ABI v2 effect a guest queued in one call, carried out by the
@@ -379,23 +386,86 @@ pub(crate) fn read_guest(
     Some(bytes)
 }
 
-/// The `hv` imports, bound to `env`.
-pub(crate) fn host_imports(store: &mut impl AsStoreMut, env: &FunctionEnv<HostEnv>) -> Imports {
-    imports! {
-        HOST_MODULE => {
-            SEND.name => Function::new_typed_with_env(store, env, hv_send),
-            REPLY.name => Function::new_typed_with_env(store, env, hv_reply),
-            LOG.name => Function::new_typed_with_env(store, env, hv_log),
-            NOW_MS.name => Function::new_typed(store, hv_now_ms),
-            SELF.name => Function::new_typed_with_env(store, env, hv_self),
-            PARENT.name => Function::new_typed_with_env(store, env, hv_parent),
-            RESTARTS.name => Function::new_typed_with_env(store, env, hv_restarts),
-            ASK.name => Function::new_typed_with_env(store, env, hv_ask),
-            SPAWN.name => Function::new_typed_with_env(store, env, hv_spawn),
-            STOP.name => Function::new_typed_with_env(store, env, hv_stop),
-            TIMER.name => Function::new_typed_with_env(store, env, hv_timer),
-            CRASH.name => Function::new_typed_with_env(store, env, hv_crash),
-        }
+/// The `hv` functions `imports` lists, bound to `env`, in its order.
+pub(crate) fn host_externs(
+    store: &mut impl AsStoreMut,
+    env: &FunctionEnv<HostEnv>,
+    imports: &[HostImport],
+) -> Vec<Extern> {
+    imports
+        .iter()
+        .map(|import| {
+            let f = match import {
+                HostImport::Send => Function::new_typed_with_env(store, env, hv_send),
+                HostImport::Reply => Function::new_typed_with_env(store, env, hv_reply),
+                HostImport::Log => Function::new_typed_with_env(store, env, hv_log),
+                HostImport::NowMs => Function::new_typed(store, hv_now_ms),
+                HostImport::SelfPoint => Function::new_typed_with_env(store, env, hv_self),
+                HostImport::Parent => Function::new_typed_with_env(store, env, hv_parent),
+                HostImport::Restarts => Function::new_typed_with_env(store, env, hv_restarts),
+                HostImport::Ask => Function::new_typed_with_env(store, env, hv_ask),
+                HostImport::Spawn => Function::new_typed_with_env(store, env, hv_spawn),
+                HostImport::Stop => Function::new_typed_with_env(store, env, hv_stop),
+                HostImport::Timer => Function::new_typed_with_env(store, env, hv_timer),
+                HostImport::Crash => Function::new_typed_with_env(store, env, hv_crash),
+            };
+            Extern::Function(f)
+        })
+        .collect()
+}
+
+/// One host function a module imports: what [`host_externs`] makes for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostImport {
+    Send,
+    Reply,
+    Log,
+    NowMs,
+    SelfPoint,
+    Parent,
+    Restarts,
+    Ask,
+    Spawn,
+    Stop,
+    Timer,
+    Crash,
+}
+
+impl HostImport {
+    /// The host function named `name` (of [`HOST_MODULE`]), if the ABI has
+    /// one.
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            n if n == SEND.name => Self::Send,
+            n if n == REPLY.name => Self::Reply,
+            n if n == LOG.name => Self::Log,
+            n if n == NOW_MS.name => Self::NowMs,
+            n if n == SELF.name => Self::SelfPoint,
+            n if n == PARENT.name => Self::Parent,
+            n if n == RESTARTS.name => Self::Restarts,
+            n if n == ASK.name => Self::Ask,
+            n if n == SPAWN.name => Self::Spawn,
+            n if n == STOP.name => Self::Stop,
+            n if n == TIMER.name => Self::Timer,
+            n if n == CRASH.name => Self::Crash,
+            _ => return None,
+        })
+    }
+
+    /// What `module` imports, in its import order (what
+    /// `Instance::new_by_index` takes), or the first import the host does
+    /// not have. Computed once per loaded version: an instance then makes
+    /// only the functions its guest imports, with no lookup by name.
+    pub(crate) fn of(module: &wasmer::Module) -> Result<Vec<Self>, String> {
+        module
+            .imports()
+            .map(|i| {
+                (i.module() == HOST_MODULE)
+                    .then(|| Self::named(i.name()))
+                    .flatten()
+                    .ok_or_else(|| format!("{}.{}", i.module(), i.name()))
+            })
+            .collect()
     }
 }
 

@@ -52,6 +52,10 @@ enum Failure {
 struct Fuel {
     remaining: Global,
     exhausted: Global,
+    /// True if the last call ran out, so `exhausted` must be cleared.
+    ran_out: bool,
+    /// The fuel the last call was given (0 before any).
+    budget: u64,
 }
 
 /// A running instance of a [`CompiledModule`]; see the module docs.
@@ -96,7 +100,13 @@ pub struct GuestInstance {
     on_reply: Option<TypedFunction<(i64, i32, i32, i32), i32>>,
     #[allow(clippy::type_complexity)]
     on_crash_notice: Option<TypedFunction<(i32, i32, i32, i32, i32, i32, i32), i32>>,
-    last_fuel_used: u64,
+    /// The guest's `hv_inbox` (pointer, length), if it exports one: where
+    /// a call's bytes are written when they fit, saving the `alloc` call.
+    inbox: Option<(u32, u32)>,
+    /// Counters for the next call's context ([`GuestInstance::set_open`]).
+    open: Option<(u64, usize, usize)>,
+    /// The context's next tag after the last call.
+    next_tag: u64,
     // The Store owns the instance itself; this handle (like the exports
     // above, indexes into the Store) is kept for its other exports
     // (`table_size`).
@@ -107,7 +117,7 @@ impl fmt::Debug for GuestInstance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuestInstance")
             .field("version", self.module.version())
-            .field("last_fuel_used", &self.last_fuel_used)
+            .field("last_fuel_budget", &self.fuel.budget)
             .finish_non_exhaustive()
     }
 }
@@ -123,11 +133,12 @@ impl GuestInstance {
             &mut store,
             HostEnv::new(name.clone(), limits.max_output_bytes),
         );
-        let imports = host::host_imports(&mut store, &env);
+        // Only what the guest imports, in its order: no lookup by name.
+        let imports = host::host_externs(&mut store, &env, module.host_imports());
 
         let hits = ceiling_hits();
-        let instance =
-            Instance::new(&mut store, module.wasmer_module(), &imports).map_err(|e| {
+        let instance = Instance::new_by_index(&mut store, module.wasmer_module(), &imports)
+            .map_err(|e| {
                 let message = match e {
                     InstantiationError::Start(trap) => {
                         format!("start function: {}", trap.message())
@@ -167,6 +178,8 @@ impl GuestInstance {
         let fuel = Fuel {
             remaining: global(abi::METERING_EXPORTS[0])?,
             exhausted: global(abi::METERING_EXPORTS[1])?,
+            ran_out: false,
+            budget: 0,
         };
         macro_rules! typed {
             ($spec:expr) => {
@@ -180,6 +193,8 @@ impl GuestInstance {
         let on_crash_notice = exports
             .get_typed_function(&store, abi::ON_CRASH_NOTICE.name)
             .ok();
+        let inbox: Option<TypedFunction<(), i64>> =
+            exports.get_typed_function(&store, abi::INBOX.name).ok();
         let mut guest = Self {
             alloc: typed!(abi::ALLOC),
             init: typed!(abi::INIT),
@@ -194,7 +209,9 @@ impl GuestInstance {
             env,
             memory: memory.clone(),
             fuel,
-            last_fuel_used: 0,
+            inbox: None,
+            open: None,
+            next_tag: 0,
             _instance: instance,
         };
         guest.env.as_mut(&mut guest.store).memory = Some(memory);
@@ -211,6 +228,25 @@ impl GuestInstance {
                 supported: ABI_VERSION,
             });
         }
+        if let Some(inbox) = inbox {
+            let (packed, _) = guest.run(Phase::Idle, |g| {
+                inbox
+                    .call(&mut g.store)
+                    .map_err(|e| Failure::Runtime(abi::INBOX.name, e))
+            })?;
+            let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+            let size = guest.memory.view(&guest.store).data_size();
+            if u64::from(ptr) + u64::from(len) > size {
+                return Err(ModuleError::AbiViolation {
+                    module: guest.name.to_string(),
+                    export: abi::INBOX.name.to_string(),
+                    message: format!(
+                        "inbox at {ptr:#x}+{len} lies outside guest memory ({size} bytes)"
+                    ),
+                });
+            }
+            guest.inbox = (len > 0).then_some((ptr, len));
+        }
         Ok(guest)
     }
 
@@ -218,6 +254,8 @@ impl GuestInstance {
     /// they have open (ABI v2: `hv.self`, `hv.parent`, `hv.restarts`, and
     /// the bounds on asks and timers). Kept until set again.
     pub fn set_context(&mut self, context: CallContext) {
+        self.open = None;
+        self.next_tag = context.next_tag;
         self.env.as_mut(&mut self.store).context = context;
     }
 
@@ -227,12 +265,16 @@ impl GuestInstance {
         &self.env.as_ref(&self.store).context
     }
 
-    /// Updates only the counters of the context (cheap, per call).
+    /// Updates only the counters of the context, for the next call (cheap,
+    /// per call: applied as that call begins).
     pub fn set_open(&mut self, next_tag: u64, open_requests: usize, open_timers: usize) {
-        let c = &mut self.env.as_mut(&mut self.store).context;
-        c.next_tag = next_tag;
-        c.open_requests = open_requests;
-        c.open_timers = open_timers;
+        self.open = Some((next_tag, open_requests, open_timers));
+    }
+
+    /// The context's next tag as the last call left it (what
+    /// `context().next_tag` says, without reaching into the Store).
+    pub fn next_tag(&self) -> u64 {
+        self.next_tag
     }
 
     /// True if the guest exports `on_crash_notice` (ABI v2).
@@ -303,8 +345,17 @@ impl GuestInstance {
     }
 
     /// The fuel the last call used (all of it if it ran out).
-    pub fn last_fuel_used(&self) -> u64 {
-        self.last_fuel_used
+    ///
+    /// `&mut`: it reads the guest's fuel global, which wasmer reads through
+    /// the Store mutably; a call does not read it for nothing.
+    pub fn last_fuel_used(&mut self) -> u64 {
+        if self.fuel.ran_out {
+            return self.fuel.budget;
+        }
+        match self.fuel.remaining.get(&mut self.store) {
+            Value::I64(left) => self.fuel.budget.saturating_sub(left as u64),
+            _ => 0,
+        }
     }
 
     /// The guest memory's current size in 64 KiB pages.
@@ -394,10 +445,7 @@ impl GuestInstance {
         let total = first.len() + second.len();
         let len = i32::try_from(total)
             .map_err(|_| Failure::Abi(abi::ALLOC.name, format!("{total} bytes do not fit i32")))?;
-        let ptr = self
-            .alloc
-            .call(&mut self.store, len)
-            .map_err(|e| Failure::Runtime(abi::ALLOC.name, e))?;
+        let ptr = self.room_for(len)?;
         let view = self.memory.view(&self.store);
         let start = u64::from(ptr as u32);
         if start + total as u64 > view.data_size()
@@ -412,7 +460,21 @@ impl GuestInstance {
         Ok(ptr)
     }
 
-    /// Copies `bytes` into guest memory through the guest's `alloc`.
+    /// Where `len` bytes in go: the guest's inbox if they fit, else what
+    /// its `alloc` returns. (The caller checks the range either way: a
+    /// guest's memory only grows, but its `alloc` may lie.)
+    fn room_for(&mut self, len: i32) -> Result<i32, Failure> {
+        match self.inbox {
+            Some((ptr, room)) if len as u32 <= room => Ok(ptr as i32),
+            _ => self
+                .alloc
+                .call(&mut self.store, len)
+                .map_err(|e| Failure::Runtime(abi::ALLOC.name, e)),
+        }
+    }
+
+    /// Copies `bytes` into guest memory through the guest's inbox or its
+    /// `alloc`.
     fn pass_in(&mut self, bytes: &[u8]) -> Result<i32, Failure> {
         let len = i32::try_from(bytes.len()).map_err(|_| {
             Failure::Abi(
@@ -420,10 +482,7 @@ impl GuestInstance {
                 format!("{} bytes do not fit i32", bytes.len()),
             )
         })?;
-        let ptr = self
-            .alloc
-            .call(&mut self.store, len)
-            .map_err(|e| Failure::Runtime(abi::ALLOC.name, e))?;
+        let ptr = self.room_for(len)?;
         let view = self.memory.view(&self.store);
         let start = u64::from(ptr as u32);
         if start + bytes.len() as u64 > view.data_size() || view.write(start, bytes).is_err() {
@@ -459,38 +518,53 @@ impl GuestInstance {
             .fuel
             .remaining
             .set(&mut self.store, Value::I64(fuel as i64))
-            .and_then(|()| self.fuel.exhausted.set(&mut self.store, Value::I32(0)));
+            .and_then(|()| {
+                // Set only by a call that ran out (the guest's code cannot
+                // reach the metering globals): cleared only then.
+                if self.fuel.ran_out {
+                    self.fuel.exhausted.set(&mut self.store, Value::I32(0))
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(e) = reset {
             return Err(self.trap(phase.export(), e.message()));
         }
-        self.env.as_mut(&mut self.store).begin(phase);
+        let env = self.env.as_mut(&mut self.store);
+        if let Some((next_tag, requests, timers)) = self.open.take() {
+            let c = &mut env.context;
+            c.next_tag = next_tag;
+            c.open_requests = requests;
+            c.open_timers = timers;
+        }
+        env.begin(phase);
         let hits = ceiling_hits();
 
         let result = body(self);
 
-        let exhausted = !matches!(self.fuel.exhausted.get(&mut self.store), Value::I32(0));
-        let remaining = match self.fuel.remaining.get(&mut self.store) {
-            Value::I64(left) => left as u64,
-            _ => 0,
-        };
-        self.last_fuel_used = if exhausted {
-            fuel
-        } else {
-            fuel.saturating_sub(remaining)
-        };
-        let (output, fault) = self.env.as_mut(&mut self.store).end();
+        // Running out traps, so a call that succeeded did not: the flag is
+        // read only for a failure. What the call used is read from the
+        // remaining fuel when asked (`last_fuel_used`), not on every call.
+        let exhausted =
+            result.is_err() && !matches!(self.fuel.exhausted.get(&mut self.store), Value::I32(0));
+        self.fuel.ran_out = exhausted;
+        self.fuel.budget = fuel;
+        let env = self.env.as_mut(&mut self.store);
+        self.next_tag = env.context.next_tag;
+        let (output, fault) = env.end();
         let hit_ceiling = ceiling_hits() != hits;
 
-        let module = self.name.to_string();
+        // Named only on failure: a call that succeeds allocates nothing here.
+        let module = || self.name.to_string();
         match result {
             Ok(value) if !hit_ceiling => Ok((value, output)),
             Ok(_) => Err(ModuleError::MemoryLimit {
-                module,
+                module: module(),
                 export: phase.export().into(),
                 max_pages: self.module.limits().effective_max_pages(),
             }),
             Err(Failure::Abi(export, message)) => Err(ModuleError::AbiViolation {
-                module,
+                module: module(),
                 export: export.into(),
                 message,
             }),
@@ -498,14 +572,14 @@ impl GuestInstance {
                 let export = export.to_string();
                 if exhausted {
                     return Err(ModuleError::OutOfFuel {
-                        module,
+                        module: module(),
                         export,
                         fuel,
                     });
                 }
                 if hit_ceiling {
                     return Err(ModuleError::MemoryLimit {
-                        module,
+                        module: module(),
                         export,
                         max_pages: self.module.limits().effective_max_pages(),
                     });
@@ -513,21 +587,21 @@ impl GuestInstance {
                 match fault {
                     Some(HostFault::Abi(message)) => {
                         return Err(ModuleError::AbiViolation {
-                            module,
+                            module: module(),
                             export,
                             message,
                         })
                     }
                     Some(HostFault::OutputLimit) => {
                         return Err(ModuleError::OutputLimit {
-                            module,
+                            module: module(),
                             export,
                             limit_bytes: self.module.limits().max_output_bytes,
                         })
                     }
                     Some(HostFault::Crash { code, message }) => {
                         return Err(ModuleError::GuestCrash {
-                            module,
+                            module: module(),
                             export,
                             code,
                             message,
@@ -538,13 +612,13 @@ impl GuestInstance {
                 let message = error.message();
                 if error.to_trap() == Some(TrapCode::StackOverflow) {
                     return Err(ModuleError::StackOverflow {
-                        module,
+                        module: module(),
                         export,
                         stack_bytes: self.module.limits().effective_stack_bytes(),
                     });
                 }
                 Err(ModuleError::Trap {
-                    module,
+                    module: module(),
                     export,
                     message,
                 })

@@ -40,9 +40,11 @@
 //!   and its guest lives in that thread's slab; the particle holds a
 //!   `Send` handle on it, and every wave is a direct call.
 //! - Hot reload ([`WasmHost::reload`], `reload.rs`): a new version is
-//!   compiled, becomes current, and every live particle swaps to it in
-//!   its own lane (`snapshot`, new instance, `restore`), so waves sent
-//!   meanwhile wait and none is lost; the [`ReloadReport`] says who moved
+//!   compiled, becomes current, and every live particle swaps to it on
+//!   its Star's thread, between two calls of its guest (`snapshot`, new
+//!   instance, `restore`, in `swap.rs`), so waves sent meanwhile wait in
+//!   its lane and none is lost; guest memories are reused on the thread
+//!   that freed them (`memory_pool.rs`), so a swap maps nothing; the [`ReloadReport`] says who moved
 //!   and who stayed, and whether the new version was rolled back because
 //!   a particle's move to it failed. The Registry's `Record::code_version`
 //!   shows each particle's version.
@@ -80,10 +82,12 @@ mod instance;
 mod kind;
 mod limits;
 mod local;
+mod memory_pool;
 mod particle;
 mod reload;
 mod search;
 mod store;
+mod swap;
 mod tunables;
 mod version;
 mod wasm_host;

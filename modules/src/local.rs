@@ -32,6 +32,8 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use hyperverse_runtime::Ctx;
+
 use crate::error::ModuleError;
 use crate::instance::GuestInstance;
 
@@ -53,7 +55,13 @@ struct SlotId {
 
 struct Entry {
     generation: u32,
-    guest: Option<GuestInstance>,
+    /// Boxed: a call takes the guest out of its slot and puts it back,
+    /// which moves a pointer rather than the whole instance (measured: the
+    /// two moves of an unboxed one were a tenth of a wave's cost).
+    guest: Option<Box<GuestInstance>>,
+    /// The particle whose guest it is, for a reload done on this thread
+    /// (`swap.rs`): its Point and its code version.
+    owner: Option<Ctx>,
 }
 
 /// The guests of one thread. Only that thread ever touches it.
@@ -72,16 +80,19 @@ impl Slab {
         }
     }
 
-    fn insert(&mut self, guest: GuestInstance) -> SlotId {
+    fn insert(&mut self, guest: Box<GuestInstance>, owner: Option<Ctx>) -> SlotId {
         let index = match self.free.pop() {
             Some(index) => {
-                self.entries[index as usize].guest = Some(guest);
+                let entry = &mut self.entries[index as usize];
+                entry.guest = Some(guest);
+                entry.owner = owner;
                 index
             }
             None => {
                 self.entries.push(Entry {
                     generation: 0,
                     guest: Some(guest),
+                    owner,
                 });
                 (self.entries.len() - 1) as u32
             }
@@ -102,13 +113,63 @@ impl Slab {
     }
 
     /// Frees the slot (and drops its guest, if it is in it).
-    fn remove(&mut self, slot: SlotId) -> Option<GuestInstance> {
+    fn remove(&mut self, slot: SlotId) -> Option<Box<GuestInstance>> {
         let entry = self.entry(slot)?;
         entry.generation = entry.generation.wrapping_add(1);
         let guest = entry.guest.take();
+        entry.owner = None;
         self.free.push(slot.index);
         guest
     }
+}
+
+/// Calls `f` with the guests of this thread that run a version of module
+/// `name`, and their particles, in slot order from slot `from`, at most
+/// `budget` of them; returns the slot to go on from, `None` once past the
+/// last. Each guest is out of the slab while `f` has it (as in
+/// [`LocalGuest::with`]): `f` may replace it, and if `f` panics it is
+/// dropped. Between two calls of this function the thread may run other
+/// tasks: a guest whose particle ended meanwhile is simply not met.
+pub(crate) fn walk_guests_of(
+    name: &str,
+    from: usize,
+    budget: usize,
+    mut f: impl FnMut(&mut GuestInstance, &Ctx),
+) -> Option<usize> {
+    let mut index = from;
+    let mut met = 0;
+    while met < budget {
+        let taken = SLAB.with(|s| {
+            let mut s = s.borrow_mut();
+            let entry = s.entries.get_mut(index)?;
+            let mine = entry.owner.is_some()
+                && entry
+                    .guest
+                    .as_ref()
+                    .is_some_and(|g| g.module().name() == name);
+            Some(
+                mine.then(|| {
+                    let guest = entry.guest.take()?;
+                    Some((guest, entry.owner.clone()?, entry.generation))
+                })
+                .flatten(),
+            )
+        })?;
+        if let Some((mut guest, owner, generation)) = taken {
+            f(&mut guest, &owner);
+            met += 1;
+            SLAB.with(|s| {
+                let mut s = s.borrow_mut();
+                if let Some(e) = s.entries.get_mut(index) {
+                    if e.generation == generation {
+                        e.guest = Some(guest);
+                    }
+                }
+            });
+        }
+        index += 1;
+    }
+    Some(index)
 }
 
 /// A guest in the slab of the thread that made it. `Send`, so it can live
@@ -130,10 +191,11 @@ impl std::fmt::Debug for LocalGuest {
 }
 
 impl LocalGuest {
-    /// Keeps `guest` in this thread's slab.
-    pub(crate) fn keep(guest: GuestInstance) -> Self {
+    /// Keeps `guest` in this thread's slab, as the guest of the particle
+    /// `owner` (if any: a reload on this thread finds only those).
+    pub(crate) fn keep(guest: GuestInstance, owner: Option<Ctx>) -> Self {
         let module = guest.module().version().name.clone();
-        let slot = SLAB.with(|s| s.borrow_mut().insert(guest));
+        let slot = SLAB.with(|s| s.borrow_mut().insert(Box::new(guest), owner));
         LocalGuest { slot, module }
     }
 
@@ -201,11 +263,11 @@ mod tests {
         let counter = store
             .load_wat("counter", crate::guests::COUNTER_V1)
             .unwrap();
-        let a = LocalGuest::keep(counter.instantiate().unwrap());
+        let a = LocalGuest::keep(counter.instantiate().unwrap(), None);
         a.with(|g| g.init(&[]).map(drop)).unwrap();
         let a_slot = a.slot;
         drop(a);
-        let b = LocalGuest::keep(counter.instantiate().unwrap());
+        let b = LocalGuest::keep(counter.instantiate().unwrap(), None);
         assert_eq!(b.slot.index, a_slot.index, "the slot is reused");
         assert_ne!(b.slot.generation, a_slot.generation);
         let stale = LocalGuest {
@@ -232,7 +294,7 @@ mod tests {
         let counter = store
             .load_wat("counter", crate::guests::COUNTER_V1)
             .unwrap();
-        let g = LocalGuest::keep(counter.instantiate().unwrap());
+        let g = LocalGuest::keep(counter.instantiate().unwrap(), None);
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _ = g.with(|_| -> Result<(), ModuleError> { panic!("in the host") });
         }));

@@ -12,23 +12,17 @@
 //! gets a crash notice carrying the guest's error.
 //!
 //! The particle's State holds no guest, only a handle on one in its
-//! thread's slab (`local.rs`), plus the version it runs and its place in its
-//! module's list of live particles, which is what a hot reload walks.
+//! thread's slab (`local.rs`), plus its place in its module's list of live
+//! particles, which is what a hot reload reports on.
 //!
-//! Hot reload is trusted control, not a wave:
-//! [`WasmHost::reload`](crate::WasmHost::reload) sends each live particle a
-//! control letter with [`Machine::control`](hyperverse_runtime::Machine::control),
-//! its body a `GuestControl::Reload` naming the target version, and the
-//! particle's [`Particle::control`] hook swaps the guest. The particle
-//! handles it like any letter, one at a time: while the guest is swapped
-//! the lane simply queues what arrives, and delivers it afterwards in
-//! per-sender order. That is the whole of "hold the lane"; no wave can be
-//! lost or reordered because nothing but the usual one-letter-at-a-time
-//! loop is involved. No wave can produce a control letter, whatever its
-//! method (a guest's `hv.send` included: a wave named `$wasm:reload` goes
-//! to the guest like any other), and the hook honours a reload only from
-//! the Machine itself (the runtime stamps the sender: a particle's handler
-//! calling `Machine::control` is that particle, not ROOT).
+//! Hot reload is not a wave, nor a letter: [`WasmHost::reload`](crate::WasmHost::reload)
+//! moves each guest in its Star thread's slab, between two of its calls
+//! (`swap.rs`), so no wave can ask for one, whatever its method or sender.
+//! Waves queue in the lane as usual meanwhile and none is lost or
+//! reordered. The only control a WASM particle takes is the outcome of its
+//! guest's asks (`guest_control.rs`), honoured only from the Machine
+//! itself (the runtime stamps the sender: a particle's handler calling
+//! `Machine::control` is that particle, not ROOT).
 
 use std::sync::Arc;
 
@@ -45,7 +39,6 @@ use crate::guest_control::GuestControl;
 use crate::host::{CallContext, HandleOutput};
 use crate::instance::GuestInstance;
 use crate::local::LocalGuest;
-use crate::reload::Outcome;
 use crate::store::CompiledModule;
 
 /// The particle value of one WASM Kind (one module).
@@ -61,7 +54,6 @@ pub(crate) struct WasmParticle {
 /// open; a restart starts a new meter (a full bucket).
 pub(crate) struct WasmState {
     guest: LocalGuest,
-    module: CompiledModule,
     _live: Live,
     sends: SendMeter,
     open: Open,
@@ -79,7 +71,7 @@ impl WasmState {
         self.guest.with(|g| {
             g.set_open(open.next_tag, requests, timers);
             let out = f(g);
-            open.next_tag = g.context().next_tag;
+            open.next_tag = g.next_tag();
             out
         })
     }
@@ -89,13 +81,13 @@ impl Particle for WasmParticle {
     type State = WasmState;
 
     async fn start(&self, ctx: &Ctx, args: &Body) -> Result<WasmState, ParticleError> {
-        let (module, live) = match self.entry.enlist(ctx.me()) {
+        let (module, live) = match self.entry.enlist(ctx.me(), ctx.star()) {
             // Not loaded yet: look for it in the search path (once; a
             // concurrent first start loads the same bytes, which the store
             // makes the same version).
             Err(ModuleError::NotLoaded { .. }) if !self.host.path.dirs().is_empty() => {
                 crate::from_disk::load_on_demand(&self.host, &self.entry).await?;
-                self.entry.enlist(ctx.me())?
+                self.entry.enlist(ctx.me(), ctx.star())?
             }
             enlisted => enlisted?,
         };
@@ -105,21 +97,38 @@ impl Particle for WasmParticle {
         let mut state = self.instantiate(ctx, module, live)?;
         let output = state.call(|g| g.init(args.as_bytes()))?;
         self.carry_out(ctx, &mut state, "init", output).await?;
-        ctx.set_code_version(state.module.version().seq);
+        ctx.set_code_version(state.guest.with(|g| Ok(g.version().seq))?);
         Ok(state)
     }
 
-    async fn handle(
+    /// The guest is called when the future is made, not when it is first
+    /// polled (the runtime makes it inside its crash guard, so a panic is
+    /// still a crash): a wave whose call queues nothing, the common case,
+    /// is then a ready future of a few words, which the runtime moves
+    /// around for nothing, instead of a state machine with room for every
+    /// local of the call. (Measured: the move of that room was a quarter
+    /// of a wave's cost.)
+    fn handle(
         &self,
         ctx: &Ctx,
         state: &mut WasmState,
         wave: Wave,
-    ) -> Result<Body, ParticleError> {
-        let Wave { method, body, .. } = wave;
-        let mut output = state.call(|g| g.handle(&method, body.as_bytes()))?;
-        let reply = output.reply.take();
-        self.carry_out(ctx, state, "handle", output).await?;
-        Ok(reply.map(Body::from).unwrap_or_default())
+    ) -> impl std::future::Future<Output = Result<Body, ParticleError>> + Send {
+        use futures::future::{ready, Either};
+        let called = state.call(|g| g.handle(&wave.method, wave.body.as_bytes()));
+        drop(wave);
+        let mut output = match called {
+            Ok(output) => output,
+            Err(e) => return Either::Left(ready(Err(e.into()))),
+        };
+        let reply = output.reply.take().map(Body::from).unwrap_or_default();
+        if !output.has_work() {
+            return Either::Left(ready(Ok(reply)));
+        }
+        Either::Right(Box::pin(async move {
+            self.carry_out(ctx, state, "handle", output).await?;
+            Ok(reply)
+        }))
     }
 
     /// A child crashed: the guest's `on_crash_notice`, if it has one (a
@@ -145,10 +154,9 @@ impl Particle for WasmParticle {
         Ok(())
     }
 
-    /// Trusted control: a hot reload
-    /// ([`WasmHost::reload`](crate::WasmHost::reload)), answered with the
-    /// encoded [`Outcome`], or the outcome of one of the guest's asks, for
-    /// its `on_reply`.
+    /// Trusted control: the outcome of one of the guest's asks, for its
+    /// `on_reply`. (A hot reload is not control: the host moves guests on
+    /// their Star's thread, `swap.rs`.)
     async fn control(
         &self,
         ctx: &Ctx,
@@ -168,117 +176,19 @@ impl Particle for WasmParticle {
                     let output = state.call(|g| g.on_reply(tag, status, &body))?;
                     self.carry_out(ctx, state, "on_reply", output).await?;
                 }
-                Ok(Body::empty())
             }
-            decoded => Ok(self.reload(ctx, state, &control, decoded).await.encode()),
-        }
-    }
-}
-
-impl WasmParticle {
-    /// A reload: moves the guest to the version the control's body names,
-    /// keeping its state; on any failure the guest stays on its version,
-    /// serving. Honoured only from the Machine itself (ROOT).
-    async fn reload(
-        &self,
-        ctx: &Ctx,
-        state: &mut WasmState,
-        control: &Control,
-        decoded: Option<GuestControl>,
-    ) -> Outcome {
-        let from = state.module.version().seq;
-        if !control.from.is_root() {
-            tracing::warn!(
+            // Not a letter of ours: refused, and the particle goes on (a
+            // crash here would let any code that can send control crash
+            // the particle).
+            None => tracing::warn!(
                 target: crate::TARGET_RELOAD,
                 point = %ctx.me(),
                 sender = %control.from,
-                "a reload from a particle is refused (only the Machine may reload)"
-            );
-            return Outcome::Failed {
-                stays_on: from,
-                reason: format!(
-                    "a reload is honoured only from the Machine, not from {}",
-                    control.from
-                ),
-            };
+                "unknown control refused"
+            ),
         }
-        let Some(GuestControl::Reload { to }) = decoded else {
-            return Outcome::Failed {
-                stays_on: from,
-                reason: "malformed reload (its body must be a version number)".into(),
-            };
-        };
-        if to <= from {
-            return Outcome::Current { at: from };
-        }
-        // Only to the version the host has current now: the Machine as
-        // sender is not enough, as any code outside a handler is the
-        // Machine, and a letter that waited in the lane past its reload's
-        // deadline must not move the particle to a version rolled back (or
-        // overtaken) meanwhile.
-        let current = self.entry.current().map_or(0, |m| m.version().seq);
-        if to != current {
-            return Outcome::Failed {
-                stays_on: from,
-                reason: format!(
-                    "version {to} of `{}` is not current (the host's is {current})",
-                    self.entry.name
-                ),
-            };
-        }
-        let Some(target) = self.host.store.version(&self.entry.name, to) else {
-            return Outcome::Failed {
-                stays_on: from,
-                reason: format!("module `{}` has no version {to}", self.entry.name),
-            };
-        };
-        match state.guest.with(|guest| swap(guest, &target)) {
-            // (The fresh instance was given the old one's context.)
-            Ok(()) => {
-                state.module = target;
-                ctx.set_code_version(to);
-                tracing::debug!(
-                    target: crate::TARGET_RELOAD,
-                    point = %ctx.me(),
-                    module = %self.entry.name,
-                    from,
-                    to,
-                    "particle reloaded"
-                );
-                Outcome::Reloaded { from }
-            }
-            Err(e) => {
-                tracing::warn!(
-                    target: crate::TARGET_RELOAD,
-                    point = %ctx.me(),
-                    module = %self.entry.name,
-                    from,
-                    to,
-                    error = %e,
-                    "reload failed; the particle stays on its version"
-                );
-                Outcome::Failed {
-                    stays_on: from,
-                    reason: e.to_string(),
-                }
-            }
-        }
+        Ok(Body::empty())
     }
-}
-
-/// Moves `guest`'s state into a fresh instance of `target`; `guest` is left
-/// untouched (still serving its old version) unless every step succeeds.
-fn swap(
-    guest: &mut crate::instance::GuestInstance,
-    target: &CompiledModule,
-) -> Result<(), ModuleError> {
-    let state = guest.snapshot()?;
-    let mut fresh = target.instantiate()?;
-    fresh.set_context(guest.context().clone());
-    fresh.restore(&state)?;
-    // The old instance, and its Store, are dropped here.
-    *guest = fresh;
-    Ok(())
 }
 
 impl WasmParticle {
@@ -297,8 +207,7 @@ impl WasmParticle {
             ..CallContext::default()
         });
         Ok(WasmState {
-            guest: LocalGuest::keep(instance),
-            module,
+            guest: LocalGuest::keep(instance, Some(ctx.clone())),
             _live: live,
             sends: SendMeter::new(self.host.policy.budget),
             open: Open::new(),
@@ -322,7 +231,7 @@ impl WasmParticle {
         output: HandleOutput,
     ) -> impl Future<Output = Result<(), ModuleError>> + Send + 'a {
         use futures::future::{ready, Either};
-        if output.sends.is_empty() && output.effects.is_empty() && output.refused_sends == 0 {
+        if !output.has_work() {
             return Either::Left(ready(Ok(())));
         }
         Either::Right(Box::pin(async move {

@@ -1,8 +1,7 @@
 //! What a hot reload did, particle by particle.
 //!
-//! Each live particle answers the reload (trusted control from the Machine,
-//! see `particle.rs`) with an [`Outcome`], encoded in the answer's body
-//! (bytes, so that the same control would work across Machines). The host gathers the answers into a
+//! Each live particle's guest is moved on its Star's thread (`swap.rs`),
+//! with an [`Outcome`]; the host gathers the outcomes into a
 //! [`ReloadReport`]: which particles now run the new version, which already
 //! did, which stay on their old version and why, which ended before
 //! their turn, and whether the new version was rolled back.
@@ -10,11 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use hyperverse_runtime::{Body, Point, WaveError};
+use hyperverse_runtime::Point;
 
 use crate::version::ModuleVersion;
 
-/// One particle's answer to a reload.
+/// What a reload did to one particle's guest (`swap.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Swapped to the target version, state kept.
@@ -23,42 +22,6 @@ pub(crate) enum Outcome {
     Current { at: u64 },
     /// Still on version `stays_on`, serving.
     Failed { stays_on: u64, reason: String },
-}
-
-const RELOADED: u8 = 0;
-const CURRENT: u8 = 1;
-const FAILED: u8 = 2;
-
-impl Outcome {
-    /// `[tag] ++ version (8 bytes LE) ++ reason (UTF-8, failures only)`.
-    pub(crate) fn encode(&self) -> Body {
-        let (tag, version, reason) = match self {
-            Outcome::Reloaded { from } => (RELOADED, *from, ""),
-            Outcome::Current { at } => (CURRENT, *at, ""),
-            Outcome::Failed { stays_on, reason } => (FAILED, *stays_on, reason.as_str()),
-        };
-        let mut bytes = Vec::with_capacity(9 + reason.len());
-        bytes.push(tag);
-        bytes.extend_from_slice(&version.to_le_bytes());
-        bytes.extend_from_slice(reason.as_bytes());
-        Body::from(bytes)
-    }
-
-    pub(crate) fn decode(body: &Body) -> Option<Outcome> {
-        let bytes = body.as_bytes();
-        let (&tag, rest) = bytes.split_first()?;
-        let version = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
-        let reason = &rest[8..];
-        match tag {
-            RELOADED if reason.is_empty() => Some(Outcome::Reloaded { from: version }),
-            CURRENT if reason.is_empty() => Some(Outcome::Current { at: version }),
-            FAILED => Some(Outcome::Failed {
-                stays_on: version,
-                reason: String::from_utf8_lossy(reason).into_owned(),
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// A particle the reload could not move to the new version.
@@ -201,32 +164,15 @@ impl ReloadReport {
         self.reloaded.len() + self.current.len() + self.failed.len() + self.gone.len()
     }
 
-    /// Files one particle's answer (or the error its reload met).
-    pub(crate) fn record(&mut self, point: Point, answer: Result<Body, WaveError>) {
-        match answer {
-            Ok(body) => match Outcome::decode(&body) {
-                Some(Outcome::Reloaded { .. }) => self.reloaded.push(point),
-                Some(Outcome::Current { .. }) => self.current.push(point),
-                Some(Outcome::Failed { stays_on, reason }) => self.failed.push(ReloadFailure {
-                    point,
-                    stays_on: Some(stays_on),
-                    reason,
-                }),
-                None => self.failed.push(ReloadFailure {
-                    point,
-                    stays_on: None,
-                    reason: format!("unreadable answer to the reload: {body:?}"),
-                }),
-            },
-            Err(
-                WaveError::NoSuchParticle { .. }
-                | WaveError::Stopped { .. }
-                | WaveError::MachineDown,
-            ) => self.gone.push(point),
-            Err(e) => self.failed.push(ReloadFailure {
+    /// Files what the reload did to one particle's guest.
+    pub(crate) fn record_outcome(&mut self, point: Point, outcome: Outcome) {
+        match outcome {
+            Outcome::Reloaded { .. } => self.reloaded.push(point),
+            Outcome::Current { .. } => self.current.push(point),
+            Outcome::Failed { stays_on, reason } => self.failed.push(ReloadFailure {
                 point,
-                stays_on: None,
-                reason: e.to_string(),
+                stays_on: Some(stays_on),
+                reason,
             }),
         }
     }
@@ -262,27 +208,5 @@ impl fmt::Display for ReloadReport {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcomes_round_trip_and_garbage_is_refused() {
-        for outcome in [
-            Outcome::Reloaded { from: 1 },
-            Outcome::Current { at: 7 },
-            Outcome::Failed {
-                stays_on: 3,
-                reason: "module `m`: `restore` trapped: unreachable".into(),
-            },
-        ] {
-            assert_eq!(Outcome::decode(&outcome.encode()), Some(outcome));
-        }
-        assert_eq!(Outcome::decode(&Body::empty()), None);
-        assert_eq!(Outcome::decode(&Body::from(vec![0, 1, 2])), None);
-        assert_eq!(Outcome::decode(&Body::from(vec![9; 9])), None);
     }
 }

@@ -48,6 +48,7 @@ use crate::abi;
 use crate::disk_cache::{CacheSecret, DiskCache, DiskCacheConfig, Lookup, Written};
 use crate::engine::{fresh_engine, ArtifactKey};
 use crate::error::ModuleError;
+use crate::host::HostImport;
 use crate::instance::GuestInstance;
 use crate::limits::Limits;
 use crate::version::{ContentHash, ModuleVersion};
@@ -72,6 +73,8 @@ struct CompiledInner {
     version: ModuleVersion,
     artifact: Artifact,
     limits: Limits,
+    /// What the module imports, in order (see `HostImport::of`).
+    imports: Box<[HostImport]>,
 }
 
 impl fmt::Debug for CompiledModule {
@@ -107,6 +110,11 @@ impl CompiledModule {
     /// wasmer's compiled module.
     pub fn wasmer_module(&self) -> &Module {
         &self.inner.artifact.module
+    }
+
+    /// The host functions the module imports, in its import order.
+    pub(crate) fn host_imports(&self) -> &[HostImport] {
+        &self.inner.imports
     }
 
     /// A new running instance (not yet `init`ed); see [`GuestInstance::new`].
@@ -387,12 +395,24 @@ impl ModuleStore {
             }
             None => self.build(name, wasm, &hash)?,
         };
-        Ok(self.record(name, hash, artifact))
+        // The ABI check already refused any other import.
+        let imports =
+            HostImport::of(&artifact.module).map_err(|import| ModuleError::UndeclaredImport {
+                module: name.to_string(),
+                import,
+            })?;
+        Ok(self.record(name, hash, artifact, imports.into()))
     }
 
     /// Makes `artifact` the next version of `name`, unless a concurrent
     /// load of the same bytes already did, and trims the older versions.
-    fn record(&self, name: &str, hash: ContentHash, artifact: Artifact) -> CompiledModule {
+    fn record(
+        &self,
+        name: &str,
+        hash: ContentHash,
+        artifact: Artifact,
+        imports: Box<[HostImport]>,
+    ) -> CompiledModule {
         let mut state = self.state.lock();
         if let Some(current) = state.current_with(name, &hash) {
             return current;
@@ -415,6 +435,7 @@ impl ModuleStore {
                 version,
                 artifact,
                 limits: self.limits,
+                imports,
             }),
         };
         versions.kept.push(compiled.clone());

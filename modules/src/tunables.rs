@@ -47,6 +47,7 @@ use wasmer::sys::{BaseTunables, Tunables};
 use wasmer::{MemoryType, Pages, TableStyle, TableType};
 
 use crate::limits::Limits;
+use crate::memory_pool::PooledMemory;
 
 thread_local! {
     /// How many grows this thread's guest memories refused at the ceiling.
@@ -163,9 +164,13 @@ impl Tunables for SandboxTunables {
         let capped = self.capped(ty);
         // SAFETY: forwarded unchanged from wasmer, which guarantees that
         // `vm_definition_location` points to a valid location in VM memory.
-        let inner = unsafe {
-            self.base
-                .create_vm_memory(&capped, style, vm_definition_location)?
+        let inner = match unsafe { PooledMemory::new(&capped, style, vm_definition_location) } {
+            Some(pooled) => VMMemory(Box::new(pooled?)),
+            // SAFETY: as above.
+            None => unsafe {
+                self.base
+                    .create_vm_memory(&capped, style, vm_definition_location)?
+            },
         };
         Ok(VMMemory(Box::new(CeilingMemory::new(
             inner,

@@ -15,9 +15,11 @@
 //! fails is refused and nothing changes. Then, under the module's lock, it
 //! becomes current (every incarnation that starts from now on runs it) and
 //! the live incarnations are listed: any incarnation is either in that list
-//! or started on the new version. Each listed particle is sent a reload as
-//! trusted control ([`Machine::control`], from the Machine itself; no wave
-//! can forge it), all at once, and the answers gathered into a
+//! or started on the new version. Each Star that hosts listed particles
+//! gets a task on its own thread, where their guests live, which moves
+//! each guest of the module between two of its calls (`swap.rs`: no letter,
+//! so nothing any wave or particle sends can ask for a reload); the Stars
+//! work in parallel and their outcomes are gathered into a
 //! [`ReloadReport`]. If a particle's move to the new version failed, the
 //! version that was current before becomes current again (see
 //! [`ReloadReport::rolled_back`] for the rule), so that spawns and restarts
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyperverse_runtime::{
-    Body, Driver, Kind, KindResolver, LaneLimit, Machine, MachineBuilder, ParticleDriver, Point,
+    Driver, Kind, KindResolver, LaneLimit, Machine, MachineBuilder, ParticleDriver, Point,
 };
 use parking_lot::Mutex;
 use tracing::Instrument;
@@ -39,7 +41,7 @@ use crate::error::ModuleError;
 use crate::from_disk::compile;
 use crate::limits::Limits;
 use crate::particle::WasmParticle;
-use crate::reload::ReloadReport;
+use crate::reload::{ReloadFailure, ReloadReport};
 use crate::search::{ModuleFile, ModulePath};
 use crate::store::{CompiledModule, ModuleStore};
 use crate::WasmKind;
@@ -278,7 +280,11 @@ impl WasmHost {
     /// every live particle of `Kind::wasm(name)` on `machine` to it, each
     /// keeping its state (`snapshot` in the old instance, `restore` in a new
     /// one). Waves sent meanwhile wait in the particles' lanes and are
-    /// handled afterwards, in order. A particle whose move fails stays on
+    /// handled afterwards, in order, by the new version (as an Erlang
+    /// release upgrade: suspend, change code, resume). The move happens on
+    /// each particle's Star thread, between two of its guest's calls: a
+    /// particle waiting in the middle of a wave (for room in a full lane,
+    /// say) makes its next call on the new version. A particle whose move fails stays on
     /// its old version, serving; the report names it. Particles spawned (or
     /// restarted) from now on start on the new version, unless a particle's
     /// move failed: then the version current before the reload is current
@@ -491,56 +497,30 @@ impl WasmHost {
         } = entry.promote(&module);
         span.record("particles", live.len());
 
-        // Each Star's particles are reloaded from a task on that Star's own
-        // thread (where they run: no thread wake-up per particle), all of
-        // its requests queued before any answer is awaited; the Stars work
-        // in parallel. Answers stream back here as they come.
+        // Each Star's guests are moved by a task on that Star's own thread,
+        // where they live, directly in its slab between their calls
+        // (`swap.rs`); the Stars work in parallel, and their outcomes
+        // stream back here a chunk at a time.
         let timeout = self.shared.reload_timeout;
-        let body =
-            Body::from(crate::guest_control::GuestControl::Reload { to: version.seq }.encode());
         let total = live.len();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let work = |points: Vec<Point>| {
-            let (machine, tx, body) = (machine.clone(), tx.clone(), body.clone());
-            async move {
-                let mut answers: futures::stream::FuturesUnordered<_> = points
-                    .into_iter()
-                    .map(|point| {
-                        let answer = machine.control(&point, body.clone(), timeout);
-                        async move { (point, answer.await) }
-                    })
-                    .collect();
-                while let Some(answer) = futures::StreamExt::next(&mut answers).await {
-                    let _ = tx.send(answer);
-                }
-            }
-        };
-        let mut pending: std::collections::HashSet<Point> = live.iter().cloned().collect();
-        let mut by_star: HashMap<usize, Vec<Point>> = HashMap::new();
+        let stars: std::collections::BTreeSet<usize> = live.iter().map(|(_, star)| *star).collect();
         let mut report = ReloadReport::new(previous.as_ref().map(|m| m.version().clone()), version);
         let mut done = 0;
         progress(0, total);
-        for point in live {
-            match machine.record(&point) {
-                Some(r) => by_star.entry(r.star).or_default().push(point),
-                // Gone since it was listed: nothing to move.
-                None => {
-                    pending.remove(&point);
-                    let gone = hyperverse_runtime::WaveError::NoSuchParticle {
-                        point: point.clone(),
-                    };
-                    report.record(point, Err(gone));
-                    done += 1;
-                    progress(done, total);
-                }
-            }
-        }
-        // The per-Star tasks are aborted if the deadline passes: no reload
-        // letter is sent after the report (a late one could move a particle
-        // to a version rolled back meanwhile).
+        // The per-Star tasks are aborted if the deadline passes: no guest
+        // is moved after the report (a late move could put a particle on
+        // a version rolled back meanwhile).
         let mut tasks = Vec::new();
-        for (star, points) in by_star {
-            match machine.spawn_on_star(star, work(points)) {
+        for star in stars {
+            let (tx, module) = (tx.clone(), module.clone());
+            let work = async move {
+                crate::swap::reload_this_thread(&module, |chunk| {
+                    let _ = tx.send(chunk);
+                })
+                .await;
+            };
+            match machine.spawn_on_star(star, work) {
                 Ok(task) => tasks.push(task),
                 // No Star thread (the Machine is shutting down): those
                 // stay where they are, reported below.
@@ -553,8 +533,11 @@ impl WasmHost {
             }
         }
         drop(tx);
+        // Listed while the Stars work.
+        let mut pending: std::collections::HashSet<Point> =
+            live.into_iter().map(|(point, _)| point).collect();
         // The timeout bounds the whole wait from here, whatever keeps a
-        // Star's thread busy (each particle's own control also has it).
+        // Star's thread busy.
         let deadline = tokio::time::Instant::now() + timeout;
         let mut timed_out = false;
         loop {
@@ -562,10 +545,15 @@ impl WasmHost {
                 .instrument(span.clone())
                 .await
             {
-                Ok(Some((point, answer))) => {
-                    pending.remove(&point);
-                    report.record(point, answer);
-                    done += 1;
+                Ok(Some(chunk)) => {
+                    for (point, outcome) in chunk {
+                        // Listed before the promotion (a newer incarnation
+                        // met on the walk started on this version anyway).
+                        if pending.remove(&point) {
+                            report.record_outcome(point, outcome);
+                            done += 1;
+                        }
+                    }
                     progress(done, total);
                 }
                 Ok(None) => break,
@@ -578,20 +566,27 @@ impl WasmHost {
         for task in &tasks {
             task.abort();
         }
-        // Not answered in time (or never: a Machine shutting down), those
-        // particles are reported as not moved. A reload letter already in a
-        // lane is still handled, but honoured only if its version is then
-        // current (see the particle's `reload`).
+        // Not met by the walks. In time, that is a particle whose listed
+        // incarnation ended (a guest is in its Star's slab from the
+        // moment it is listed until it ends): gone, or restarted since on
+        // the version current now. Out of time, it was not reached and
+        // stays where it was.
         for point in pending {
-            let failure = if timed_out {
-                hyperverse_runtime::WaveError::Timeout {
-                    point: point.clone(),
-                    after: timeout,
-                }
+            if timed_out {
+                report.failed.push(ReloadFailure {
+                    stays_on: None,
+                    reason: hyperverse_runtime::WaveError::Timeout {
+                        point: point.clone(),
+                        after: timeout,
+                    }
+                    .to_string(),
+                    point,
+                });
+            } else if machine.record(&point).is_some() {
+                report.current.push(point);
             } else {
-                hyperverse_runtime::WaveError::MachineDown
-            };
-            report.record(point, Err(failure));
+                report.gone.push(point);
+            }
         }
         // Answers come in any order; the report lists Points in order.
         report.sort();

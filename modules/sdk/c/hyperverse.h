@@ -353,6 +353,22 @@ uint8_t *hv_export_alloc(int32_t len) {
     return (uint8_t *)at;
 }
 
+/* The inbox: the host writes a call's bytes here when they fit, instead
+ * of calling `alloc` for room (one guest call per wave instead of two).
+ * Like the arena's, what is written there is valid during that call only.
+ * Define HV_INBOX_SIZE as 0 before including this header to go without. */
+#ifndef HV_INBOX_SIZE
+#define HV_INBOX_SIZE 1024
+#endif
+#if HV_INBOX_SIZE > 0
+static uint8_t hv_inbox_bytes[HV_INBOX_SIZE] __attribute__((aligned(8)));
+
+HV_EXPORT("hv_inbox")
+int64_t hv_export_inbox(void) {
+    return ((int64_t)(uint32_t)(uintptr_t)hv_inbox_bytes << 32) | (int64_t)HV_INBOX_SIZE;
+}
+#endif
+
 HV_EXPORT("hv_abi_version")
 int32_t hv_export_abi_version(void) { return HV_ABI_VERSION; }
 

@@ -58,6 +58,39 @@ impl Arena {
     }
 }
 
+/// The inbox's size: bytes a call hands in that fit are written there.
+pub const INBOX_BYTES: usize = 1024;
+
+/// The inbox (the `hv_inbox` export): a fixed buffer in the guest's
+/// memory where the host writes a call's bytes when they fit, instead of
+/// calling `alloc` for room, which saves a guest call per wave. What is
+/// written there is valid for that call only, as the arena's bytes are.
+pub struct Inbox(core::cell::UnsafeCell<[u8; INBOX_BYTES]>);
+
+// SAFETY: a wasm32 guest is single-threaded, and only the host writes the
+// inbox, between calls; the guest reads it during a call.
+unsafe impl Sync for Inbox {}
+
+impl Inbox {
+    /// A zeroed inbox.
+    pub const fn new() -> Self {
+        Inbox(core::cell::UnsafeCell::new([0; INBOX_BYTES]))
+    }
+
+    /// `(ptr << 32) | len`, what `hv_inbox` returns (on wasm32, where a
+    /// pointer is 32 bits).
+    pub fn packed(&self) -> i64 {
+        let ptr = self.0.get() as usize as u32;
+        ((u64::from(ptr) << 32) | INBOX_BYTES as u64) as i64
+    }
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The bytes at `ptr..ptr + len` of the guest's memory.
 ///
 /// # Safety
@@ -312,6 +345,14 @@ mod tests {
         assert_eq!(restore(&mut next, b"bad"), 9);
         assert_eq!(next, Some(Echo(41)), "a failed restore changes nothing");
         assert_eq!(pack(0x1234, 5), 0x1234_0000_0005);
+    }
+
+    #[test]
+    fn the_inbox_packs_its_address_and_size() {
+        let inbox = Inbox::new();
+        let packed = inbox.packed() as u64;
+        assert_eq!(packed & 0xffff_ffff, INBOX_BYTES as u64);
+        assert_eq!((packed >> 32) as u32, inbox.0.get() as usize as u32);
     }
 
     #[test]

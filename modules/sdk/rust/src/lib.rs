@@ -599,6 +599,13 @@ macro_rules! export_guest {
                 arena().alloc(len as u32 as usize) as usize as i32
             }
 
+            static INBOX: $crate::glue::Inbox = $crate::glue::Inbox::new();
+
+            #[no_mangle]
+            pub extern "C" fn hv_inbox() -> i64 {
+                INBOX.packed()
+            }
+
             #[no_mangle]
             pub unsafe extern "C" fn init(ptr: i32, len: i32) -> i32 {
                 let args = unsafe { $crate::glue::bytes(ptr, len) };

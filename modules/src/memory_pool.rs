@@ -565,4 +565,80 @@ mod tests {
         assert_eq!(pooled_on_this_thread(), 1);
         drop(held);
     }
+
+    /// Attack: `Memory::reset` (public in wasmer) drops the size to zero,
+    /// and a later grow shrinks the accessible part; the pages past it,
+    /// written before the reset, are not scrubbed when the memory is freed
+    /// (the scrub covers only the accessible part), so the next instance
+    /// that grows over them must still read zeros.
+    #[test]
+    fn a_memory_reset_then_freed_leaks_nothing_to_the_next_instance() {
+        let engine = crate::engine::fresh_engine(&Limits::default());
+        let module = (engine.clone(), Module::new(&engine, SCRIBBLER).unwrap());
+        let page = WASM_PAGE_SIZE as i32;
+        let mut first = scribbler(&module);
+        assert_eq!(first.grow.call(&mut first.store, 1).unwrap(), 2);
+        first
+            .fill
+            .call(&mut first.store, 0, 0xEE, 3 * page)
+            .unwrap();
+        first.memory.reset(&mut first.store).unwrap();
+        assert_eq!(first.memory.view(&first.store).size().0, 0);
+        first.memory.grow(&mut first.store, 1).unwrap();
+        drop(first);
+        let reused = reused_on_this_thread();
+        let mut second = scribbler(&module);
+        assert_eq!(reused_on_this_thread(), reused + 1, "taken from the pool");
+        assert_eq!(second.grow.call(&mut second.store, 1).unwrap(), 2);
+        let seen = bytes(&second);
+        let leaked = seen
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| **b == 0xEE && !(16..20).contains(i))
+            .count();
+        assert_eq!(
+            leaked, 0,
+            "bytes of the instance before, in pages it grew over"
+        );
+    }
+
+    /// A guest of another module (memory of 0 pages, no maximum) made on a
+    /// pooled reservation of a 3-page guest: nothing accessible, and each
+    /// grow exposes zeroed pages only.
+    #[test]
+    fn a_zero_page_memory_on_a_reused_reservation_exposes_nothing() {
+        let engine = crate::engine::fresh_engine(&Limits::default());
+        let module = (engine.clone(), Module::new(&engine, SCRIBBLER).unwrap());
+        // A metering middleware serves one module: an engine of its own.
+        let zero_engine = crate::engine::fresh_engine(&Limits::default());
+        let zero = Module::new(
+            &zero_engine,
+            SCRIBBLER.replace(
+                "(memory (export \"memory\") 2 64)\n      (data (i32.const 16) \"seed\")",
+                "(memory (export \"memory\") 0)",
+            ),
+        )
+        .unwrap();
+        let page = WASM_PAGE_SIZE as i32;
+        for _ in 0..3 {
+            let mut first = scribbler(&module);
+            first.grow.call(&mut first.store, 1).unwrap();
+            first
+                .fill
+                .call(&mut first.store, 0, 0x77, 3 * page)
+                .unwrap();
+            drop(first);
+            let reused = reused_on_this_thread();
+            let mut z = scribbler(&(zero_engine.clone(), zero.clone()));
+            assert_eq!(reused_on_this_thread(), reused + 1, "taken from the pool");
+            assert_eq!(bytes(&z).len(), 0);
+            let trap = z.load.call(&mut z.store, 0).unwrap_err();
+            assert!(trap.message().contains("out of bounds"), "{trap}");
+            assert_eq!(z.grow.call(&mut z.store, 0).unwrap(), 0);
+            assert_eq!(z.grow.call(&mut z.store, 3).unwrap(), 0);
+            assert!(bytes(&z).iter().all(|b| *b == 0), "grown pages read zero");
+            let trap = z.load.call(&mut z.store, 3 * page).unwrap_err();
+            assert!(trap.message().contains("out of bounds"), "{trap}");
+        }
+    }
 }

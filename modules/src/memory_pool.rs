@@ -33,7 +33,9 @@
 //! wasmer's own.
 
 use std::cell::{Cell, RefCell};
+use std::fs::File;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 use wasmer::sys::vm::{LinearMemory, MemoryError, MemoryStyle, Mmap, MmapType, VMMemoryDefinition};
 use wasmer::{MemoryType, Pages, WASM_PAGE_SIZE};
@@ -84,14 +86,19 @@ impl Region {
             self.mmap
                 .make_accessible(self.accessible, bytes - self.accessible)?;
         } else if bytes < self.accessible {
+            // Given back before it is closed: every inaccessible page of a
+            // reservation is empty, so whoever makes it accessible again
+            // (a later, bigger guest) finds zeros, not bytes a scrub of
+            // the accessible part never saw (a `reset` memory that grew
+            // again shrinks here while its old pages hold data).
             // SAFETY: the range lies inside this reservation (page aligned:
-            // both are multiples of the wasm page), and no instance uses it.
+            // both are multiples of the wasm page), and no guest can reach
+            // it from now on (it is past the memory's length).
             let failed = unsafe {
-                libc::mprotect(
-                    self.base().add(bytes).cast(),
-                    self.accessible - bytes,
-                    libc::PROT_NONE,
-                ) != 0
+                let start = self.base().add(bytes).cast();
+                let len = self.accessible - bytes;
+                libc::madvise(start, len, libc::MADV_DONTNEED) != 0
+                    || libc::mprotect(start, len, libc::PROT_NONE) != 0
             };
             if failed {
                 return Err(std::io::Error::last_os_error().to_string());
@@ -158,22 +165,24 @@ enum Page {
 /// never written from one swapped out, so every page not in memory is
 /// `Elsewhere`.
 fn page_states(base: *mut u8, len: usize, page: usize) -> Option<Vec<Page>> {
-    static PAGEMAP: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
-    PAGEMAP
-        .get_or_init(|| std::fs::File::open("/proc/self/pagemap").ok())
-        .as_ref()
-        .and_then(|pagemap| pagemap_states(pagemap, base, len, page))
-        .or_else(|| mincore_states(base, len, page))
+    // Opened once per process; a forked child (whose copy of the handle
+    // would read its parent's map) opens its own each time.
+    static PAGEMAP: OnceLock<(u32, Option<File>)> = OnceLock::new();
+    let open = || File::open("/proc/self/pagemap").ok();
+    let pid = std::process::id();
+    let (opened_by, file) = PAGEMAP.get_or_init(|| (pid, open()));
+    let from_map = if *opened_by == pid {
+        file.as_ref()
+            .and_then(|file| pagemap_states(file, base, len, page))
+    } else {
+        open().and_then(|file| pagemap_states(&file, base, len, page))
+    };
+    from_map.or_else(|| mincore_states(base, len, page))
 }
 
 /// [`page_states`] from the page map: 8 bytes per page, bit 63 "present",
 /// bit 62 "swapped".
-fn pagemap_states(
-    pagemap: &std::fs::File,
-    base: *mut u8,
-    len: usize,
-    page: usize,
-) -> Option<Vec<Page>> {
+fn pagemap_states(pagemap: &File, base: *mut u8, len: usize, page: usize) -> Option<Vec<Page>> {
     use std::os::unix::fs::FileExt;
     const PRESENT: u64 = 1 << 63;
     const SWAPPED: u64 = 1 << 62;
@@ -241,7 +250,7 @@ fn take(total: usize, accessible: usize) -> Result<Region, MemoryError> {
         .flatten();
     if let Some(mut region) = pooled {
         if region.set_accessible(accessible).is_ok() {
-            REUSED.with(|r| r.set(r.get() + 1));
+            let _ = REUSED.try_with(|r| r.set(r.get() + 1));
             return Ok(region);
         }
         // A failed mprotect: this one is unmapped, a fresh one made.
@@ -286,7 +295,10 @@ pub(crate) struct PooledMemory {
 // owning instance's context, and a memory is used by one thread at a time
 // (a Store is not shared between threads).
 unsafe impl Send for PooledMemory {}
-// SAFETY: see above; `&self` methods only read.
+// SAFETY: `&self` methods only read the definition; it is written
+// through `&mut self` (grow, reset) while wasmer's compiled code holds
+// the same pointer, which is sound because one thread at a time uses a
+// Store and everything in it, as for wasmer's own `VMOwnedMemory`.
 unsafe impl Sync for PooledMemory {}
 
 impl PooledMemory {

@@ -109,14 +109,16 @@ impl ModuleEntry {
         if promoted {
             inner.current = Some(module.clone());
         }
-        let mut live: Vec<(Point, usize)> = inner.live.values().cloned().collect();
+        let stars = inner.live.values().map(|(_, star)| *star).collect();
+        let mut live: Vec<Point> = inner.live.values().map(|(p, _)| p.clone()).collect();
         drop(inner);
-        live.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        live.dedup_by(|a, b| a.0 == b.0);
+        live.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        live.dedup();
         Promotion {
             previous,
             promoted,
             live,
+            stars,
         }
     }
 
@@ -184,8 +186,10 @@ pub(crate) struct Promotion {
     /// Whether the module became current (not if it, or a newer version,
     /// already was).
     pub(crate) promoted: bool,
-    /// The Points of the live incarnations, sorted, with their Stars.
-    pub(crate) live: Vec<(Point, usize)>,
+    /// The Points of the live incarnations, sorted.
+    pub(crate) live: Vec<Point>,
+    /// The Stars they run on (every incarnation's, a Point's two included).
+    pub(crate) stars: std::collections::BTreeSet<usize>,
 }
 
 /// An incarnation's entry in its module's live list, removed on drop.

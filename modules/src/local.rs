@@ -147,13 +147,13 @@ pub(crate) fn walk_guests_of(
                     .guest
                     .as_ref()
                     .is_some_and(|g| g.module().name() == name);
-            Some(
-                mine.then(|| {
-                    let guest = entry.guest.take()?;
-                    Some((guest, entry.owner.clone()?, entry.generation))
-                })
-                .flatten(),
-            )
+            if !mine {
+                return Some(None);
+            }
+            // The owner first: nothing is taken out unless all is there.
+            let owner = entry.owner.clone()?;
+            let guest = entry.guest.take()?;
+            Some(Some((guest, owner, entry.generation)))
         })?;
         if let Some((mut guest, owner, generation)) = taken {
             f(&mut guest, &owner);

@@ -263,7 +263,11 @@ fn take(total: usize, accessible: usize) -> Result<Region, MemoryError> {
 /// Scrubs `region` and keeps it for this thread's next instance, or
 /// unmaps it.
 fn give_back(mut region: Region) {
-    if !region.scrub() {
+    // Room first: a region that will not be kept is unmapped, not scrubbed.
+    let room = POOL
+        .try_with(|p| p.borrow().len() < POOL_CAP)
+        .unwrap_or(false);
+    if !room || !region.scrub() {
         return;
     }
     let kept = POOL.try_with(|p| {
@@ -470,14 +474,21 @@ mod tests {
         }
     }
 
+    /// The scribbler compiled under the sandbox's tunables (so its memory
+    /// is a pooled one), with its engine.
+    fn scribbler_module() -> (wasmer::Engine, Module) {
+        let engine = crate::engine::fresh_engine(&Limits::default());
+        let module = Module::new(&engine, SCRIBBLER).unwrap();
+        (engine, module)
+    }
+
     fn bytes(s: &Scribbler) -> Vec<u8> {
         s.memory.view(&s.store).copy_to_vec().unwrap()
     }
 
     #[test]
     fn a_reused_memory_reads_as_new_and_ends_where_its_size_does() {
-        let engine = crate::engine::fresh_engine(&Limits::default());
-        let module = (engine.clone(), Module::new(&engine, SCRIBBLER).unwrap());
+        let module = scribbler_module();
         let page = WASM_PAGE_SIZE as i32;
 
         // The first guest writes everywhere it can, grown to 3 pages.
@@ -557,8 +568,7 @@ mod tests {
 
     #[test]
     fn a_memory_that_held_much_is_given_back_whole() {
-        let engine = crate::engine::fresh_engine(&Limits::default());
-        let module = (engine.clone(), Module::new(&engine, SCRIBBLER).unwrap());
+        let module = scribbler_module();
         // Empty this thread's pool first (tests share threads only
         // sequentially, but start from a known place).
         let held: Vec<_> = (0..pooled_on_this_thread())
@@ -585,8 +595,7 @@ mod tests {
     /// that grows over them must still read zeros.
     #[test]
     fn a_memory_reset_then_freed_leaks_nothing_to_the_next_instance() {
-        let engine = crate::engine::fresh_engine(&Limits::default());
-        let module = (engine.clone(), Module::new(&engine, SCRIBBLER).unwrap());
+        let module = scribbler_module();
         let page = WASM_PAGE_SIZE as i32;
         let mut first = scribbler(&module);
         assert_eq!(first.grow.call(&mut first.store, 1).unwrap(), 2);
@@ -619,8 +628,7 @@ mod tests {
     /// grow exposes zeroed pages only.
     #[test]
     fn a_zero_page_memory_on_a_reused_reservation_exposes_nothing() {
-        let engine = crate::engine::fresh_engine(&Limits::default());
-        let module = (engine.clone(), Module::new(&engine, SCRIBBLER).unwrap());
+        let module = scribbler_module();
         // A metering middleware serves one module: an engine of its own.
         let zero_engine = crate::engine::fresh_engine(&Limits::default());
         let zero = Module::new(

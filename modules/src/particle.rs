@@ -181,7 +181,7 @@ impl Particle for WasmParticle {
             // crash here would let any code that can send control crash
             // the particle).
             None => tracing::warn!(
-                target: crate::TARGET_RELOAD,
+                target: hyperverse_runtime::targets::ROUTE,
                 point = %ctx.me(),
                 sender = %control.from,
                 "unknown control refused"

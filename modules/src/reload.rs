@@ -29,9 +29,9 @@ pub(crate) enum Outcome {
 pub struct ReloadFailure {
     /// The particle.
     pub point: Point,
-    /// The version it still runs, serving, if it answered; `None` if it
-    /// did not (it crashed meanwhile, or did not answer in time: then its
-    /// reload may still be handled later).
+    /// The version it still runs, serving, if its move was tried and
+    /// failed; `None` if it was not reached (the reload's time ran out, or
+    /// its Star could not run the reload): it stays where it was.
     pub stays_on: Option<u64>,
     /// Why, e.g. the new version's `restore` trapped (the guest's error,
     /// naming module and export).
@@ -48,16 +48,15 @@ pub struct ReloadFailure {
 ///
 /// # Rollback
 ///
-/// If any particle *answered* that its move failed (a `failed` entry with
+/// If any particle's move was tried and failed (a `failed` entry with
 /// `stays_on: Some(_)`: the old instance's `snapshot`, the new version's
 /// instantiation or its `restore` failed), the version that was current
 /// before the reload is made current again and `rolled_back` is true: a
 /// version that could not take over a live particle's state is not one to
-/// start every later spawn and restart on. The reply does not say which of
-/// the three steps failed, and a version that cannot take over its
-/// predecessor's particles needs fixing either way, so any answered
-/// failure counts. A particle that did not answer (`stays_on: None`: it
-/// crashed meanwhile or timed out) proves nothing about the new version and
+/// start every later spawn and restart on. Whichever of the three steps
+/// failed, a version that cannot take over its predecessor's particles
+/// needs fixing, so any such failure counts. A particle that was not
+/// reached (`stays_on: None`) proves nothing about the new version and
 /// does not cause a rollback. Nor is anything rolled back if the reload
 /// did not make the version current (it, or a newer one, already was), or
 /// if another load made a newer version current meanwhile: that one stays.
@@ -119,8 +118,8 @@ pub struct ReloadReport {
     pub rolled_back: bool,
     /// Compiling (or finding in the cache) and checking the new version.
     pub compile: Duration,
-    /// Swapping every live particle, from the first reload sent to
-    /// the last answer.
+    /// Swapping every live particle, from the new version made current to
+    /// the last Star done.
     pub swap: Duration,
 }
 
@@ -145,13 +144,13 @@ impl ReloadReport {
         self.failed.is_empty()
     }
 
-    /// True if a particle answered that its move to the new version
+    /// True if a particle's move to the new version was tried and
     /// failed: the rule for rolling back (see "Rollback" above).
     pub(crate) fn refused_by_a_particle(&self) -> bool {
         self.failed.iter().any(|f| f.stays_on.is_some())
     }
 
-    /// Sorts each list by Point (answers come in any order).
+    /// Sorts each list by Point (outcomes come in any order).
     pub(crate) fn sort(&mut self) {
         self.reloaded.sort_unstable();
         self.current.sort_unstable();

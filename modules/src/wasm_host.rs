@@ -46,9 +46,9 @@ use crate::search::{ModuleFile, ModulePath};
 use crate::store::{CompiledModule, ModuleStore};
 use crate::WasmKind;
 
-/// How long a reload waits for each particle's answer unless told
-/// otherwise: a particle answers once it has handled what was queued before
-/// the reload, which under load can take a while.
+/// How long a reload waits for its Stars to move their particles unless
+/// told otherwise: a Star's thread takes its turn between its particles'
+/// waves, which under load can take a while.
 pub const DEFAULT_RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs WASM modules as particles of a Machine, and reloads them live.
@@ -137,8 +137,9 @@ impl WasmHostBuilder {
         self
     }
 
-    /// How long a reload waits for each particle's answer (default
-    /// [`DEFAULT_RELOAD_TIMEOUT`]).
+    /// How long a reload waits for its Stars to move their particles
+    /// (default [`DEFAULT_RELOAD_TIMEOUT`]); those not reached by then are
+    /// reported as not moved, and are not moved later.
     pub fn reload_timeout(mut self, timeout: Duration) -> Self {
         self.reload_timeout = timeout;
         self
@@ -329,8 +330,9 @@ impl WasmHost {
             .await)
     }
 
-    /// [`WasmHost::reload`], calling `progress(done, total)` as particles
-    /// answer (first with `done` 0), for a user watching a large reload.
+    /// [`WasmHost::reload`], calling `progress(done, total)` as the Stars
+    /// deal with their particles (first with `done` 0, last with `total`),
+    /// for a user watching a large reload.
     ///
     /// # Errors
     ///
@@ -494,6 +496,7 @@ impl WasmHost {
             previous,
             promoted,
             live,
+            stars,
         } = entry.promote(&module);
         span.record("particles", live.len());
 
@@ -503,27 +506,24 @@ impl WasmHost {
         // stream back here a chunk at a time.
         let timeout = self.shared.reload_timeout;
         let total = live.len();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let stars: std::collections::BTreeSet<usize> = live.iter().map(|(_, star)| *star).collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let tally = Arc::new(crate::swap::Tally::default());
         let mut report = ReloadReport::new(previous.as_ref().map(|m| m.version().clone()), version);
-        let mut done = 0;
         progress(0, total);
-        // The per-Star tasks are aborted if the deadline passes: no guest
-        // is moved after the report (a late move could put a particle on
-        // a version rolled back meanwhile).
+        // A Star task that cannot start leaves its particles where they
+        // are; the tally (`swap.rs`) makes sure no guest moves once the
+        // host stops waiting, even in the middle of a Star's chunk.
         let mut tasks = Vec::new();
         for star in stars {
-            let (tx, module) = (tx.clone(), module.clone());
+            let (tx, module, tally) = (tx.clone(), module.clone(), tally.clone());
             let work = async move {
-                crate::swap::reload_this_thread(&module, |chunk| {
-                    let _ = tx.send(chunk);
+                crate::swap::reload_this_thread(&module, &tally, |met| {
+                    let _ = tx.send(met);
                 })
                 .await;
             };
             match machine.spawn_on_star(star, work) {
                 Ok(task) => tasks.push(task),
-                // No Star thread (the Machine is shutting down): those
-                // stay where they are, reported below.
                 Err(e) => tracing::warn!(
                     target: crate::TARGET_RELOAD,
                     star,
@@ -533,28 +533,23 @@ impl WasmHost {
             }
         }
         drop(tx);
-        // Listed while the Stars work.
-        let mut pending: std::collections::HashSet<Point> =
-            live.into_iter().map(|(point, _)| point).collect();
         // The timeout bounds the whole wait from here, whatever keeps a
-        // Star's thread busy.
+        // Star's thread busy. Progress counts the guests the Stars dealt
+        // with (the listed ones, and any incarnation started meanwhile).
         let deadline = tokio::time::Instant::now() + timeout;
         let mut timed_out = false;
+        let (mut met, mut shown) = (0, 0);
         loop {
             match tokio::time::timeout_at(deadline, rx.recv())
                 .instrument(span.clone())
                 .await
             {
-                Ok(Some(chunk)) => {
-                    for (point, outcome) in chunk {
-                        // Listed before the promotion (a newer incarnation
-                        // met on the walk started on this version anyway).
-                        if pending.remove(&point) {
-                            report.record_outcome(point, outcome);
-                            done += 1;
-                        }
+                Ok(Some(n)) => {
+                    met += n;
+                    if met.min(total) > shown {
+                        shown = met.min(total);
+                        progress(shown, total);
                     }
-                    progress(done, total);
                 }
                 Ok(None) => break,
                 Err(_) => {
@@ -563,32 +558,53 @@ impl WasmHost {
                 }
             }
         }
+        let outcomes = tally.close();
         for task in &tasks {
             task.abort();
         }
-        // Not met by the walks. In time, that is a particle whose listed
-        // incarnation ended (a guest is in its Star's slab from the
-        // moment it is listed until it ends): gone, or restarted since on
-        // the version current now. Out of time, it was not reached and
+        let mut pending: std::collections::HashSet<Point> = live.into_iter().collect();
+        for (point, outcome) in outcomes {
+            // Listed before the promotion (a newer incarnation met on the
+            // walk started on this version anyway).
+            if pending.remove(&point) {
+                report.record_outcome(point, outcome);
+            }
+        }
+        // Not met by the walks. A guest is in its Star's slab from the
+        // moment its incarnation is listed until it ends, so in time that
+        // is a particle gone, or restarted since on the version current now
+        // (its record says which version it runs); anything else (out of
+        // time, or a Star whose task could not run) was not reached and
         // stays where it was.
+        let to = report.version.seq;
         for point in pending {
-            if timed_out {
-                report.failed.push(ReloadFailure {
-                    stays_on: None,
-                    reason: hyperverse_runtime::WaveError::Timeout {
+            let record = machine.record(&point);
+            if record.is_none() && !timed_out {
+                report.gone.push(point);
+            } else if record.is_some_and(|r| r.code_version == to) {
+                report.current.push(point);
+            } else {
+                let reason = if timed_out {
+                    hyperverse_runtime::WaveError::Timeout {
                         point: point.clone(),
                         after: timeout,
                     }
-                    .to_string(),
+                    .to_string()
+                } else {
+                    "not reached: its Star could not run the reload".to_string()
+                };
+                report.failed.push(ReloadFailure {
+                    stays_on: None,
+                    reason,
                     point,
                 });
-            } else if machine.record(&point).is_some() {
-                report.current.push(point);
-            } else {
-                report.gone.push(point);
             }
         }
-        // Answers come in any order; the report lists Points in order.
+        // Every listed particle is accounted for now.
+        if shown < total {
+            progress(total, total);
+        }
+        // Outcomes come in any order; the report lists Points in order.
         report.sort();
         if promoted {
             report.rolled_back = roll_back_if_refused(&entry, &module, previous.as_ref(), &report);

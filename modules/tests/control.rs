@@ -1,5 +1,5 @@
-//! A hot reload is trusted control (`Machine::control`, from the Machine),
-//! never a wave: a guest that sends `$wasm:reload` with `hv.send` to
+//! A hot reload is no message (the host moves guests on their Stars'
+//! threads), never a wave: a guest that sends `$wasm:reload` with `hv.send` to
 //! another WASM particle sends an ordinary wave, which that particle's
 //! guest handles like any other, and nothing is reloaded.
 
@@ -96,8 +96,7 @@ async fn a_guest_sending_a_reload_wave_does_not_reload_another_particle() {
     let record = m.record(&victim).unwrap();
     assert_eq!((record.code_version, record.restarts), (1, 0));
 
-    // A reload by the host (trusted control from the Machine) does move
-    // it, count kept.
+    // A reload by the host does move it, count kept.
     let report = timeout(T, host.reload_wat(&m, "tally", &tally(2)))
         .await
         .unwrap()

@@ -1,8 +1,8 @@
 //! Edges of WASM particles found in review, each a bug before its fix: a
 //! start cancelled while the host thread was busy leaked its instance; a
 //! `$wasm:reload` from any code moved a particle to a version the host had
-//! not made current (reloads are trusted control now, honoured only from
-//! the Machine); empty guest sends escaped the output limit.
+//! not made current (a reload is no message now: the host moves guests on
+//! their Stars' threads); empty guest sends escaped the output limit.
 
 mod common;
 
@@ -151,8 +151,9 @@ async fn a_guest_whose_start_is_cancelled_is_freed() {
 
 /// Any other particle could send `$wasm:reload` "from ROOT" (Machine::ask
 /// stamped ROOT), moving a guest to a version the host never promoted. A
-/// reload is trusted control now: a particle's handler sending one through
-/// `Machine::control` is stamped as that particle, and refused.
+/// reload is no message now, and a particle's handler sending control
+/// through `Machine::control` is stamped as that particle: refused either
+/// way.
 struct Mallory;
 
 impl Particle for Mallory {

@@ -14,7 +14,7 @@
 //!   never refused for room;
 //! - [`ControlKind::Driver`]: trusted control for a Driver's particles
 //!   from in-process Rust code ([`crate::Machine::control`], received by
-//!   [`crate::Particle::control`]), such as a WASM hot reload.
+//!   [`crate::Particle::control`]), such as the reply to a WASM guest's ask.
 //!
 //! A wave whose method merely looks like one of these is an ordinary
 //! wave, handed to the particle's `handle` like any other.

@@ -174,7 +174,7 @@ impl Inbound {
     /// at `to` here, and answers it (the runtime's encoding, as
     /// [`crate::remote::Remote::control`] carries it). Only the
     /// supervisor API comes this way: an exit report is the runtime's own,
-    /// made where the child ran, and Driver control (a WASM reload) is for
+    /// made where the child ran, and Driver control (a WASM guest's ask reply) is for
     /// in-process code: bytes of either are refused. The receiving particle judges the sender as it would a
     /// local one (a supervisor answers only its ancestors).
     ///

@@ -147,7 +147,7 @@ pub trait Particle: Send + Sync + 'static {
     /// Trusted control from in-process Rust code, sent with
     /// [`Machine::control`]: a letter of its own kind, which no wave can
     /// produce, whatever its method. For Drivers whose particles take
-    /// orders from their host, such as a WASM module's hot reload.
+    /// orders from their host, such as the reply to a WASM guest's ask.
     ///
     /// `control.from` is stamped by the runtime: [`Point::root`] if the
     /// Machine itself sent it (code outside any handler), otherwise the

@@ -195,7 +195,7 @@ pub enum Answer {
     Modules(Vec<ModuleRow>),
     /// A module was loaded (this version is current).
     Loaded(ModuleRow),
-    /// A reload under way: particles that answered so far, of all.
+    /// A reload under way: particles dealt with so far, of all.
     Progress { done: u64, total: u64 },
     /// A reload done: the version before and after, whether it rolled
     /// back, and each particle's outcome.

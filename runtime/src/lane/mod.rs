@@ -22,7 +22,7 @@
 //! the caller could write would let any code slip past all three.
 //!
 //! Control traffic (supervisor API calls, a supervised child's exit report,
-//! a Driver's trusted control such as a WASM hot reload) travels in the
+//! a Driver's trusted control such as a WASM guest's ask reply) travels in the
 //! same lanes as letters of its own kind, not as waves: no wave, whatever
 //! its method, can produce one (see [`crate::Control`]).
 //!

@@ -809,12 +809,12 @@ impl Machine {
     /// `timeout` for the answer its [`crate::Particle::control`] hook
     /// returns. Control is a letter of its own kind, not a wave: no wave,
     /// whatever its method, reaches that hook, so a Driver can take control
-    /// from in-process Rust code (a WASM host's hot reload) that no
+    /// from in-process Rust code (a WASM guest's ask reply) that no
     /// particle or guest can forge by sending a wave.
     ///
     /// Its sender is stamped as for [`Machine::signal`] and handed to the
     /// hook ([`crate::Control::from`]): the hook decides what to honour from
-    /// whom (a WASM reload is honoured only from the Machine itself). The
+    /// whom (a WASM ask reply is honoured only from the Machine itself). The
     /// body is the Driver's own encoding; control is queued in order with
     /// the particle's waves, when this is called, and bounded lanes treat
     /// it as a request.

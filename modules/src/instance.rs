@@ -234,7 +234,7 @@ impl GuestInstance {
                     .call(&mut g.store)
                     .map_err(|e| Failure::Runtime(abi::INBOX.name, e))
             })?;
-            let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+            let (ptr, len) = unpack(packed);
             let size = guest.memory.view(&guest.store).data_size();
             // An empty inbox is no inbox, wherever it points.
             if len > 0 && u64::from(ptr) + u64::from(len) > size {
@@ -415,7 +415,8 @@ impl GuestInstance {
                 .snapshot
                 .call(&mut g.store)
                 .map_err(|e| Failure::Runtime(abi::SNAPSHOT.name, e))?;
-            let (ptr, len) = ((packed as u64 >> 32) as i32, packed as u64 as u32 as i32);
+            let (ptr, len) = unpack(packed);
+            let (ptr, len) = (ptr as i32, len as i32);
             host::read_guest(&g.memory, &g.store, ptr, len).ok_or_else(|| {
                 Failure::Abi(
                     abi::SNAPSHOT.name,
@@ -634,4 +635,10 @@ impl GuestInstance {
             message,
         }
     }
+}
+
+/// `(ptr, len)` from the ABI's packed `(ptr << 32) | len` (`snapshot`,
+/// `hv_inbox`), both read as unsigned.
+fn unpack(packed: i64) -> (u32, u32) {
+    ((packed as u64 >> 32) as u32, packed as u64 as u32)
 }

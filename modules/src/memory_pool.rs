@@ -482,6 +482,15 @@ mod tests {
         (engine, module)
     }
 
+    /// A scribbler grown to 3 pages, every byte of them `byte`.
+    fn grown_and_filled(module: &(wasmer::Engine, Module), byte: i32) -> Scribbler {
+        let mut guest = scribbler(module);
+        assert_eq!(guest.grow.call(&mut guest.store, 1).unwrap(), 2);
+        let len = 3 * WASM_PAGE_SIZE as i32;
+        guest.fill.call(&mut guest.store, 0, byte, len).unwrap();
+        guest
+    }
+
     fn bytes(s: &Scribbler) -> Vec<u8> {
         s.memory.view(&s.store).copy_to_vec().unwrap()
     }
@@ -492,12 +501,7 @@ mod tests {
         let page = WASM_PAGE_SIZE as i32;
 
         // The first guest writes everywhere it can, grown to 3 pages.
-        let mut first = scribbler(&module);
-        assert_eq!(first.grow.call(&mut first.store, 1).unwrap(), 2);
-        first
-            .fill
-            .call(&mut first.store, 0, 0xAB, 3 * page)
-            .unwrap();
+        let first = grown_and_filled(&module, 0xAB);
         drop(first);
         let pooled = pooled_on_this_thread();
         assert!(pooled >= 1, "a freed memory is kept");
@@ -596,13 +600,7 @@ mod tests {
     #[test]
     fn a_memory_reset_then_freed_leaks_nothing_to_the_next_instance() {
         let module = scribbler_module();
-        let page = WASM_PAGE_SIZE as i32;
-        let mut first = scribbler(&module);
-        assert_eq!(first.grow.call(&mut first.store, 1).unwrap(), 2);
-        first
-            .fill
-            .call(&mut first.store, 0, 0xEE, 3 * page)
-            .unwrap();
+        let mut first = grown_and_filled(&module, 0xEE);
         first.memory.reset(&mut first.store).unwrap();
         assert_eq!(first.memory.view(&first.store).size().0, 0);
         first.memory.grow(&mut first.store, 1).unwrap();

@@ -215,7 +215,7 @@ impl Core {
                     tracing::warn!(target: "hyperverse::cluster", peer = machine, from = %w.from, "forged sender: wave dropped");
                     return;
                 }
-                if let Err(e) = inbound.signal(w) {
+                if let Err(e) = inbound.signal(machine, w) {
                     tracing::debug!(target: "hyperverse::cluster", peer = machine, error = %e, "remote signal refused");
                 }
             }
@@ -225,7 +225,7 @@ impl Core {
                     let _ = self.send(machine, Item::Reply { id, result: Err(e) });
                     return;
                 }
-                let ask = inbound.ask(wave, Some(REMOTE_ANSWER_WITHIN));
+                let ask = inbound.ask(machine, wave, Some(REMOTE_ANSWER_WITHIN));
                 let core = self.clone();
                 let machine = machine.to_string();
                 self.runtime.spawn(async move {

@@ -443,6 +443,19 @@ impl ParticleCell {
 
 /// The Point of the particle whose handler this thread is polling, if any:
 /// the sender the runtime stamps on what a handler sends.
+/// Calls `f` with the cell of the particle running on this thread if it
+/// lives at `from` (the sender of a local wave), for its Kind and grants.
+pub(crate) fn with_running<R>(from: &Point, f: impl FnOnce(Option<&ParticleCell>) -> R) -> R {
+    let cell = running::current().cast::<ParticleCell>();
+    // SAFETY: as `running_point`'s; the reference does not outlive `f`,
+    // which runs within the poll that named the cell.
+    let cell = (!cell.is_null())
+        .then(|| unsafe { &*cell })
+        .filter(|c| c.point() == from);
+    f(cell)
+}
+
+/// The Point of the particle whose handler runs on this thread, if any.
 pub(crate) fn running_point() -> Option<Point> {
     let cell = running::current().cast::<ParticleCell>();
     // SAFETY: `running` names a particle only while its handler is polled

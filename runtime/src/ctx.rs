@@ -7,6 +7,28 @@ use crate::{
 };
 
 impl Ctx {
+    /// Whether this particle, judged as a confined visitor (one the open
+    /// policy gives nothing: a WASM guest), may do `want` to `target`:
+    /// what it owns, its parent and spawn grants for waves, and the rules'
+    /// grants. For a Driver running untrusted code, which checks its
+    /// guest's effects with the same rules the receiving side applies; a
+    /// refusal is counted and logged as one.
+    pub fn confined_may(&self, want: crate::access::Privilege, target: &Point) -> bool {
+        let access = &self.machine.shared.access;
+        let visit = crate::access::Visit {
+            who: crate::access::Who::Particle(self.cell.point()),
+            kind: Some(self.cell.kind()),
+            via: None,
+            confined: true,
+            grants: self.cell.grants(),
+        };
+        if access.fast(&visit, target, want) || access.slow(&visit, target, want) {
+            return true;
+        }
+        access.denied(&visit, target, want, crate::access::Judged::Action);
+        false
+    }
+
     /// This particle's Point.
     pub fn me(&self) -> &Point {
         self.cell.point()

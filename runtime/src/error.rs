@@ -67,6 +67,14 @@ pub enum WaveError {
     /// on its behalf, and a particle of another line may not stop it.
     #[error("{caller} may not act on {point} (a particle of another line)")]
     Forbidden { caller: Point, point: Point },
+    /// The access rules do not give the visitor this privilege on that
+    /// Point (see [`crate::access`]): a denied request's answer.
+    #[error("access denied: {visitor} may not {privilege} {point}")]
+    Denied {
+        visitor: crate::access::Visitor,
+        point: Point,
+        privilege: crate::access::Privilege,
+    },
     /// The Machine hosting that Point was lost (its session dropped and
     /// did not come back in time, or it restarted): what was sent to it
     /// and not answered will not be.
@@ -87,6 +95,7 @@ impl WaveError {
             | WaveError::BadMessage { point, .. }
             | WaveError::BadReply { point, .. }
             | WaveError::Forbidden { point, .. }
+            | WaveError::Denied { point, .. }
             | WaveError::MachineLost { point, .. } => Some(point),
             WaveError::MachineDown => None,
         }
@@ -122,6 +131,14 @@ pub enum SpawnError {
     /// The requested Star does not exist.
     #[error("no star {star} on this machine ({stars} stars)")]
     NoSuchStar { star: usize, stars: usize },
+    /// The access rules do not let the visitor spawn under that parent
+    /// (the privilege `spawn` on it; `ROOT` for a top-level particle).
+    #[error("access denied: {visitor} may not spawn {point} under {parent}")]
+    Denied {
+        visitor: crate::access::Visitor,
+        point: Point,
+        parent: Point,
+    },
     /// The particle's `start` failed and its supervisor gave up.
     #[error("particle {point} failed to start: {reason}")]
     StartFailed { point: Point, reason: String },
@@ -153,6 +170,9 @@ pub enum MachineError {
         kind: Kind,
         error: hyperverse_supervisors::SupError,
     },
+    /// A rule given to the builder is refused.
+    #[error("bad access rule: {0}")]
+    BadRule(#[from] crate::access::RuleError),
     /// A Star (a ractor actor) could not be started.
     #[error("star {star} failed to start: {reason}")]
     StarStart { star: usize, reason: String },

@@ -106,6 +106,13 @@ pub enum FaultError {
         caller: crate::Point,
         target: String,
     },
+    /// The access rules do not give the visitor `stop` on that particle
+    /// (injecting a fault is acting on its life).
+    #[error("access denied: {visitor} may not inject faults into {point}")]
+    Denied {
+        visitor: crate::access::Visitor,
+        point: crate::Point,
+    },
     /// The Star was not restarted in time after a kill.
     #[error("Star {star} was not restarted within {waited:?}")]
     StarNotRestarted { star: usize, waited: Duration },

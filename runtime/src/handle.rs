@@ -60,6 +60,9 @@ use crate::{Body, DownReason, LaneLimit, RestartLimit};
 #[derive(Clone)]
 pub struct Machine {
     pub(crate) shared: Arc<Shared>,
+    /// The CLI user this handle acts as ([`Machine::as_user`]); `None`
+    /// for the Machine's own handles.
+    pub(crate) user: Option<Arc<str>>,
 }
 
 pub(crate) struct Shared {
@@ -88,6 +91,8 @@ pub(crate) struct Shared {
     /// True if every particle runs on its Star's thread
     /// ([`crate::MachineBuilder::star_threads`]).
     pub(crate) all_on_star_threads: bool,
+    /// Access rules, policy and superusers (see [`crate::access`]).
+    pub(crate) access: Arc<crate::access::Access>,
 }
 
 /// A particle's view of the Machine: who it is, and how to send, spawn and stop.

@@ -44,7 +44,7 @@ use crate::{Ask, Body, DownNotice, Machine, Point, Wave, WaveError};
 /// assert!(machine.attach_remote(Arc::new(Nowhere)).is_err());
 /// // A wave from another Machine to a Point this one does not host:
 /// let w = Wave::signal("peer:x".parse().unwrap(), "here".parse().unwrap(), "m", "b");
-/// assert!(inbound.signal(w).is_err());
+/// assert!(inbound.signal("peer", w).is_err());
 /// # machine.shutdown().await;
 /// # }
 /// ```
@@ -56,12 +56,15 @@ impl Inbound {
     fn machine(&self) -> Result<Machine, WaveError> {
         self.shared
             .upgrade()
-            .map(|shared| Machine { shared })
+            .map(|shared| Machine { shared, user: None })
             .ok_or(WaveError::MachineDown)
     }
 
-    /// Delivers a one-way wave from another Machine to the particle at
-    /// `wave.to` on this one, with `wave.from` as its sender.
+    /// Delivers a one-way wave from the Machine `peer` to the particle at
+    /// `wave.to` on this one, with `wave.from` as its sender (one of the
+    /// peer's particles, or the peer's own voice: the Point named as it).
+    /// The rules judge it as from that visitor through that Machine; a
+    /// denied one is dropped and counted.
     ///
     /// # Errors
     ///
@@ -72,7 +75,7 @@ impl Inbound {
     /// # Cancel safety
     ///
     /// Not async: queued or refused before it returns.
-    pub fn signal(&self, wave: Wave) -> Result<(), WaveError> {
+    pub fn signal(&self, peer: &str, wave: Wave) -> Result<(), WaveError> {
         let machine = self.machine()?;
         if wave.from.is_root() {
             return Err(WaveError::Forbidden {
@@ -86,11 +89,15 @@ impl Inbound {
         let Wave {
             from, method, body, ..
         } = wave;
-        crate::particle_ref::signal_cell(&cell, from, (method, body)).map_err(WaveError::from)
+        let access = &machine.shared.access;
+        let origin = crate::machine::Origin::Peer(peer);
+        crate::particle_ref::signal_cell(&cell, access, from, origin, (method, body))
+            .map_err(WaveError::from)
     }
 
-    /// Delivers a request from another Machine: the returned [`Ask`]
-    /// answers it (within `timeout`, if any).
+    /// Delivers a request from the Machine `peer`: the returned [`Ask`]
+    /// answers it (within `timeout`, if any); a denied one is answered
+    /// [`WaveError::Denied`].
     ///
     /// # Errors
     ///
@@ -99,7 +106,7 @@ impl Inbound {
     /// # Cancel safety
     ///
     /// As [`Machine::ask`]: queued when called.
-    pub fn ask(&self, wave: Wave, timeout: Option<Duration>) -> Ask<Body> {
+    pub fn ask(&self, peer: &str, wave: Wave, timeout: Option<Duration>) -> Ask<Body> {
         let open = |r: Reply| match r {
             Reply::Body(b) => Ok(b),
             Reply::Value(_) => Err(crate::CodecError::Decode(
@@ -127,7 +134,9 @@ impl Inbound {
         } = wave;
         crate::particle_ref::ask_cell(
             &cell,
+            &machine.shared.access,
             from,
+            crate::machine::Origin::Peer(peer),
             (method, body),
             &machine.shared.deadlines,
             machine.shared.request_timeout,
@@ -260,6 +269,58 @@ impl Inbound {
     /// As [`Machine::stop`].
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
         self.machine()?.stop(point).await
+    }
+
+    /// Whether `from`, on the Machine `peer` (one of its particles, or its
+    /// own voice), may do `want` to `target` here: for what the cluster
+    /// carries beside waves (spawning, stopping, linking, monitoring), judged
+    /// by the rules as a wave is. A refusal is counted and logged.
+    ///
+    /// # Errors
+    ///
+    /// [`WaveError::Denied`]; `MachineDown`.
+    pub fn check(
+        &self,
+        peer: &str,
+        from: &Point,
+        target: &Point,
+        want: crate::access::Privilege,
+    ) -> Result<(), WaveError> {
+        let machine = self.machine()?;
+        let access = &machine.shared.access;
+        let visit = crate::machine::Origin::Peer(peer).visit(from);
+        if access.fast(&visit, target, want) || access.slow(&visit, target, want) {
+            return Ok(());
+        }
+        access.denied(&visit, target, want, crate::access::Judged::Action);
+        Err(WaveError::Denied {
+            visitor: visit.visitor(),
+            point: target.clone(),
+            privilege: want,
+        })
+    }
+
+    /// Applies a rule change made on another Machine (see
+    /// [`crate::remote::Remote::rules_changed`]): not sent on again.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::access::Rules::apply`]; `MachineDown`.
+    pub fn rules_changed(
+        &self,
+        change: &crate::access::Change,
+    ) -> Result<(), crate::access::RuleError> {
+        self.machine()
+            .map_err(|_| crate::access::RuleError::MachineDown)?
+            .apply_peer_change(change)
+    }
+
+    /// The rules in force here, as the changes that rebuild them (for a
+    /// Machine that joins).
+    pub fn rules(&self) -> Vec<crate::access::Change> {
+        self.machine()
+            .map(|m| m.rules().changes())
+            .unwrap_or_default()
     }
 
     /// How many particles this Machine hosts.

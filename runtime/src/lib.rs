@@ -36,6 +36,7 @@
 //!
 //! Most users depend on the `hyperverse` facade crate, which re-exports this one.
 
+pub mod access;
 mod ask;
 mod body;
 mod cell;

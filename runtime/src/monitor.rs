@@ -57,6 +57,9 @@ pub enum DownReason {
     Killed,
     /// Nothing lived there when the monitor was set (Erlang's `noproc`).
     NoSuchParticle,
+    /// The access rules do not let the watcher monitor it (the privilege
+    /// `link`): the monitor fires at once, as for `NoSuchParticle`.
+    Denied,
     /// The Machine hosting it was lost (Erlang's `noconnection`): its
     /// session dropped and did not return in time, or it restarted.
     MachineLost(String),

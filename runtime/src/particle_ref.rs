@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::access::{Access, Privilege};
 use crate::ask::{wait_for_room, Ask};
 use crate::cell::ParticleCell;
 use crate::control::{ControlKind, ControlLetter, ControlReply, ControlRx};
 use crate::deadline::Deadlines;
 use crate::lane::{deliver, refusal_error, Letter, Refusal};
+use crate::machine::{admit, Origin};
 use crate::send::{self, sealed::Sealed, SendError, Sendable};
 use crate::stamp::sender;
 use crate::{Kind, LaneLimit, Point, Status, WaveError};
@@ -57,9 +59,22 @@ pub struct ParticleRef {
     pub(crate) cell: Arc<ParticleCell>,
     /// The Machine's deadlines (and its request timeout, for `ask`).
     pub(crate) deadlines: Arc<Deadlines>,
+    /// The Machine's access rules, judged as each wave enters the lane.
+    pub(crate) access: Arc<Access>,
+    /// The CLI user whose handle resolved it ([`crate::Machine::as_user`]):
+    /// its waves are judged as that user's.
+    pub(crate) user: Option<Arc<str>>,
 }
 
 impl ParticleRef {
+    /// The origin of this handle's waves.
+    fn origin(&self) -> Origin<'_> {
+        match &self.user {
+            Some(u) => Origin::User(u),
+            None => Origin::Local,
+        }
+    }
+
     /// The Point it lives at.
     pub fn point(&self) -> &Point {
         self.cell.point()
@@ -170,7 +185,7 @@ impl ParticleRef {
     /// Not async: the message is queued, or handed back, before this
     /// returns.
     pub fn signal<S: Sendable>(&self, message: S) -> Result<(), SendError<S::Back>> {
-        signal_cell(&self.cell, sender(), message)
+        signal_cell(&self.cell, &self.access, sender(), self.origin(), message)
     }
 
     /// Sends `message` one way as [`ParticleRef::signal`] does, waiting for
@@ -200,7 +215,13 @@ impl ParticleRef {
         &self,
         message: S,
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
-        signal_waiting_cell(self.cell.clone(), sender(), message)
+        signal_waiting_cell(
+            self.cell.clone(),
+            &self.access,
+            sender(),
+            self.origin(),
+            message,
+        )
     }
 
     /// Sends `message` as a request and returns the [`Ask`] to await for
@@ -225,7 +246,9 @@ impl ParticleRef {
     pub fn ask<S: Sendable>(&self, message: S) -> Ask<S::Reply> {
         ask_cell(
             &self.cell,
+            &self.access,
             sender(),
+            self.origin(),
             message,
             &self.deadlines,
             self.deadlines.request_timeout,
@@ -305,9 +328,16 @@ impl ParticleRef {
 #[inline]
 pub(crate) fn signal_cell<S: Sendable>(
     cell: &ParticleCell,
+    access: &Access,
     from: Point,
+    origin: Origin<'_>,
     message: S,
 ) -> Result<(), SendError<S::Back>> {
+    if admit(access, &from, origin, cell.point(), Privilege::Send).is_err() {
+        // Denied: dropped (counted and logged by `admit`), as a signal
+        // to another Machine would be; the sender is not told.
+        return Ok(());
+    }
     let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
     deliver(cell, letter).map_err(|(letter, refusal)| refused::<S>(cell, refusal, letter))
 }
@@ -319,11 +349,19 @@ pub(crate) fn signal_cell<S: Sendable>(
 /// `CallingSelf`.
 pub(crate) fn signal_waiting_cell<S: Sendable>(
     cell: Arc<ParticleCell>,
+    access: &Access,
     from: Point,
+    origin: Origin<'_>,
     message: S,
 ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
+    let denied = admit(access, &from, origin, cell.point(), Privilege::Send).is_err();
     let letter = send::letter(message.parcel(), from, cell.point().clone(), None);
-    let first = cell.lane.push(letter);
+    // Denied: dropped, as `signal_cell` drops it.
+    let first = if denied {
+        Ok(())
+    } else {
+        cell.lane.push(letter)
+    };
     // Judged where it is called: the particle's own handler cannot wait.
     let own = cell.is_current_task();
     async move {
@@ -355,11 +393,16 @@ fn refused<S: Sendable>(
 #[inline]
 pub(crate) fn ask_cell<S: Sendable>(
     cell: &Arc<ParticleCell>,
+    access: &Access,
     from: Point,
+    origin: Origin<'_>,
     message: S,
     deadlines: &Arc<Deadlines>,
     timeout: Duration,
 ) -> Ask<S::Reply> {
+    if let Err(denied) = admit(access, &from, origin, cell.point(), Privilege::Ask) {
+        return Ask::failed(denied, <S as Sealed>::open);
+    }
     let (tx, rx) = oneshot::channel();
     let letter = send::letter(message.parcel(), from, cell.point().clone(), Some(tx));
     Ask::queue(cell, letter, rx, deadlines, timeout, <S as Sealed>::open)

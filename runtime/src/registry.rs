@@ -244,32 +244,59 @@ impl Directory for MemRegistry {
 #[derive(Clone)]
 pub struct Registry {
     dir: Arc<dyn Directory>,
+    /// Whether the reader may read a Point's record (the privilege `read`,
+    /// judged when it reads): records it may not read are not there for it.
+    readable: Option<Readable>,
 }
+
+/// Judges a read, for the handle the view was taken from.
+type Readable = Arc<dyn Fn(&Point) -> bool + Send + Sync>;
 
 impl Registry {
     pub(crate) fn new(dir: Arc<dyn Directory>) -> Self {
-        Registry { dir }
+        Registry {
+            dir,
+            readable: None,
+        }
     }
 
-    /// A snapshot of the particle at `point`, if one lives there.
+    /// The view of a reader whose reads `readable` judges.
+    pub(crate) fn read_as(
+        mut self,
+        readable: impl Fn(&Point) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.readable = Some(Arc::new(readable));
+        self
+    }
+
+    fn may_read(&self, point: &Point) -> bool {
+        self.readable.as_ref().is_none_or(|r| r(point))
+    }
+
+    /// A snapshot of the particle at `point`, if one lives there (and the
+    /// reader may read it: the privilege `read`).
     pub fn record(&self, point: &Point) -> Option<Record> {
-        self.dir.record(point)
+        self.may_read(point)
+            .then(|| self.dir.record(point))
+            .flatten()
     }
 
-    /// True if a particle lives at `point`.
+    /// True if a particle lives at `point` (that the reader may read).
     pub fn contains(&self, point: &Point) -> bool {
-        self.dir.cell(point).is_some()
+        self.may_read(point) && self.dir.cell(point).is_some()
     }
 
     /// The particle at `point` and everything below it (every particle for
-    /// the root), parents before children.
+    /// the root), parents before children: those the reader may read.
     pub fn subtree(&self, point: &Point) -> Vec<Record> {
-        self.dir.subtree(point)
+        let mut all = self.dir.subtree(point);
+        all.retain(|r| self.may_read(&r.point));
+        all
     }
 
     /// True if the particle at `point` has children.
     pub fn has_children(&self, point: &Point) -> bool {
-        self.dir.has_children(point)
+        self.may_read(point) && self.dir.has_children(point)
     }
 
     /// Every particle of `kind`, parents before children.
@@ -286,7 +313,7 @@ impl Registry {
         self.dir
             .cells_under(&Point::root())
             .iter()
-            .filter(|c| keep(c))
+            .filter(|c| keep(c) && self.may_read(c.point()))
             .map(|c| MemRegistry::snapshot(c.point(), c))
             .collect()
     }

@@ -84,6 +84,14 @@ pub trait Remote: Send + Sync + 'static {
     /// send.
     fn control(&self, from: Point, to: Point, control: Body, answer: Answerer);
 
+    /// The rules changed on this Machine (see [`crate::access`]): every
+    /// other Machine should apply `change`, in the order made, through
+    /// [`crate::Inbound::rules_changed`]. Nothing by default (a Remote
+    /// that does not replicate rules leaves each Machine its own).
+    fn rules_changed(&self, change: &crate::access::Change) {
+        let _ = change;
+    }
+
     /// A particle of this Machine whose parent lives on another Machine
     /// (spawned through [`crate::Inbound::spawn_child`]) crashed: the
     /// notice goes to that parent.

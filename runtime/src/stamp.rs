@@ -8,7 +8,7 @@ use crate::Point;
 /// every handler. The Machine's and a `ParticleRef`'s sends stamp this; a
 /// `Ctx` stamps its own particle. (Code a handler hands to a task of its
 /// own runs outside every handler, so it sends as the Machine: in-process
-/// Rust code is trusted until access rules on Points land.)
+/// Rust code is trusted, as a program trusts its own threads.)
 pub(crate) fn sender() -> Point {
     crate::cell::running_point().unwrap_or_else(Point::root)
 }
@@ -16,24 +16,11 @@ pub(crate) fn sender() -> Point {
 /// Whether the stamped sender may act on the life of the particle at
 /// `target` (stop it, inject a fault into it, monitor for it): the
 /// Machine itself, that particle, or one of its ancestors, as the
-/// supervisor API's rule. `Err` carries the refused sender. Access rules on
-/// Points will generalise it.
+/// supervisor API's rule (kept for acting on another particle's behalf,
+/// beside the access rules). `Err` carries the refused sender.
 pub(crate) fn may_act_on(target: &Point) -> Result<(), Point> {
     let caller = sender();
     if caller.is_root() || caller.contains(target) {
-        Ok(())
-    } else {
-        Err(caller)
-    }
-}
-
-/// Whether the stamped sender may stop the subtree at `target`: as
-/// [`may_act_on`], and also a descendant of `target` (a particle may end
-/// its own parent or supervisor, and itself with it, as an Erlang process
-/// may exit its own supervisor); never a particle of another line.
-pub(crate) fn may_end(target: &Point) -> Result<(), Point> {
-    let caller = sender();
-    if caller.is_root() || caller.contains(target) || target.contains(&caller) {
         Ok(())
     } else {
         Err(caller)

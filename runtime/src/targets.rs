@@ -14,3 +14,5 @@ pub const ROUTE: &str = "hyperverse::route";
 pub const MACHINE: &str = "hyperverse::machine";
 /// Injected faults (`info`; a killed Star `warn`).
 pub const FAULT: &str = "hyperverse::fault";
+/// Access rules: denied waves and actions (`warn`), rule changes (`info`).
+pub const ACCESS: &str = "hyperverse::access";

@@ -34,6 +34,10 @@ pub struct MachineBuilder {
     star_threads: bool,
     /// The first bad supervisor spec given, reported by `build`.
     bad_supervisor: Option<MachineError>,
+    access: crate::access::AccessPolicy,
+    superusers: Vec<Arc<str>>,
+    rules: crate::access::Rules,
+    bad_rule: Option<crate::access::RuleError>,
 }
 
 /// How long a stopping particle may take before it is killed (OTP's default
@@ -62,6 +66,10 @@ impl MachineBuilder {
             resolver: None,
             star_threads: false,
             bad_supervisor: None,
+            access: crate::access::AccessPolicy::Open,
+            superusers: Vec::new(),
+            rules: crate::access::Rules::default(),
+            bad_rule: None,
         }
     }
 
@@ -174,6 +182,35 @@ impl MachineBuilder {
     }
 
     /// Starts the Stars and returns the Machine. Must run inside a tokio runtime.
+    /// The Machine's [`crate::access::AccessPolicy`] (default `Open`: any
+    /// visitor but a confined one may send, ask, spawn, link and read, as
+    /// before rules; `Enforced`: only ownership, superusers and grants).
+    pub fn access(mut self, policy: crate::access::AccessPolicy) -> Self {
+        self.access = policy;
+        self
+    }
+
+    /// Makes the CLI user `user` a superuser (the daemon's owner).
+    pub fn superuser(mut self, user: &str) -> Self {
+        match crate::access::name(user) {
+            Ok(u) => self.superusers.push(u),
+            Err(e) => {
+                self.bad_rule.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// A grant in force from the start (see [`crate::Machine::grant`]); a
+    /// bad one fails [`MachineBuilder::build`] with
+    /// [`MachineError::BadRule`].
+    pub fn grant(mut self, grant: crate::access::Grant) -> Self {
+        if let Err(e) = self.rules.apply(&crate::access::Change::Grant(grant)) {
+            self.bad_rule.get_or_insert(e);
+        }
+        self
+    }
+
     pub async fn build(self) -> Result<Machine, MachineError> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(MachineError::NoRuntime);
@@ -183,6 +220,9 @@ impl MachineBuilder {
         }
         if let Some(bad) = self.bad_supervisor {
             return Err(bad);
+        }
+        if let Some(bad) = self.bad_rule {
+            return Err(MachineError::BadRule(bad));
         }
         self.limit.intensity()?;
         if let Some(b) = &self.limit.backoff {
@@ -236,7 +276,13 @@ impl MachineBuilder {
                 remote,
                 star_threads: crate::star_thread::StarThreads::new(self.stars, self.star_threads),
                 all_on_star_threads: self.star_threads,
+                access: Arc::new(crate::access::Access::new(
+                    self.access,
+                    self.rules,
+                    self.superusers,
+                )),
             }),
+            user: None,
         })
     }
 }

@@ -30,10 +30,11 @@ impl Machine {
     /// supervisor's, to inject); [`FaultError::NoSuchParticle`], or the
     /// fault's own validation error.
     pub fn inject_seeded(&self, point: &Point, fault: Fault, seed: u64) -> Result<(), FaultError> {
-        crate::stamp::may_act_on(point).map_err(|caller| FaultError::Forbidden {
-            caller,
-            target: point.to_string(),
-        })?;
+        self.check_action(crate::access::Privilege::Stop, point)
+            .map_err(|visitor| FaultError::Denied {
+                visitor,
+                point: point.clone(),
+            })?;
         fault.validate()?;
         let cell = self
             .shared
@@ -73,7 +74,10 @@ impl Machine {
     /// hosts particles of every subtree, so only the Machine may kill one.
     pub async fn kill_star(&self, star: usize, reason: &str) -> Result<Vec<Point>, FaultError> {
         let caller = crate::stamp::sender();
-        if !caller.is_root() {
+        // A user needs `stop` on every particle: on `ROOT`'s subtree.
+        if !caller.is_root()
+            || (self.user.is_some() && !self.may(crate::access::Privilege::Stop, &Point::root()))
+        {
             return Err(FaultError::Forbidden {
                 caller,
                 target: format!("star {star}"),

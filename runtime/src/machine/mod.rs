@@ -11,6 +11,8 @@
 //! carry between Machines and access rules on Points will judge: none of
 //! that could stand on a sender the caller writes.
 
+mod access;
+pub(crate) use access::{admit, Origin};
 mod builder;
 mod faults;
 mod remote;
@@ -63,7 +65,9 @@ impl Machine {
     /// [`FaultError::NoSuchStar`].
     pub fn crash_star(&self, star: usize, reason: &str) -> Result<(), crate::FaultError> {
         let caller = crate::stamp::sender();
-        if !caller.is_root() {
+        if !caller.is_root()
+            || (self.user.is_some() && !self.may(crate::access::Privilege::Stop, &Point::root()))
+        {
             return Err(crate::FaultError::Forbidden {
                 caller,
                 target: format!("star {star}"),
@@ -131,11 +135,16 @@ impl Machine {
     /// The Registry, read-only: registering and unregistering are the
     /// Machine's business.
     pub fn registry(&self) -> Registry {
+        let reader = self.clone();
         Registry::new(self.shared.registry.clone())
+            .read_as(move |p| reader.may(crate::access::Privilege::Read, p))
     }
 
-    /// A snapshot of the particle at `point`.
+    /// A snapshot of the particle at `point`, if one lives there and this
+    /// handle's visitor may read it (the privilege `read`).
     pub fn record(&self, point: &Point) -> Option<Record> {
+        self.check_action(crate::access::Privilege::Read, point)
+            .ok()?;
         self.shared.registry.record(point)
     }
 
@@ -229,6 +238,8 @@ impl Machine {
         ParticleRef {
             cell,
             deadlines: self.shared.deadlines.clone(),
+            access: self.shared.access.clone(),
+            user: self.user.clone(),
         }
     }
 
@@ -306,6 +317,16 @@ impl Machine {
         }
         if point.is_root() {
             return Err(SpawnError::Root);
+        }
+        if !remote_parent {
+            let parent = point.parent().unwrap_or_else(Point::root);
+            if let Err(visitor) = self.check_action(crate::access::Privilege::Spawn, &parent) {
+                return Err(SpawnError::Denied {
+                    visitor,
+                    point,
+                    parent,
+                });
+            }
         }
         let Some(driver) = sh.drivers.get(&kind) else {
             return Err(SpawnError::UnknownKind { point, kind });
@@ -401,7 +422,8 @@ impl Machine {
         self.emit(|| Event::Spawned { point, kind, star });
         let launch = Launch::new(
             Ctx {
-                machine: self.clone(),
+                // The particle's own handle: never a user's.
+                machine: self.own(),
                 cell: cell.clone(),
             },
             args,
@@ -494,6 +516,20 @@ impl Machine {
             self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
             target.clone(),
         );
+        if self
+            .check_action(crate::access::Privilege::Link, target)
+            .is_err()
+        {
+            send_down(
+                watcher,
+                DownNotice {
+                    target: target.clone(),
+                    reason: DownReason::Denied,
+                    monitor: r.clone(),
+                },
+            );
+            return r;
+        }
         let live = match self.shared.registry.cell(target) {
             Some(t) => {
                 // Monitors belong to the watcher's incarnation (as to an
@@ -530,6 +566,12 @@ impl Machine {
             // Erlang's `link(self())`: nothing to do.
             return Ok(());
         }
+        self.check_action(crate::access::Privilege::Link, other)
+            .map_err(|visitor| WaveError::Denied {
+                visitor,
+                point: other.clone(),
+                privilege: crate::access::Privilege::Link,
+            })?;
         let other = match self.resolve(other) {
             Ok(o) => o,
             Err(e) => {
@@ -662,7 +704,7 @@ impl Machine {
     /// Not async: the message is queued, or handed back, before this
     /// returns.
     pub fn signal<S: Sendable>(&self, to: &Point, message: S) -> Result<(), SendError<S::Back>> {
-        self.signal_from(crate::stamp::sender(), to, message)
+        self.signal_from(self.stamp(), to, message)
     }
 
     /// [`Machine::signal`] from a sender the runtime stamped.
@@ -673,7 +715,7 @@ impl Machine {
         message: S,
     ) -> Result<(), SendError<S::Back>> {
         match self.shared.registry.cell(to) {
-            Some(cell) => signal_cell(&cell, from, message),
+            Some(cell) => signal_cell(&cell, &self.shared.access, from, self.origin(), message),
             None => match self.remote_for(to) {
                 Some(remote) => remote::signal::<S>(&**remote, from, to, message),
                 None => Err(self.unroutable::<S>(from, to, message)),
@@ -721,7 +763,7 @@ impl Machine {
         to: &Point,
         message: S,
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
-        self.signal_waiting_from(crate::stamp::sender(), to, message)
+        self.signal_waiting_from(self.stamp(), to, message)
     }
 
     /// [`Machine::signal_waiting`] from a sender the runtime stamped.
@@ -732,7 +774,13 @@ impl Machine {
         message: S,
     ) -> impl Future<Output = Result<(), SendError<S::Back>>> + Send + 'static {
         let sent = match self.shared.registry.cell(to) {
-            Some(cell) => Ok(Some(signal_waiting_cell(cell, from, message))),
+            Some(cell) => Ok(Some(signal_waiting_cell(
+                cell,
+                &self.shared.access,
+                from,
+                self.origin(),
+                message,
+            ))),
             // A remote lane does not push back yet: the wave is queued on
             // the link to its Machine.
             None => match self.remote_for(to) {
@@ -767,7 +815,7 @@ impl Machine {
     /// not withdraw it (the particle still handles it, the answer is
     /// dropped).
     pub fn ask<S: Sendable>(&self, to: &Point, message: S) -> Ask<S::Reply> {
-        self.ask_from(crate::stamp::sender(), to, message)
+        self.ask_from(self.stamp(), to, message)
     }
 
     /// [`Machine::ask`] from a sender the runtime stamped.
@@ -780,7 +828,9 @@ impl Machine {
         match self.resolve(to) {
             Ok(cell) => ask_cell(
                 &cell,
+                &self.shared.access,
                 from,
+                self.origin(),
                 message,
                 &self.shared.deadlines,
                 self.shared.request_timeout,

@@ -44,10 +44,12 @@ impl Machine {
     /// particle may stop itself, its descendants and its ancestors.
     /// [`WaveError::NoSuchParticle`] if nothing lives there.
     pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
-        crate::stamp::may_end(point).map_err(|caller| WaveError::Forbidden {
-            caller,
-            point: point.clone(),
-        })?;
+        self.check_action(crate::access::Privilege::Stop, point)
+            .map_err(|visitor| WaveError::Denied {
+                visitor,
+                point: point.clone(),
+                privilege: crate::access::Privilege::Stop,
+            })?;
         let mut seen = HashSet::new();
         for round in 0..STOP_ROUNDS {
             let mut cells = self.shared.registry.cells_under(point);
@@ -329,7 +331,7 @@ impl Machine {
             DownReason::MachineLost(machine) => {
                 self.fire_links(cell, &format!("machine {machine} lost"), false)
             }
-            DownReason::NoSuchParticle => {}
+            DownReason::NoSuchParticle | DownReason::Denied => {}
         }
         self.drop_monitors(cell);
         for (monitor, watcher) in cell.lane.take_monitors() {

@@ -133,9 +133,17 @@ impl SupervisorRef {
         // Refused before anything is sent: a child calling its supervisor
         // could otherwise keep the supervisor waiting for it while it stops
         // that child. The supervisor checks again (the rule is its own).
+        // A CLI user's handle calls as the Machine, once the rules give
+        // the user `stop` on the supervisor (its calls end and start its
+        // children's lives).
+        let user_denied = self.machine.user().is_some()
+            && self
+                .machine
+                .check_action(crate::access::Privilege::Stop, &point)
+                .is_err();
         let sent = match call {
             Err(e) => Err(SupervisorError::from(e)),
-            Ok(_) if !may_call(&caller, &point) => Err(SupervisorError::Forbidden {
+            Ok(_) if user_denied || !may_call(&caller, &point) => Err(SupervisorError::Forbidden {
                 caller: caller.clone(),
                 supervisor: point.clone(),
             }),

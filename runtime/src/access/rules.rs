@@ -1,0 +1,435 @@
+//! The rule table: grants and groups, indexed for a check per wave.
+//!
+//! The grants themselves are a set keyed by (scope, visitors); the index
+//! beside them is what a check reads. A check walks the target's Point
+//! up to the root (a handful of segments), and at each Point that holds
+//! grants looks the visitor up by key: the cost grows with the depth of
+//! the two Points, not with the number of rules.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Grant, Privilege, Privileges, RuleError, Scope, Visit, Visitors, Who};
+use crate::Point;
+
+/// What the open policy allows any visitor that is not confined: what
+/// every particle could do before access rules (send, ask, spawn, link,
+/// read); stopping and reloading stay with owners and grants.
+pub const OPEN: Privileges = Privileges::of(&[
+    Privilege::Send,
+    Privilege::Ask,
+    Privilege::Spawn,
+    Privilege::Link,
+    Privilege::Read,
+]);
+
+/// One change to the rules: what the runtime API and the CLI make, and
+/// what the cluster replicates, in order, to every Machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Adds the grant's privileges for its (scope, visitors).
+    Grant(Grant),
+    /// Takes the grant's privileges away from its (scope, visitors).
+    Revoke(Grant),
+    /// `member` joins `group`.
+    Join {
+        /// The group.
+        group: Arc<str>,
+        /// Who joins (not a group).
+        member: Visitors,
+    },
+    /// `member` leaves `group`.
+    Leave {
+        /// The group.
+        group: Arc<str>,
+        /// Who leaves.
+        member: Visitors,
+    },
+}
+
+/// The rules: grants on Points for patterns of visitors, and the groups
+/// those patterns may name. Kept in the Registry of every Machine (see
+/// [`crate::Registry::rules`]); changed through [`crate::Machine::grant`]
+/// and its siblings.
+///
+/// ```
+/// use hyperverse_runtime::access::{Change, Privilege, Rules, Visit, Who};
+/// use hyperverse_runtime::Point;
+///
+/// let mut rules = Rules::default();
+/// rules.apply(&Change::Grant("ask on db:** to web:**".parse().unwrap())).unwrap();
+/// let web: Point = "web:front".parse().unwrap();
+/// let db: Point = "db:main".parse().unwrap();
+/// let visit = Visit::particle(&web);
+/// assert!(rules.allows(false, &visit, &db, Privilege::Ask));
+/// assert!(!rules.allows(false, &visit, &db, Privilege::Stop));
+/// // A particle owns its subtree, and may write to its parent.
+/// assert!(rules.allows(false, &visit, &"web:front:cache".parse().unwrap(), Privilege::Stop));
+/// assert!(rules.allows(false, &visit, &"web".parse().unwrap(), Privilege::Send));
+/// ```
+#[derive(Default, Clone)]
+pub struct Rules {
+    grants: BTreeMap<(Scope, Visitors), Privileges>,
+    groups: BTreeMap<Arc<str>, BTreeSet<Visitors>>,
+    index: HashMap<Box<str>, Node, ahash::RandomState>,
+    /// How many grants name a Kind: a check looks the sender's Kind up only
+    /// if some do.
+    kind_grants: usize,
+    /// Bumped by every change: a cache of decisions is good for one.
+    generation: u64,
+}
+
+/// The grants attached at one Point.
+#[derive(Default, Clone)]
+struct Node {
+    exact: Entries,
+    subtree: Entries,
+}
+
+/// Grants at one Point for one kind of scope, by visitor key.
+#[derive(Default, Clone)]
+struct Entries {
+    anyone: Privileges,
+    keyed: HashMap<Box<str>, Privileges, ahash::RandomState>,
+    groups: Vec<(Arc<str>, Privileges)>,
+    /// Which tags `keyed` has held: a tag never seen costs no lookup.
+    tags: u8,
+}
+
+const T_POINT: u8 = b'p';
+const T_SUBTREE: u8 = b's';
+const T_KIND: u8 = b'k';
+const T_MACHINE: u8 = b'm';
+const T_USER: u8 = b'u';
+
+fn tag_bit(tag: u8) -> u8 {
+    match tag {
+        T_POINT => 1,
+        T_SUBTREE => 2,
+        T_KIND => 4,
+        T_MACHINE => 8,
+        _ => 16,
+    }
+}
+
+/// Room for a tag and a name of up to 255 bytes.
+const KEY_MAX: usize = 1 + 255;
+
+/// `tag ++ name` in `buf`, without allocating; None if too long to be a
+/// key any rule holds.
+fn key<'b>(buf: &'b mut [u8; KEY_MAX], tag: u8, name: &str) -> Option<&'b str> {
+    if name.len() + 1 > KEY_MAX {
+        return None;
+    }
+    buf[0] = tag;
+    buf[1..=name.len()].copy_from_slice(name.as_bytes());
+    std::str::from_utf8(&buf[..=name.len()]).ok()
+}
+
+/// A key to store.
+fn owned_key(tag: u8, name: &str) -> Box<str> {
+    let mut s = String::with_capacity(1 + name.len());
+    s.push(tag as char);
+    s.push_str(name);
+    s.into_boxed_str()
+}
+
+/// `point`'s text, then each ancestor's, then `ROOT`'s.
+fn self_and_ancestors(point: &Point) -> impl Iterator<Item = &str> {
+    let text = point.as_str();
+    let root = point.is_root();
+    let mut next = (!root).then_some(text.len());
+    std::iter::from_fn(move || {
+        let end = next?;
+        next = text[..end].rfind(':');
+        Some(&text[..end])
+    })
+    .chain(std::iter::once(crate::point::ROOT))
+}
+
+impl Entries {
+    fn set(&mut self, visitors: &Visitors, privileges: Privileges) {
+        let (tag, name): (u8, &str) = match visitors {
+            Visitors::Anyone => {
+                self.anyone = privileges;
+                return;
+            }
+            Visitors::Group(g) => {
+                self.groups.retain(|(name, _)| name != g);
+                if !privileges.is_empty() {
+                    self.groups.push((g.clone(), privileges));
+                }
+                return;
+            }
+            Visitors::Point(p) => (T_POINT, p.as_str()),
+            Visitors::Subtree(p) => (T_SUBTREE, p.as_str()),
+            Visitors::Kind(k) => (T_KIND, k.as_str()),
+            Visitors::Machine(m) => (T_MACHINE, m),
+            Visitors::User(u) => (T_USER, u),
+        };
+        if privileges.is_empty() {
+            self.keyed.remove(&*owned_key(tag, name));
+        } else {
+            self.tags |= tag_bit(tag);
+            self.keyed.insert(owned_key(tag, name), privileges);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.anyone.is_empty() && self.keyed.is_empty() && self.groups.is_empty()
+    }
+
+    fn lookup(&self, tag: u8, name: &str, want: Privilege) -> bool {
+        if self.tags & tag_bit(tag) == 0 {
+            return false;
+        }
+        let mut buf = [0u8; KEY_MAX];
+        key(&mut buf, tag, name)
+            .and_then(|k| self.keyed.get(k))
+            .is_some_and(|p| p.has(want))
+    }
+
+    /// Whether these grants give `visit` the privilege `want`.
+    fn gives(&self, rules: &Rules, visit: &Visit<'_>, want: Privilege) -> bool {
+        if self.anyone.has(want) {
+            return true;
+        }
+        if self.tags != 0 {
+            let found = match visit.who {
+                Who::Particle(p) => {
+                    self.lookup(T_POINT, p.as_str(), want)
+                        || (self.tags & tag_bit(T_SUBTREE) != 0
+                            && self_and_ancestors(p).any(|a| self.lookup(T_SUBTREE, a, want)))
+                        || visit
+                            .kind
+                            .is_some_and(|k| self.lookup(T_KIND, k.as_str(), want))
+                }
+                Who::User(u) => self.lookup(T_USER, u, want),
+                Who::Machine(m) => self.lookup(T_MACHINE, m, want),
+            };
+            if found || visit.via.is_some_and(|m| self.lookup(T_MACHINE, m, want)) {
+                return true;
+            }
+        }
+        self.groups
+            .iter()
+            .any(|(g, p)| p.has(want) && rules.is_member(g, visit))
+    }
+}
+
+/// Whether the pattern `member` (not a group) matches `visit`.
+fn matches(member: &Visitors, visit: &Visit<'_>) -> bool {
+    let via = |m: &str| visit.via == Some(m);
+    match (member, visit.who) {
+        (Visitors::Anyone, _) => true,
+        (Visitors::Point(p), Who::Particle(v)) => p == v,
+        (Visitors::Subtree(p), Who::Particle(v)) => p.contains(v),
+        (Visitors::Kind(k), Who::Particle(_)) => visit.kind == Some(k),
+        (Visitors::User(u), Who::User(v)) => **u == *v,
+        (Visitors::Machine(m), Who::Machine(v)) => **m == *v || via(m),
+        (Visitors::Machine(m), _) => via(m),
+        _ => false,
+    }
+}
+
+impl Rules {
+    /// Applies one change.
+    ///
+    /// # Errors
+    ///
+    /// [`RuleError::GroupInGroup`] for a group joining a group;
+    /// [`RuleError::Name`] for a name over 255 bytes or empty.
+    pub fn apply(&mut self, change: &Change) -> Result<(), RuleError> {
+        match change {
+            Change::Grant(g) | Change::Revoke(g) => {
+                check_visitors(&g.to)?;
+                let key = (g.on.clone(), g.to.clone());
+                let old = self.grants.get(&key).copied().unwrap_or_default();
+                let new = match change {
+                    Change::Grant(_) => old.union(g.privileges),
+                    _ => old.without(g.privileges),
+                };
+                if new == old {
+                    return Ok(());
+                }
+                if new.is_empty() {
+                    self.grants.remove(&key);
+                } else {
+                    self.grants.insert(key, new);
+                }
+                if matches!(g.to, Visitors::Kind(_)) {
+                    match (old.is_empty(), new.is_empty()) {
+                        (true, false) => self.kind_grants += 1,
+                        (false, true) => self.kind_grants -= 1,
+                        _ => {}
+                    }
+                }
+                let at: Box<str> = g.on.point.as_str().into();
+                let node = self.index.entry(at.clone()).or_default();
+                let entries = if g.on.subtree {
+                    &mut node.subtree
+                } else {
+                    &mut node.exact
+                };
+                entries.set(&g.to, new);
+                if node.exact.is_empty() && node.subtree.is_empty() {
+                    self.index.remove(&at);
+                }
+            }
+            Change::Join { group, member } => {
+                super::name(group)?;
+                check_visitors(member)?;
+                if matches!(member, Visitors::Group(_)) {
+                    return Err(RuleError::GroupInGroup {
+                        group: group.clone(),
+                    });
+                }
+                self.groups
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(member.clone());
+            }
+            Change::Leave { group, member } => {
+                if let Some(members) = self.groups.get_mut(group) {
+                    members.remove(member);
+                    if members.is_empty() {
+                        self.groups.remove(group);
+                    }
+                }
+            }
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Whether `visit` may do `want` to `target` under these rules:
+    ///
+    /// 1. with the open policy (`open`), anything in [`OPEN`], unless the
+    ///    visitor is confined (a WASM guest);
+    /// 2. a particle owns its subtree: anything there;
+    /// 3. a particle may stop its own line (its ancestors, as an Erlang
+    ///    process may exit its supervisor), and send to and ask its parent
+    ///    and the subtrees its spawn granted it ([`Visit::grants`]);
+    /// 4. what a grant covering `target` gives a pattern matching `visit`.
+    ///
+    /// Superusers (the Machine and the daemon's owner) are not judged here:
+    /// the Machine's check lets them through first.
+    pub fn allows(&self, open: bool, visit: &Visit<'_>, target: &Point, want: Privilege) -> bool {
+        if open && !visit.confined && OPEN.has(want) {
+            return true;
+        }
+        match visit.who {
+            Who::Particle(p) if !p.is_root() => {
+                if p.contains(target) {
+                    return true;
+                }
+                match want {
+                    Privilege::Stop if target.contains(p) => return true,
+                    Privilege::Send | Privilege::Ask
+                        if p.parent().as_ref() == Some(target)
+                            || visit.grants.iter().any(|g| g.contains(target)) =>
+                    {
+                        return true
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        self.granted(visit, target, want)
+    }
+
+    /// Whether a grant gives `visit` the privilege `want` on `target`.
+    fn granted(&self, visit: &Visit<'_>, target: &Point, want: Privilege) -> bool {
+        if self.index.is_empty() {
+            return false;
+        }
+        let mut first = true;
+        for at in self_and_ancestors(target) {
+            if let Some(node) = self.index.get(at) {
+                if first && node.exact.gives(self, visit, want) {
+                    return true;
+                }
+                if node.subtree.gives(self, visit, want) {
+                    return true;
+                }
+            }
+            first = false;
+        }
+        false
+    }
+
+    fn is_member(&self, group: &str, visit: &Visit<'_>) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|members| members.iter().any(|m| matches(m, visit)))
+    }
+
+    /// Every grant, in order of scope then visitors.
+    pub fn grants(&self) -> impl Iterator<Item = Grant> + '_ {
+        self.grants.iter().map(|((on, to), p)| Grant {
+            on: on.clone(),
+            to: to.clone(),
+            privileges: *p,
+        })
+    }
+
+    /// Every group and its members.
+    pub fn groups(&self) -> impl Iterator<Item = (&Arc<str>, &BTreeSet<Visitors>)> {
+        self.groups.iter()
+    }
+
+    /// How many grants there are.
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    /// True if there is no grant.
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+
+    /// Counts the changes applied.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The changes that rebuild these rules elsewhere (a Machine joining a
+    /// cluster learns them so).
+    pub fn changes(&self) -> Vec<Change> {
+        let mut out: Vec<Change> = self.grants().map(Change::Grant).collect();
+        for (group, members) in &self.groups {
+            out.extend(members.iter().map(|m| Change::Join {
+                group: group.clone(),
+                member: m.clone(),
+            }));
+        }
+        out
+    }
+
+    /// Whether a check needs the visitor's Kind (a grant or a group
+    /// names one): the Machine looks it up only then.
+    pub fn needs_kind(&self) -> bool {
+        self.kind_grants > 0 || !self.groups.is_empty()
+    }
+}
+
+fn check_visitors(v: &Visitors) -> Result<(), RuleError> {
+    match v {
+        Visitors::Kind(k) => super::name(k.as_str()).map(drop),
+        Visitors::Group(n) | Visitors::Machine(n) | Visitors::User(n) => super::name(n).map(drop),
+        _ => Ok(()),
+    }
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("grants", &self.grants.len())
+            .field("groups", &self.groups.len())
+            .field("generation", &self.generation)
+            .finish()
+    }
+}

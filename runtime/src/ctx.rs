@@ -41,8 +41,8 @@ impl Ctx {
 
     /// The Points outside its own subtree its spawn granted it
     /// ([`SpawnOptions::grants`]), each covering itself and everything
-    /// below it; empty unless granted. Kept across restarts. A stopgap
-    /// until access rules on Points replace it.
+    /// below it; empty unless granted. Kept across restarts. The access
+    /// rules let it send to and ask them (see [`crate::access`]).
     pub fn grants(&self) -> &[Point] {
         self.cell.grants()
     }

@@ -77,7 +77,9 @@ impl Inbound {
     /// Not async: queued or refused before it returns.
     pub fn signal(&self, peer: &str, wave: Wave) -> Result<(), WaveError> {
         let machine = self.machine()?;
-        if wave.from.is_root() {
+        // A peer speaks for its own particles: never as the root, nor as
+        // a particle this Machine hosts.
+        if wave.from.is_root() || machine.cell_at(&wave.from).is_some() {
             return Err(WaveError::Forbidden {
                 caller: wave.from,
                 point: wave.to,
@@ -117,7 +119,7 @@ impl Inbound {
             Ok(m) => m,
             Err(e) => return Ask::failed(e, open),
         };
-        if wave.from.is_root() {
+        if wave.from.is_root() || machine.cell_at(&wave.from).is_some() {
             return Ask::failed(
                 WaveError::Forbidden {
                     caller: wave.from,
@@ -174,6 +176,15 @@ impl Inbound {
         opts: crate::SpawnOptions,
     ) -> Result<(), crate::SpawnError> {
         let machine = self.machine().map_err(|_| crate::SpawnError::MachineDown)?;
+        // Spawn grants would give the child rights its spawner, on
+        // another Machine, may not hold: across Machines rights are rules.
+        if !opts.grants.is_empty() {
+            return Err(crate::SpawnError::Denied {
+                visitor: crate::access::Visitor::Machine(Arc::from("peer")),
+                parent: point.parent().unwrap_or_else(Point::root),
+                point,
+            });
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let child = machine.launch_as(point, None, kind, args, opts, Some(tx), false, true)?;
         crate::machine::wait_ready(child.point(), rx).await
@@ -200,7 +211,7 @@ impl Inbound {
         use crate::control::ControlKind;
         let sent = (|| {
             let machine = self.machine()?;
-            if from.is_root() {
+            if from.is_root() || machine.cell_at(&from).is_some() {
                 return Err(WaveError::Forbidden {
                     caller: from,
                     point: to.clone(),
@@ -287,6 +298,12 @@ impl Inbound {
         want: crate::access::Privilege,
     ) -> Result<(), WaveError> {
         let machine = self.machine()?;
+        if from.is_root() || machine.cell_at(from).is_some() {
+            return Err(WaveError::Forbidden {
+                caller: from.clone(),
+                point: target.clone(),
+            });
+        }
         let access = &machine.shared.access;
         let visit = crate::machine::Origin::Peer(peer).visit(from);
         if access.fast(&visit, target, want) || access.slow(&visit, target, want) {
@@ -368,7 +385,8 @@ impl Machine {
     /// [`AttachError::Forbidden`] from a particle's handler.
     pub fn attach_remote(&self, remote: Arc<dyn Remote>) -> Result<Inbound, AttachError> {
         let caller = crate::stamp::sender();
-        if !caller.is_root() {
+        // The Machine's own handle only: a user's stamps `ROOT` too.
+        if !caller.is_root() || self.user.is_some() {
             return Err(AttachError::Forbidden { caller });
         }
         self.shared

@@ -28,6 +28,11 @@
 //! - [`Observer`]: see every [`Event`] in order as it happens
 //!   ([`MachineBuilder::observer`]); a panic in one is caught and logged,
 //!   never unwound into the runtime.
+//! - [`access`]: access rules on Points. Every wave and management action
+//!   has a visitor (the sending particle, the Machine, a CLI user, another
+//!   Machine); grants in the Registry give privileges (send, ask, spawn,
+//!   stop, reload, link, read) on a Point or subtree; a particle owns its
+//!   subtree. Judged on the receiving side as a wave enters its lane.
 //! - Senders and control: every wave's sender is stamped by the runtime
 //!   (the particle whose handler sends it, else the Machine, [`Point::root`]);
 //!   no send API takes one. Control traffic (the supervisor API, exit

@@ -22,11 +22,13 @@ pub struct SpawnOptions {
     /// its exit reason, and its parent's crash notice says `gave_up`. (A
     /// child of a supervisor particle follows its child spec instead.)
     pub restart: Restart,
-    /// Points outside its own subtree that it may send to, each covering
-    /// itself and everything below it (default: none), kept for its whole
-    /// life and readable from [`Ctx::grants`]. The runtime itself does not
-    /// enforce them: a Driver running untrusted code does (a WASM guest may
-    /// send only to its own subtree, its parent and these). A stopgap until
-    /// access rules on Points replace it.
+    /// Points outside its own subtree that it may send to and ask, each
+    /// covering itself and everything below it (default: none), kept for
+    /// its whole life and readable from [`Ctx::grants`]. The access rules
+    /// honour them wherever its waves are judged on its own Machine (see
+    /// [`crate::access`]): they matter to a confined particle (a WASM
+    /// guest, which the open policy gives nothing) and under the enforced
+    /// policy. Grants for every particle of a Kind, or across Machines,
+    /// are rules: [`crate::Machine::grant`].
     pub grants: Vec<Point>,
 }

@@ -202,11 +202,27 @@ pub struct AccessStats {
 /// they refused. One per Machine, shared by its handles.
 pub(crate) struct Access {
     enforced: AtomicBool,
-    rules: RwLock<Rules>,
-    superusers: RwLock<Vec<Arc<str>>>,
+    /// Rules and superusers under one lock: a check takes it once.
+    state: RwLock<State>,
     denied_signals: AtomicU64,
     denied_requests: AtomicU64,
     denied_actions: AtomicU64,
+}
+
+/// What a check reads under the lock.
+struct State {
+    rules: Rules,
+    superusers: Vec<Arc<str>>,
+}
+
+impl State {
+    fn is_superuser(&self, visit: &Visit<'_>) -> bool {
+        match visit.who {
+            Who::Particle(p) => p.is_root() && visit.via.is_none(),
+            Who::User(u) => self.superusers.iter().any(|s| &**s == u),
+            Who::Machine(_) => false,
+        }
+    }
 }
 
 /// What was judged, for the count.
@@ -221,8 +237,7 @@ impl Access {
     pub(crate) fn new(policy: AccessPolicy, rules: Rules, superusers: Vec<Arc<str>>) -> Access {
         Access {
             enforced: AtomicBool::new(policy == AccessPolicy::Enforced),
-            rules: RwLock::new(rules),
-            superusers: RwLock::new(superusers),
+            state: RwLock::new(State { rules, superusers }),
             denied_signals: AtomicU64::new(0),
             denied_requests: AtomicU64::new(0),
             denied_actions: AtomicU64::new(0),
@@ -245,11 +260,7 @@ impl Access {
     /// Whether `visit` is a superuser here: the Machine itself (not a
     /// peer's), or a user named a superuser.
     pub(crate) fn is_superuser(&self, visit: &Visit<'_>) -> bool {
-        match visit.who {
-            Who::Particle(p) => p.is_root() && visit.via.is_none(),
-            Who::User(u) => self.superusers.read().iter().any(|s| &**s == u),
-            Who::Machine(_) => false,
-        }
+        self.state.read().is_superuser(visit)
     }
 
     /// Whether `visit` may do `want` to `target`.
@@ -279,11 +290,12 @@ impl Access {
     /// it has any.
     #[inline(never)]
     pub(crate) fn slow(&self, visit: &Visit<'_>, target: &Point, want: Privilege) -> bool {
-        if self.is_superuser(visit) {
+        let state = self.state.read();
+        if state.is_superuser(visit) {
             return true;
         }
         let open = !self.enforced.load(Ordering::Relaxed);
-        self.rules.read().allows(open, visit, target, want)
+        state.rules.allows(open, visit, target, want)
     }
 
     /// Counts and logs a refusal.
@@ -305,16 +317,17 @@ impl Access {
         );
     }
 
-    pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, Rules> {
-        self.rules.read()
+    /// A copy of the rules.
+    pub(crate) fn rules(&self) -> Rules {
+        self.state.read().rules.clone()
     }
 
     pub(crate) fn apply(&self, change: &Change) -> Result<(), RuleError> {
-        self.rules.write().apply(change)
+        self.state.write().rules.apply(change)
     }
 
     pub(crate) fn set_superusers(&self, users: Vec<Arc<str>>) {
-        *self.superusers.write() = users;
+        self.state.write().superusers = users;
     }
 
     pub(crate) fn stats(&self) -> AccessStats {
@@ -322,7 +335,7 @@ impl Access {
             denied_signals: self.denied_signals.load(Ordering::Relaxed),
             denied_requests: self.denied_requests.load(Ordering::Relaxed),
             denied_actions: self.denied_actions.load(Ordering::Relaxed),
-            changes: self.rules.read().generation(),
+            changes: self.state.read().rules.generation(),
         }
     }
 }

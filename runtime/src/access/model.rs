@@ -97,7 +97,7 @@ impl Model {
                     return true;
                 }
                 // Stop its own line; send and ask its parent.
-                if want == Privilege::Stop && at_or_above(target, p) {
+                if want == Privilege::Stop && !target.is_root() && at_or_above(target, p) {
                     return true;
                 }
                 let mut parent = segs(p);

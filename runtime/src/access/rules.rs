@@ -73,6 +73,8 @@ pub enum Change {
 pub struct Rules {
     grants: BTreeMap<(Scope, Visitors), Privileges>,
     groups: BTreeMap<Arc<str>, BTreeSet<Visitors>>,
+    /// The groups of each member pattern: a check asks only the visitor's.
+    members: Keyed<BTreeSet<Arc<str>>>,
     index: HashMap<Box<str>, Node, ahash::RandomState>,
     /// How many grants name a Kind: a check looks the sender's Kind up only
     /// if some do.
@@ -88,14 +90,33 @@ struct Node {
     subtree: Entries,
 }
 
-/// Grants at one Point for one kind of scope, by visitor key.
+/// Grants at one Point for one kind of scope: by visitor pattern, and by
+/// group.
 #[derive(Default, Clone)]
 struct Entries {
-    anyone: Privileges,
-    keyed: HashMap<Box<str>, Privileges, ahash::RandomState>,
-    groups: Vec<(Arc<str>, Privileges)>,
+    privileges: Keyed<Privileges>,
+    groups: HashMap<Arc<str>, Privileges, ahash::RandomState>,
+}
+
+/// Values by visitor pattern (groups aside), looked up by visit: a key per
+/// pattern (`p` Point, `s` subtree, `k` Kind, `m` Machine, `u` user), so a
+/// visit costs a lookup per segment of its Point, whatever the count.
+#[derive(Clone)]
+struct Keyed<V> {
+    anyone: Option<V>,
+    keyed: HashMap<Box<str>, V, ahash::RandomState>,
     /// Which tags `keyed` has held: a tag never seen costs no lookup.
     tags: u8,
+}
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed {
+            anyone: None,
+            keyed: HashMap::default(),
+            tags: 0,
+        }
+    }
 }
 
 const T_POINT: u8 = b'p';
@@ -149,88 +170,106 @@ fn self_and_ancestors(point: &Point) -> impl Iterator<Item = &str> {
     .chain(std::iter::once(crate::point::ROOT))
 }
 
-impl Entries {
-    fn set(&mut self, visitors: &Visitors, privileges: Privileges) {
-        let (tag, name): (u8, &str) = match visitors {
-            Visitors::Anyone => {
-                self.anyone = privileges;
-                return;
+/// The key of a pattern (None: `Anyone`; groups have none).
+fn pattern_key(visitors: &Visitors) -> Option<(u8, &str)> {
+    match visitors {
+        Visitors::Anyone | Visitors::Group(_) => None,
+        Visitors::Point(p) => Some((T_POINT, p.as_str())),
+        Visitors::Subtree(p) => Some((T_SUBTREE, p.as_str())),
+        Visitors::Kind(k) => Some((T_KIND, k.as_str())),
+        Visitors::Machine(m) => Some((T_MACHINE, m)),
+        Visitors::User(u) => Some((T_USER, u)),
+    }
+}
+
+impl<V> Keyed<V> {
+    /// The value of a pattern, made with `make` if new.
+    fn entry(&mut self, visitors: &Visitors, make: impl FnOnce() -> V) -> &mut V {
+        match pattern_key(visitors) {
+            None => self.anyone.get_or_insert_with(make),
+            Some((tag, name)) => {
+                self.tags |= tag_bit(tag);
+                self.keyed.entry(owned_key(tag, name)).or_insert_with(make)
             }
-            Visitors::Group(g) => {
-                self.groups.retain(|(name, _)| name != g);
-                if !privileges.is_empty() {
-                    self.groups.push((g.clone(), privileges));
-                }
-                return;
+        }
+    }
+
+    /// Drops a pattern's value.
+    fn remove(&mut self, visitors: &Visitors) {
+        match pattern_key(visitors) {
+            None => self.anyone = None,
+            Some((tag, name)) => {
+                self.keyed.remove(&*owned_key(tag, name));
             }
-            Visitors::Point(p) => (T_POINT, p.as_str()),
-            Visitors::Subtree(p) => (T_SUBTREE, p.as_str()),
-            Visitors::Kind(k) => (T_KIND, k.as_str()),
-            Visitors::Machine(m) => (T_MACHINE, m),
-            Visitors::User(u) => (T_USER, u),
-        };
-        if privileges.is_empty() {
-            self.keyed.remove(&*owned_key(tag, name));
-        } else {
-            self.tags |= tag_bit(tag);
-            self.keyed.insert(owned_key(tag, name), privileges);
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.anyone.is_empty() && self.keyed.is_empty() && self.groups.is_empty()
+        self.anyone.is_none() && self.keyed.is_empty()
     }
 
-    fn lookup(&self, tag: u8, name: &str, want: Privilege) -> bool {
+    fn get(&self, tag: u8, name: &str) -> Option<&V> {
         if self.tags & tag_bit(tag) == 0 {
-            return false;
+            return None;
         }
         let mut buf = [0u8; KEY_MAX];
-        key(&mut buf, tag, name)
-            .and_then(|k| self.keyed.get(k))
-            .is_some_and(|p| p.has(want))
+        key(&mut buf, tag, name).and_then(|k| self.keyed.get(k))
+    }
+
+    /// Whether `f` holds for the value of any pattern matching `visit`.
+    fn any(&self, visit: &Visit<'_>, mut f: impl FnMut(&V) -> bool) -> bool {
+        if self.anyone.as_ref().is_some_and(&mut f) {
+            return true;
+        }
+        if self.tags == 0 {
+            return false;
+        }
+        let mut at = |tag: u8, name: &str| self.get(tag, name).is_some_and(&mut f);
+        let found = match visit.who {
+            Who::Particle(p) => {
+                at(T_POINT, p.as_str())
+                    || (self.tags & tag_bit(T_SUBTREE) != 0
+                        && self_and_ancestors(p).any(|a| at(T_SUBTREE, a)))
+                    || visit.kind.is_some_and(|k| at(T_KIND, k.as_str()))
+            }
+            Who::User(u) => at(T_USER, u),
+            Who::Machine(m) => at(T_MACHINE, m),
+        };
+        // A Machine's own voice comes through itself: asked once above.
+        found
+            || visit
+                .via
+                .is_some_and(|m| visit.who != Who::Machine(m) && at(T_MACHINE, m))
+    }
+}
+
+impl Entries {
+    fn set(&mut self, visitors: &Visitors, privileges: Privileges) {
+        match visitors {
+            Visitors::Group(g) if privileges.is_empty() => {
+                self.groups.remove(g);
+            }
+            Visitors::Group(g) => {
+                self.groups.insert(g.clone(), privileges);
+            }
+            _ if privileges.is_empty() => self.privileges.remove(visitors),
+            _ => *self.privileges.entry(visitors, Privileges::default) = privileges,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.privileges.is_empty() && self.groups.is_empty()
     }
 
     /// Whether these grants give `visit` the privilege `want`.
     fn gives(&self, rules: &Rules, visit: &Visit<'_>, want: Privilege) -> bool {
-        if self.anyone.has(want) {
-            return true;
-        }
-        if self.tags != 0 {
-            let found = match visit.who {
-                Who::Particle(p) => {
-                    self.lookup(T_POINT, p.as_str(), want)
-                        || (self.tags & tag_bit(T_SUBTREE) != 0
-                            && self_and_ancestors(p).any(|a| self.lookup(T_SUBTREE, a, want)))
-                        || visit
-                            .kind
-                            .is_some_and(|k| self.lookup(T_KIND, k.as_str(), want))
-                }
-                Who::User(u) => self.lookup(T_USER, u, want),
-                Who::Machine(m) => self.lookup(T_MACHINE, m, want),
-            };
-            if found || visit.via.is_some_and(|m| self.lookup(T_MACHINE, m, want)) {
-                return true;
-            }
-        }
-        self.groups
-            .iter()
-            .any(|(g, p)| p.has(want) && rules.is_member(g, visit))
-    }
-}
-
-/// Whether the pattern `member` (not a group) matches `visit`.
-fn matches(member: &Visitors, visit: &Visit<'_>) -> bool {
-    let via = |m: &str| visit.via == Some(m);
-    match (member, visit.who) {
-        (Visitors::Anyone, _) => true,
-        (Visitors::Point(p), Who::Particle(v)) => p == v,
-        (Visitors::Subtree(p), Who::Particle(v)) => p.contains(v),
-        (Visitors::Kind(k), Who::Particle(_)) => visit.kind == Some(k),
-        (Visitors::User(u), Who::User(v)) => **u == *v,
-        (Visitors::Machine(m), Who::Machine(v)) => **m == *v || via(m),
-        (Visitors::Machine(m), _) => via(m),
-        _ => false,
+        self.privileges.any(visit, |p| p.has(want))
+            || (!self.groups.is_empty()
+                && rules.members.any(visit, |groups| {
+                    groups
+                        .iter()
+                        .any(|g| self.groups.get(g).is_some_and(|p| p.has(want)))
+                }))
     }
 }
 
@@ -290,6 +329,9 @@ impl Rules {
                     .entry(group.clone())
                     .or_default()
                     .insert(member.clone());
+                self.members
+                    .entry(member, BTreeSet::new)
+                    .insert(group.clone());
             }
             Change::Leave { group, member } => {
                 if let Some(members) = self.groups.get_mut(group) {
@@ -297,6 +339,11 @@ impl Rules {
                     if members.is_empty() {
                         self.groups.remove(group);
                     }
+                }
+                let groups = self.members.entry(member, BTreeSet::new);
+                groups.remove(group);
+                if groups.is_empty() {
+                    self.members.remove(member);
                 }
             }
         }
@@ -309,8 +356,8 @@ impl Rules {
     /// 1. with the open policy (`open`), anything in [`OPEN`], unless the
     ///    visitor is confined (a WASM guest);
     /// 2. a particle owns its subtree: anything there;
-    /// 3. a particle may stop its own line (its ancestors, as an Erlang
-    ///    process may exit its supervisor), and send to and ask its parent
+    /// 3. a particle may stop its own line (its ancestors but `ROOT`, as
+    ///    an Erlang process may exit its supervisor), and send to and ask its parent
     ///    and the subtrees its spawn granted it ([`Visit::grants`]);
     /// 4. what a grant covering `target` gives a pattern matching `visit`.
     ///
@@ -326,7 +373,9 @@ impl Rules {
                     return true;
                 }
                 match want {
-                    Privilege::Stop if target.contains(p) => return true,
+                    // Its own line, not `ROOT`: stopping the root ends
+                    // every line.
+                    Privilege::Stop if !target.is_root() && target.contains(p) => return true,
                     Privilege::Send | Privilege::Ask
                         if p.parent().as_ref() == Some(target)
                             || visit.grants.iter().any(|g| g.contains(target)) =>
@@ -359,12 +408,6 @@ impl Rules {
             first = false;
         }
         false
-    }
-
-    fn is_member(&self, group: &str, visit: &Visit<'_>) -> bool {
-        self.groups
-            .get(group)
-            .is_some_and(|members| members.iter().any(|m| matches(m, visit)))
     }
 
     /// Every grant, in order of scope then visitors.

@@ -476,6 +476,11 @@ impl<C> LaneQueue<C> {
         true
     }
 
+    /// The watcher of a monitor on this particle, if it is there.
+    pub(crate) fn monitor_watcher(&self, r: MonitorId) -> Option<Weak<C>> {
+        self.state.lock().watched.monitor_watcher(r)
+    }
+
     /// Removes a monitor; its watcher if it was there (it will never fire).
     pub(crate) fn remove_monitor(&self, r: MonitorId) -> Option<Weak<C>> {
         self.state.lock().watched.remove_monitor(r)

@@ -65,6 +65,16 @@ impl<C> Watched<C> {
         self.watch().monitors.push((r, watcher));
     }
 
+    /// The watcher of a monitor, if it is there (nothing removed).
+    pub(super) fn monitor_watcher(&self, r: MonitorId) -> Option<Weak<C>> {
+        let watch = self.watch.as_ref()?;
+        watch
+            .monitors
+            .iter()
+            .find(|(m, _)| *m == r)
+            .map(|(_, w)| w.clone())
+    }
+
     /// Removes a monitor; its watcher if it was there (it will never fire).
     pub(super) fn remove_monitor(&mut self, r: MonitorId) -> Option<Weak<C>> {
         let watch = self.watch.as_mut()?;

@@ -229,6 +229,31 @@ impl Machine {
         Err(visit.visitor())
     }
 
+    /// Whether this handle's visitor may give a particle it spawns these
+    /// spawn grants: a superuser any; a particle only what it holds
+    /// itself (its own subtree, its own spawn grants), so that no spawn
+    /// launders rights; a user none.
+    pub(crate) fn may_give(&self, grants: &[Point]) -> bool {
+        if self.may_as_superuser() {
+            return true;
+        }
+        if self.user.is_some() {
+            return false;
+        }
+        let me = crate::stamp::sender();
+        crate::cell::with_running(&me, |cell| {
+            grants.iter().all(|g| {
+                me.contains(g) || cell.is_some_and(|c| c.grants().iter().any(|x| x.contains(g)))
+            })
+        })
+    }
+
+    /// Whether this handle's visitor is a superuser.
+    pub(crate) fn may_as_superuser(&self) -> bool {
+        let from = self.stamp();
+        self.shared.access.is_superuser(&self.visit_of(&from))
+    }
+
     fn must_be_superuser(&self, what: &str) -> Result<(), RuleError> {
         let from = self.stamp();
         let visit = self.visit_of(&from);
@@ -326,7 +351,7 @@ impl Machine {
 
     /// A copy of the rules in force.
     pub fn rules(&self) -> Rules {
-        self.shared.access.read().clone()
+        self.shared.access.rules()
     }
 
     /// The Machine's [`AccessPolicy`].

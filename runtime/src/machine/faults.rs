@@ -35,6 +35,16 @@ impl Machine {
                 visitor,
                 point: point.clone(),
             })?;
+        // `stop` reaches a particle's own line (it may end its parent, as
+        // an Erlang process may exit its supervisor); a fault does not: a
+        // child may not pause or crash its ancestors.
+        let caller = self.stamp();
+        if self.user.is_none() && !caller.is_root() && point.is_ancestor_of(&caller) {
+            return Err(FaultError::Forbidden {
+                caller,
+                target: point.to_string(),
+            });
+        }
         fault.validate()?;
         let cell = self
             .shared
@@ -57,6 +67,7 @@ impl Machine {
             .cells_under(&Point::root())
             .into_iter()
             .filter(|c| c.star() == star && !c.has_ended())
+            .filter(|c| self.may(crate::access::Privilege::Read, c.point()))
             .map(|c| c.point().clone())
             .collect();
         points.sort();

@@ -7,8 +7,8 @@
 //! stamps its own particle. The sender is what the runtime's guards key on
 //! (a parent stopping its children refuses their requests, whichever way
 //! they were sent), what the supervisor API is judged by (only the Machine
-//! or an ancestor of the supervisor may use it), and what a cluster will
-//! carry between Machines and access rules on Points will judge: none of
+//! or an ancestor of the supervisor may use it), and what the cluster
+//! carries between Machines and the access rules on Points judge: none of
 //! that could stand on a sender the caller writes.
 
 mod access;
@@ -94,6 +94,10 @@ impl Machine {
     ///
     /// [`StarThreadError::NoSuchStar`]; [`StarThreadError::Unavailable`] if
     /// the thread cannot start or the Machine is shutting down.
+    ///
+    /// Through a CLI user's handle the future still runs as the Machine:
+    /// a user's handle is for the daemon's own code, which never runs a
+    /// user's.
     pub fn spawn_on_star<F>(
         &self,
         star: usize,
@@ -150,7 +154,9 @@ impl Machine {
 
     /// Subscribes to what the runtime does from now on (spawns, crashes,
     /// restarts, stops). A subscriber that falls behind by more than the
-    /// builder's `event_capacity` loses the oldest.
+    /// builder's `event_capacity` loses the oldest. Every event, whoever
+    /// subscribes: code that relays them to a user (the daemon) keeps
+    /// those of Points the user may read ([`Machine::may`] with `read`).
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
     }
@@ -327,6 +333,13 @@ impl Machine {
                     parent,
                 });
             }
+        }
+        if !opts.grants.is_empty() && !self.may_give(&opts.grants) {
+            return Err(SpawnError::Denied {
+                visitor: self.visitor(),
+                parent: point.parent().unwrap_or_else(Point::root),
+                point,
+            });
         }
         let Some(driver) = sh.drivers.get(&kind) else {
             return Err(SpawnError::UnknownKind { point, kind });
@@ -507,6 +520,16 @@ impl Machine {
             caller,
             point: watcher.clone(),
         })?;
+        // A user's handle stamps `ROOT`: it acts on the watcher's behalf
+        // only with `link` on it too.
+        if self.user.is_some() {
+            self.check_action(crate::access::Privilege::Link, watcher)
+                .map_err(|visitor| WaveError::Denied {
+                    visitor,
+                    point: watcher.clone(),
+                    privilege: crate::access::Privilege::Link,
+                })?;
+        }
         let watcher = self.resolve(watcher)?;
         Ok(self.monitor_cell(&watcher, target))
     }
@@ -630,19 +653,34 @@ impl Machine {
     }
 
     /// Removes a monitor; true if it had not fired yet (it never will
-    /// now).
+    /// now). Only its watcher, an ancestor of the watcher or the Machine
+    /// may (a `MonitorRef` is plain data: anyone could make one); through
+    /// a CLI user's handle, with `link` on the watcher.
     pub fn demonitor(&self, monitor: &MonitorRef) -> bool {
         if self.cell_at(monitor.target()).is_none() {
             if let Some(remote) = self.shared.remote.get() {
                 return remote.demonitor(monitor);
             }
         }
-        let Some(watcher) = self
-            .shared
-            .registry
-            .cell(monitor.target())
-            .and_then(|t| t.lane.remove_monitor(monitor.id()))
+        let Some(target) = self.shared.registry.cell(monitor.target()) else {
+            return false;
+        };
+        let Some(watcher) = target
+            .lane
+            .monitor_watcher(monitor.id())
+            .and_then(|w| w.upgrade())
         else {
+            return false;
+        };
+        if crate::stamp::may_act_on(watcher.point()).is_err()
+            || (self.user.is_some()
+                && self
+                    .check_action(crate::access::Privilege::Link, watcher.point())
+                    .is_err())
+        {
+            return false;
+        }
+        let Some(watcher) = target.lane.remove_monitor(monitor.id()) else {
             return false;
         };
         // The watcher forgets it too: nothing of it is left on either side.
@@ -886,10 +924,26 @@ impl Machine {
         body: impl Into<Body>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Body, WaveError>> + Send + 'static {
-        let sent = self.resolve(to).map(|cell| {
-            self.particle_ref(cell)
-                .control(ControlKind::Driver(body.into()), timeout)
-        });
+        // Driver control is for in-process code: a user's handle needs
+        // to be a superuser's (the privilege named is `stop`, the nearest:
+        // control steers a particle's Driver).
+        let user_denied = self.user.is_some()
+            && !self.may_as_superuser()
+            && self
+                .check_action(crate::access::Privilege::Stop, &Point::root())
+                .is_err();
+        let sent = if user_denied {
+            Err(WaveError::Denied {
+                visitor: self.visitor(),
+                point: to.clone(),
+                privilege: crate::access::Privilege::Stop,
+            })
+        } else {
+            self.resolve(to).map(|cell| {
+                self.particle_ref(cell)
+                    .control(ControlKind::Driver(body.into()), timeout)
+            })
+        };
         async move {
             match sent?.await? {
                 ControlReply::Driver(body) => Ok(body),

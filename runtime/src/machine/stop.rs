@@ -222,7 +222,20 @@ impl Machine {
     /// Called from inside a particle, it starts the shutdown in a task of
     /// its own and returns at once: the shutdown must wait for the caller,
     /// which is waiting for the shutdown.
+    ///
+    /// Through a CLI user's handle ([`Machine::as_user`]), or from a
+    /// particle under the enforced policy, it takes the privilege `stop`
+    /// on `ROOT` (a superuser, or a grant): refused, it does nothing (the
+    /// refusal is counted and logged). Under the open policy a particle
+    /// may, as before rules.
     pub async fn shutdown(&self) {
+        if (self.user.is_some() || self.access_policy() == crate::access::AccessPolicy::Enforced)
+            && self
+                .check_action(crate::access::Privilege::Stop, &Point::root())
+                .is_err()
+        {
+            return;
+        }
         self.shared.down.store(true, Ordering::Release);
         // Rare enough to look through every particle rather than tag every
         // particle's task (which would cost on every poll).

@@ -35,6 +35,7 @@ const RESEND_AFTER: Duration = Duration::from_secs(5);
 /// How often a live session carries a heartbeat when nothing else goes.
 const HEARTBEAT: Duration = Duration::from_millis(200);
 type SpawnTx = oneshot::Sender<Result<(), String>>;
+type StopTx = oneshot::Sender<Result<(), WireError>>;
 
 pub(crate) struct Pending {
     pub(crate) machine: String,
@@ -56,7 +57,9 @@ pub(crate) struct Core {
     /// Claims on Points another Machine still holds, waiting for its end.
     pub(crate) claims: Mutex<HashMap<Point, String>>,
     /// Spawns asked of peers, waiting for their answers.
-    pub(crate) spawns: Mutex<HashMap<u64, (String, SpawnTx)>>,
+    pub(crate) spawns: Mutex<HashMap<u64, (String, Point, SpawnTx)>>,
+    /// Stops asked of peers, waiting for their answers.
+    pub(crate) stops: Mutex<HashMap<u64, (String, StopTx)>>,
     /// Named groups across Machines.
     pub(crate) groups: crate::groups::Groups,
     /// Links of local particles with remote ones.
@@ -109,6 +112,7 @@ impl Core {
             links: crate::links::Links::default(),
             groups: crate::groups::Groups::default(),
             spawns: Mutex::new(HashMap::new()),
+            stops: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             next_stream: AtomicU64::new(fresh_u64() >> 16),
             inbound: OnceLock::new(),
@@ -155,15 +159,28 @@ impl Core {
         v
     }
 
-    /// A spawn asked of `machine`: its id, and where its answer comes.
+    /// A spawn of `point` asked of `machine`: its id, and where its
+    /// answer comes.
     pub(crate) fn expect_spawn(
         &self,
         machine: &str,
+        point: &Point,
     ) -> (u64, oneshot::Receiver<Result<(), String>>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.spawns.lock().insert(id, (machine.to_string(), tx));
+        self.spawns
+            .lock()
+            .insert(id, (machine.to_string(), point.clone(), tx));
         (id, rx)
+    }
+
+    /// Whether this Machine asked `machine` to spawn `point` and waits for
+    /// its answer.
+    pub(crate) fn asked_spawn(&self, machine: &str, point: &Point) -> bool {
+        self.spawns
+            .lock()
+            .values()
+            .any(|(m, p, _)| m == machine && p == point)
     }
 
     /// A spawn no longer waited for.
@@ -281,10 +298,10 @@ impl Core {
         Ok(())
     }
 
-    /// Sends `machine` this Machine's Points and groups, as they are:
-    /// read and numbered under the peer's lock, so that an end told
-    /// meanwhile goes after the snapshot that still lists it, never
-    /// before.
+    /// Sends `machine` this Machine's Points, groups and access rules, as
+    /// they are: read and numbered under the peer's lock, so that an end
+    /// (or a rule change) told meanwhile goes after the snapshot that
+    /// still lists it, never before.
     pub(crate) fn send_snapshot(&self, machine: &str) {
         let Some(peer) = self.known(machine) else {
             return;
@@ -294,6 +311,7 @@ impl Core {
         let _ = self.send_to(&mut p, machine, Item::Hosted { points });
         let groups = self.local_memberships();
         let _ = self.send_to(&mut p, machine, Item::Groups(groups));
+        self.send_rules(&mut p, machine);
     }
 
     /// Emits an unnumbered frame (an ack, a hello, a heartbeat): lost
@@ -545,7 +563,10 @@ impl Core {
         for point in &points {
             self.promote_claim(point);
         }
-        self.spawns.lock().retain(|_, (m, _)| m != machine);
+        self.spawns.lock().retain(|_, (m, _, _)| m != machine);
+        // Stops waiting on it are answered `MachineLost` (their senders
+        // dropped).
+        self.stops.lock().retain(|_, (m, _)| m != machine);
         let failed: Vec<Pending> = {
             let mut pending = self.pending.lock();
             let ids: Vec<u64> = pending

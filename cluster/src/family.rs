@@ -28,6 +28,11 @@ pub(crate) struct Adoption {
     pub(crate) kind: Kind,
     pub(crate) args: Body,
     pub(crate) restart: Restart,
+    /// Who spawned it, as the hosting Machine knows: one of its particles
+    /// or its voice (judged for `spawn` on the parent before the parent's
+    /// Machine takes the child on), or a particle or the voice of the
+    /// parent's Machine, which asked for the spawn itself.
+    pub(crate) by: Point,
 }
 
 /// Both sides' records.
@@ -42,14 +47,15 @@ pub(crate) struct Family {
 
 impl Core {
     /// Spawns `point` here for the cluster (a peer asked, or a placement
-    /// chose this Machine), and tells its parent's Machine if that is
-    /// another.
+    /// chose this Machine), as `by` asked (already judged), and tells its
+    /// parent's Machine if that is another.
     pub(crate) async fn spawn_here(
         self: &Arc<Self>,
         point: Point,
         kind: Kind,
         args: Body,
         restart: Restart,
+        by: Point,
     ) -> Result<(), String> {
         let inbound = self.inbound.get().ok_or("not attached")?;
         if let Some(m) = self.locate(&point).filter(|m| *m != self.me) {
@@ -87,6 +93,7 @@ impl Core {
                 kind,
                 args,
                 restart,
+                by,
             }),
         );
         Ok(())
@@ -94,7 +101,9 @@ impl Core {
 
     /// `machine` hosts `adoption.child`, a child of a parent here: taken
     /// only if the parent is here, the child is directly under it and
-    /// lives on that Machine, and no other Machine has a record of it.
+    /// lives on that Machine, no other Machine has a record of it, and
+    /// this Machine asked for the spawn or the rules let its spawner spawn
+    /// under the parent.
     pub(crate) fn adopted(&self, machine: &str, adoption: Adoption) {
         let parent_here = self
             .inbound
@@ -102,15 +111,60 @@ impl Core {
             .is_some_and(|i| i.hosts(&adoption.parent));
         let under = adoption.child.parent().as_ref() == Some(&adoption.parent);
         let there = self.locate(&adoption.child).as_deref() == Some(machine);
-        let mut abroad = self.family.abroad.lock();
-        let other = abroad
-            .get(&adoption.child)
-            .is_some_and(|(m, _)| m != machine);
-        if !(parent_here && under && there) || other {
+        let other = || {
+            self.family
+                .abroad
+                .lock()
+                .get(&adoption.child)
+                .is_some_and(|(m, _)| m != machine)
+        };
+        if !(parent_here && under && there) || other() {
             tracing::warn!(target: "hyperverse::cluster", peer = machine, child = %adoption.child, "an adoption refused");
             return;
         }
-        abroad.insert(adoption.child.clone(), (machine.to_string(), adoption));
+        // Judged without the family's lock (the check reads the Registry
+        // and the spawns asked); the record is then made only if no other
+        // Machine's came meanwhile.
+        if !self.may_adopt(machine, &adoption) {
+            return;
+        }
+        let mut abroad = self.family.abroad.lock();
+        if abroad
+            .get(&adoption.child)
+            .is_none_or(|(m, _)| m == machine)
+        {
+            abroad.insert(adoption.child.clone(), (machine.to_string(), adoption));
+        }
+    }
+
+    /// Whether this Machine takes on a child `machine` hosts for a parent
+    /// here (and so would start it again here if `machine` were lost): if
+    /// this Machine asked `machine` for that spawn, or if its spawner there
+    /// may spawn under the parent by the rules (judged as its waves are).
+    /// A spawner `machine` may not speak as (a third Machine's particle,
+    /// for which it spawned) is judged as `machine`'s own voice: what it
+    /// vouches for is its own.
+    fn may_adopt(&self, machine: &str, adoption: &Adoption) -> bool {
+        if self.asked_spawn(machine, &adoption.child) {
+            return true;
+        }
+        let by = if self.may_send_as(machine, &adoption.by) {
+            adoption.by.clone()
+        } else {
+            Point::parse(machine).unwrap_or_else(|_| Point::root())
+        };
+        match self.judge_peer(
+            machine,
+            &by,
+            &adoption.parent,
+            hyperverse_runtime::access::Privilege::Spawn,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(target: "hyperverse::access", peer = machine, child = %adoption.child, error = %e, "an adoption refused");
+                false
+            }
+        }
     }
 
     /// Whether `machine` told us it hosts `child` for `parent`, here.
@@ -184,7 +238,11 @@ impl Core {
                 let core = self.clone();
                 self.runtime.spawn(async move {
                     let child = a.child.clone();
-                    match core.spawn_here(a.child, a.kind, a.args, a.restart).await {
+                    let me = core.me_point.clone();
+                    match core
+                        .spawn_here(a.child, a.kind, a.args, a.restart, me)
+                        .await
+                    {
                         Ok(()) => {
                             tracing::info!(target: "hyperverse::cluster", point = %child, "restarted here: its machine was lost")
                         }

@@ -9,13 +9,19 @@
 
 use std::time::Duration;
 
+use hyperverse_runtime::access::{Change, Privilege, Visitor};
 use hyperverse_runtime::{
     Body, CodecError, CrashNotice, DownReason, Kind, Point, Restart, Wave, WaveError,
 };
 use serde::{Deserialize, Serialize};
 
-/// The version byte in front of every envelope.
-pub const FRAME_VERSION: u8 = 2;
+/// The version byte in front of every envelope (3: spawns name their
+/// spawner, stops cross, rules replicate, denials keep their kind).
+pub const FRAME_VERSION: u8 = 3;
+
+/// The most rule changes one [`Item::Rules`] carries: a snapshot of many
+/// rules goes in several, and a peer's item with more is refused whole.
+pub(crate) const MAX_RULE_CHANGES: usize = 1024;
 
 /// The largest envelope sent (a wave of the runtime's largest, and room
 /// for its addressing); each Machine's node server accepts a message of a
@@ -71,10 +77,13 @@ pub(crate) enum Item {
     Hosted { points: Vec<Point> },
     /// A particle of the sending Machine ended.
     Ended { point: Point, reason: DownReason },
-    /// Spawn this particle here (a placement chose this Machine); the
-    /// answer comes back as [`Item::Spawned`] with `id`.
+    /// Spawn this particle here (a placement chose this Machine), as
+    /// `from` on the sending Machine asks (one of its particles, or its
+    /// own voice): judged as its spawn of a child under the Point's
+    /// parent. The answer comes back as [`Item::Spawned`] with `id`.
     Spawn {
         id: u64,
+        from: Point,
         point: Point,
         kind: Kind,
         args: Body,
@@ -116,6 +125,19 @@ pub(crate) enum Item {
         reason: String,
         normal: bool,
     },
+    /// Changes to the access rules, in order: one made on the sending
+    /// Machine, or (on a new session) a part of the rules it holds. At
+    /// most [`MAX_RULE_CHANGES`].
+    Rules(Vec<Change>),
+    /// `from`, on the sending Machine, stops the particle at `point` here
+    /// and its subtree; the answer comes back as [`Item::Stopped`] with
+    /// `id`.
+    Stop { id: u64, from: Point, point: Point },
+    /// How stop `id` went.
+    Stopped {
+        id: u64,
+        result: Result<(), WireError>,
+    },
 }
 
 /// A [`WaveError`] on the wire: its Point is the request's target, which
@@ -134,6 +156,11 @@ pub(crate) enum WireError {
     Forbidden(Point),
     MachineLost(String),
     Other(String),
+    /// The access rules refused the visitor the privilege on the target.
+    Denied {
+        visitor: Visitor,
+        privilege: Privilege,
+    },
 }
 
 impl WireError {
@@ -152,6 +179,12 @@ impl WireError {
             WaveError::BadReply { error, .. } => WireError::BadReply(error.to_string()),
             WaveError::Forbidden { caller, .. } => WireError::Forbidden(caller.clone()),
             WaveError::MachineLost { machine, .. } => WireError::MachineLost(machine.clone()),
+            WaveError::Denied {
+                visitor, privilege, ..
+            } => WireError::Denied {
+                visitor: visitor.clone(),
+                privilege: *privilege,
+            },
             other => WireError::Other(other.to_string()),
         }
     }
@@ -182,6 +215,11 @@ impl WireError {
             WireError::Forbidden(caller) => WaveError::Forbidden { caller, point },
             WireError::MachineLost(machine) => WaveError::MachineLost { point, machine },
             WireError::Other(reason) => WaveError::Crashed { point, reason },
+            WireError::Denied { visitor, privilege } => WaveError::Denied {
+                visitor,
+                point,
+                privilege,
+            },
         }
     }
 }
@@ -302,6 +340,34 @@ mod tests {
                 },
             },
             Frame::Ack { stream: 5, upto: 9 },
+            Frame::Data {
+                stream: 5,
+                seq: 3,
+                item: Item::Rules(vec![
+                    Change::Grant("send,ask on b:** to machine=a".parse().unwrap()),
+                    Change::Revoke("stop on b:y to kind=k".parse().unwrap()),
+                ]),
+            },
+            Frame::Data {
+                stream: 5,
+                seq: 4,
+                item: Item::Stop {
+                    id: 4,
+                    from: "a:x".parse().unwrap(),
+                    point: "b:y".parse().unwrap(),
+                },
+            },
+            Frame::Data {
+                stream: 5,
+                seq: 5,
+                item: Item::Stopped {
+                    id: 4,
+                    result: Err(WireError::Denied {
+                        visitor: Visitor::User("u".into()),
+                        privilege: Privilege::Stop,
+                    }),
+                },
+            },
         ] {
             let e = env(f);
             let bytes = e.encode().unwrap();
@@ -355,6 +421,16 @@ mod tests {
             WaveError::MachineLost {
                 point: p.clone(),
                 machine: "b".into(),
+            },
+            WaveError::Denied {
+                visitor: Visitor::Particle("a:x".parse().unwrap()),
+                point: p.clone(),
+                privilege: Privilege::Ask,
+            },
+            WaveError::Denied {
+                visitor: Visitor::Machine("a".into()),
+                point: p.clone(),
+                privilege: Privilege::Send,
             },
         ];
         for e in errs {

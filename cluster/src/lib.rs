@@ -14,7 +14,22 @@
 //! that Machine. When a Machine is lost (its session down longer than
 //! [`ClusterConfig::lost_after`], or it restarted), every peer forgets its
 //! Points at once, and requests waiting on it are answered
-//! [`WaveError::MachineLost`](hyperverse_runtime::WaveError::MachineLost).
+//! [`WaveError::MachineLost`].
+//!
+//! **Access rules** (the runtime's `access` module) replicate with the
+//! Registry: a grant, revoke or group change made on one Machine goes to
+//! every peer on the same ordered links, in order, and a Machine that
+//! joins learns the rules in force with the Points. Each Machine judges
+//! what arrives from a peer: a wave as the runtime does (its visitor is
+//! the sending particle, through that Machine, or the Machine's own
+//! voice), and the actions beside waves by the same check: a spawn placed
+//! here ([`Cluster::spawn`], privilege `spawn` on the new particle's
+//! parent, by the particle that asked), a stop ([`Cluster::stop`], `stop`),
+//! a link (`link`; a refused one ends in an exit signal
+//! [`LINK_DENIED`]), supervisor control (`stop` on the supervisor), and
+//! the adoption of a child spawned there under a parent here. A refused
+//! request crosses back as [`WaveError::Denied`], with its visitor, Point
+//! and privilege.
 //!
 //! ```no_run
 //! use hyperverse_cluster::{ClusterConfig, ClusteredMachine};
@@ -29,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod broadcast;
 mod config;
 mod core;
@@ -47,12 +63,16 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperverse_runtime::{Body, Kind, Machine, MachineBuilder, MachineError, Point, Restart};
+use hyperverse_runtime::access::{Privilege, Visitor};
+use hyperverse_runtime::{
+    Body, Kind, Machine, MachineBuilder, MachineError, Point, Restart, WaveError,
+};
 
 pub use broadcast::{Audience, Collect};
 pub use config::{ClusterConfig, ConfigError, TlsFiles, DEFAULT_LOST_AFTER};
 pub use frame::FRAME_VERSION;
 pub use groups::GroupError;
+pub use links::LINK_DENIED;
 pub use place::{PlaceError, Placement, SPAWN_TIMEOUT};
 
 /// Why a Machine could not join a cluster.
@@ -204,7 +224,61 @@ impl Cluster {
         restart: Restart,
         placement: Placement,
     ) -> Result<String, PlaceError> {
-        self.core.place(point, kind, args, restart, placement).await
+        let spawner = self.spawner(&point);
+        self.core
+            .place(point, kind, args, restart, placement, spawner)
+            .await
+    }
+
+    /// Who spawns `point`: the caller (the particle whose handler runs
+    /// now, else this Machine), judged on the Machine the spawn is placed
+    /// on as the spawn of a child under `point`'s parent; here, by this
+    /// Machine's rules now.
+    fn spawner(&self, point: &Point) -> place::Spawner {
+        let parent = access::spawn_target(point);
+        let denied_here = (!self.machine.may(Privilege::Spawn, &parent)).then(|| {
+            hyperverse_runtime::SpawnError::Denied {
+                visitor: self.machine.visitor(),
+                point: point.clone(),
+                parent,
+            }
+        });
+        place::Spawner {
+            from: self.voice(),
+            denied_here,
+        }
+    }
+
+    /// The sender a peer judges this caller's actions by: the particle
+    /// whose handler runs now, else this Machine's own voice (the Point
+    /// named as it: a peer never takes another Machine's root for its
+    /// own).
+    fn voice(&self) -> Point {
+        match self.machine.visitor() {
+            Visitor::Particle(p) if !p.is_root() => p,
+            _ => self.core.me_point.clone(),
+        }
+    }
+
+    /// Stops the particle at `point` and its subtree, on whichever Machine
+    /// hosts it, as the caller (see [`Machine::stop`]). On another
+    /// Machine, the rules there judge the caller (a particle of this
+    /// Machine, or this Machine's voice) for the privilege `stop` on
+    /// `point`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Machine::stop`]; [`WaveError::Denied`] if the rules refuse;
+    /// [`WaveError::MachineLost`] if that Machine is lost before it
+    /// answers, [`WaveError::Timeout`] after [`SPAWN_TIMEOUT`].
+    pub async fn stop(&self, point: &Point) -> Result<(), WaveError> {
+        match self.core.locate(point) {
+            Some(m) if m != self.core.me => {
+                let from = self.voice();
+                self.core.stop_there(m, from, point.clone()).await
+            }
+            _ => self.machine.stop(point).await,
+        }
     }
 
     /// The particle at `point`, on this Machine, joins `group`; every

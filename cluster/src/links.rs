@@ -13,11 +13,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use hyperverse_runtime::{ExitSignal, Point};
+use hyperverse_runtime::{ExitSignal, Point, WaveError};
 use parking_lot::Mutex;
 
 use crate::core::Core;
 use crate::frame::Item;
+
+/// The reason of the exit signal a particle gets for a link to another
+/// Machine's particle that the rules there refused.
+pub const LINK_DENIED: &str = "denied";
 
 /// Both directions of the table, under one lock.
 #[derive(Default)]
@@ -121,6 +125,22 @@ impl Core {
                 },
             );
         }
+    }
+
+    /// `from`, on `machine`, may not link itself with `to` here (the
+    /// access rules): it hears so as an exit signal from `to` at once, as
+    /// for a particle that is not there, and its side of the link goes.
+    pub(crate) fn link_refused(&self, machine: &str, from: Point, to: Point, why: &WaveError) {
+        tracing::debug!(target: "hyperverse::access", peer = machine, %from, %to, error = %why, "a link from a peer refused");
+        let _ = self.send(
+            machine,
+            Item::Exit {
+                from: to,
+                to: from,
+                reason: LINK_DENIED.into(),
+                normal: false,
+            },
+        );
     }
 
     /// `from`, on `machine`, unlinked itself from `to` here.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyperverse_runtime::{Body, Kind, Point, Restart};
+use tracing::Instrument;
 
 use crate::core::Core;
 use crate::frame::Item;
@@ -65,6 +66,18 @@ pub enum PlaceError {
     },
 }
 
+/// Who asks for a cluster spawn, as the Machine it is asked on knows:
+/// what it is judged by there.
+#[derive(Debug, Clone)]
+pub(crate) struct Spawner {
+    /// The particle that asks, or this Machine's voice (the Point named as
+    /// it): what a peer judges the spawn by.
+    pub(crate) from: Point,
+    /// Why this Machine's rules refuse it, if they do: for a spawn placed
+    /// here (the runtime judges the caller as it would a local spawn).
+    pub(crate) denied_here: Option<hyperverse_runtime::SpawnError>,
+}
+
 /// FNV-1a: a hash that is the same on every Machine and every Rust
 /// version, so that every Machine hashes a Point alike.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -108,7 +121,10 @@ impl Core {
         }
     }
 
-    /// Spawns `point` where `placement` says and waits for its start.
+    /// Spawns `point` where `placement` says, for `spawner`, and waits for
+    /// its start. (Its span is attached to the future, not entered: an
+    /// entered span held across an await would make the future not `Send`,
+    /// and a particle's handler could not spawn through the cluster.)
     pub(crate) async fn place(
         self: &Arc<Self>,
         point: Point,
@@ -116,25 +132,66 @@ impl Core {
         args: Body,
         restart: Restart,
         placement: Placement,
+        spawner: Spawner,
     ) -> Result<String, PlaceError> {
         let machine = self.choose(&point, &placement)?;
-        let _span = tracing::info_span!(target: "hyperverse::cluster", "place", point = %point, machine = %machine).entered();
-        if machine == self.me {
-            return self
-                .spawn_here(point.clone(), kind, args, restart)
-                .await
-                .map(|()| machine.clone())
-                .map_err(|reason| PlaceError::Refused {
-                    machine,
-                    point,
-                    reason,
-                });
+        let span = tracing::info_span!(target: "hyperverse::cluster", "place", point = %point, machine = %machine);
+        let placed = async {
+            if machine == self.me {
+                self.place_here(point, kind, args, restart, spawner).await
+            } else {
+                self.place_there(machine, point, kind, args, restart, spawner.from)
+                    .await
+            }
+        };
+        placed.instrument(span).await
+    }
+
+    /// Spawns `point` on this Machine, if its rules let `spawner` spawn it.
+    async fn place_here(
+        self: &Arc<Self>,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        restart: Restart,
+        spawner: Spawner,
+    ) -> Result<String, PlaceError> {
+        let machine = self.me.clone();
+        if let Some(denied) = spawner.denied_here {
+            tracing::warn!(target: "hyperverse::access", %point, error = %denied, "a spawn placed here refused");
+            return Err(PlaceError::Refused {
+                machine,
+                point,
+                reason: denied.to_string(),
+            });
         }
-        let (id, rx) = self.expect_spawn(&machine);
+        self.spawn_here(point.clone(), kind, args, restart, spawner.from)
+            .await
+            .map(|()| machine.clone())
+            .map_err(|reason| PlaceError::Refused {
+                machine,
+                point,
+                reason,
+            })
+    }
+
+    /// Asks `machine` to spawn `point` as `from` (it judges the spawner),
+    /// and waits for its answer.
+    async fn place_there(
+        self: &Arc<Self>,
+        machine: String,
+        point: Point,
+        kind: Kind,
+        args: Body,
+        restart: Restart,
+        from: Point,
+    ) -> Result<String, PlaceError> {
+        let (id, rx) = self.expect_spawn(&machine, &point);
         let sent = self.send(
             &machine,
             Item::Spawn {
                 id,
+                from,
                 point: point.clone(),
                 kind,
                 args,

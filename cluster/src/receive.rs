@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use hyperverse_runtime::access::Privilege;
 use hyperverse_runtime::{ExitSignal, Point};
 
 use crate::core::{Core, Loss, REMOTE_ANSWER_WITHIN};
@@ -234,8 +235,11 @@ impl Core {
                 });
             }
             Item::Control { id, from, to, body } => {
-                if !self.may_send_as(machine, &from) {
-                    let e = WireError::Forbidden(from);
+                // The supervisor API acts on its children's lives: judged
+                // as a stop of the supervisor (its ancestors own it), and
+                // then by the supervisor's own rule.
+                if let Err(e) = self.judge_peer(machine, &from, &to, Privilege::Stop) {
+                    let e = WireError::from_wave(&e);
                     let _ = self.send(machine, Item::Reply { id, result: Err(e) });
                     return;
                 }
@@ -296,22 +300,29 @@ impl Core {
             }
             Item::Spawn {
                 id,
+                from,
                 point,
                 kind,
                 args,
                 restart,
             } => {
+                let parent = crate::access::spawn_target(&point);
+                if let Err(e) = self.judge_peer(machine, &from, &parent, Privilege::Spawn) {
+                    let result = Err(e.to_string());
+                    let _ = self.send(machine, Item::Spawned { id, result });
+                    return;
+                }
                 let core = self.clone();
                 let machine = machine.to_string();
                 self.runtime.spawn(async move {
-                    let result = core.spawn_here(point, kind, args, restart).await;
+                    let result = core.spawn_here(point, kind, args, restart, from).await;
                     let _ = core.send(&machine, Item::Spawned { id, result });
                 });
             }
             Item::Spawned { id, result } => {
                 let mut spawns = self.spawns.lock();
-                if spawns.get(&id).is_some_and(|(m, _)| m == machine) {
-                    if let Some((_, tx)) = spawns.remove(&id) {
+                if spawns.get(&id).is_some_and(|(m, _, _)| m == machine) {
+                    if let Some((_, _, tx)) = spawns.remove(&id) {
                         let _ = tx.send(result);
                     }
                 }
@@ -341,8 +352,12 @@ impl Core {
                 }
             }
             Item::Link { from, to } => {
-                if self.may_send_as(machine, &from) {
-                    self.linked(machine, from, to);
+                if !self.may_send_as(machine, &from) {
+                    return;
+                }
+                match inbound.check(machine, &from, &to, Privilege::Link) {
+                    Ok(()) => self.linked(machine, from, to),
+                    Err(e) => self.link_refused(machine, from, to, &e),
                 }
             }
             Item::Unlink { from, to } => {
@@ -368,6 +383,13 @@ impl Core {
                     &to,
                 );
             }
+            Item::Rules(changes) => {
+                if let Err(e) = self.rules_from(machine, &changes) {
+                    tracing::warn!(target: "hyperverse::access", peer = machine, error = %e, "a peer's rule changes refused");
+                }
+            }
+            Item::Stop { id, from, point } => self.stop_asked(machine, id, &from, point),
+            Item::Stopped { id, result } => self.stopped(machine, id, result),
             Item::Crash { parent, notice } => {
                 // Only for a child that Machine told us it hosts for that
                 // parent.

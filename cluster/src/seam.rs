@@ -143,6 +143,10 @@ impl Remote for ClusterRemote {
         self.0.forget_watcher(local);
     }
 
+    fn rules_changed(&self, change: &hyperverse_runtime::access::Change) {
+        self.0.rules_changed(change);
+    }
+
     fn demonitor(&self, monitor: &MonitorRef) -> bool {
         let mut monitors = self.0.monitors.lock();
         let Some(list) = monitors.get_mut(monitor.target()) else {

@@ -5,7 +5,7 @@
 //! the cluster's secret and casts hand-made frames (`variant "hv"`) to a
 //! Machine's link actor, found through its process group. It encodes them
 //! with a copy of the wire types of `src/frame.rs` (same fields, same
-//! variant order): a version byte 2, then bincode 2 (standard, serde); a
+//! variant order): a version byte 3, then bincode 2 (standard, serde); a
 //! batch is a u64 LE token, then repeated `[u32 LE length][envelope]`.
 //! The node has a link actor of its own, so a Machine it dials sends it a
 //! Hello with the token the node must show: its own voice gets through,
@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use hyperverse_runtime::access::{Change, Privilege, Visitor};
 use hyperverse_runtime::{Body, CrashNotice, DownReason, Kind, Point, Restart, Wave};
 use ractor::message::{BoxedDowncastErr, SerializedMessage};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -81,6 +82,7 @@ enum Item {
     },
     Spawn {
         id: u64,
+        from: Point,
         point: Point,
         kind: Kind,
         args: Body,
@@ -121,6 +123,47 @@ enum Item {
         reason: String,
         normal: bool,
     },
+    Rules(RulesPayload),
+    Stop {
+        id: u64,
+        from: Point,
+        point: Point,
+    },
+    Stopped {
+        id: u64,
+        result: Result<(), WireError>,
+    },
+}
+
+/// What an `Item::Rules` carries: rule changes, or (to attack with) any
+/// bytes at all in their place.
+#[derive(Debug, Clone, PartialEq)]
+enum RulesPayload {
+    Changes(Vec<Change>),
+    Raw(Vec<u8>),
+}
+
+impl Serialize for RulesPayload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        match self {
+            RulesPayload::Changes(c) => c.serialize(s),
+            // A tuple of bytes: bincode writes them as they are.
+            RulesPayload::Raw(bytes) => {
+                let mut t = s.serialize_tuple(bytes.len())?;
+                for b in bytes {
+                    t.serialize_element(b)?;
+                }
+                t.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RulesPayload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Change>::deserialize(d).map(RulesPayload::Changes)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +173,7 @@ struct Adoption {
     kind: Kind,
     args: Body,
     restart: Restart,
+    by: Point,
 }
 
 #[allow(dead_code)]
@@ -147,6 +191,10 @@ enum WireError {
     Forbidden(Point),
     MachineLost(String),
     Other(String),
+    Denied {
+        visitor: Visitor,
+        privilege: Privilege,
+    },
 }
 
 /// An envelope's bytes: the version byte, then bincode 2.
@@ -156,13 +204,13 @@ fn envelope(machine: &str, epoch: u64, frame: Frame) -> Vec<u8> {
         epoch,
         frame,
     };
-    let mut out = vec![2u8];
+    let mut out = vec![3u8];
     out.extend(bincode::serde::encode_to_vec(&env, bincode::config::standard()).unwrap());
     out
 }
 
 fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
-    let (&2, rest) = bytes.split_first()? else {
+    let (&3, rest) = bytes.split_first()? else {
         return None;
     };
     let (env, used) =
@@ -930,6 +978,7 @@ async fn spawn_items_from_a_peer_are_obeyed_and_bad_ones_refused() {
     evil.connect(alpha, &a.addr).await;
     let spawn = |id, point: &str, kind: &str| Item::Spawn {
         id,
+        from: p("spawn-evil"),
         point: p(point),
         kind: kind.into(),
         args: Body::empty(),
@@ -1292,6 +1341,7 @@ async fn an_adoption_claimed_for_another_machines_child_is_refused() {
             kind: "echo".into(),
             args: Body::empty(),
             restart: Restart::Permanent,
+            by: p("adopt-evil"),
         })],
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1361,4 +1411,109 @@ async fn a_point_that_lives_elsewhere_is_not_spawned_twice() {
         placed.starts_with("err"),
         "echo-b, on {beta}, was spawned again: {placed}"
     );
+}
+
+/// Rule changes from a peer (which replicate the access rules): bytes in
+/// their place that are not rule changes (none, a length that is not
+/// one, a count of 2^64, a variant past the last, a Point that is not
+/// one) are dropped; an item with more changes than a Machine ever sends
+/// in one is refused whole; changes the rules refuse (a group in a group,
+/// an empty group name) are refused alone, and the valid one beside them
+/// applies. Nothing crashes and the link goes on. A stop it asks as a
+/// particle it does not host is `Forbidden`; as itself, judged by the
+/// rules (`Denied`: stopping takes a grant, even with the open policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_rule_changes_are_refused_and_the_machine_goes_on() {
+    let mut a = single("rulz").await;
+    let alpha = "rulz-alpha";
+    assert_eq!(a.cmd("spawn echo-a echo").await, "ok");
+    let mut evil = Hostile::start_eared("rulz-evil", true).await;
+    evil.connect(alpha, &a.addr).await;
+
+    // Frames that do not decode take no number: each goes as the next.
+    let next = evil.seq.get(alpha).copied().unwrap_or(0) + 1;
+    let raw = |bytes: Vec<u8>| {
+        envelope(
+            "rulz-evil",
+            evil.epoch,
+            Frame::Data {
+                stream: evil.stream,
+                seq: next,
+                item: Item::Rules(RulesPayload::Raw(bytes)),
+            },
+        )
+    };
+    let garbage = vec![
+        raw(vec![]),
+        raw(vec![0xff; 16]),
+        raw({
+            let mut v = vec![253];
+            v.extend(u64::MAX.to_le_bytes());
+            v
+        }),
+        raw(vec![1, 9]),
+        raw(vec![1, 0, 3, b'a', b':', b':']),
+    ];
+    evil.raw(alpha, batch(&garbage));
+
+    let grant = |text: &str| Change::Grant(text.parse().unwrap());
+    let too_many = vec![grant("send on too-many to machine=rulz-evil"); 1025];
+    let mixed = vec![
+        Change::Join {
+            group: "g".into(),
+            member: hyperverse_runtime::access::Visitors::Group("g".into()),
+        },
+        Change::Join {
+            group: "".into(),
+            member: hyperverse_runtime::access::Visitors::Anyone,
+        },
+        grant("ask on echo-a to machine=rulz-evil"),
+    ];
+    evil.send(
+        alpha,
+        vec![
+            Item::Rules(RulesPayload::Changes(too_many)),
+            Item::Rules(RulesPayload::Changes(mixed)),
+            Item::Stop {
+                id: 1,
+                from: p("echo-a"),
+                point: p("echo-a"),
+            },
+            Item::Stop {
+                id: 2,
+                from: p("rulz-evil"),
+                point: p("echo-a"),
+            },
+        ],
+    );
+    let mut got = HashMap::new();
+    let heard = evil
+        .hear(Duration::from_secs(10), |env| {
+            if let Frame::Data {
+                item: Item::Stopped { id, result },
+                ..
+            } = &env.frame
+            {
+                got.insert(*id, result.clone());
+            }
+            (got.len() == 2).then_some(())
+        })
+        .await;
+    assert!(heard.is_some(), "stop answers: {got:?}");
+    assert_eq!(got[&1], Err(WireError::Forbidden(p("echo-a"))));
+    assert_eq!(
+        got[&2],
+        Err(WireError::Denied {
+            visitor: Visitor::Machine("rulz-evil".into()),
+            privilege: Privilege::Stop,
+        })
+    );
+    assert_eq!(
+        a.cmd("rules").await,
+        "rules ask on echo-a to machine=rulz-evil"
+    );
+    assert_eq!(a.cmd("ask echo-a ping still").await, "reply still");
+    let stats = a.cmd("access-stats").await;
+    assert_eq!(stat(&stats, "actions"), 1, "{stats}");
+    evil.stop().await;
 }

@@ -160,6 +160,11 @@ impl Particle for Watcher {
                 ctx.trap_exits(true);
                 ctx.link(&w.body.as_str()?.parse()?)?;
             }
+            // Monitors the Point in the body, as itself (the rules judge
+            // it for `link` on that Point).
+            "monitor" => {
+                ctx.monitor(&w.body.as_str()?.parse()?);
+            }
             // Counts the children of the supervisor in the body, as its
             // caller (the supervisor API judges who asks).
             "count" => {
@@ -198,6 +203,128 @@ impl Particle for Watcher {
         ));
         Ok(())
     }
+}
+
+/// Sends and asks as itself what it is told: `ask` (`target method
+/// body`) answers `reply …` or `err {WaveError:?}`; `signal` the same
+/// words, `ok` or the error.
+struct Relay;
+impl Particle for Relay {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+    async fn handle(&self, ctx: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        let text = w.body.as_str()?.to_string();
+        let mut words = text.splitn(3, ' ');
+        let target: Point = words.next().ok_or("relay: target")?.parse()?;
+        let method = words.next().ok_or("relay: method")?.to_string();
+        let body = words.next().unwrap_or("").to_string();
+        let answer = match w.method.as_str() {
+            "ask" => match ctx
+                .ask(&target, (method, body))
+                .within(Duration::from_secs(10))
+                .await
+            {
+                Ok(b) => format!("reply {}", b.as_str().unwrap_or("?")),
+                Err(e) => format!("err {e:?}"),
+            },
+            "signal" => match ctx.signal(&target, (method, body)) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("err {e}"),
+            },
+            other => return Err(format!("no clause for {other}").into()),
+        };
+        Ok(answer.into())
+    }
+}
+
+/// The process's cluster membership, for particles that spawn through it
+/// (taken back when the Machine leaves).
+static CLUSTER: Mutex<Option<Arc<hyperverse_cluster::Cluster>>> = Mutex::new(None);
+
+/// The process's cluster membership, if it has not left.
+fn current_cluster() -> Option<Arc<hyperverse_cluster::Cluster>> {
+    CLUSTER.lock().clone()
+}
+
+/// Spawns through the cluster as itself: `place` (`point kind machine`,
+/// `here` for its own Machine) answers `at MACHINE` or `err …`.
+struct Spawner;
+impl Particle for Spawner {
+    type State = ();
+    async fn start(&self, _: &Ctx, _: &Body) -> Result<(), ParticleError> {
+        Ok(())
+    }
+    async fn handle(&self, _: &Ctx, _: &mut (), w: Wave) -> Result<Body, ParticleError> {
+        let text = w.body.as_str()?.to_string();
+        let words: Vec<&str> = text.split(' ').collect();
+        let [point, kind, on] = words.as_slice() else {
+            return Err("place: point kind machine".into());
+        };
+        let placement = match *on {
+            "here" => Placement::Here,
+            m => Placement::On(m.to_string()),
+        };
+        let cluster = current_cluster().ok_or("no cluster")?;
+        let placed = cluster
+            .spawn(point.parse()?, (*kind).into(), Body::empty(), placement)
+            .await;
+        Ok(match placed {
+            Ok(m) => format!("at {m}"),
+            Err(e) => format!("err {e}"),
+        }
+        .into())
+    }
+}
+
+/// Answers the access commands of a Machine process (`grant …`,
+/// `revoke …`, `rules`, `access-stats`, `policy …`), or None for another
+/// command.
+fn access_command(machine: &Machine, line: &str) -> Option<String> {
+    use hyperverse_runtime::access::AccessPolicy;
+    let answer = |r: Result<(), hyperverse_runtime::access::RuleError>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("err {e}"),
+    };
+    if let Some(text) = line.strip_prefix("grant ") {
+        return Some(match text.parse() {
+            Ok(g) => answer(machine.grant(g)),
+            Err(e) => format!("err {e}"),
+        });
+    }
+    if let Some(text) = line.strip_prefix("revoke ") {
+        return Some(match text.parse() {
+            Ok(g) => answer(machine.revoke(g)),
+            Err(e) => format!("err {e}"),
+        });
+    }
+    match line {
+        "rules" => {
+            let grants: Vec<String> = machine.rules().grants().map(|g| g.to_string()).collect();
+            Some(format!("rules {}", grants.join(";")))
+        }
+        "access-stats" => {
+            let s = machine.access_stats();
+            Some(format!(
+                "stats signals={} requests={} actions={} changes={}",
+                s.denied_signals, s.denied_requests, s.denied_actions, s.changes
+            ))
+        }
+        "policy enforced" => Some(answer(machine.set_access_policy(AccessPolicy::Enforced))),
+        "policy open" => Some(answer(machine.set_access_policy(AccessPolicy::Open))),
+        _ => None,
+    }
+}
+
+/// One number from an `access-stats` answer (`signals=`, `requests=`,
+/// `actions=`, `changes=`).
+pub fn stat(stats: &str, key: &str) -> u64 {
+    stats
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {stats}"))
 }
 
 /// One-for-one over two echoes, `a` and `b`.
@@ -244,12 +371,19 @@ pub async fn machine_process(spec: &str) {
             ca: dir.join("ca.crt"),
         });
     }
+    let policy = match f.get("access") {
+        Some(&"enforced") => hyperverse_runtime::access::AccessPolicy::Enforced,
+        _ => hyperverse_runtime::access::AccessPolicy::Open,
+    };
     let built = Machine::clustered(config)
         .machine(|b| {
             b.stars(2)
                 .request_timeout(Duration::from_secs(10))
                 .supervisor("sup", two_echoes())
+                .access(policy)
         })
+        .kind("relay", Relay)
+        .kind("spawner", Spawner)
         .kind("sink", Sink)
         .kind("sender", Sender)
         .kind("echo", Echo)
@@ -263,11 +397,17 @@ pub async fn machine_process(spec: &str) {
             return;
         }
     };
+    let cluster = Arc::new(cluster);
+    *CLUSTER.lock() = Some(cluster.clone());
     println!("{MARK}ready");
     let background: Arc<Mutex<HashMap<String, tokio::task::JoinHandle<String>>>> = Arc::default();
     let mut leaving = false;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(answer) = access_command(&machine, &line) {
+            println!("{MARK}{answer}");
+            continue;
+        }
         let words: Vec<&str> = line.splitn(4, ' ').collect();
         let answer = match words.as_slice() {
             ["spawn", point, kind] => match machine
@@ -324,6 +464,11 @@ pub async fn machine_process(spec: &str) {
             ["stop", p] => match machine.stop(&p.parse().unwrap()).await {
                 Ok(()) => "ok".into(),
                 Err(e) => format!("err {e}"),
+            },
+            // Stops a Point wherever it lives, through the cluster.
+            ["cstop", p] => match cluster.stop(&p.parse().unwrap()).await {
+                Ok(()) => "ok".into(),
+                Err(e) => format!("err {e:?}"),
             },
             ["place", p, kind, placement] => {
                 let placement = match *placement {
@@ -420,6 +565,10 @@ pub async fn machine_process(spec: &str) {
         println!("{MARK}{answer}");
     }
     if leaving {
+        CLUSTER.lock().take();
+        let Ok(cluster) = Arc::try_unwrap(cluster) else {
+            panic!("a particle holds the cluster while it leaves");
+        };
         cluster.leave().await;
         println!("{MARK}ok");
         // Standalone now: wait to be killed.
@@ -479,6 +628,8 @@ pub struct NodeSpec {
     pub tls: Option<std::path::PathBuf>,
     /// The certificate to present, when not the Machine's own.
     pub cert: Option<String>,
+    /// The Machine's access policy: enforced, or (false) open.
+    pub enforced: bool,
 }
 
 impl NodeSpec {
@@ -492,6 +643,7 @@ impl NodeSpec {
             dial_back: true,
             tls: None,
             cert: None,
+            enforced: false,
         }
     }
     pub fn addr(&self) -> String {
@@ -516,6 +668,9 @@ impl Node {
         }
         if let Some(cert) = &spec.cert {
             text.push_str(&format!(";cert={cert}"));
+        }
+        if spec.enforced {
+            text.push_str(";access=enforced");
         }
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([

@@ -1,5 +1,6 @@
-//! What a WASM guest may send, and how much: the send budget, the send
-//! scope, and the default lane of WASM particles.
+//! How much a WASM guest may send: the send budget, and the default lane
+//! of WASM particles. (Where it may send is the access rules': see
+//! below.)
 //!
 //! A guest is untrusted code, and `hv.send` is its one way to reach the
 //! rest of the Machine, so it is bounded three ways (issue 10: a guest
@@ -19,12 +20,19 @@
 //!   `SendBudget`, nothing sent. A failed call is a crash, so a flooding
 //!   guest is its supervisor's to restart (a fresh bucket, within its
 //!   restart intensity and backoff) or give up on.
-//! - **To whom.** A guest may send to its own Point and the Points below
-//!   it, to its parent, and to the Points its spawn granted
-//!   ([`SpawnOptions::grants`], each covering itself and everything below
-//!   it); any other address fails the call with
-//!   [`ModuleError::SendOutOfScope`](crate::ModuleError::SendOutOfScope),
-//!   nothing sent. Access rules on Points will replace the grants.
+//! - **To whom.** The access rules say, judged for the particle as a
+//!   confined visitor (`Ctx::confined_may`, the code the receiving side
+//!   runs): its own Point and the Points below it, its parent, the Points
+//!   its spawn granted ([`SpawnOptions::grants`], each covering itself
+//!   and everything below it), and whatever the rules grant it (to its
+//!   Point, its Kind, a group...), its module's manifest among them
+//!   ([`ModuleGrants`](crate::ModuleGrants)). The Machine's open policy
+//!   gives a guest nothing more. A denied `hv.send` returns
+//!   [`SEND_DENIED`](crate::SEND_DENIED) and a denied `hv.ask`
+//!   [`REFUSED_DENIED`](crate::REFUSED_DENIED): nothing is queued, the
+//!   refusal is counted and logged, and the guest runs on (a denial never
+//!   crashes the sender). Denied waves count against the per-call limit
+//!   as queued ones do.
 //!
 //! And a WASM particle's lane is bounded unless its spawn says otherwise
 //! ([`DEFAULT_WASM_LANE`]), so that no sender at all can grow it without
@@ -35,7 +43,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use hyperverse_runtime::{LaneLimit, Point, WhenFull};
+use hyperverse_runtime::{LaneLimit, WhenFull};
 
 /// The most `hv.send` calls one guest call may queue, whatever its budget:
 /// the next ones are refused in `hv.send` itself (it returns 1 and queues
@@ -241,52 +249,11 @@ impl SendMeter {
     }
 }
 
-/// Whether a guest at `me` (whose parent is `parent`, granted `grants`)
-/// may send to `to`: its own subtree, its parent, or under a grant.
-pub(crate) fn in_scope(me: &Point, parent: Option<&Point>, grants: &[Point], to: &Point) -> bool {
-    me.contains(to) || parent == Some(to) || grants.iter().any(|g| g.contains(to))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn p(text: &str) -> Point {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn the_scope_is_the_subtree_the_parent_and_the_grants() {
-        let me = p("app:guest");
-        let parent = p("app");
-        let grants = [p("shared:db")];
-        let scope = |to: &str| in_scope(&me, Some(&parent), &grants, &p(to));
-        for ok in [
-            "app:guest",
-            "app:guest:kid",
-            "app:guest:kid:grandkid",
-            "app",
-            "shared:db",
-            "shared:db:table",
-        ] {
-            assert!(scope(ok), "{ok}");
-        }
-        for refused in [
-            "app:sibling",
-            "app:guestish",
-            "other",
-            "other:worker",
-            "shared",
-            "shared:dbx",
-            "ROOT",
-        ] {
-            assert!(!scope(refused), "{refused}");
-        }
-        // A top-level guest has no parent to send to (the Machine is not one).
-        assert!(!in_scope(&p("top"), None, &[], &Point::root()));
-    }
 
     #[test]
     fn the_per_call_budget_counts_refusals_and_is_capped() {

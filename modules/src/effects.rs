@@ -8,8 +8,10 @@
 //!    past [`SendBudget::per_call`](crate::SendBudget::per_call), or more
 //!    sends and effects than it: `SendBudget`;
 //! 2. every address a send or an ask goes to: one that is not a Point is
-//!    the guest breaking the ABI (`AbiViolation`), one outside the
-//!    particle's own subtree, its parent and its grants is `SendOutOfScope`;
+//!    the guest breaking the ABI (`AbiViolation`). (Whether the particle
+//!    may send to or ask it was judged when the guest asked for it, in
+//!    `hv.send` and `hv.ask`, by the access rules: a denied wave was never
+//!    queued, and the guest got a code; see `host.rs`.)
 //! 3. the per-second bucket, for all the call's sends and effects at once:
 //!    `SendBudget`.
 //!
@@ -20,10 +22,14 @@
 //! and a stop are done at once (a stop is awaited) and their outcomes
 //! returned, for `on_reply` right after; a timer is a task that sends the
 //! particle its wave when it fires. A spawn of a Kind the host did not
-//! grant, or a stop outside the particle's own subtree, fails with a
-//! reason for `on_reply` rather than a crash: the guest asked, the answer
-//! is no. A wave that cannot be delivered (nobody there, a full lane) is
-//! dropped and logged, as a send to a dead process is in Erlang.
+//! grant, or a spawn or a stop the access rules deny (judged for the
+//! particle as a confined visitor, `Ctx::confined_may`: `spawn` on the
+//! particle's own Point, `stop` on the target, which the particle owns if
+//! it is below it), fails with a reason for `on_reply` rather than a
+//! crash: the guest asked, the answer is no. A guest never stops its own
+//! line (itself or an ancestor): its lane would wait on its own end. A
+//! wave that cannot be delivered (nobody there, a full lane) is dropped
+//! and logged, as a send to a dead process is in Erlang.
 //!
 //! The asks and timers an incarnation opened are aborted when it ends
 //! ([`Open`]'s drop), so none outlives the guest that asked.
@@ -32,10 +38,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use hyperverse_runtime::access::Privilege;
 use hyperverse_runtime::{Body, Ctx, Kind, Point, Restart, SpawnOptions};
 use tokio::task::AbortHandle;
 
-use crate::budget::{in_scope, GuestPolicy, SendMeter};
+use crate::budget::{GuestPolicy, SendMeter};
 use crate::error::ModuleError;
 use crate::guest_control::GuestControl;
 use crate::host::{GuestEffect, GuestSend, HandleOutput};
@@ -168,20 +175,10 @@ impl Actor<'_> {
         }
     }
 
-    /// Parses and scope-checks an address a send or an ask goes to.
+    /// Parses an address a send or an ask goes to (the access rules let
+    /// it through when the guest queued it).
     fn address(&self, export: &str, call: &str, to: &str) -> Result<Point, ModuleError> {
-        let point =
-            Point::parse(to).map_err(|e| self.abi(export, format!("{call} to `{to}`: {e}")))?;
-        let ctx = self.ctx;
-        if !in_scope(ctx.me(), ctx.parent(), ctx.grants(), &point) {
-            return Err(ModuleError::SendOutOfScope {
-                module: self.module.to_string(),
-                particle: ctx.me().to_string(),
-                export: export.to_string(),
-                to: to.to_string(),
-            });
-        }
-        Ok(point)
+        Point::parse(to).map_err(|e| self.abi(export, format!("{call} to `{to}`: {e}")))
     }
 
     /// Carries out one call's sends and effects (see the module docs);
@@ -270,12 +267,18 @@ impl Actor<'_> {
         }
     }
 
-    /// Stops a particle of the guest's own subtree; the outcome.
+    /// Stops a particle the access rules let the guest stop (its own
+    /// subtree, or a grant's), never its own line; the outcome.
     async fn stop(&self, tag: u64, point: String) -> Outcome {
         let ctx = self.ctx;
         let point = match Point::parse(&point) {
-            Ok(p) if ctx.me().is_ancestor_of(&p) => p,
-            Ok(p) => return Outcome::failed(tag, format!("{p} is not in {}'s subtree", ctx.me())),
+            Ok(p) if p.contains(ctx.me()) => {
+                return Outcome::failed(tag, format!("{p} is {}'s own line", ctx.me()))
+            }
+            Ok(p) if !ctx.confined_may(Privilege::Stop, &p) => {
+                return Outcome::failed(tag, format!("{} may not stop {p}", ctx.me()))
+            }
+            Ok(p) => p,
             Err(e) => return Outcome::failed(tag, e),
         };
         match ctx.machine().stop(&point).await {
@@ -361,6 +364,12 @@ impl Actor<'_> {
                             "a guest may not spawn Kind `{kind}` (not a module its host has loaded, \
                              nor a Kind its host granted)"
                         ),
+                    ));
+                }
+                if !ctx.confined_may(Privilege::Spawn, ctx.me()) {
+                    return Some(Outcome::failed(
+                        tag,
+                        format!("{} may not spawn children", ctx.me()),
                     ));
                 }
                 let children = ctx.child_count();

@@ -5,14 +5,15 @@
 //! (`from_disk.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hyperverse_runtime::Point;
+use hyperverse_runtime::{Machine, Point};
 use parking_lot::Mutex;
 
 use crate::budget::GuestPolicy;
 use crate::error::ModuleError;
+use crate::manifest::ModuleGrants;
 use crate::store::{CompiledModule, ModuleStore};
 
 /// What a host shares with the particles of all its modules.
@@ -40,6 +41,9 @@ impl HostShared {
             next_id: AtomicU64::new(0),
             reloads: tokio::sync::Mutex::new(()),
             loading: tokio::sync::Mutex::new(()),
+            grants: Mutex::new(Arc::new(ModuleGrants::none())),
+            in_force: tokio::sync::Mutex::new(Arc::new(ModuleGrants::none())),
+            grants_pending: AtomicBool::new(false),
         });
         modules.insert(name, entry.clone());
         entry
@@ -56,6 +60,15 @@ pub(crate) struct ModuleEntry {
     pub(crate) reloads: tokio::sync::Mutex<()>,
     /// Loads on first use (from the search path) run one at a time.
     pub(crate) loading: tokio::sync::Mutex<()>,
+    /// The grants its manifest gives its particles (`manifest.rs`).
+    grants: Mutex<Arc<ModuleGrants>>,
+    /// The grants in force in the Machine's rules; changed one change at
+    /// a time.
+    in_force: tokio::sync::Mutex<Arc<ModuleGrants>>,
+    /// True while `grants` may differ from `in_force`: what a start looks
+    /// at, so that a module whose grants are in force costs its starts
+    /// one atomic load.
+    grants_pending: AtomicBool,
 }
 
 #[derive(Default)]
@@ -157,6 +170,48 @@ impl ModuleEntry {
         &self,
     ) -> Option<(crate::search::ModuleFile, Option<crate::search::FileStamp>)> {
         self.inner.lock().source.clone()
+    }
+
+    /// Sets the grants of its manifest, to be put in force by
+    /// [`ModuleEntry::grants_in_force`].
+    pub(crate) fn set_grants(&self, grants: ModuleGrants) {
+        *self.grants.lock() = Arc::new(grants);
+        self.grants_pending.store(true, Ordering::Release);
+    }
+
+    /// The grants of its manifest.
+    pub(crate) fn grants(&self) -> Arc<ModuleGrants> {
+        self.grants.lock().clone()
+    }
+
+    /// Puts its manifest's grants in force in `machine`'s rules (revoking
+    /// what an earlier manifest granted and this one does not), unless
+    /// they are already; see `manifest.rs`.
+    ///
+    /// # Errors
+    ///
+    /// The rule change refused: they stay pending, for the next try.
+    pub(crate) async fn grants_in_force(
+        &self,
+        machine: &Machine,
+    ) -> Result<(), hyperverse_runtime::access::RuleError> {
+        if !self.grants_pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut in_force = self.in_force.lock().await;
+        // Cleared before the wanted grants are read: a manifest set
+        // meanwhile sets it again, for the next start.
+        self.grants_pending.store(false, Ordering::Release);
+        let wanted = self.grants();
+        if *wanted == **in_force {
+            return Ok(());
+        }
+        let applied = crate::manifest::put_in_force(machine, &self.name, &in_force, &wanted).await;
+        match applied {
+            Ok(()) => *in_force = wanted,
+            Err(_) => self.grants_pending.store(true, Ordering::Release),
+        }
+        applied
     }
 
     /// How many incarnations run it now.

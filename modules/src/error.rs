@@ -9,6 +9,9 @@
 
 use thiserror::Error;
 
+use hyperverse_runtime::access::{Privilege, Visitor};
+use hyperverse_runtime::Point;
+
 use crate::budget::BudgetKind;
 
 /// Why loading, instantiating or calling a guest module failed.
@@ -24,9 +27,11 @@ use crate::budget::BudgetKind;
 /// memory-safe to use, but its own state may be half-updated, so the runtime
 /// treats it as crashed and starts a fresh instance. `NotLoaded` and `Host`
 /// come from the runtime integration: a WASM particle whose module was
-/// never loaded, and a host thread that failed under a guest; so do
-/// `SendBudget` and `SendOutOfScope`, a WASM particle's call that sent too
-/// much or to a Point it may not reach (a crash too: nothing is sent).
+/// never loaded, and a host thread that failed under a guest; so does
+/// `SendBudget`, a WASM particle's call that sent too much (a crash too:
+/// nothing is sent). `Denied` is a reload the access rules refused, and
+/// `Manifest` a module's grants manifest that does not parse (refused at
+/// load, as a module that does not compile).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ModuleError {
@@ -241,20 +246,36 @@ pub enum ModuleError {
         limit: u32,
     },
 
-    /// A WASM particle's guest sent to a Point outside its scope: its own
-    /// Point and those below it, its parent, and the Points its spawn
-    /// granted (`SpawnOptions::grants`). The call fails (a crash of the
-    /// particle) and nothing it sent leaves.
-    #[error("module `{module}`: particle `{particle}` may not send to `{to}` (from `{export}`): a guest sends only to its own subtree, its parent and the Points its spawn granted")]
-    SendOutOfScope {
+    /// The access rules refused a management action on a module's
+    /// particle: a reload by a visitor without the `reload` privilege on
+    /// it ([`WasmHost::reload_as`](crate::WasmHost::reload_as)). Nothing
+    /// changed. (A guest's own denied waves are no error: `hv.send` and
+    /// `hv.ask` return a code and the guest runs on.)
+    #[error("module `{module}`: {visitor} may not {privilege} {point}")]
+    Denied {
         /// The module's name.
         module: String,
-        /// The particle's Point.
-        particle: String,
-        /// The export that sent (`init` or `handle`).
-        export: String,
-        /// The address refused.
-        to: String,
+        /// Who was refused.
+        visitor: Visitor,
+        /// The first Point it was refused on.
+        point: Point,
+        /// The privilege it lacks.
+        privilege: Privilege,
+    },
+
+    /// A module's grants manifest (`NAME.grants` beside its file, see
+    /// [`ModuleGrants`](crate::ModuleGrants)) is not one: the module was
+    /// not loaded and nothing changed.
+    #[error("module `{module}`: grants manifest {path}, line {line}: {message}")]
+    Manifest {
+        /// The module's name.
+        module: String,
+        /// The manifest (or `(given)` for one not read from a file).
+        path: String,
+        /// The line at fault, from 1 (0: the file as a whole).
+        line: usize,
+        /// What is wrong with it.
+        message: String,
     },
 
     /// No folder of the host's search path holds a file of the module.
@@ -414,7 +435,8 @@ impl ModuleError {
             | Self::File { module, .. }
             | Self::Host { module, .. }
             | Self::SendBudget { module, .. }
-            | Self::SendOutOfScope { module, .. } => Some(module),
+            | Self::Denied { module, .. }
+            | Self::Manifest { module, .. } => Some(module),
             Self::Cache { .. } | Self::CacheRefused { .. } => None,
         }
     }

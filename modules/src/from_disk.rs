@@ -4,6 +4,7 @@
 
 use crate::entry::{HostShared, ModuleEntry};
 use crate::error::ModuleError;
+use crate::manifest::ModuleGrants;
 use crate::search::{FileStamp, ModuleFile};
 use crate::store::CompiledModule;
 
@@ -36,23 +37,47 @@ async fn compile_with<T: Send + 'static>(
     }
 }
 
+/// A module read from its file: the version compiled, the file's stamp,
+/// and the grants of the manifest beside it.
+pub(crate) struct FromDisk {
+    pub(crate) module: CompiledModule,
+    pub(crate) stamp: Option<FileStamp>,
+    pub(crate) grants: ModuleGrants,
+}
+
+impl FromDisk {
+    /// Keeps what was read for module `entry`: its file, then its grants
+    /// (put in force by its next start or reload).
+    pub(crate) fn keep(&self, entry: &ModuleEntry, file: &ModuleFile) {
+        entry.set_source(file.clone(), self.stamp);
+        entry.set_grants(self.grants.clone());
+    }
+}
+
 /// Reads and compiles `file` as the next version of its module (not yet
 /// current: the caller promotes it, or reloads to it), with the file's
 /// stamp taken before the read (a write during the read then shows as a
-/// change still to load, never the reverse). The caller records both
-/// ([`ModuleEntry::set_source`]) once it keeps the module: a file that
-/// fails leaves no trace. Reading happens on the blocking thread too: a
-/// file may be large, or on a slow disk.
+/// change still to load, never the reverse), and reads the grants manifest
+/// beside it (`manifest.rs`) first: a manifest that does not parse refuses
+/// the load before anything is compiled. The caller records what it read
+/// ([`FromDisk::keep`]) once it keeps the module: a file that fails leaves
+/// no trace. Reading happens on the blocking thread too: a file may be
+/// large, or on a slow disk.
 pub(crate) async fn read_and_compile(
     shared: &HostShared,
     file: &ModuleFile,
-) -> Result<(CompiledModule, Option<FileStamp>), ModuleError> {
+) -> Result<FromDisk, ModuleError> {
     let store = shared.store.clone();
     let owned = file.clone();
     compile_with(&file.name, move || {
+        let grants = ModuleGrants::beside(&owned)?;
         let stamp = owned.stamp();
         let wasm = owned.read()?;
-        Ok((store.load(&owned.name, &wasm)?, stamp))
+        Ok(FromDisk {
+            module: store.load(&owned.name, &wasm)?,
+            stamp,
+            grants,
+        })
     })
     .await
 }
@@ -76,8 +101,9 @@ pub(crate) async fn load_on_demand(
         .path
         .find(&entry.name)
         .ok_or_else(|| shared.path.not_found(&entry.name))?;
-    let (module, stamp) = read_and_compile(shared, &file).await?;
-    entry.set_source(file.clone(), stamp);
+    let read = read_and_compile(shared, &file).await?;
+    read.keep(entry, &file);
+    let module = read.module;
     tracing::info!(
         target: crate::TARGET_WASM,
         module = %module.version(),

@@ -1,12 +1,20 @@
 //! The host functions a guest may import, and the buffer they fill.
 //!
-//! A host function cannot reach the runtime (this crate has no runtime
-//! dependency, and a wave sent mid-call must not be delivered if the call
-//! then crashes), so `send`, `reply` and `log` only copy bytes out of guest
-//! memory into a [`HandleOutput`] that the caller takes after the call: the
-//! runtime delivers the sends and the reply only when the call succeeded,
-//! which makes each wave all-or-nothing. Logs are also emitted through
-//! `tracing` at once, so a guest that crashes still leaves its logs behind.
+//! A host function does not act on the runtime (a wave sent mid-call must
+//! not be delivered if the call then crashes), so `send`, `reply` and `log`
+//! only copy bytes out of guest memory into a [`HandleOutput`] that the
+//! caller takes after the call: the runtime delivers the sends and the
+//! reply only when the call succeeded, which makes each wave
+//! all-or-nothing. Logs are also emitted through `tracing` at once, so a
+//! guest that crashes still leaves its logs behind.
+//!
+//! The one thing a host function asks the runtime is whether the access
+//! rules let the particle send to, or ask, an address ([`Judge`], set by
+//! the WASM particle): a denied wave is not queued and the guest gets a
+//! code (`hv.send` [`SEND_DENIED`], `hv.ask` [`REFUSED_DENIED`]) and runs
+//! on, as a Rust particle's denied signal is dropped and its denied
+//! request answered `Denied`. An instance with no judge (one called
+//! directly, outside a Machine) queues every wave for its caller to judge.
 //!
 //! Host functions never panic: a bad pointer, a non-UTF-8 method, a second
 //! reply or too much output records a fault in the env and returns a
@@ -20,6 +28,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmer::{
     AsStoreMut, AsStoreRef, Extern, Function, FunctionEnv, FunctionEnvMut, Memory, RuntimeError,
 };
+
+use hyperverse_runtime::access::Privilege;
+use hyperverse_runtime::Point;
 
 use crate::abi::{
     ASK, CRASH, HOST_MODULE, LOG, NOW_MS, PARENT, REPLY, RESTARTS, SELF, SEND, SPAWN, STOP, TIMER,
@@ -148,6 +159,23 @@ pub const REFUSED_PER_CALL: i64 = -1;
 pub const REFUSED_OPEN: i64 = -2;
 /// A v2 call refused because its delay or timeout is above a day.
 pub const REFUSED_DELAY: i64 = -3;
+/// An `hv.ask` refused because the access rules do not let the particle
+/// ask that Point: nothing queued, the guest runs on.
+pub const REFUSED_DENIED: i64 = -4;
+
+/// What `hv.send` returns when the access rules do not let the particle
+/// send to that Point: nothing is queued and the guest runs on (a denied
+/// signal is dropped, counted and logged, as the runtime does for any
+/// particle's).
+pub const SEND_DENIED: i32 = 2;
+
+/// Whether the particle a guest runs in may do a [`Privilege`] (`send`,
+/// `ask`) to a Point: the access rules, judged for the particle as a
+/// confined visitor ([`Ctx::confined_may`]), which counts and logs a
+/// refusal. Set on an instance by the WASM particle that runs it.
+///
+/// [`Ctx::confined_may`]: hyperverse_runtime::Ctx::confined_may
+pub(crate) type Judge = Arc<dyn Fn(Privilege, &Point) -> bool + Send + Sync>;
 
 /// A wave the guest asked to send with `hv.send`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +303,12 @@ pub(crate) struct HostEnv {
     fault: Option<HostFault>,
     /// What the call may know and how much it has open (ABI v2).
     pub(crate) context: CallContext,
+    /// The access rules for the particle's waves, if it runs in one.
+    pub(crate) judge: Option<Judge>,
+    /// Waves the judge denied in this call: they count against the
+    /// per-call limit as queued ones do, so that a guest cannot have the
+    /// host judge (and log) denials without bound.
+    denied: usize,
 }
 
 impl HostEnv {
@@ -288,6 +322,8 @@ impl HostEnv {
             max_output_bytes,
             fault: None,
             context: CallContext::default(),
+            judge: None,
+            denied: 0,
         }
     }
 
@@ -297,6 +333,7 @@ impl HostEnv {
         self.output = HandleOutput::default();
         self.output_bytes = 0;
         self.fault = None;
+        self.denied = 0;
     }
 
     /// Ends the call: what it produced, and the fault a host function
@@ -481,7 +518,9 @@ const SEND_REFUSED: i32 = 1;
 /// callbacks), unless
 /// the call already queued [`MAX_SENDS_PER_CALL`]: then it is counted as
 /// refused and nothing is read or buffered (the guest runs on, but the
-/// runtime fails the call; a direct caller sees `refused_sends`).
+/// runtime fails the call; a direct caller sees `refused_sends`); or
+/// unless the access rules deny it: then it returns [`SEND_DENIED`],
+/// queues nothing, and the guest runs on.
 fn hv_send(
     mut env: FunctionEnvMut<HostEnv>,
     to_ptr: i32,
@@ -512,6 +551,9 @@ fn hv_send(
             (method_ptr, method_len),
             (body_ptr, body_len),
         )?;
+        if !data.allows(Privilege::Send, &to) {
+            return Ok(SEND_DENIED);
+        }
         data.output.sends.push(GuestSend { to, method, body });
         Ok(0)
     })();
@@ -569,9 +611,25 @@ fn hv_now_ms() -> i64 {
 }
 
 impl HostEnv {
-    /// Sends and effects queued in this call.
+    /// Whether the access rules let the particle do `want` to the address
+    /// `to` (always, with no judge set). An address that is no Point is
+    /// let through here: the runtime refuses it when it carries the call
+    /// out (`AbiViolation`), as before any judge looked at it.
+    fn allows(&mut self, want: Privilege, to: &str) -> bool {
+        let Some(judge) = &self.judge else {
+            return true;
+        };
+        let allowed = match Point::parse(to) {
+            Ok(point) => judge(want, &point),
+            Err(_) => true,
+        };
+        self.denied += usize::from(!allowed);
+        allowed
+    }
+
+    /// Sends and effects queued in this call, and waves denied.
     fn queued(&self) -> usize {
-        self.output.sends.len() + self.output.effects.len()
+        self.output.sends.len() + self.output.effects.len() + self.denied
     }
 
     /// Checks that a v2 effect may be queued now: `Ok(None)` if so, a
@@ -715,6 +773,9 @@ fn hv_ask(
             (method_ptr, method_len),
             (body_ptr, body_len),
         )?;
+        if !data.allows(Privilege::Ask, &to) {
+            return Ok(REFUSED_DENIED);
+        }
         let tag = data.tag();
         data.queue(GuestEffect::Ask {
             tag,

@@ -260,6 +260,19 @@ impl GuestInstance {
         self.env.as_mut(&mut self.store).context = context;
     }
 
+    /// Has the access rules judge each wave the guest sends or asks for
+    /// (`None`: every wave is queued for the caller to judge). Kept until
+    /// set again.
+    pub(crate) fn set_judge(&mut self, judge: Option<host::Judge>) {
+        self.env.as_mut(&mut self.store).judge = judge;
+    }
+
+    /// The judge set with [`GuestInstance::set_judge`], for the instance
+    /// that takes this one's place in a reload.
+    pub(crate) fn judge(&self) -> Option<host::Judge> {
+        self.env.as_ref(&self.store).judge.clone()
+    }
+
     /// The context as the last call left it: its `next_tag` is past every
     /// tag and timer id handed out so far.
     pub fn context(&self) -> &CallContext {

@@ -31,9 +31,15 @@
 //!   sends leave as waves from the particle, its reply answers the request,
 //!   and any sandbox failure is a crash its Star handles. What a guest may
 //!   send is bounded (`budget.rs`): per call and per second
-//!   ([`SendBudget`]), only to its own subtree, its parent and the Points
-//!   its spawn grants, and a WASM particle's lane is bounded by default
-//!   ([`DEFAULT_WASM_LANE`]).
+//!   ([`SendBudget`]), and a WASM particle's lane is bounded by default
+//!   ([`DEFAULT_WASM_LANE`]). Where it may send, ask, spawn and stop is
+//!   the runtime's access rules', judged for the particle as a confined
+//!   visitor (`Ctx::confined_may`, the code the receiving side runs): its
+//!   own subtree, its parent, the Points its spawn grants, and what the
+//!   rules grant it, its module's manifest among them ([`ModuleGrants`],
+//!   `manifest.rs`); a denied wave is not sent and the guest gets a code.
+//!   A reload needs the `reload` privilege on every live particle it
+//!   would move ([`WasmHost::reload_as`]).
 //! - Guests on their Star's thread (`local.rs`): wasmer's `Store` is not
 //!   `Send`, so a WASM particle runs on its Star's own thread
 //!   ([`Launch::run_on_star_thread`](hyperverse_runtime::Launch::run_on_star_thread))
@@ -82,6 +88,7 @@ mod instance;
 mod kind;
 mod limits;
 mod local;
+mod manifest;
 mod memory_pool;
 mod particle;
 mod reload;
@@ -109,14 +116,15 @@ pub use disk_cache::{
 pub use error::{crash_code, CacheRefusal, ModuleError};
 pub use host::{
     CallContext, GuestEffect, GuestLog, GuestSend, HandleOutput, LogLevel, DEFAULT_ASK_TIMEOUT_MS,
-    MAX_DELAY_MS, MAX_OPEN_REQUESTS, MAX_OPEN_TIMERS, REFUSED_DELAY, REFUSED_OPEN,
-    REFUSED_PER_CALL,
+    MAX_DELAY_MS, MAX_OPEN_REQUESTS, MAX_OPEN_TIMERS, REFUSED_DELAY, REFUSED_DENIED, REFUSED_OPEN,
+    REFUSED_PER_CALL, SEND_DENIED,
 };
 pub use instance::GuestInstance;
 pub use kind::{WasmKind, WASM_KIND_PREFIX};
 pub use limits::{
     Limits, MAX_PAGES, MAX_STACK_BYTES, MAX_TABLE_ELEMENTS, MIN_STACK_BYTES, TABLE_ELEMENT_BYTES,
 };
+pub use manifest::{ModuleGrants, MAX_MANIFEST_BYTES, MAX_MANIFEST_GRANTS};
 pub use reload::{ReloadFailure, ReloadReport};
 pub use search::{FileStamp, ModuleFile, ModulePath, MAX_MODULE_FILE};
 pub use store::{CompiledModule, ModuleStore, StoreStats, DEFAULT_KEEP_VERSIONS};

@@ -11,6 +11,12 @@
 //! restarts the particle (a fresh instance, a fresh `init`) and the parent
 //! gets a crash notice carrying the guest's error.
 //!
+//! Access rules: each guest's `hv.send` and `hv.ask` are judged as they
+//! are made, for the particle as a confined visitor ([`Ctx::confined_may`],
+//! through the instance's judge, `host.rs`), and its module's grants
+//! manifest is put in force in the Machine's rules before its first start
+//! on a manifest (`manifest.rs`).
+//!
 //! The particle's State holds no guest, only a handle on one in its
 //! thread's slab (`local.rs`), plus its place in its module's list of live
 //! particles, which is what a hot reload reports on.
@@ -29,14 +35,15 @@ use std::sync::Arc;
 use std::collections::VecDeque;
 use std::future::Future;
 
-use hyperverse_runtime::{Body, Control, CrashNotice, Ctx, Particle, ParticleError, Wave};
+use hyperverse_runtime::access::Privilege;
+use hyperverse_runtime::{Body, Control, CrashNotice, Ctx, Particle, ParticleError, Point, Wave};
 
 use crate::budget::SendMeter;
 use crate::effects::{Actor, Open};
 use crate::entry::{HostShared, Live, ModuleEntry};
 use crate::error::ModuleError;
 use crate::guest_control::GuestControl;
-use crate::host::{CallContext, HandleOutput};
+use crate::host::{CallContext, HandleOutput, Judge};
 use crate::instance::GuestInstance;
 use crate::local::LocalGuest;
 use crate::store::CompiledModule;
@@ -91,6 +98,15 @@ impl Particle for WasmParticle {
             }
             enlisted => enlisted?,
         };
+        // Its module's manifest grants, in force before its guest's first
+        // wave (once per manifest, not per start).
+        self.entry
+            .grants_in_force(ctx.machine())
+            .await
+            .map_err(|e| ModuleError::Host {
+                module: self.entry.name.to_string(),
+                message: format!("its manifest's grants could not be put in force: {e}"),
+            })?;
         // The guest lives in this thread's slab (its Star's thread).
         // (Made in a plain function: a `GuestInstance` is not `Send`, so it
         // must not be a local of this future.)
@@ -191,6 +207,13 @@ impl Particle for WasmParticle {
     }
 }
 
+/// The access rules for a guest's waves: its particle judged as a confined
+/// visitor, by the code the receiving side runs.
+fn judge(ctx: &Ctx) -> Judge {
+    let ctx = ctx.clone();
+    Arc::new(move |want: Privilege, to: &Point| ctx.confined_may(want, to))
+}
+
 impl WasmParticle {
     /// A fresh guest of `module` in this thread's slab, knowing its particle.
     fn instantiate(
@@ -206,6 +229,7 @@ impl WasmParticle {
             restarts: ctx.restarts(),
             ..CallContext::default()
         });
+        instance.set_judge(Some(judge(ctx)));
         Ok(WasmState {
             guest: LocalGuest::keep(instance, Some(ctx.clone())),
             _live: live,

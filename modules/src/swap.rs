@@ -87,6 +87,7 @@ fn prepare(
     let state = guest.snapshot()?;
     let mut fresh = target.instantiate()?;
     fresh.set_context(guest.context().clone());
+    fresh.set_judge(guest.judge());
     fresh.restore(&state)?;
     Ok(fresh)
 }

@@ -10,6 +10,18 @@
 //! host holding the Machine would keep both alive forever. The calls that
 //! need it ([`WasmHost::reload`]) take it as an argument.
 //!
+//! Access rules: a reload needs the `reload` privilege on every live
+//! particle it would move, judged for the visitor of the handle it is
+//! given ([`Machine::may`]): the Machine itself (a handle used outside
+//! every handler) may reload anything; a particle calling from its
+//! handler, what it owns or was granted; a CLI user (a handle of
+//! [`Machine::as_user`]), what the rules grant that user. A daemon acting
+//! for a user passes the Machine's own handle to do the work and the
+//! user's to be judged ([`WasmHost::reload_as`],
+//! [`WasmHost::reload_file_as`]). Its guests' own waves are judged by the
+//! same rules (`host.rs`, `effects.rs`), and its modules' grants
+//! manifests are put in force by the host as the Machine (`manifest.rs`).
+//!
 //! A reload runs in two steps. First the new version is compiled (on a
 //! blocking thread, so no runtime worker stalls) and checked; a module that
 //! fails is refused and nothing changes. Then, under the module's lock, it
@@ -29,6 +41,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyperverse_runtime::access::Privilege;
 use hyperverse_runtime::{
     Driver, Kind, KindResolver, LaneLimit, Machine, MachineBuilder, ParticleDriver, Point,
 };
@@ -40,6 +53,7 @@ use crate::entry::{HostShared, ModuleEntry, Promotion};
 use crate::error::ModuleError;
 use crate::from_disk::compile;
 use crate::limits::Limits;
+use crate::manifest::ModuleGrants;
 use crate::particle::WasmParticle;
 use crate::reload::{ReloadFailure, ReloadReport};
 use crate::search::{ModuleFile, ModulePath};
@@ -296,10 +310,16 @@ impl WasmHost {
     /// [`ModuleStore::load`]): the report then finds every particle
     /// already current.
     ///
+    /// The reload is judged for `machine`'s visitor (see
+    /// [`WasmHost::reload_as`]): the Machine's own handle, used outside
+    /// every handler, may reload anything.
+    ///
     /// # Errors
     ///
-    /// Only if the new bytes are refused (they do not compile, or break the
-    /// ABI): then nothing changed.
+    /// [`ModuleError::Denied`] if `machine`'s visitor lacks the `reload`
+    /// privilege on a live particle of the module; else only if the new
+    /// bytes are refused (they do not compile, or break the ABI). Nothing
+    /// changed then.
     pub async fn reload(
         &self,
         machine: &Machine,
@@ -321,6 +341,7 @@ impl WasmHost {
         name: &str,
         wat: &str,
     ) -> Result<ReloadReport, ModuleError> {
+        self.may_reload(machine, name)?;
         let started = Instant::now();
         let (store, owned_name, text) =
             (self.shared.store.clone(), name.to_string(), wat.to_string());
@@ -342,8 +363,58 @@ impl WasmHost {
         machine: &Machine,
         name: &str,
         wasm: &[u8],
+        progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<ReloadReport, ModuleError> {
+        self.reload_as(machine, machine, name, wasm, progress).await
+    }
+
+    /// [`WasmHost::reload_with_progress`] on behalf of `caller`, done
+    /// through `machine`: the reload is refused unless `caller`'s visitor
+    /// ([`Machine::visitor`]: a CLI user for a handle of
+    /// [`Machine::as_user`]) has the `reload` privilege on every live
+    /// particle of the module ([`Machine::may`]); the work (moving the
+    /// guests, reading their records for the report) is done through
+    /// `machine`, which should be the Machine's own handle, so that the
+    /// report does not depend on what else `caller` may read. For a daemon
+    /// that reloads for a CLI user.
+    ///
+    /// Judged before anything is compiled; a particle that starts during
+    /// the reload starts on the new version or is moved with the others.
+    ///
+    /// ```
+    /// use hyperverse_modules::{guests, Limits, ModuleError, WasmHost, WasmKind};
+    /// use hyperverse_runtime::{Body, Kind, Machine};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let host = WasmHost::new(Limits::default());
+    /// host.load_wat("counter", guests::COUNTER_V1)?;
+    /// let machine = host.install(Machine::standalone(), "counter").build().await?;
+    /// machine.spawn("c".parse()?, Kind::wasm("counter"), Body::empty()).await?;
+    /// let alice = machine.as_user("alice")?;
+    /// let v2 = guests::COUNTER_V2;
+    /// let bytes = wasmer::wat2wasm(v2.as_bytes())?.into_owned();
+    /// let denied = host.reload_as(&machine, &alice, "counter", &bytes, |_, _| {}).await;
+    /// assert!(matches!(denied, Err(ModuleError::Denied { .. })));
+    /// machine.grant("reload on c to user=alice".parse()?)?;
+    /// let report = host.reload_as(&machine, &alice, "counter", &bytes, |_, _| {}).await?;
+    /// assert!(report.is_complete());
+    /// # machine.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ModuleError::Denied`], naming the first live particle `caller`
+    /// may not reload; else as [`WasmHost::reload`]. Nothing changed then.
+    pub async fn reload_as(
+        &self,
+        machine: &Machine,
+        caller: &Machine,
+        name: &str,
+        wasm: &[u8],
         mut progress: impl FnMut(usize, usize) + Send,
     ) -> Result<ReloadReport, ModuleError> {
+        self.may_reload(caller, name)?;
         let started = Instant::now();
         let (store, owned_name, bytes) =
             (self.shared.store.clone(), name.to_string(), wasm.to_vec());
@@ -351,6 +422,15 @@ impl WasmHost {
         Ok(self
             .upgrade(machine, module, started.elapsed(), &mut progress)
             .await)
+    }
+
+    /// Whether `caller` may reload module `name`'s live particles.
+    fn may_reload(&self, caller: &Machine, name: &str) -> Result<(), ModuleError> {
+        let entry = self.shared.modules.lock().get(name).cloned();
+        match entry {
+            Some(entry) => may_reload(caller, &entry),
+            None => Ok(()),
+        }
     }
 
     /// The folders searched for modules not loaded.
@@ -361,37 +441,60 @@ impl WasmHost {
     /// Loads a module file (`NAME.wasm` or `NAME.wat`, see [`ModuleFile`])
     /// as the next version of its module, and makes it the version new
     /// particles start on, as [`WasmHost::load`]; the host remembers the
-    /// file for [`WasmHost::reload_file`]. Read and compiled on a blocking
-    /// thread.
+    /// file for [`WasmHost::reload_file`]. The grants manifest beside it
+    /// (`NAME.grants`, see [`ModuleGrants`]) becomes the module's grants
+    /// (none if there is none), in force from its next particle's start.
+    /// Read and compiled on a blocking thread.
     ///
     /// # Errors
     ///
     /// [`ModuleError::File`] if the path is not a module file's or cannot
-    /// be read; else as [`WasmHost::load`].
+    /// be read; [`ModuleError::Manifest`] if its manifest is not one; else
+    /// as [`WasmHost::load`]. Nothing changed then.
     pub async fn load_file(&self, path: &std::path::Path) -> Result<CompiledModule, ModuleError> {
         let file = module_file(path)?;
         // The entry is made only for a module that loaded: a path that
         // fails leaves nothing behind (names come from clients).
-        let (module, stamp) = crate::from_disk::read_and_compile(&self.shared, &file).await?;
+        let read = crate::from_disk::read_and_compile(&self.shared, &file).await?;
         let entry = self.shared.entry(&file.name);
-        entry.set_source(file, stamp);
-        entry.promote(&module);
-        Ok(module)
+        read.keep(&entry, &file);
+        entry.promote(&read.module);
+        Ok(read.module)
     }
 
     /// Reads module `name`'s file again (the one it was last loaded from,
-    /// else the one the search path finds) and reloads its live particles
-    /// to it, as [`WasmHost::reload_with_progress`]. A file whose bytes did
-    /// not change gives a report where every particle is current.
+    /// else the one the search path finds) and its grants manifest, and
+    /// reloads its live particles to it, as
+    /// [`WasmHost::reload_with_progress`]; the manifest's grants replace
+    /// the module's (see [`ModuleGrants`]). A file whose bytes did not
+    /// change gives a report where every particle is current.
     ///
     /// # Errors
     ///
-    /// [`ModuleError::NotFound`] if no file is known or found for it;
-    /// [`ModuleError::File`] if it cannot be read; else as
-    /// [`WasmHost::reload`].
+    /// As [`WasmHost::reload_file_as`], judged for `machine`'s visitor.
     pub async fn reload_file(
         &self,
         machine: &Machine,
+        name: &str,
+        progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<ReloadReport, ModuleError> {
+        self.reload_file_as(machine, machine, name, progress).await
+    }
+
+    /// [`WasmHost::reload_file`] for `caller`, done through `machine` (the
+    /// Machine's own handle), as [`WasmHost::reload_as`].
+    ///
+    /// # Errors
+    ///
+    /// [`ModuleError::Denied`] if `caller`'s visitor may not reload a live
+    /// particle of the module; [`ModuleError::NotFound`] if no file is
+    /// known or found for it; [`ModuleError::File`] if it cannot be read;
+    /// [`ModuleError::Manifest`] if its manifest is not one; else as
+    /// [`WasmHost::reload`]. Nothing changed then.
+    pub async fn reload_file_as(
+        &self,
+        machine: &Machine,
+        caller: &Machine,
         name: &str,
         mut progress: impl FnMut(usize, usize) + Send,
     ) -> Result<ReloadReport, ModuleError> {
@@ -399,18 +502,49 @@ impl WasmHost {
         // No entry is made for a name that has neither a module nor a file:
         // a client's names, each different, would be kept for ever.
         let known = self.shared.modules.lock().get(name).cloned();
+        if let Some(entry) = &known {
+            may_reload(caller, entry)?;
+        }
         let file = known
             .as_ref()
             .and_then(|entry| entry.source())
             .map(|(file, _)| file)
             .or_else(|| self.shared.path.find(name))
             .ok_or_else(|| self.shared.path.not_found(name))?;
-        let (module, stamp) = crate::from_disk::read_and_compile(&self.shared, &file).await?;
+        let read = crate::from_disk::read_and_compile(&self.shared, &file).await?;
         let entry = known.unwrap_or_else(|| self.shared.entry(name));
-        entry.set_source(file, stamp);
+        read.keep(&entry, &file);
         Ok(self
-            .upgrade(machine, module, started.elapsed(), &mut progress)
+            .upgrade(machine, read.module, started.elapsed(), &mut progress)
             .await)
+    }
+
+    /// Sets module `name`'s grants, as its manifest would (see
+    /// [`ModuleGrants`]): what its particles may do beyond what they own,
+    /// as rules to `kind=wasm:NAME`, replacing the grants it had. In force
+    /// from the next start of one of its particles, or the next reload.
+    /// For a module loaded from bytes; a module file's manifest is read
+    /// with it.
+    ///
+    /// ```
+    /// use hyperverse_modules::{guests, Limits, ModuleGrants, WasmHost};
+    ///
+    /// let host = WasmHost::new(Limits::default());
+    /// host.load_wat("counter", guests::COUNTER_V1)?;
+    /// host.set_grants("counter", ModuleGrants::parse("counter", "send,ask on db:**")?);
+    /// assert!(!host.grants("counter").is_empty());
+    /// # Ok::<(), hyperverse_modules::ModuleError>(())
+    /// ```
+    pub fn set_grants(&self, name: &str, grants: ModuleGrants) {
+        self.shared.entry(name).set_grants(grants);
+    }
+
+    /// Module `name`'s grants (none for a module the host does not know).
+    pub fn grants(&self, name: &str) -> ModuleGrants {
+        match self.shared.modules.lock().get(name) {
+            Some(entry) => (*entry.grants()).clone(),
+            None => ModuleGrants::none(),
+        }
     }
 
     /// Every module the host has loaded or its search path offers, sorted
@@ -491,6 +625,18 @@ impl WasmHost {
             particles = tracing::field::Empty,
         );
         let serial = entry.reloads.lock().instrument(span.clone()).await;
+        // The module's grants, in force before its live particles run the
+        // new version (which may need them at once). Refused (`machine` is
+        // no handle of the Machine's own), they stay pending, for the
+        // module's next start.
+        if let Err(e) = entry.grants_in_force(machine).await {
+            tracing::warn!(
+                target: crate::TARGET_RELOAD,
+                module = %version.name,
+                error = %e,
+                "the module's grants could not be put in force"
+            );
+        }
         let started = Instant::now();
         let Promotion {
             previous,
@@ -636,6 +782,32 @@ impl WasmHost {
         });
         report
     }
+}
+
+/// Whether `caller`'s visitor has the `reload` privilege on every live
+/// particle of `entry`; the first it lacks it on is the error (logged).
+fn may_reload(caller: &Machine, entry: &ModuleEntry) -> Result<(), ModuleError> {
+    let denied = entry
+        .live()
+        .into_iter()
+        .find(|point| !caller.may(Privilege::Reload, point));
+    let Some(point) = denied else {
+        return Ok(());
+    };
+    let visitor = caller.visitor();
+    tracing::warn!(
+        target: crate::TARGET_RELOAD,
+        module = %entry.name,
+        %visitor,
+        %point,
+        "reload denied"
+    );
+    Err(ModuleError::Denied {
+        module: entry.name.to_string(),
+        visitor,
+        point,
+        privilege: Privilege::Reload,
+    })
 }
 
 /// After the swaps: if a particle refused `module` (see

@@ -134,9 +134,10 @@ impl Particle for Rec {
     }
 }
 
-/// Addresses that look like the guest's scope and are not: each crashes
-/// the call (`SendOutOfScope`, or `AbiViolation` for a text that is no
-/// Point), and nothing reaches anyone. In-scope addresses still work.
+/// Addresses that look like the guest's scope and are not: each is denied
+/// by the access rules (`hv.send` returns `SEND_DENIED`, the guest runs
+/// on) or crashes the call (`AbiViolation` for a text that is no Point),
+/// and nothing reaches anyone. In-scope addresses still work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
     // Sends one wave, method `x`, to the address in the wave's body.
@@ -212,6 +213,9 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
     for to in &bad {
         let answer = m.ask(&point("app:g"), ("x", Body::from(to.clone()))).await;
         match answer {
+            // A Point the access rules deny: `hv.send` said so, the guest
+            // ran on and nothing left (checked below).
+            Ok(_) => {}
             Err(WaveError::Crashed { reason, .. }) => assert!(
                 reason.contains("may not send to")
                     || reason.contains("outside")
@@ -265,8 +269,9 @@ async fn point_tricks_in_send_addresses_never_leave_the_guests_scope() {
     );
 }
 
-/// `init` is held to the same scope: a guest whose `init` sends outside it
-/// fails to start, and nothing is delivered.
+/// `init` is held to the same rules: a guest whose `init` sends outside
+/// its grants is denied (its `hv.send` says so, and it starts all the
+/// same: a denial never crashes), and nothing is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_from_init_are_held_to_the_scope() {
     let init_sender = wat(
@@ -296,10 +301,8 @@ async fn sends_from_init_are_held_to_the_scope() {
     let r = m
         .spawn(point("g"), Kind::wasm("init_sender"), Body::empty())
         .await;
-    assert!(
-        matches!(&r, Err(SpawnError::StartFailed { reason, .. }) if reason.contains("stranger")),
-        "{r:?}"
-    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(m.access_stats().denied_actions, 1, "the denial, counted");
     m.ask(&point("stranger"), ("sync", Body::empty()))
         .await
         .unwrap();

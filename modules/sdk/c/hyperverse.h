@@ -87,8 +87,11 @@
 /* ---- Host functions (imports from "hv") ---- */
 
 /* Queues a signal to Point `to` (e.g. "space:app:w7"), sent after the call
- * succeeds, in order. Only to the guest's own subtree, its parent and its
- * spawn's grants: any other address fails the call (SendOutOfScope). */
+ * succeeds, in order; returns 0. Where the access rules allow: the guest's
+ * own subtree, its parent, its spawn's grants and what the rules (its
+ * module's grants manifest among them) grant it; a denied address returns
+ * HV_SEND_DENIED, queues nothing, and the guest runs on. */
+#define HV_SEND_DENIED 2
 HV_IMPORT("send")
 int32_t hv_host_send(const char *to, uint32_t to_len, const char *method,
                      uint32_t method_len, const uint8_t *body, uint32_t body_len);
@@ -117,6 +120,8 @@ int64_t hv_now_ms(void);
 #define HV_REFUSED_PER_CALL (-1)
 #define HV_REFUSED_OPEN (-2)
 #define HV_REFUSED_DELAY (-3)
+/* hv_ask only: the access rules deny asking that Point (see hv_send). */
+#define HV_REFUSED_DENIED (-4)
 
 /* hv_on_reply's status: the request was done (the body is the reply; for
  * a spawn, the child's Point; for a stop, empty), or it failed (the body

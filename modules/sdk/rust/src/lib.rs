@@ -179,17 +179,21 @@ pub enum Refused {
     TooManyOpen,
     /// `-3` (`REFUSED_DELAY`): a timeout or delay above a day.
     DelayTooLong,
+    /// `-4` (`REFUSED_DENIED`, asks only): the access rules do not let
+    /// this particle ask that Point. Nothing was queued; the guest runs on.
+    Denied,
     /// A negative code this crate does not know (a newer host's).
     Other(i64),
 }
 
 impl Refused {
-    /// The host's code: `-1`, `-2`, `-3`, or the unknown one.
+    /// The host's code: `-1`, `-2`, `-3`, `-4`, or the unknown one.
     pub fn code(self) -> i64 {
         match self {
             Refused::PerCall => -1,
             Refused::TooManyOpen => -2,
             Refused::DelayTooLong => -3,
+            Refused::Denied => -4,
             Refused::Other(code) => code,
         }
     }
@@ -202,6 +206,7 @@ impl Refused {
             -1 => Err(Refused::PerCall),
             -2 => Err(Refused::TooManyOpen),
             -3 => Err(Refused::DelayTooLong),
+            -4 => Err(Refused::Denied),
             other => Err(Refused::Other(other)),
         }
     }
@@ -213,6 +218,7 @@ impl core::fmt::Display for Refused {
             Refused::PerCall => f.write_str("refused: too many sends and requests in one call"),
             Refused::TooManyOpen => f.write_str("refused: too many open asks or timers"),
             Refused::DelayTooLong => f.write_str("refused: a delay or timeout above a day"),
+            Refused::Denied => f.write_str("refused: the access rules deny it"),
             Refused::Other(code) => write!(f, "refused with code {code}"),
         }
     }
@@ -443,8 +449,11 @@ impl Call<'_> {
         host::reply(body);
     }
 
-    /// Queues a signal to Point `to`, sent after the call succeeds (only
-    /// to the guest's own subtree, its parent and its grants).
+    /// Queues a signal to Point `to`, sent after the call succeeds, where
+    /// the access rules allow (the guest's own subtree, its parent, its
+    /// spawn's grants and what the rules grant it, its module's manifest
+    /// among them); a denied one is dropped (`hv.send` returns 2) and the
+    /// guest runs on. [`host::send`] gives the code.
     pub fn send(&mut self, to: &str, method: &str, body: &[u8]) {
         host::send(to, method, body);
     }

@@ -133,8 +133,40 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Stop the daemon.
+    /// Stop the daemon (its owner and superusers only).
     Stop {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant privileges on a Point or subtree to a pattern of visitors
+    /// (the daemon's owner and superusers only), in force for the next
+    /// wave: `hyperverse grant send,ask on 'app:**' to user=alice`.
+    ///
+    /// PRIVILEGES: send, ask, spawn, stop, reload, link, read or all,
+    /// comma-separated. SCOPE: a Point (`app:db`), a subtree (`app:**`),
+    /// every Point (`**`) or `ROOT` alone (spawning a top-level particle).
+    /// VISITORS: a particle (`app:web`), a subtree (`app:web:**`),
+    /// `kind=K`, `group=G`, `machine=M`, `user=U` or `*` (anyone). Quote
+    /// `*` and `**` from the shell. The grant may also be one quoted word.
+    Grant {
+        /// PRIVILEGES on SCOPE to VISITORS.
+        #[arg(required = true, num_args = 1.., value_name = "PRIVILEGES on SCOPE to VISITORS")]
+        grant: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take privileges away, as `grant` gives them (what other grants
+    /// give stays): `hyperverse revoke send on 'app:**' to user=alice`.
+    Revoke {
+        /// PRIVILEGES on SCOPE to VISITORS.
+        #[arg(required = true, num_args = 1.., value_name = "PRIVILEGES on SCOPE to VISITORS")]
+        grant: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The access rules in force: the policy, who you are to the daemon,
+    /// every grant and every group.
+    Rules {
         #[arg(long)]
         json: bool,
     },

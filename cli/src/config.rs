@@ -13,6 +13,8 @@ use hyperverse::cluster::ClusterConfig;
 use hyperverse::modules::Limits;
 use serde::Deserialize;
 
+pub use crate::access_config::AccessConfig;
+
 /// A daemon's settings, defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
@@ -35,6 +37,9 @@ pub struct DaemonConfig {
     pub metrics: Option<SocketAddr>,
     /// The cluster to join (none: standalone).
     pub cluster: Option<ClusterConfig>,
+    /// Who may use the control socket, as whom, and the access rules
+    /// (`[access]`).
+    pub access: AccessConfig,
 }
 
 /// Why a configuration was refused: where, which key, why.
@@ -59,6 +64,7 @@ struct File {
     wasm: Option<Wasm>,
     metrics: Option<Metrics>,
     cluster: Option<toml::Table>,
+    access: Option<crate::access_config::File>,
 }
 
 #[derive(Deserialize)]
@@ -106,11 +112,12 @@ impl Default for DaemonConfig {
             wasm: Limits::default(),
             metrics: None,
             cluster: None,
+            access: AccessConfig::default(),
         }
     }
 }
 
-fn bad(key: &str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         file: None,
         key: key.to_string(),
@@ -252,6 +259,9 @@ impl DaemonConfig {
             c.cluster =
                 Some(ClusterConfig::from_toml(&text).map_err(|e| bad("cluster", e.to_string()))?);
         }
+        if let Some(a) = f.access {
+            c.access = AccessConfig::from_file(a)?;
+        }
         Ok(c)
     }
 
@@ -296,6 +306,8 @@ impl DaemonConfig {
                 ));
             }
         }
+        out.push('\n');
+        out.push_str(&self.access.to_toml());
         out
     }
 }

@@ -7,6 +7,7 @@
 //! file only parses the command line, sets up logging and maps outcomes to
 //! exit codes: what each subcommand does lives in its own module.
 
+mod access_config;
 mod args;
 mod commands;
 mod config;
@@ -66,7 +67,10 @@ async fn main() -> ExitCode {
         | Command::Kill { .. }
         | Command::Module { .. }
         | Command::Fault { .. }
-        | Command::Stop { .. } => commands::client(cli.command).await,
+        | Command::Stop { .. }
+        | Command::Grant { .. }
+        | Command::Revoke { .. }
+        | Command::Rules { .. } => commands::client(cli.command).await,
         Command::Top {
             point,
             interval_ms,

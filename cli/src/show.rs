@@ -10,6 +10,9 @@ use serde_json::json;
 
 use crate::daemon::protocol::{Answer, ModuleRow, Row};
 
+/// The exit code of an access denied.
+pub const DENIED: u8 = 4;
+
 /// Prints `answer`; the exit code says whether the daemon refused.
 pub fn answer(answer: Answer, json: bool) -> ExitCode {
     match answer {
@@ -106,6 +109,20 @@ pub fn answer(answer: Answer, json: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        Answer::Denied(e) => {
+            if json {
+                println!("{}", json!({ "ok": false, "denied": true, "error": e }));
+            } else {
+                eprintln!("hyperverse: {e}");
+            }
+            return ExitCode::from(DENIED);
+        }
+        Answer::Rules {
+            policy,
+            you,
+            grants,
+            groups,
+        } => rules(&policy, &you, &grants, &groups, json),
         // Streams: never the answer to a one-answer command.
         Answer::Event { .. } | Answer::Following | Answer::Progress { .. } => {}
     }
@@ -181,6 +198,32 @@ fn tree(rows: &[Row], json: bool) {
             r.restarts,
             version
         );
+    }
+}
+
+/// `hyperverse rules`: the policy and who you are, then a grant a line,
+/// then a group a line.
+fn rules(policy: &str, you: &str, grants: &[String], groups: &[(String, Vec<String>)], json: bool) {
+    if json {
+        let groups: serde_json::Map<String, serde_json::Value> = groups
+            .iter()
+            .map(|(g, members)| (g.clone(), json!(members)))
+            .collect();
+        println!(
+            "{}",
+            json!({ "ok": true, "policy": policy, "you": you, "grants": grants, "groups": groups })
+        );
+        return;
+    }
+    println!("policy  {policy}");
+    println!("you     {you}");
+    println!("grants  {}", grants.len());
+    for g in grants {
+        println!("  {g}");
+    }
+    println!("groups  {}", groups.len());
+    for (g, members) in groups {
+        println!("  {g}: {}", members.join(", "));
     }
 }
 

@@ -321,7 +321,7 @@ fn raw_frame(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The protocol's version, first in every method.
-const PROTOCOL: &str = "hv-control/1";
+const PROTOCOL: &str = "hv-control/2";
 
 /// A wave's bytes: a request from `cli` to `daemon` with `body`, its
 /// method `PROTOCOL COMMAND`.

@@ -249,7 +249,7 @@ fn garbage_huge_frames_and_silent_clients_do_not_stop_the_daemon() {
     let _ = v.read_to_end(&mut answer);
     let text = String::from_utf8_lossy(&answer);
     assert!(
-        text.contains("speaks `hv-control/0`, this one `hv-control/1`"),
+        text.contains("speaks `hv-control/0`, this one `hv-control/2`"),
         "{text}"
     );
     // Random bytes from many clients.
@@ -353,7 +353,7 @@ fn frame(method: &str, r: &Request) -> Vec<u8> {
         method.to_string(),
         body,
     );
-    // The method carries the protocol's version: `hv-control/1 tree`.
+    // The method carries the protocol's version: `hv-control/2 tree`.
     let bytes = wave.to_bytes().unwrap();
     let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(&bytes);
@@ -364,7 +364,7 @@ fn frame(method: &str, r: &Request) -> Vec<u8> {
 /// answers, not one it closes.
 fn tree_request_frame() -> Vec<u8> {
     frame(
-        "hv-control/1 tree",
+        "hv-control/2 tree",
         &Request::Tree {
             under: hyperverse::Point::root(),
         },
@@ -373,7 +373,7 @@ fn tree_request_frame() -> Vec<u8> {
 
 /// A well-formed `events` request.
 fn events_request_frame() -> Vec<u8> {
-    frame("hv-control/1 events", &Request::Events)
+    frame("hv-control/2 events", &Request::Events)
 }
 
 const COUNTER_V1: &str = include_str!("../../modules/wat/counter_v1.wat");

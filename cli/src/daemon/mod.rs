@@ -10,4 +10,5 @@ pub mod paths;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod users;
 pub mod watch;

@@ -40,3 +40,17 @@ pub fn make_private(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
+
+/// Makes `dir` (and its parents) if missing, for a daemon whose socket
+/// other users reach (`[access] shared_socket`): mode 0711, so they may
+/// pass through to the socket by its name but not list or write the
+/// directory.
+///
+/// # Errors
+///
+/// The file system's.
+pub fn make_shared(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+}

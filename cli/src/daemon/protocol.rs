@@ -27,10 +27,15 @@ pub fn parse_point(text: &str) -> Result<Point, String> {
 
 /// The protocol's name and version, first in every wave's method. Bump the
 /// number whenever `Request` or `Answer` changes shape.
-pub const PROTOCOL: &str = "hv-control/1";
+pub const PROTOCOL: &str = "hv-control/2";
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 1 << 20;
+
+/// The longest grant text either side takes: a grant is three short
+/// words and a privilege list; more is not a grant (and echoing it back in
+/// an error would only cost the frame).
+pub const MAX_GRANT: usize = 4096;
 
 /// What a client asks of the daemon.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +81,14 @@ pub enum Request {
     Fault(FaultSpec),
     /// Stop the daemon.
     Stop,
+    /// Add a grant, given as its text (`PRIVILEGES on SCOPE to VISITORS`):
+    /// text, not the runtime's `Grant`, so the daemon parses (and so
+    /// checks) what a client sends like any other field it is given.
+    Grant { grant: String },
+    /// Take a grant's privileges away, as [`Request::Grant`] gives them.
+    Revoke { grant: String },
+    /// The access rules in force: answered by [`Answer::Rules`].
+    Rules,
 }
 
 /// A fault to inject, as the CLI's `fault` command gives it.
@@ -120,6 +133,9 @@ impl Request {
             Request::ModuleReload { .. } => "module.reload",
             Request::Fault(_) => "fault",
             Request::Stop => "stop",
+            Request::Grant { .. } => "grant",
+            Request::Revoke { .. } => "revoke",
+            Request::Rules => "rules",
         }
     }
 }
@@ -206,6 +222,18 @@ pub enum Answer {
         to: u64,
         rolled_back: bool,
         particles: Vec<ReloadRow>,
+    },
+    /// Refused by the access rules (or the connection's user is unknown),
+    /// with why: `access denied: user=alice may not stop app:db`. Its own
+    /// variant so the client can exit with its own code.
+    Denied(String),
+    /// The access rules: the Machine's policy, who the asking connection
+    /// acts as, every grant and every group (name, members), as text.
+    Rules {
+        policy: String,
+        you: String,
+        grants: Vec<String>,
+        groups: Vec<(String, Vec<String>)>,
     },
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyperverse::access::Privilege;
 use hyperverse::cluster::Cluster;
 use hyperverse::modules::{ModulePath, WasmHost};
 use hyperverse::Machine;
@@ -19,6 +20,7 @@ use tokio::sync::Notify;
 use super::kinds::{Counter, Echo};
 use super::protocol::{self, Answer, Request};
 use super::state::Daemon;
+use super::users::{Unknown, Users};
 use crate::config::DaemonConfig;
 
 /// Connections served at once; one more is told so and closed. (Each may
@@ -70,6 +72,10 @@ pub enum DaemonError {
     /// The Machine could not be built.
     #[error("the machine: {0}")]
     Machine(String),
+    /// The `[access]` table cannot work on this host, or its rules were
+    /// refused by the Machine.
+    #[error("the access rules: {0}")]
+    Access(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -86,7 +92,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 /// [`DaemonError`]: another daemon runs, or the directory, the lock, the
 /// socket or the Machine could not be made.
 pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
-    super::paths::make_private(dir).map_err(io(dir))?;
+    let users = Users::new(&config.access, super::users::own_uid())
+        .map_err(|e| DaemonError::Access(e.to_string()))?;
+    let shared = config.access.shared_socket;
+    if shared {
+        super::paths::make_shared(dir).map_err(io(dir))?;
+    } else {
+        super::paths::make_private(dir).map_err(io(dir))?;
+    }
     let lock_path = super::paths::lock(dir);
     let socket_path = super::paths::socket(dir);
     let lock = std::fs::OpenOptions::new()
@@ -104,7 +117,10 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     // The lock is ours: a socket left by a daemon that died is stale.
     let _ = std::fs::remove_file(&socket_path);
     let listener = UnixListener::bind(&socket_path).map_err(io(&socket_path))?;
-    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
+    // Shared: any uid may connect, and is then served only as one of the
+    // users the config names (see `serve`).
+    let mode = if shared { 0o666 } else { 0o600 };
+    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(mode))
         .map_err(io(&socket_path))?;
     let metrics = super::metrics::Metrics::new();
     let observed = metrics.clone();
@@ -112,7 +128,7 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
         .limits(config.wasm)
         .search_path(ModulePath::new(config.module_path.clone()))
         .build();
-    let machine = Machine::standalone()
+    let machine = with_access(Machine::standalone(), &config, &users)
         .observer(move |e| observed.observe(e))
         .stars(config.stars)
         .request_timeout(config.request_timeout)
@@ -123,6 +139,10 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
         .build()
         .await
         .map_err(|e| DaemonError::Machine(e.to_string()))?;
+    if let Err(e) = join_groups(&machine, &config) {
+        machine.shutdown().await;
+        return Err(e);
+    }
     // A daemon does not start half-configured: a cluster it cannot join,
     // or a metrics address it cannot bind, stops it here.
     let cluster = match config.cluster.clone() {
@@ -147,6 +167,9 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     };
     let daemon = Daemon {
         machine: machine.clone(),
+        owner: machine.clone(),
+        superuser: true,
+        users: Arc::new(users),
         host,
         metrics,
         name: cluster
@@ -210,9 +233,57 @@ pub async fn run(config: DaemonConfig, dir: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// One client: requests in, answers out, until it closes, misbehaves or
-/// idles.
+/// The Machine's access policy, superusers and first grants, from the
+/// config's `[access]`.
+fn with_access(
+    builder: hyperverse::MachineBuilder,
+    config: &DaemonConfig,
+    users: &Users,
+) -> hyperverse::MachineBuilder {
+    let builder = builder.access(config.access.policy);
+    let builder = users
+        .superusers()
+        .iter()
+        .fold(builder, |b, name| b.superuser(name));
+    config
+        .access
+        .grants
+        .iter()
+        .fold(builder, |b, grant| b.grant(grant.clone()))
+}
+
+/// The config's groups, joined by the Machine itself.
+fn join_groups(machine: &Machine, config: &DaemonConfig) -> Result<(), DaemonError> {
+    for (group, members) in &config.access.groups {
+        for member in members {
+            machine
+                .join_group(group, member.clone())
+                .map_err(|e| DaemonError::Access(format!("group {group}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// One client, as the user its peer's uid names (see [`Users`]); a peer
+/// that is no user is told so for its first request, then let go.
 async fn serve(mut stream: UnixStream, d: Daemon) {
+    let user = stream
+        .peer_cred()
+        .map_err(|e| Unknown::NoCredentials(e.to_string()))
+        .and_then(|cred| d.for_uid(cred.uid()));
+    match user {
+        Ok(d) => serve_user(stream, d).await,
+        Err(why) => {
+            tracing::warn!(target: hyperverse::targets::ACCESS, %why, "control socket: connection refused");
+            let _ = tokio::time::timeout(IDLE, protocol::read_request(&mut stream)).await;
+            let _ = send(&mut stream, &Answer::Denied(why.to_string())).await;
+        }
+    }
+}
+
+/// One client's requests in, answers out, until it closes, misbehaves or
+/// idles.
+async fn serve_user(mut stream: UnixStream, d: Daemon) {
     // Bytes read ahead while an ask waited (see `hung_up`).
     let mut carry: Vec<u8> = Vec::new();
     loop {
@@ -236,6 +307,15 @@ async fn serve(mut stream: UnixStream, d: Daemon) {
             Request::Events => return follow(&mut stream, &d).await,
             Request::ModuleReload { name } => {
                 if !reload(&mut stream, &d, &name).await {
+                    return;
+                }
+            }
+            Request::Stop if !d.superuser => {
+                let denied = Answer::Denied(format!(
+                    "access denied: {} may not stop the daemon (its owner and superusers may)",
+                    d.machine.visitor()
+                ));
+                if !send(&mut stream, &denied).await {
                     return;
                 }
             }
@@ -375,6 +455,9 @@ async fn follow(stream: &mut UnixStream, d: &Daemon) {
                         }
                         _ => continue,
                     };
+                    if !d.machine.may(Privilege::Read, &point) {
+                        continue;
+                    }
                     Answer::Event {
                         what: what.to_string(),
                         point: point.to_string(),
@@ -385,6 +468,7 @@ async fn follow(stream: &mut UnixStream, d: &Daemon) {
                 Err(RecvError::Closed) => return,
             },
             note = notes.recv() => match note {
+                Ok(n) if !may_read_note(&d.machine, &n) => continue,
                 Ok(n) => Answer::Event { what: n.what, point: n.point, detail: n.detail },
                 Err(RecvError::Lagged(n)) => lagged(n),
                 Err(RecvError::Closed) => return,
@@ -396,4 +480,16 @@ async fn follow(stream: &mut UnixStream, d: &Daemon) {
             return;
         }
     }
+}
+
+/// Whether a follower acting through `machine` may see the daemon's note
+/// `n`: a fault's needs `read` on its particle; the rest (module loads
+/// and reloads, rule changes, a killed Star) are about the whole Machine,
+/// and need `read` on `ROOT`.
+fn may_read_note(machine: &Machine, n: &super::state::Note) -> bool {
+    let about = match hyperverse::Point::parse(&n.point) {
+        Ok(point) if n.what == "fault" => point,
+        _ => hyperverse::Point::root(),
+    };
+    machine.may(Privilege::Read, &about)
 }

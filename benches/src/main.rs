@@ -16,7 +16,7 @@
 //! hyperverse-bench [--quick] [--json] [--only SHAPE[,SHAPE…]]
 //!   --quick  small sizes, for a smoke run (seconds, not minutes)
 //!   --json   one JSON object per line on stdout and nothing else
-//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart, wasm
+//!   --only   shapes to run: ring, skynet, spawn, pingpong, restart, wasm, access
 //! ```
 //!
 //! The `wasm` shapes (`wasm.rs`) compare WASM particles with bare wasmer
@@ -36,6 +36,7 @@ pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
     "system"
 };
 
+mod access;
 mod measure;
 mod pingpong;
 mod report;
@@ -139,7 +140,7 @@ fn baseline_of(shape: &str) -> &'static str {
 
 /// The child processes, in order: each shape's Hyperverse run next to its
 /// baseline run, so that the two see the machine in the same mood.
-const JOBS: [(&str, &str); 18] = [
+const JOBS: [(&str, &str); 19] = [
     ("ring", HYPERVERSE),
     ("ring", BASELINE),
     ("skynet", HYPERVERSE),
@@ -158,6 +159,7 @@ const JOBS: [(&str, &str); 18] = [
     ("wasm-wave", WASMER),
     ("wasm-reload", HYPERVERSE),
     ("wasm-reload", WASMER),
+    ("access", HYPERVERSE),
 ];
 
 /// One report row: its name, where its Hyperverse figure comes from and where
@@ -171,7 +173,7 @@ struct RowSpec {
     baseline_from: Option<&'static str>,
 }
 
-const ROWS: [RowSpec; 21] = [
+const ROWS: [RowSpec; 29] = [
     RowSpec {
         bench: "ring",
         hyperverse: ("ring", "ring"),
@@ -309,6 +311,57 @@ const ROWS: [RowSpec; 21] = [
         baseline: ("wasm-reload", "wasm_reload"),
         baseline_from: None,
     },
+    // Access rules (see access.rs): a check beside a ping-pong round
+    // trip with rules off (both Hyperverse, same process), and ping-pong
+    // with rules on beside rules off.
+    RowSpec {
+        bench: "access_check_10",
+        hyperverse: ("access", "check_10"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "access_check_denied_10",
+        hyperverse: ("access", "check_denied_10"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "access_check_1000",
+        hyperverse: ("access", "check_1000"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "access_check_denied_1000",
+        hyperverse: ("access", "check_denied_1000"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "access_check_100000",
+        hyperverse: ("access", "check_100000"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "access_check_denied_100000",
+        hyperverse: ("access", "check_denied_100000"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
+    RowSpec {
+        bench: "pingpong_rules_off",
+        hyperverse: ("access", "pingpong_rules_off"),
+        baseline: ("pingpong", "pingpong"),
+        baseline_from: None,
+    },
+    RowSpec {
+        bench: "pingpong_rules_on/off",
+        hyperverse: ("access", "pingpong_rules_on"),
+        baseline: ("access", "pingpong_rules_off"),
+        baseline_from: Some(HYPERVERSE),
+    },
 ];
 
 /// The shape a child shape belongs to, for `--only` (`spawn-nowait` is spawn).
@@ -325,7 +378,7 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart,wasm]";
+    "usage: hyperverse-bench [--quick] [--json] [--only ring,skynet,spawn,pingpong,restart,wasm,access]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
@@ -447,6 +500,7 @@ async fn measure(shape: String, imp: String, s: Sizes) -> Result<Vec<Measured>, 
         ("wasm-wave", WASMER) => wasm::wave_wasmer(&s).await,
         ("wasm-reload", HYPERVERSE) => wasm::reload_hyperverse(&s).await,
         ("wasm-reload", WASMER) => wasm::reload_wasmer(&s).await,
+        ("access", HYPERVERSE) => access::hyperverse(&s).await,
         _ => return Err(format!("no such bench: {shape} on {imp}")),
     };
     result.map_err(|e| e.to_string())

@@ -128,8 +128,10 @@ impl Core {
     }
 
     /// `from`, on `machine`, may not link itself with `to` here (the
-    /// access rules): it hears so as an exit signal from `to` at once, as
-    /// for a particle that is not there, and its side of the link goes.
+    /// access rules): it hears so as an exit signal from `to` at once, and
+    /// its side of the link goes. A normal one: a denial never crashes the
+    /// linker (one that traps exits reads `denied`; one that does not
+    /// runs on, as after a local link's `WaveError::Denied`).
     pub(crate) fn link_refused(&self, machine: &str, from: Point, to: Point, why: &WaveError) {
         tracing::debug!(target: "hyperverse::access", peer = machine, %from, %to, error = %why, "a link from a peer refused");
         let _ = self.send(
@@ -138,7 +140,7 @@ impl Core {
                 from: to,
                 to: from,
                 reason: LINK_DENIED.into(),
-                normal: false,
+                normal: true,
             },
         );
     }

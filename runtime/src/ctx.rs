@@ -25,7 +25,7 @@ impl Ctx {
         if access.fast(&visit, target, want) || access.slow(&visit, target, want) {
             return true;
         }
-        access.denied(&visit, target, want, crate::access::Judged::Action);
+        access.denied(&visit, target, want, crate::access::Judged::of(want));
         false
     }
 

@@ -309,7 +309,7 @@ impl Inbound {
         if access.fast(&visit, target, want) || access.slow(&visit, target, want) {
             return Ok(());
         }
-        access.denied(&visit, target, want, crate::access::Judged::Action);
+        access.denied(&visit, target, want, crate::access::Judged::of(want));
         Err(WaveError::Denied {
             visitor: visit.visitor(),
             point: target.clone(),

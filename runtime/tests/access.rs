@@ -537,3 +537,75 @@ async fn bad_rules_are_typed_errors_and_change_nothing() {
     assert!(w.machine.rules().is_empty());
     w.machine.shutdown().await;
 }
+
+/// A Remote that hosts `far` and its subtree, and counts what it carries.
+#[derive(Default)]
+struct Far {
+    carried: Mutex<usize>,
+}
+
+impl remote::Remote for Far {
+    fn hosts(&self, point: &Point) -> bool {
+        p("far").contains(point)
+    }
+    fn signal(&self, _: Wave) -> Result<(), WaveError> {
+        *self.carried.lock() += 1;
+        Ok(())
+    }
+    fn ask(&self, _: Wave, a: remote::Answerer) {
+        *self.carried.lock() += 1;
+        a.answer(Ok(Body::empty()))
+    }
+    fn registered(&self, _: &Point) {}
+    fn ended(&self, _: &Point, _: &DownReason) {}
+    fn monitor(&self, _: &Point, _: &MonitorRef) -> bool {
+        false
+    }
+    fn demonitor(&self, _: &MonitorRef) -> bool {
+        false
+    }
+    fn link(&self, _: &Point, _: &Point) -> bool {
+        false
+    }
+    fn unlink(&self, _: &Point, _: &Point) {}
+    fn exited(&self, _: &Point, _: &str, _: bool) {}
+    fn crash_notice(&self, _: &Point, _: CrashNotice) {}
+    fn control(&self, _: Point, _: Point, _: Body, a: remote::Answerer) {
+        a.answer(Ok(Body::empty()))
+    }
+}
+
+/// A user is this Machine's: its waves never leave as the Machine's own
+/// voice (which a peer would judge as `machine=…`, with every grant the
+/// peer gives the Machine), under either policy.
+#[tokio::test]
+async fn a_users_waves_do_not_leave_the_machine() {
+    let machine = Machine::standalone().build().await.unwrap();
+    let far = Arc::new(Far::default());
+    let _inbound = machine.attach_remote(far.clone()).unwrap();
+    let alice = machine.as_user("alice").unwrap();
+    let refused = alice.signal(&p("far:x"), ("m", "b")).unwrap_err();
+    assert!(matches!(
+        refused.error(),
+        WaveError::Denied {
+            privilege: Privilege::Send,
+            ..
+        }
+    ));
+    assert!(matches!(
+        alice.ask(&p("far:x"), ("m", "b")).await,
+        Err(WaveError::Denied {
+            privilege: Privilege::Ask,
+            ..
+        })
+    ));
+    assert!(alice.signal_waiting(&p("far:x"), ("m", "b")).await.is_err());
+    assert_eq!(*far.carried.lock(), 0, "nothing left for the peer");
+    // The Machine's own handle still reaches it.
+    machine.signal(&p("far:x"), ("m", "b")).unwrap();
+    machine.ask(&p("far:x"), ("m", "b")).await.unwrap();
+    assert_eq!(*far.carried.lock(), 2);
+    let stats = machine.access_stats();
+    assert_eq!((stats.denied_signals, stats.denied_requests), (2, 1));
+    machine.shutdown().await;
+}

@@ -64,9 +64,22 @@ impl Users {
             .map(|(name, uid)| (*uid, name.clone()))
             .collect();
         by_uid.insert(owner, config.owner_name(owner).to_string());
+        let superusers = config.superuser_names(owner);
+        // Unknown uids must never act as a superuser (the owner's name
+        // included, which a user named after the owner's uid takes).
+        if let Some(d) = config
+            .default_user
+            .as_ref()
+            .filter(|d| superusers.contains(d))
+        {
+            return Err(crate::config::bad(
+                "access.default_user",
+                format!("`{d}` is a superuser here: unknown uids may not act as one"),
+            ));
+        }
         Ok(Users {
             by_uid,
-            superusers: config.superuser_names(owner),
+            superusers,
             default_user: config.default_user.clone(),
         })
     }
@@ -82,13 +95,16 @@ impl Users {
     ///
     /// [`Unknown::Uid`] for a uid no user has, with no default user.
     pub fn identify(&self, uid: u32) -> Result<Identity, Unknown> {
-        let name = self
-            .by_uid
-            .get(&uid)
-            .or(self.default_user.as_ref())
-            .ok_or(Unknown::Uid { uid })?;
+        if let Some(name) = self.by_uid.get(&uid) {
+            return Ok(Identity {
+                superuser: self.superusers.contains(name),
+                name: name.clone(),
+            });
+        }
+        // An unknown uid as the default user: never a superuser.
+        let name = self.default_user.as_ref().ok_or(Unknown::Uid { uid })?;
         Ok(Identity {
-            superuser: self.superusers.contains(name),
+            superuser: false,
             name: name.clone(),
         })
     }
@@ -141,5 +157,18 @@ mod tests {
         let u = users("users = { root-user = 0 }", 0);
         assert_eq!(u.identify(0).unwrap().name, "root-user");
         assert_eq!(u.superusers(), ["root-user".to_string()]);
+    }
+
+    #[test]
+    fn unknown_uids_never_act_as_a_superuser() {
+        // A default user that is the owner by the owner's uid is refused
+        // at start (a named superuser is refused by the config itself).
+        let c =
+            DaemonConfig::from_toml("[access]\nusers = { alice = 1000 }\ndefault_user = \"alice\"")
+                .unwrap();
+        let e = Users::new(&c.access, 1000).unwrap_err();
+        assert!(e.to_string().contains("access.default_user"), "{e}");
+        let named = "[access]\nusers = { bob = 7 }\nsuperusers = [\"bob\"]\ndefault_user = \"bob\"";
+        assert!(DaemonConfig::from_toml(named).is_err());
     }
 }

@@ -204,6 +204,8 @@ pub(crate) struct Access {
     enforced: AtomicBool,
     /// Rules and superusers under one lock: a check takes it once.
     state: RwLock<State>,
+    /// Held while a change is applied and sent to the peers.
+    pub(crate) changing: parking_lot::Mutex<()>,
     denied_signals: AtomicU64,
     denied_requests: AtomicU64,
     denied_actions: AtomicU64,
@@ -233,11 +235,23 @@ pub(crate) enum Judged {
     Action,
 }
 
+impl Judged {
+    /// What a check of `want` judges: a signal, a request, or an action.
+    pub(crate) fn of(want: Privilege) -> Judged {
+        match want {
+            Privilege::Send => Judged::Signal,
+            Privilege::Ask => Judged::Request,
+            _ => Judged::Action,
+        }
+    }
+}
+
 impl Access {
     pub(crate) fn new(policy: AccessPolicy, rules: Rules, superusers: Vec<Arc<str>>) -> Access {
         Access {
             enforced: AtomicBool::new(policy == AccessPolicy::Enforced),
             state: RwLock::new(State { rules, superusers }),
+            changing: parking_lot::Mutex::new(()),
             denied_signals: AtomicU64::new(0),
             denied_requests: AtomicU64::new(0),
             denied_actions: AtomicU64::new(0),

@@ -50,8 +50,9 @@ pub enum Change {
 }
 
 /// The rules: grants on Points for patterns of visitors, and the groups
-/// those patterns may name. Kept in the Registry of every Machine (see
-/// [`crate::Registry::rules`]); changed through [`crate::Machine::grant`]
+/// those patterns may name. Every Machine keeps them beside its Registry
+/// (read with [`crate::Machine::rules`]), and the cluster replicates them
+/// with the Registry's records; changed through [`crate::Machine::grant`]
 /// and its siblings.
 ///
 /// ```
@@ -76,10 +77,7 @@ pub struct Rules {
     /// The groups of each member pattern: a check asks only the visitor's.
     members: Keyed<BTreeSet<Arc<str>>>,
     index: HashMap<Box<str>, Node, ahash::RandomState>,
-    /// How many grants name a Kind: a check looks the sender's Kind up only
-    /// if some do.
-    kind_grants: usize,
-    /// Bumped by every change: a cache of decisions is good for one.
+    /// Bumped by every change that changes something.
     generation: u64,
 }
 
@@ -298,13 +296,6 @@ impl Rules {
                 } else {
                     self.grants.insert(key, new);
                 }
-                if matches!(g.to, Visitors::Kind(_)) {
-                    match (old.is_empty(), new.is_empty()) {
-                        (true, false) => self.kind_grants += 1,
-                        (false, true) => self.kind_grants -= 1,
-                        _ => {}
-                    }
-                }
                 let at: Box<str> = g.on.point.as_str().into();
                 let node = self.index.entry(at.clone()).or_default();
                 let entries = if g.on.subtree {
@@ -450,12 +441,6 @@ impl Rules {
             }));
         }
         out
-    }
-
-    /// Whether a check needs the visitor's Kind (a grant or a group
-    /// names one): the Machine looks it up only then.
-    pub fn needs_kind(&self) -> bool {
-        self.kind_grants > 0 || !self.groups.is_empty()
     }
 }
 

@@ -92,12 +92,7 @@ pub(crate) fn admit(
 #[cold]
 #[inline(never)]
 fn refuse(access: &Access, visit: &Visit<'_>, target: &Point, want: Privilege) -> crate::WaveError {
-    let what = match want {
-        Privilege::Send => Judged::Signal,
-        Privilege::Ask => Judged::Request,
-        _ => Judged::Action,
-    };
-    access.denied(visit, target, want, what);
+    access.denied(visit, target, want, Judged::of(want));
     crate::WaveError::Denied {
         visitor: visit.visitor(),
         point: target.clone(),
@@ -335,6 +330,9 @@ impl Machine {
         if self.shared.down.load(std::sync::atomic::Ordering::Acquire) {
             return Err(RuleError::MachineDown);
         }
+        // Applied and sent on as one step: two changes made at once reach
+        // the peers in the order they were applied here.
+        let _order = self.shared.access.changing.lock();
         self.shared.access.apply(&change)?;
         tracing::info!(target: crate::targets::ACCESS, ?change, "rules changed");
         if let Some(remote) = self.shared.remote.get() {

@@ -755,9 +755,30 @@ impl Machine {
         match self.shared.registry.cell(to) {
             Some(cell) => signal_cell(&cell, &self.shared.access, from, self.origin(), message),
             None => match self.remote_for(to) {
+                Some(_) if self.user.is_some() => Err(SendError::new(
+                    self.user_abroad(to, crate::access::Privilege::Send),
+                    S::back(message.parcel(), from, to.clone()),
+                )),
                 Some(remote) => remote::signal::<S>(&**remote, from, to, message),
                 None => Err(self.unroutable::<S>(from, to, message)),
             },
+        }
+    }
+
+    /// A CLI user's wave to another Machine: refused, counted and logged.
+    /// A user is this Machine's: its wave would leave as the Machine's own
+    /// (the peer knows no users), with every right a peer gives it.
+    #[cold]
+    fn user_abroad(&self, to: &Point, want: crate::access::Privilege) -> WaveError {
+        let from = self.stamp();
+        let visit = self.visit_of(&from);
+        self.shared
+            .access
+            .denied(&visit, to, want, crate::access::Judged::of(want));
+        WaveError::Denied {
+            visitor: visit.visitor(),
+            point: to.clone(),
+            privilege: want,
         }
     }
 
@@ -822,6 +843,10 @@ impl Machine {
             // A remote lane does not push back yet: the wave is queued on
             // the link to its Machine.
             None => match self.remote_for(to) {
+                Some(_) if self.user.is_some() => Err(SendError::new(
+                    self.user_abroad(to, crate::access::Privilege::Send),
+                    S::back(message.parcel(), from, to.clone()),
+                )),
                 Some(remote) => remote::signal::<S>(&**remote, from, to, message).map(|()| None),
                 None => Err(self.unroutable::<S>(from, to, message)),
             },
@@ -874,6 +899,10 @@ impl Machine {
                 self.shared.request_timeout,
             ),
             Err(e) => match self.remote_for(to) {
+                Some(_) if self.user.is_some() => Ask::failed(
+                    self.user_abroad(to, crate::access::Privilege::Ask),
+                    <S as crate::send::sealed::Sealed>::open,
+                ),
                 Some(remote) => remote::ask::<S>(
                     &**remote,
                     from,

@@ -577,10 +577,14 @@ impl remote::Remote for Far {
 
 /// A user is this Machine's: its waves never leave as the Machine's own
 /// voice (which a peer would judge as `machine=…`, with every grant the
-/// peer gives the Machine), under either policy.
+/// peer gives the Machine), under either policy; only a superuser's do.
 #[tokio::test]
 async fn a_users_waves_do_not_leave_the_machine() {
-    let machine = Machine::standalone().build().await.unwrap();
+    let machine = Machine::standalone()
+        .superuser("owner")
+        .build()
+        .await
+        .unwrap();
     let far = Arc::new(Far::default());
     let _inbound = machine.attach_remote(far.clone()).unwrap();
     let alice = machine.as_user("alice").unwrap();
@@ -605,6 +609,10 @@ async fn a_users_waves_do_not_leave_the_machine() {
     machine.signal(&p("far:x"), ("m", "b")).unwrap();
     machine.ask(&p("far:x"), ("m", "b")).await.unwrap();
     assert_eq!(*far.carried.lock(), 2);
+    // So does a superuser's (the daemon's owner: as trusted as the Machine).
+    let owner = machine.as_user("owner").unwrap();
+    owner.signal(&p("far:x"), ("m", "b")).unwrap();
+    assert_eq!(*far.carried.lock(), 3);
     let stats = machine.access_stats();
     assert_eq!((stats.denied_signals, stats.denied_requests), (2, 1));
     machine.shutdown().await;

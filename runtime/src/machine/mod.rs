@@ -755,7 +755,7 @@ impl Machine {
         match self.shared.registry.cell(to) {
             Some(cell) => signal_cell(&cell, &self.shared.access, from, self.origin(), message),
             None => match self.remote_for(to) {
-                Some(_) if self.user.is_some() => Err(SendError::new(
+                Some(_) if self.user_stays_home() => Err(SendError::new(
                     self.user_abroad(to, crate::access::Privilege::Send),
                     S::back(message.parcel(), from, to.clone()),
                 )),
@@ -763,6 +763,13 @@ impl Machine {
                 None => Err(self.unroutable::<S>(from, to, message)),
             },
         }
+    }
+
+    /// Whether this handle is a user's that may not send abroad: every
+    /// user but a superuser (the daemon's owner, as trusted as the
+    /// Machine, whose voice its waves would leave with).
+    fn user_stays_home(&self) -> bool {
+        self.user.is_some() && !self.may_as_superuser()
     }
 
     /// A CLI user's wave to another Machine: refused, counted and logged.
@@ -843,7 +850,7 @@ impl Machine {
             // A remote lane does not push back yet: the wave is queued on
             // the link to its Machine.
             None => match self.remote_for(to) {
-                Some(_) if self.user.is_some() => Err(SendError::new(
+                Some(_) if self.user_stays_home() => Err(SendError::new(
                     self.user_abroad(to, crate::access::Privilege::Send),
                     S::back(message.parcel(), from, to.clone()),
                 )),
@@ -899,7 +906,7 @@ impl Machine {
                 self.shared.request_timeout,
             ),
             Err(e) => match self.remote_for(to) {
-                Some(_) if self.user.is_some() => Ask::failed(
+                Some(_) if self.user_stays_home() => Ask::failed(
                     self.user_abroad(to, crate::access::Privilege::Ask),
                     <S as crate::send::sealed::Sealed>::open,
                 ),

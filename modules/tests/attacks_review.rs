@@ -302,7 +302,7 @@ async fn sends_from_init_are_held_to_the_scope() {
         .spawn(point("g"), Kind::wasm("init_sender"), Body::empty())
         .await;
     assert!(r.is_ok(), "{r:?}");
-    assert_eq!(m.access_stats().denied_actions, 1, "the denial, counted");
+    assert_eq!(m.access_stats().denied_signals, 1, "the denial, counted");
     m.ask(&point("stranger"), ("sync", Body::empty()))
         .await
         .unwrap();

@@ -469,7 +469,7 @@ async fn a_guest_cannot_send_outside_its_subtree_parent_and_grants() {
         "the stranger's child"
     );
 
-    let denied_before = machine.access_stats().denied_actions;
+    let denied_before = machine.access_stats().denied_signals;
     let targets = ["app:sibling", "other:worker", "top", "other"];
     for to in targets {
         let reply = machine
@@ -489,7 +489,7 @@ async fn a_guest_cannot_send_outside_its_subtree_parent_and_grants() {
     }
     assert_eq!(count(&machine, "app").await, 0);
     assert_eq!(
-        machine.access_stats().denied_actions - denied_before,
+        machine.access_stats().denied_signals - denied_before,
         targets.len() as u64 + 2,
         "each denial counted"
     );

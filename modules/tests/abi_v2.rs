@@ -240,6 +240,12 @@ async fn a_guests_crash_reason_is_structured_and_its_restart_count_known() {
     // A message length of 1 GiB is clamped by the host, not read.
     let _ = m.ask(&w, ("X", Body::empty())).await.unwrap_err();
     assert_eq!(u64_at(&ask(&m, &w, "n", Body::empty()).await, 0), 2);
+    // The parent hears each crash in its own lane: the second notice may
+    // still be on its way when the restarted guest answers.
+    let t = std::time::Instant::now();
+    while watcher.0.lock().len() < 2 && t.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let notices = watcher.0.lock().clone();
     assert_eq!(notices.len(), 2);
     assert_eq!(
